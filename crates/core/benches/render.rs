@@ -1,0 +1,97 @@
+//! Render benchmark: 100, 1,000 and 10,000 HTTPRoutes (4 rules each, mixed hostnames and path
+//! types) through translate + render, against serialising the already-built rule list alone.
+//!
+//! `cargo bench -p cloudflared-routes-core --bench render` (release profile). Each figure is
+//! the median of several runs on one thread; the numbers in the README come from here.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use routes_core::build::*;
+use routes_core::model::Snapshot;
+use routes_core::render::{render, render_rules, BaseConfig, Tunnel};
+use routes_core::translate::{translate, Settings, DEFAULT_CONTROLLER_NAME};
+
+fn snapshot(routes: usize) -> Snapshot {
+    let mut s = Snapshot::default().with_class(gateway_class("cf", DEFAULT_CONTROLLER_NAME)).with_gateway(
+        gateway("infra", "gw", "cf")
+            .listener(listener("apps").hostname("*.apps.example.com").from_all())
+            .listener(listener("api").hostname("api.example.com").from_all())
+            .listener(listener("any").from_all()),
+    );
+    for ns in 0..10 {
+        let ns = format!("team-{ns}");
+        for svc in 0..10 {
+            s = s.with_service(service(&ns, &format!("svc-{svc}")).port(8080));
+        }
+    }
+    for i in 0..routes {
+        let ns = format!("team-{}", i % 10);
+        let host = match i % 4 {
+            0 => format!("app-{i}.apps.example.com"),
+            1 => "api.example.com".to_string(),
+            2 => format!("*.team-{}.apps.example.com", i % 10),
+            _ => format!("site-{i}.example.org"),
+        };
+        let backend = |k: usize| format!("svc-{}", (i + k) % 10);
+        let route = http_route(&ns, &format!("route-{i}"))
+            .parent("infra", "gw")
+            .hostname(&host)
+            .created(i as i64)
+            .rule(rule().exact(&format!("/r{i}/exact")).backend(&backend(0), 8080))
+            .rule(rule().prefix(&format!("/r{i}/prefix")).backend(&backend(1), 8080))
+            .rule(rule().regex(&format!("/r{i}/v[0-9]+/.*")).backend(&backend(2), 8080))
+            .rule(rule().prefix(&format!("/r{i}")).backend(&backend(3), 8080));
+        s = s.with_route(route);
+    }
+    s
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+    median(
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                black_box(f());
+                start.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    let settings =
+        Settings { tunnel_id: Some("6ff42ae2-765d-4adf-8112-31c55c1551ef".into()), ..Settings::default() };
+    let tunnel = Tunnel {
+        id: settings.tunnel_id.clone(),
+        credentials_file: Some("/etc/cloudflared/creds/credentials.json".into()),
+    };
+    let base = BaseConfig::default();
+    println!(
+        "{:>8} {:>8} {:>12} {:>14} {:>14} {:>7}",
+        "routes", "rules", "bytes", "translate+render", "serialise only", "ratio"
+    );
+    for routes in [100, 1_000, 10_000] {
+        let snapshot = snapshot(routes);
+        let runs = if routes >= 10_000 { 11 } else { 31 };
+        let translation = translate(&snapshot, &settings);
+        let text = render(&translation, &base, &tunnel).text;
+        let full = time(runs, || render(&translate(&snapshot, &settings), &base, &tunnel));
+        let serialise =
+            time(runs, || render_rules(&translation.rules, translation.uses_grpc, &base, &tunnel));
+        println!(
+            "{:>8} {:>8} {:>12} {:>14.2?} {:>14.2?} {:>6.2}x",
+            routes,
+            translation.rules.len(),
+            text.len(),
+            full,
+            serialise,
+            full.as_secs_f64() / serialise.as_secs_f64()
+        );
+    }
+}

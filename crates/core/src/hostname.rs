@@ -1,0 +1,333 @@
+//! Gateway API hostnames: validation, listener × route intersection, and the order that makes
+//! cloudflared's first match pick the most specific one.
+//!
+//! Gateway API (HTTPRoute `spec.hostnames`, Listener `hostname`): "This matches the RFC 1123
+//! definition of a hostname with 2 notable exceptions: IPs are not allowed; a hostname may be
+//! prefixed with a wildcard label (`*.`). The wildcard label MUST appear by itself as the first
+//! label." and "`*.example.com` would match both `test.example.com`, and
+//! `foo.test.example.com`, but not `example.com`." cloudflared's `*.` matches the same way and
+//! compares case-sensitively, so only lower-case names (which the CRD pattern enforces) are
+//! accepted and emitted.
+
+use std::cmp::{Ordering, Reverse};
+
+/// A validated hostname (lower case, no port, no IP).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hostname {
+    Exact(String),
+    /// `*.suffix`, holding `suffix`.
+    Wildcard(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostnameError {
+    #[error("{0:?} must not contain a port: every request reaches the tunnel through Cloudflare's edge")]
+    Port(String),
+    #[error("{0:?} is an IP address; Gateway API hostnames must be DNS names")]
+    IpAddress(String),
+    #[error("{0:?} must be lower case (the CRD pattern requires it, and cloudflared compares hostnames case-sensitively)")]
+    UpperCase(String),
+    #[error("{0:?}: a wildcard must be the whole first label, as in \"*.example.com\"")]
+    Wildcard(String),
+    #[error("{0:?} is not a valid RFC 1123 hostname (lower-case letters, digits, '-' and '.', labels of 1 to 63 characters, 253 characters at most)")]
+    Invalid(String),
+}
+
+impl Hostname {
+    /// Accept exactly what the Gateway API CRD pattern
+    /// `^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$` accepts, minus
+    /// IP addresses; say precisely what is wrong otherwise.
+    pub fn parse(value: &str) -> Result<Hostname, HostnameError> {
+        let err = |make: fn(String) -> HostnameError| Err(make(value.to_string()));
+        if value.contains(':') {
+            return err(HostnameError::Port);
+        }
+        let (wildcard, name) = match value.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, value),
+        };
+        if name.contains('*') {
+            return err(HostnameError::Wildcard);
+        }
+        if value.is_empty() || value.len() > 253 {
+            return err(HostnameError::Invalid);
+        }
+        if name.chars().any(|c| c.is_ascii_uppercase()) {
+            return err(HostnameError::UpperCase);
+        }
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        };
+        if !name.split('.').all(label_ok) {
+            return err(HostnameError::Invalid);
+        }
+        if !wildcard && name.parse::<std::net::Ipv4Addr>().is_ok() {
+            return err(HostnameError::IpAddress);
+        }
+        Ok(if wildcard { Hostname::Wildcard(name.to_string()) } else { Hostname::Exact(name.to_string()) })
+    }
+
+    pub fn is_wildcard(&self) -> bool {
+        matches!(self, Hostname::Wildcard(_))
+    }
+
+    /// The name as written in YAML (`*.example.com` for a wildcard).
+    pub fn as_string(&self) -> String {
+        match self {
+            Hostname::Exact(name) => name.clone(),
+            Hostname::Wildcard(suffix) => format!("*.{suffix}"),
+        }
+    }
+
+    /// Number of characters as written (the Gateway API precedence counts characters).
+    pub fn char_count(&self) -> usize {
+        match self {
+            Hostname::Exact(name) => name.len(),
+            Hostname::Wildcard(suffix) => suffix.len() + 2,
+        }
+    }
+
+    pub fn labels(&self) -> usize {
+        match self {
+            Hostname::Exact(name) => name.split('.').count(),
+            Hostname::Wildcard(suffix) => suffix.split('.').count() + 1,
+        }
+    }
+
+    /// Does this pattern match the request host `host` (lower case, no port)?
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            Hostname::Exact(name) => name == host,
+            Hostname::Wildcard(suffix) => is_subdomain(host, suffix),
+        }
+    }
+
+    /// Is every host this pattern matches also matched by `other`?
+    pub fn is_covered_by(&self, other: &Hostname) -> bool {
+        match (self, other) {
+            (_, Hostname::Exact(o)) => matches!(self, Hostname::Exact(s) if s == o),
+            (Hostname::Exact(s), Hostname::Wildcard(o)) => is_subdomain(s, o),
+            (Hostname::Wildcard(s), Hostname::Wildcard(o)) => s == o || is_subdomain(s, o),
+        }
+    }
+
+    /// Can one request host match both patterns?
+    pub fn overlaps(&self, other: &Hostname) -> bool {
+        self.is_covered_by(other) || other.is_covered_by(self)
+    }
+
+    /// The wildcard patterns that would cover this one, most specific first
+    /// (`a.b.c` → `*.b.c`, `*.c`), for looking up earlier catch-alls.
+    pub fn covering_wildcards(&self) -> impl Iterator<Item = Hostname> + '_ {
+        let name = match self {
+            Hostname::Exact(name) => name.as_str(),
+            Hostname::Wildcard(suffix) => suffix.as_str(),
+        };
+        let own = self.is_wildcard().then(|| Hostname::Wildcard(name.to_string()));
+        own.into_iter()
+            .chain(name.match_indices('.').map(move |(i, _)| Hostname::Wildcard(name[i + 1..].to_string())))
+    }
+}
+
+impl std::fmt::Display for Hostname {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_string())
+    }
+}
+
+fn is_subdomain(host: &str, suffix: &str) -> bool {
+    host.len() > suffix.len() + 1
+        && host.ends_with(suffix)
+        && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+}
+
+/// The hostname a route hostname takes on a listener, or `None` when they do not intersect.
+///
+/// Gateway API: a listener `*.example.com` accepts route hostnames `test.example.com` and
+/// `*.example.com`; between two wildcards the more specific one is the intersection; a route
+/// `*.example.com` on a listener `foo.example.com` gives `foo.example.com`.
+pub fn intersect(listener: Option<&Hostname>, route: &Hostname) -> Option<Hostname> {
+    let Some(listener) = listener else { return Some(route.clone()) };
+    if route.is_covered_by(listener) {
+        Some(route.clone())
+    } else if listener.is_covered_by(route) {
+        Some(listener.clone())
+    } else {
+        None
+    }
+}
+
+/// Order among hostnames for first-match: exact names before wildcards, then more characters
+/// first (Gateway API: "Largest number of characters in a matching non-wildcard hostname;
+/// largest number of characters in a matching hostname"), `None` (all hosts) last, then the
+/// name itself so that the order is total.
+pub fn specificity_cmp(a: Option<&Hostname>, b: Option<&Hostname>) -> Ordering {
+    fn key(h: Option<&Hostname>) -> (u8, Reverse<usize>, Option<&Hostname>) {
+        match h {
+            Some(h @ Hostname::Exact(_)) => (0, Reverse(h.char_count()), Some(h)),
+            Some(h @ Hostname::Wildcard(_)) => (1, Reverse(h.char_count()), Some(h)),
+            None => (2, Reverse(0), None),
+        }
+    }
+    key(a).cmp(&key(b))
+}
+
+/// Order among listener hostnames: the most specific listener first ("exact hostname, then
+/// wildcards with more labels, then none"), so that its block and fence come before any
+/// broader listener's rules.
+pub fn listener_cmp(a: Option<&Hostname>, b: Option<&Hostname>) -> Ordering {
+    fn key(h: Option<&Hostname>) -> (u8, Reverse<usize>, Option<&Hostname>) {
+        match h {
+            Some(h @ Hostname::Exact(_)) => (0, Reverse(0), Some(h)),
+            Some(h @ Hostname::Wildcard(_)) => (1, Reverse(h.labels()), Some(h)),
+            None => (2, Reverse(0), None),
+        }
+    }
+    key(a).cmp(&key(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Hostname {
+        Hostname::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn parse_accepts_and_rejects_like_the_crd() {
+        type Expected = Option<fn(String) -> HostnameError>;
+        let cases: &[(&str, &str, Expected)] = &[
+            ("plain_name", "api.example.com", None),
+            ("single_label", "localhost", None),
+            ("wildcard", "*.example.com", None),
+            ("digits_and_dashes", "a-1.b2.example", None),
+            ("port_is_rejected", "api.example.com:443", Some(HostnameError::Port)),
+            ("ip_is_rejected", "10.0.0.1", Some(HostnameError::IpAddress)),
+            ("uppercase_is_rejected", "API.example.com", Some(HostnameError::UpperCase)),
+            ("star_not_first_is_rejected", "api.*.example.com", Some(HostnameError::Wildcard)),
+            ("bare_star_is_rejected", "*", Some(HostnameError::Wildcard)),
+            ("star_inside_label_is_rejected", "*api.example.com", Some(HostnameError::Wildcard)),
+            ("unicode_is_rejected", "bücher.example", Some(HostnameError::Invalid)),
+            ("underscore_is_rejected", "a_b.example.com", Some(HostnameError::Invalid)),
+            ("empty_label_is_rejected", "a..example.com", Some(HostnameError::Invalid)),
+            ("leading_dash_is_rejected", "-a.example.com", Some(HostnameError::Invalid)),
+            ("newline_is_rejected", "a.example.com\n", Some(HostnameError::Invalid)),
+            ("empty_is_rejected", "", Some(HostnameError::Invalid)),
+            ("too_long_label_is_rejected", &format!("{}.com", "a".repeat(64)), Some(HostnameError::Invalid)),
+        ];
+        for (name, input, expected) in cases {
+            let got = Hostname::parse(input);
+            match expected {
+                None => assert!(got.is_ok(), "{name}: {input:?} rejected: {got:?}"),
+                Some(make) => assert_eq!(got, Err(make(input.to_string())), "{name}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wildcard_never_matches_apex() {
+        let w = h("*.example.com");
+        assert!(!w.matches("example.com"));
+        assert!(w.matches("a.example.com"));
+        assert!(w.matches("a.b.example.com"), "a wildcard spans several labels");
+        assert!(!w.matches("aexample.com"), "suffix must start at a label boundary");
+    }
+
+    #[test]
+    fn intersection_follows_gateway_api() {
+        let cases: &[(&str, Option<&str>, &str, Option<&str>)] = &[
+            ("no_listener_hostname_keeps_route", None, "first.com", Some("first.com")),
+            ("exact_equal", Some("very.specific.com"), "very.specific.com", Some("very.specific.com")),
+            ("exact_differs", Some("very.specific.com"), "non.matching.com", None),
+            (
+                "route_wildcard_narrows_to_listener",
+                Some("very.specific.com"),
+                "*.specific.com",
+                Some("very.specific.com"),
+            ),
+            (
+                "exact_under_listener_wildcard",
+                Some("*.wildcard.io"),
+                "foo.bar.wildcard.io",
+                Some("foo.bar.wildcard.io"),
+            ),
+            ("apex_not_under_listener_wildcard", Some("*.wildcard.io"), "wildcard.io", None),
+            ("same_wildcards", Some("*.example.com"), "*.example.com", Some("*.example.com")),
+            (
+                "listener_wildcard_more_specific",
+                Some("*.foo.example.com"),
+                "*.example.com",
+                Some("*.foo.example.com"),
+            ),
+            (
+                "route_wildcard_more_specific",
+                Some("*.example.com"),
+                "*.foo.example.com",
+                Some("*.foo.example.com"),
+            ),
+            ("unrelated_wildcards", Some("*.wildcard.io"), "*.nonmatchingwildcard.io", None),
+            ("listener_exact_route_unrelated_wildcard", Some("bar.com"), "*.example.com", None),
+        ];
+        for (name, listener, route, expected) in cases {
+            let listener = listener.map(h);
+            let got = intersect(listener.as_ref(), &h(route));
+            assert_eq!(got, expected.map(h), "{name}");
+        }
+    }
+
+    #[test]
+    fn exact_listener_sorts_before_wildcards_with_more_labels_first() {
+        let mut listeners =
+            [None, Some(h("*.example.com")), Some(h("abc.foo.example.com")), Some(h("*.foo.example.com"))];
+        listeners.sort_by(|a, b| listener_cmp(a.as_ref(), b.as_ref()));
+        let names: Vec<_> = listeners.iter().map(|l| l.as_ref().map(Hostname::as_string)).collect();
+        assert_eq!(
+            names,
+            [
+                Some("abc.foo.example.com".into()),
+                Some("*.foo.example.com".into()),
+                Some("*.example.com".into()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn exact_route_hostname_beats_longer_wildcard() {
+        let mut hosts =
+            [None, Some(h("*.very.long.example.com")), Some(h("a.example.com")), Some(h("*.example.com"))];
+        hosts.sort_by(|a, b| specificity_cmp(a.as_ref(), b.as_ref()));
+        let names: Vec<_> = hosts.iter().map(|x| x.as_ref().map(Hostname::as_string)).collect();
+        assert_eq!(
+            names,
+            [
+                Some("a.example.com".into()),
+                Some("*.very.long.example.com".into()),
+                Some("*.example.com".into()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn covering_wildcards_lists_every_suffix() {
+        let got: Vec<_> = h("a.b.c").covering_wildcards().map(|w| w.as_string()).collect();
+        assert_eq!(got, ["*.b.c", "*.c"]);
+        let got: Vec<_> = h("*.b.c").covering_wildcards().map(|w| w.as_string()).collect();
+        assert_eq!(got, ["*.b.c", "*.c"]);
+    }
+
+    #[test]
+    fn overlap_is_symmetric() {
+        assert!(h("a.example.com").overlaps(&h("*.example.com")));
+        assert!(h("*.example.com").overlaps(&h("a.example.com")));
+        assert!(h("*.a.example.com").overlaps(&h("*.example.com")));
+        assert!(!h("example.com").overlaps(&h("*.example.com")));
+        assert!(!h("a.com").overlaps(&h("b.com")));
+    }
+}

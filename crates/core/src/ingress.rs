@@ -1,0 +1,70 @@
+//! The output side: cloudflared ingress rules in first-match order.
+
+use crate::model::RouteKind;
+
+/// One cloudflared ingress rule (DOMAIN.md §1). `hostname` is lower case; `path` is an
+/// anchored RE2 expression tested against the percent-decoded path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressRule {
+    pub hostname: Option<String>,
+    pub path: Option<String>,
+    pub service: String,
+    pub origin_request: OriginRequest,
+    pub source: RuleSource,
+}
+
+impl IngressRule {
+    /// Matches every request: cloudflared accepts such a rule only in last place.
+    pub fn is_catch_all(&self) -> bool {
+        self.hostname.as_deref().is_none_or(|h| h.is_empty() || h == "*") && self.path.is_none()
+    }
+}
+
+/// The rule-level `originRequest` keys we emit. Everything else comes from the base config's
+/// top-level `originRequest`, which cloudflared applies to every rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OriginRequest {
+    pub http_host_header: Option<String>,
+    pub origin_server_name: Option<String>,
+    pub http2_origin: bool,
+    pub no_tls_verify: bool,
+}
+
+impl OriginRequest {
+    pub fn is_empty(&self) -> bool {
+        *self == OriginRequest::default()
+    }
+}
+
+/// Where a rule came from, for the comment above it and the render summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleSource {
+    Route {
+        kind: RouteKind,
+        namespace: String,
+        name: String,
+        rule: usize,
+        match_index: usize,
+    },
+    /// The `http_status:404` rule closing a listener hostname's block, so that a request for
+    /// that hostname never falls through to a less specific listener's routes.
+    ListenerFence {
+        hostname: String,
+    },
+    /// The final rule when nothing else matched.
+    CatchAll,
+}
+
+impl std::fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleSource::Route { kind, namespace, name, rule, match_index } => {
+                write!(f, "{kind} {namespace}/{name} rule {rule} match {match_index}")
+            }
+            RuleSource::ListenerFence { hostname } => {
+                write!(f, "listener {hostname}: nothing else on this hostname")
+            }
+            RuleSource::CatchAll => f.write_str("catch-all"),
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The snapshot: small domain types the translation works on.
+//!
+//! The binary converts the generated Gateway API and core types into these once, at the edge
+//! (applying the defaults the API server would), so nothing below sees a generated struct.
+//! Values are kept as the user wrote them (hostnames, paths, regexes): checking them is the
+//! translation's job, because a bad value is a status condition, not a load error.
+
+use std::collections::BTreeMap;
+
+/// Group of the Gateway API kinds.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// Identity and bookkeeping every object carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Empty for cluster-scoped objects (GatewayClass, Namespace).
+    pub namespace: String,
+    pub name: String,
+    /// `metadata.generation`; 0 when the manifest does not say (files written by hand).
+    pub generation: i64,
+    /// `metadata.creationTimestamp` as seconds since the Unix epoch. `None` (hand-written
+    /// files) sorts after every known timestamp, so the name decides among such objects.
+    pub created: Option<i64>,
+}
+
+impl Meta {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Meta { namespace: namespace.to_string(), name: name.to_string(), generation: 0, created: None }
+    }
+
+    /// `namespace/name`, or `name` for cluster-scoped objects.
+    pub fn key(&self) -> String {
+        if self.namespace.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// A `namespace/name` pair naming a namespaced object.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Everything the translation reads. Order of the vectors does not matter: the translation
+/// sorts what reaches the output. Identities are unique within each vector (kind, namespace
+/// and name), as in a cluster; the manifest loader keeps the last of duplicates.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub gateway_classes: Vec<GatewayClass>,
+    pub gateways: Vec<Gateway>,
+    pub routes: Vec<Route>,
+    pub reference_grants: Vec<ReferenceGrant>,
+    pub services: Vec<Service>,
+    pub namespaces: Vec<Namespace>,
+    pub backend_tls_policies: Vec<BackendTlsPolicy>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayClass {
+    pub meta: Meta,
+    pub controller_name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gateway {
+    pub meta: Meta,
+    pub class_name: String,
+    pub listeners: Vec<Listener>,
+    /// `spec.addresses` was set: a tunnel cannot take a requested address.
+    pub requested_addresses: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    /// As written; checked by the translation.
+    pub hostname: Option<String>,
+    pub port: i32,
+    pub protocol: String,
+    pub allowed_routes: AllowedRoutes,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AllowedRoutes {
+    pub namespaces: RouteNamespaces,
+    /// `None`: the listener's default kinds for its protocol.
+    pub kinds: Option<Vec<GroupKind>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum RouteNamespaces {
+    #[default]
+    Same,
+    All,
+    Selector(LabelSelector),
+}
+
+/// A Kubernetes label selector (`matchLabels` AND `matchExpressions`).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct LabelSelector {
+    pub match_labels: BTreeMap<String, String>,
+    pub match_expressions: Vec<LabelRequirement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelRequirement {
+    pub key: String,
+    /// `In`, `NotIn`, `Exists`, `DoesNotExist`; anything else never matches.
+    pub operator: String,
+    pub values: Vec<String>,
+}
+
+impl LabelSelector {
+    /// Kubernetes semantics: every `matchLabels` entry and every expression must hold; an
+    /// unknown operator matches nothing (the API server would have refused it).
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|req| {
+                let value = labels.get(&req.key);
+                match req.operator.as_str() {
+                    "In" => value.is_some_and(|v| req.values.contains(v)),
+                    "NotIn" => value.is_none_or(|v| !req.values.contains(v)),
+                    "Exists" => value.is_some(),
+                    "DoesNotExist" => value.is_none(),
+                    _ => false,
+                }
+            })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupKind {
+    /// Empty for the core group.
+    pub group: String,
+    pub kind: String,
+}
+
+impl GroupKind {
+    pub fn new(group: &str, kind: &str) -> Self {
+        GroupKind { group: group.to_string(), kind: kind.to_string() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RouteKind {
+    Http,
+    Grpc,
+}
+
+impl RouteKind {
+    /// The Kubernetes kind name, as used in status and ReferenceGrants.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+        }
+    }
+}
+
+impl std::fmt::Display for RouteKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// An HTTPRoute or a GRPCRoute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub kind: RouteKind,
+    pub meta: Meta,
+    pub parent_refs: Vec<ParentRef>,
+    /// As written; checked by the translation.
+    pub hostnames: Vec<String>,
+    pub rules: Vec<RouteRule>,
+}
+
+/// A `spec.parentRefs[]` entry exactly as written (status echoes it back).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ParentRef {
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub section_name: Option<String>,
+    pub port: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RouteRule {
+    pub name: Option<String>,
+    /// Never empty: the edge turns "no matches" into the API default (one match of all
+    /// paths for HTTPRoute; one match without a method for GRPCRoute).
+    pub matches: Vec<RouteMatch>,
+    pub filters: Vec<Filter>,
+    pub backends: Vec<BackendRef>,
+    /// Rule fields we cannot honour, by field name (e.g. `timeouts`): the rule is dropped.
+    pub unsupported_fields: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteMatch {
+    Http(HttpMatch),
+    Grpc(GrpcMatch),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpMatch {
+    pub path: PathMatch,
+    /// Header, query and method conditions cannot be expressed by cloudflared: any of them
+    /// makes the match unsupported. Only their presence is kept.
+    pub headers: usize,
+    pub query_params: usize,
+    pub method: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PathKind {
+    Exact,
+    PathPrefix,
+    RegularExpression,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathMatch {
+    pub kind: PathKind,
+    pub value: String,
+}
+
+impl PathMatch {
+    /// The API default: `PathPrefix /`.
+    pub fn all() -> Self {
+        PathMatch { kind: PathKind::PathPrefix, value: "/".to_string() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct GrpcMatch {
+    /// `None`: every method of every service.
+    pub method: Option<GrpcMethodMatch>,
+    pub headers: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MethodKind {
+    Exact,
+    RegularExpression,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcMethodMatch {
+    pub kind: MethodKind,
+    pub service: Option<String>,
+    pub method: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// `URLRewrite`: only a hostname rewrite is expressible (`httpHostHeader`).
+    UrlRewrite { hostname: Option<String>, rewrites_path: bool },
+    /// Any other filter type, by its `type` name.
+    Other(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendRef {
+    /// Empty for the core group (the default).
+    pub group: String,
+    /// `Service` by default.
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub port: Option<i32>,
+    /// 1 by default.
+    pub weight: i32,
+    /// Number of per-backend filters (none can be honoured).
+    pub filters: usize,
+}
+
+impl BackendRef {
+    pub fn service(name: &str, port: i32) -> Self {
+        BackendRef {
+            group: String::new(),
+            kind: "Service".to_string(),
+            name: name.to_string(),
+            namespace: None,
+            port: Some(port),
+            weight: 1,
+            filters: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReferenceGrant {
+    pub meta: Meta,
+    pub from: Vec<GrantFrom>,
+    pub to: Vec<GrantTo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantFrom {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantTo {
+    pub group: String,
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub meta: Meta,
+    pub ports: Vec<ServicePort>,
+    /// `spec.clusterIP: None`: DNS answers with pod addresses, so the target port is dialled.
+    pub headless: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub port: i32,
+    pub app_protocol: Option<String>,
+    pub target_port: Option<TargetPort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(i32),
+    Name(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A BackendTLSPolicy: its target Services (optionally one port by name) are dialled over TLS
+/// with `validation.hostname` as SNI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendTlsPolicy {
+    pub meta: Meta,
+    pub targets: Vec<PolicyTarget>,
+    pub hostname: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyTarget {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    pub section_name: Option<String>,
+}

@@ -1,0 +1,206 @@
+//! Gateway API path and gRPC method matches → cloudflared `path:` regular expressions.
+//!
+//! cloudflared tests `path` with an UNANCHORED RE2 search against the PERCENT-DECODED URL path
+//! (DOMAIN.md §1): `path: /api` also matches `/v2/api` and `/apix`. So every expression here is
+//! anchored, literal values are percent-decoded and then escaped, and a prefix is matched
+//! element-wise. `None` means "no path constraint".
+
+use std::cmp::Reverse;
+
+use crate::model::{GrpcMethodMatch, MethodKind, PathKind, PathMatch};
+use crate::re2;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path {0:?} must start with '/'")]
+    NotAbsolute(String),
+    #[error("path {value:?} is refused by the HTTPRoute schema: {why}")]
+    Schema { value: String, why: &'static str },
+    #[error("path {0:?} decodes to bytes that are not UTF-8")]
+    NotUtf8(String),
+    #[error("regular expression {value:?} is not valid RE2 (cloudflared compiles paths with Go's regexp): {error}")]
+    Regex { value: String, error: re2::Re2Error },
+    #[error("gRPC method match needs a service, a method or both")]
+    EmptyMethod,
+    #[error("gRPC {field} {value:?} is not a valid name (the GRPCRoute schema allows {pattern})")]
+    GrpcName { field: &'static str, value: String, pattern: &'static str },
+}
+
+/// The regex for an HTTPRoute path match.
+///
+/// - Exact `v` → `^v$`
+/// - PathPrefix `p` → `^p(?s:/.*)?$` with a trailing `/` of `p` ignored ("`/abc` matches
+///   `/abc`, `/abc/`, `/abc/x`, not `/abcd`"); the `s` flag lets `.` match a decoded newline.
+///   PathPrefix `/` → no constraint.
+/// - RegularExpression `r` → `^(?:r)$`, after checking that Go's RE2 accepts it.
+pub fn http_path(m: &PathMatch) -> Result<Option<String>, PathError> {
+    match m.kind {
+        PathKind::Exact => Ok(Some(format!("^{}$", literal(&m.value)?))),
+        PathKind::PathPrefix => {
+            let decoded = literal(&m.value)?;
+            let trimmed = decoded.trim_end_matches('/');
+            if trimmed.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(format!("^{trimmed}(?s:/.*)?$")))
+        }
+        PathKind::RegularExpression => {
+            // A value that parses on its own has balanced groups, so it cannot close the
+            // wrapping group early (`a)|(b`) and escape the anchors.
+            re2::check(&m.value).map_err(|error| PathError::Regex { value: m.value.clone(), error })?;
+            Ok(Some(format!("^(?:{})$", m.value)))
+        }
+    }
+}
+
+/// Validate a literal path as the HTTPRoute CRD does, percent-decode it (cloudflared matches
+/// the decoded path), and escape it for RE2. The result is an escaped regex fragment.
+fn literal(value: &str) -> Result<String, PathError> {
+    let schema = |why| Err(PathError::Schema { value: value.to_string(), why });
+    if !value.starts_with('/') {
+        return Err(PathError::NotAbsolute(value.to_string()));
+    }
+    // The CEL rules of the HTTPRoute CRD (v1.5) for Exact and PathPrefix values.
+    if value.len() > 1024 {
+        return schema("longer than 1024 characters");
+    }
+    if value.contains("//") {
+        return schema("must not contain '//'");
+    }
+    if value.contains("/./") || value.contains("/../") || value.ends_with("/.") || value.ends_with("/..") {
+        return schema("must not contain '/./' or '/../' nor end with '/.' or '/..'");
+    }
+    if value.to_ascii_lowercase().contains("%2f") {
+        return schema("must not contain '%2f' or '%2F'");
+    }
+    if value.contains('#') {
+        return schema("must not contain '#'");
+    }
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-/._~!$&'()*+,;=:@%".contains(&b);
+    if !value.bytes().all(allowed) {
+        return schema("must only contain the characters [-A-Za-z0-9/._~!$&'()*+,;=:@] and %-escapes");
+    }
+    let bytes = value.as_bytes();
+    let hex_at = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+    let bad_escape = (0..bytes.len()).any(|i| bytes[i] == b'%' && !(hex_at(i + 1) && hex_at(i + 2)));
+    if bad_escape {
+        return schema("'%' must start a %-escape of two hex digits");
+    }
+    let decoded = percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map_err(|_| PathError::NotUtf8(value.to_string()))?;
+    Ok(escape(&decoded))
+}
+
+/// Escape a literal for RE2: meta characters get a backslash, anything that is not a printable
+/// character is written as `\x{..}` so the regex (and the YAML holding it) stays readable.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if regex_syntax::is_meta_character(c) {
+            out.push('\\');
+            out.push(c);
+        } else if c.is_control() || (c.is_whitespace() && c != ' ') || c == '\u{feff}' {
+            out.push_str(&format!("\\x{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const SERVICE_PATTERN: &str = r"^(?i)\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$";
+const METHOD_PATTERN: &str = r"^[A-Za-z_][A-Za-z_0-9]*$";
+
+/// The regex for a GRPCRoute method match on the HTTP/2 path `/Service/Method`.
+///
+/// Exact S+M → `^/S/M$`; S only → `^/S/[^/]+$`; M only → `^/[^/]+/M$`; RegularExpression
+/// wraps each given part in `(?:…)`; no method match → no constraint.
+pub fn grpc_path(m: Option<&GrpcMethodMatch>) -> Result<Option<String>, PathError> {
+    let Some(m) = m else { return Ok(None) };
+    if m.service.is_none() && m.method.is_none() {
+        return Err(PathError::EmptyMethod);
+    }
+    let part = |value: Option<&String>, field: &'static str| -> Result<String, PathError> {
+        let Some(value) = value else { return Ok("[^/]+".to_string()) };
+        match m.kind {
+            MethodKind::Exact => {
+                let ok = if field == "service" { valid_service(value) } else { valid_method(value) };
+                if !ok {
+                    let pattern = if field == "service" { SERVICE_PATTERN } else { METHOD_PATTERN };
+                    return Err(PathError::GrpcName { field, value: value.clone(), pattern });
+                }
+                Ok(escape(value))
+            }
+            MethodKind::RegularExpression => {
+                re2::check(value).map_err(|error| PathError::Regex { value: value.clone(), error })?;
+                Ok(format!("(?:{value})"))
+            }
+        }
+    };
+    let regex = format!("^/{}/{}$", part(m.service.as_ref(), "service")?, part(m.method.as_ref(), "method")?);
+    re2::check(&regex).map_err(|error| PathError::Regex { value: regex.clone(), error })?;
+    Ok(Some(regex))
+}
+
+/// `SERVICE_PATTERN`: dot-separated identifiers, optionally led by a dot; case-insensitive.
+fn valid_service(s: &str) -> bool {
+    let s = s.strip_prefix('.').unwrap_or(s);
+    s.split('.').all(valid_identifier)
+}
+
+/// `METHOD_PATTERN`: one identifier.
+fn valid_method(s: &str) -> bool {
+    valid_identifier(s)
+}
+
+fn valid_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Order of paths for first match, most specific first. Gateway API: "Exact path match",
+/// then "Longest PathPrefix"; for GRPCRoute "characters in a matching service, then in a
+/// matching method". RegularExpression placement is implementation-specific: ours is after
+/// every exact match and before every prefix (longer pattern first), documented in
+/// docs/routing.md. No path constraint comes last.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PathRank {
+    class: u8,
+    primary: Reverse<usize>,
+    secondary: Reverse<usize>,
+    regex: Option<String>,
+}
+
+impl PathRank {
+    pub fn http(m: &PathMatch, regex: Option<&str>) -> PathRank {
+        let len = m.value.trim_end_matches('/').len();
+        let class = match (m.kind, regex) {
+            (_, None) => 3,
+            (PathKind::Exact, _) => 0,
+            (PathKind::RegularExpression, _) => 1,
+            (PathKind::PathPrefix, _) => 2,
+        };
+        PathRank { class, primary: Reverse(len), secondary: Reverse(0), regex: regex.map(str::to_string) }
+    }
+
+    pub fn grpc(m: Option<&GrpcMethodMatch>, regex: Option<&str>) -> PathRank {
+        let len = |s: Option<&String>| s.map_or(0, String::len);
+        let class = match (m.map(|m| m.kind), regex) {
+            (_, None) | (None, _) => 3,
+            (Some(MethodKind::Exact), _) => 0,
+            (Some(MethodKind::RegularExpression), _) => 1,
+        };
+        PathRank {
+            class,
+            primary: Reverse(len(m.and_then(|m| m.service.as_ref()))),
+            secondary: Reverse(len(m.and_then(|m| m.method.as_ref()))),
+            regex: regex.map(str::to_string),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "path_tests.rs"]
+mod tests;

@@ -1,0 +1,179 @@
+use super::*;
+
+fn prefix(v: &str) -> PathMatch {
+    PathMatch { kind: PathKind::PathPrefix, value: v.to_string() }
+}
+fn exact(v: &str) -> PathMatch {
+    PathMatch { kind: PathKind::Exact, value: v.to_string() }
+}
+fn regex(v: &str) -> PathMatch {
+    PathMatch { kind: PathKind::RegularExpression, value: v.to_string() }
+}
+
+/// Does the emitted regex, searched unanchored as cloudflared does, match `path` (already
+/// decoded)? `None` (no constraint) matches everything.
+fn serves(expr: &Option<String>, path: &str) -> bool {
+    expr.as_ref().is_none_or(|e| regex::Regex::new(e).unwrap().is_match(path))
+}
+
+#[test]
+fn http_paths_match_exactly_what_gateway_api_says() {
+    // (case, match, request path, expected)
+    let cases: &[(&str, PathMatch, &str, bool)] = &[
+        ("exact_matches_itself", exact("/one"), "/one", true),
+        ("exact_rejects_trailing_slash", exact("/two"), "/two/", false),
+        ("exact_is_case_sensitive", exact("/two"), "/Two", false),
+        ("exact_rejects_child", exact("/one"), "/one/example", false),
+        ("exact_is_anchored_at_start", exact("/api"), "/v2/api", false),
+        ("exact_escapes_dot", exact("/a.b"), "/axb", false),
+        ("exact_root", exact("/"), "/", true),
+        ("exact_root_rejects_other", exact("/"), "/x", false),
+        ("prefix_matches_itself", prefix("/abc"), "/abc", true),
+        ("prefix_matches_trailing_slash", prefix("/abc"), "/abc/", true),
+        ("prefix_matches_child", prefix("/abc"), "/abc/x/y", true),
+        ("prefix_is_element_wise", prefix("/abc"), "/abcd", false),
+        ("prefix_is_anchored", prefix("/api"), "/v2/api", false),
+        ("prefix_trailing_slash_ignored", prefix("/match/"), "/match", true),
+        ("prefix_trailing_slash_still_element_wise", prefix("/v2/"), "/v2example", false),
+        ("prefix_child_with_decoded_newline", prefix("/a"), "/a/x\ny", true),
+        ("prefix_root_matches_all", prefix("/"), "/anything", true),
+        ("percent_decoded_literal", exact("/a%20b"), "/a b", true),
+        ("percent_decoded_unreserved", exact("/%41"), "/A", true),
+        ("regex_meta_escaped_in_prefix", prefix("/a+b(c)"), "/a+b(c)/d", true),
+        ("regex_meta_not_interpreted", prefix("/a+b"), "/aab", false),
+        ("regex_is_anchored", regex("/v[0-9]+"), "/x/v1", false),
+        ("regex_must_match_whole_path", regex("/v[0-9]+"), "/v1/x", false),
+        ("regex_matches", regex("/v[0-9]+"), "/v12", true),
+        ("regex_alternation_stays_anchored", regex("/a|/b"), "/b/c", false),
+    ];
+    for (name, m, path, expected) in cases {
+        let expr = http_path(m).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(serves(&expr, path), *expected, "{name}: {m:?} as {expr:?} on {path:?}");
+    }
+}
+
+#[test]
+fn prefix_root_has_no_path_constraint() {
+    assert_eq!(http_path(&prefix("/")).unwrap(), None);
+    assert!(http_path(&prefix("///")).is_err(), "'//' is refused by the schema");
+}
+
+#[test]
+fn values_the_schema_refuses_are_errors() {
+    let cases: &[(&str, PathMatch)] = &[
+        ("relative_path", exact("api")),
+        ("double_slash", prefix("/a//b")),
+        ("dot_segment", prefix("/a/./b")),
+        ("dot_dot_end", exact("/a/..")),
+        ("encoded_slash", exact("/a%2Fb")),
+        ("encoded_slash_lower", exact("/a%2fb")),
+        ("fragment", exact("/a#b")),
+        ("space", exact("/a b")),
+        ("newline", exact("/a\nb")),
+        ("bad_escape", exact("/a%zz")),
+        ("truncated_escape", exact("/a%4")),
+        ("not_utf8", exact("/a%ff")),
+        ("lookahead_regex", regex("/a(?=b)")),
+        ("backreference_regex", regex("/(a)\\1")),
+        ("unbalanced_regex_escaping_anchors", regex("a)|(b")),
+    ];
+    for (name, m) in cases {
+        assert!(http_path(m).is_err(), "{name}: {m:?} was accepted as {:?}", http_path(m));
+    }
+}
+
+#[test]
+fn escape_writes_control_characters_as_hex() {
+    assert_eq!(escape("a\nb"), "a\\x{a}b");
+    assert_eq!(escape("a.b*c"), "a\\.b\\*c");
+    assert_eq!(escape("ü"), "ü");
+}
+
+fn method(kind: MethodKind, service: Option<&str>, method: Option<&str>) -> GrpcMethodMatch {
+    GrpcMethodMatch { kind, service: service.map(str::to_string), method: method.map(str::to_string) }
+}
+
+#[test]
+fn grpc_methods_map_to_anchored_http2_paths() {
+    use MethodKind::*;
+    let cases: &[(&str, Option<GrpcMethodMatch>, &str, bool)] = &[
+        ("service_and_method", Some(method(Exact, Some("pkg.Svc"), Some("Get"))), "/pkg.Svc/Get", true),
+        (
+            "service_and_method_other_method",
+            Some(method(Exact, Some("pkg.Svc"), Some("Get"))),
+            "/pkg.Svc/GetAll",
+            false,
+        ),
+        ("service_dot_is_literal", Some(method(Exact, Some("pkg.Svc"), None)), "/pkgxSvc/Get", false),
+        ("service_only", Some(method(Exact, Some("pkg.Svc"), None)), "/pkg.Svc/Anything", true),
+        (
+            "service_only_not_prefix_of_other_service",
+            Some(method(Exact, Some("pkg.Svc"), None)),
+            "/pkg.SvcTwo/Get",
+            false,
+        ),
+        ("service_only_needs_a_method", Some(method(Exact, Some("pkg.Svc"), None)), "/pkg.Svc/", false),
+        ("method_only", Some(method(Exact, None, Some("Get"))), "/any.Svc/Get", true),
+        ("method_only_other", Some(method(Exact, None, Some("Get"))), "/any.Svc/Put", false),
+        ("regex_service", Some(method(RegularExpression, Some("pkg\\..*"), None)), "/pkg.A/M", true),
+        ("regex_method", Some(method(RegularExpression, None, Some("Get.*"))), "/a.B/GetX", true),
+        ("regex_method_anchored", Some(method(RegularExpression, None, Some("Get"))), "/a.B/XGet", false),
+        ("no_method_matches_all", None, "/x.Y/Z", true),
+    ];
+    for (name, m, path, expected) in cases {
+        let expr = grpc_path(m.as_ref()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(serves(&expr, path), *expected, "{name}: {m:?} as {expr:?} on {path:?}");
+    }
+}
+
+#[test]
+fn invalid_grpc_matches_are_errors() {
+    use MethodKind::*;
+    let cases: &[(&str, GrpcMethodMatch)] = &[
+        ("neither_service_nor_method", method(Exact, None, None)),
+        ("service_with_slash", method(Exact, Some("a/b"), None)),
+        ("method_with_dot", method(Exact, Some("a"), Some("b.c"))),
+        ("service_with_regex_chars_as_exact", method(Exact, Some("a.*"), None)),
+        ("bad_regex", method(RegularExpression, Some("(a"), None)),
+    ];
+    for (name, m) in cases {
+        assert!(grpc_path(Some(m)).is_err(), "{name}: accepted");
+    }
+}
+
+#[test]
+fn path_rank_orders_exact_regex_prefix_then_any() {
+    let ranked = |m: PathMatch| {
+        let r = http_path(&m).unwrap();
+        PathRank::http(&m, r.as_deref())
+    };
+    let mut ranks = [
+        (ranked(prefix("/")), "any"),
+        (ranked(prefix("/match/")), "short prefix"),
+        (ranked(prefix("/match/prefix/one")), "long prefix"),
+        (ranked(regex("/m.*")), "regex"),
+        (ranked(exact("/match")), "short exact"),
+        (ranked(exact("/match/exact/one")), "long exact"),
+    ];
+    ranks.sort();
+    let order: Vec<_> = ranks.iter().map(|(_, n)| *n).collect();
+    assert_eq!(order, ["long exact", "short exact", "regex", "long prefix", "short prefix", "any"]);
+}
+
+#[test]
+fn grpc_rank_prefers_longer_service_then_longer_method() {
+    use MethodKind::*;
+    let ranked = |m: GrpcMethodMatch| {
+        let r = grpc_path(Some(&m)).unwrap();
+        PathRank::grpc(Some(&m), r.as_deref())
+    };
+    let mut ranks = [
+        (PathRank::grpc(None, None), "all"),
+        (ranked(method(Exact, None, Some("GetUser"))), "method only"),
+        (ranked(method(Exact, Some("pkg.UserService"), None)), "service only"),
+        (ranked(method(Exact, Some("pkg.UserService"), Some("GetUser"))), "service and method"),
+    ];
+    ranks.sort();
+    let order: Vec<_> = ranks.iter().map(|(_, n)| *n).collect();
+    assert_eq!(order, ["service and method", "service only", "method only", "all"]);
+}

@@ -1,0 +1,175 @@
+use super::*;
+
+/// (case name, pattern) that Go's `regexp.Compile` accepts and so must we.
+const ACCEPTED: &[(&str, &str)] = &[
+    ("empty_pattern", ""),
+    ("anchored_literal", "^/api$"),
+    ("prefix_with_dot_all_group", "^/api(?s:/.*)?$"),
+    ("non_capturing_group", "(?:a|b)c"),
+    ("case_insensitive_flag", "(?i)abc"),
+    ("flag_group_with_negation", "(?i-s:a.)"),
+    ("multi_line_flag", "(?m)^a$"),
+    ("swap_greed_flag", "(?U)a*"),
+    ("dot_all_group", "(?s:.)"),
+    ("class_with_ranges", "[a-z0-9_-]"),
+    ("negated_class", "^/[^/]+$"),
+    ("close_bracket_first_in_class", "[]a]"),
+    ("ascii_class", "[[:alpha:]]"),
+    ("negated_ascii_class", "[[:^digit:]]"),
+    ("perl_classes", r"\d+\s\w\D\S\W"),
+    ("perl_class_in_class", r"[\d\s.]"),
+    ("meta_escapes", r"\.\*\+\?\(\)\[\]\{\}\|\^\$\\"),
+    ("punctuation_escapes", r"\/\-\_\%\#\&\~"),
+    ("regex_syntax_escape_output", "/a\\.b\\-c\\#d\\&e\\~f"),
+    ("hex_escapes", r"\x41\x{10FFFF}"),
+    ("octal_escapes", r"\0\12\123"),
+    ("special_escapes", r"\a\f\t\n\r\v"),
+    ("text_anchors", r"\A/x\z"),
+    ("word_boundaries", r"\bfoo\B"),
+    ("named_group_p_syntax", "(?P<n>x)"),
+    ("named_group_angle_syntax", "(?<n>x)"),
+    ("named_group_with_digits_and_underscore", "(?P<id_2>x)(?P<other>y)"),
+    ("unicode_one_letter_category", r"\pL\PN"),
+    ("unicode_two_letter_category", r"\p{Lu}\p{Nd}"),
+    ("unicode_category_in_braces", r"\p{L}"),
+    ("unicode_script", r"\p{Greek}\p{Old_Italic}"),
+    ("unicode_negated_in_braces", r"\p{^Greek}\P{^L}"),
+    ("unicode_any", r"\p{Any}"),
+    ("unicode_in_class", r"[\p{Latin}\d]"),
+    ("repeat_count_1000", "a{1000}"),
+    ("repeat_range_to_1000", "a{2,1000}"),
+    ("repeat_at_least", "a{0,}b{3,}"),
+    ("nested_repeats_product_1000", "((a{10}){10}){10}"),
+    ("nested_repeat_under_zero_count", "(a{0}){1000}"),
+    ("lazy_repeats", "a*?b+?c??d{2}?"),
+    ("star_of_group_of_star", "(?:a*)*"),
+    ("empty_alternative", "a|"),
+    ("empty_group", "()"),
+    ("escaped_braces", r"a\{2\}"),
+    ("long_literal_under_size_limit", "^/[a-z]{1000}/(?:abcdefghij){100}$"),
+];
+
+/// (case name, pattern, part of the expected message) that Go refuses, or reads differently.
+const REJECTED: &[(&str, &str, &str)] = &[
+    ("look_ahead", "(?=a)", "invalid or unsupported Perl syntax"),
+    ("negative_look_ahead", "(?!a)", "invalid or unsupported Perl syntax"),
+    ("look_behind", "(?<=a)b", "invalid or unsupported Perl syntax"),
+    ("back_reference", r"(a)\1", "invalid escape sequence: `\\1`"),
+    ("named_back_reference", "(?P<n>a)(?P=n)", "error parsing regexp"),
+    ("k_back_reference", r"(?P<n>a)\k<n>", "invalid escape sequence"),
+    ("escape_eight", r"\8", "invalid escape sequence"),
+    ("class_intersection", "[a-z&&[aeiou]]", "set operation `&&`"),
+    ("class_difference", "[a-z--b]", "set operation `--`"),
+    ("class_symmetric_difference", "[a~~b]", "set operation `~~`"),
+    ("nested_class", "[a[bc]]", "nested character class: `[bc]`"),
+    ("word_start_angle", r"\<word", "ambiguous escape sequence: `\\<`"),
+    ("word_end_angle", r"word\>", "ambiguous escape sequence: `\\>`"),
+    ("word_boundary_start", r"\b{start}a", "unsupported word boundary assertion"),
+    ("word_boundary_end", r"a\b{end}", "unsupported word boundary assertion"),
+    ("word_boundary_start_half", r"\b{start-half}a", "unsupported word boundary assertion"),
+    ("word_boundary_end_half", r"a\b{end-half}", "unsupported word boundary assertion"),
+    ("flag_x", "(?x)a b", "invalid or unsupported Perl syntax"),
+    ("flag_u", "(?u)a", "invalid or unsupported Perl syntax"),
+    ("negated_flag_u", "(?-u:a)", "invalid or unsupported Perl syntax"),
+    ("flag_crlf", "(?R)^a$", "invalid or unsupported Perl syntax"),
+    ("flag_x_after_i", "(?ix:a)", "invalid or unsupported Perl syntax: `x`"),
+    ("repeat_count_1001", "a{1001}", "invalid repeat count: `{1001}`"),
+    ("repeat_range_to_1001", "a{2,1001}", "invalid repeat count: `{2,1001}`"),
+    ("repeat_at_least_1001", "a{1001,}", "invalid repeat count: `{1001,}`"),
+    ("repeat_min_above_max", "a{3,2}", "invalid repeat count"),
+    ("nested_repeat_product_over_1000", "(a{10}){101}", "invalid repeat count: `{101}`"),
+    ("triple_nested_repeat_product", "((a{10}){10}){11}", "invalid repeat count: `{11}`"),
+    ("nested_repeat_in_alternation", "(?:a{2}|b{501}){2}", "invalid repeat count: `{2}`"),
+    ("nested_unbounded_repeat_uses_min", "(?:a{20,}){51}", "invalid repeat count: `{51}`"),
+    ("stacked_stars", "a**", "invalid nested repetition operator: `**`"),
+    ("star_after_plus", "a+*", "invalid nested repetition operator: `+*`"),
+    ("stacked_counts", "a{2}{3}", "invalid nested repetition operator: `{2}{3}`"),
+    ("possessive_star", "a*+", "invalid nested repetition operator"),
+    ("lazy_then_quest", "a*??", "invalid nested repetition operator"),
+    ("binary_property", r"\p{Alphabetic}", "invalid character class range: `\\p{Alphabetic}`"),
+    ("script_extension_value", r"\p{scx=Greek}", "invalid character class range"),
+    ("script_name_value", r"\p{Script=Greek}", "invalid character class range"),
+    ("lower_case_script_name", r"\p{greek}", "invalid character class range"),
+    ("long_category_name", r"\p{Letter}", "invalid character class range"),
+    ("unassigned_category", r"\p{Cn}", "invalid character class range"),
+    ("unknown_one_letter_category", r"\pX", "invalid character class range"),
+    ("binary_property_in_class", r"[\p{Emoji}a]", "invalid character class range"),
+    ("short_unicode_escape", r"\u0041", "invalid escape sequence: `\\u0041`"),
+    ("long_unicode_escape", r"\U00000041", "invalid escape sequence"),
+    ("braced_unicode_escape", r"\u{41}", "invalid escape sequence"),
+    ("unicode_escape_in_class_range", r"[\u0041-Z]", "invalid escape sequence"),
+    ("capture_name_with_dot", "(?P<a.b>x)", "invalid named capture: `a.b`"),
+    ("capture_name_with_brackets", "(?P<a[0]>x)", "invalid named capture"),
+    ("capture_name_non_ascii", "(?P<é>x)", "invalid named capture"),
+    ("duplicate_capture_name", "(?P<n>a)(?P<n>b)", "duplicate capture group name"),
+    ("unclosed_class", "[a", "missing closing ]"),
+    ("unclosed_group", "(a", "missing closing )"),
+    ("unopened_group", "a)", "unexpected )"),
+    ("missing_repeat_argument", "*a", "missing argument to repetition operator"),
+    ("trailing_backslash", "a\\", "trailing backslash at end of expression"),
+    ("capital_z_anchor", r"a\Z", "invalid escape sequence"),
+    ("atomic_group", "(?>a)", "invalid or unsupported Perl syntax"),
+    ("comment_group", "(?#note)a", "error parsing regexp"),
+    // Go accepts these; regex-syntax does not, and refusing is the safe side.
+    ("quoted_literal_stricter_than_go", r"\Qa.b\E", "invalid escape sequence"),
+    ("literal_open_brace_stricter_than_go", "a{", "unclosed counted repetition"),
+    ("empty_min_range_stricter_than_go", "x{,5}", "unclosed counted repetition"),
+];
+
+#[test]
+fn go_accepts_these_patterns() {
+    let failures: Vec<String> = ACCEPTED
+        .iter()
+        .filter_map(|(name, pattern)| check(pattern).err().map(|err| format!("{name}: {pattern:?} → {err}")))
+        .collect();
+    assert!(failures.is_empty(), "wrongly rejected:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn go_rejects_these_patterns() {
+    let failures: Vec<String> = REJECTED
+        .iter()
+        .filter_map(|(name, pattern, expected)| match check(pattern) {
+            Ok(()) => Some(format!("{name}: {pattern:?} was accepted")),
+            Err(Re2Error(message)) if !message.starts_with("error parsing regexp: ") => {
+                Some(format!("{name}: {message:?} does not read like Go's error"))
+            }
+            Err(Re2Error(message)) if !message.contains(expected) => {
+                Some(format!("{name}: {message:?} does not contain {expected:?}"))
+            }
+            Err(_) => None,
+        })
+        .collect();
+    assert!(failures.is_empty(), "not rejected as expected:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn expression_too_large_names_go_error() {
+    let pattern = format!("(?:{}){{1000}}", "x".repeat(4000));
+    let Err(Re2Error(message)) = check(&pattern) else { panic!("a 4M-instruction program was accepted") };
+    assert!(message.starts_with("error parsing regexp: expression too large"), "{message}");
+}
+
+#[test]
+fn go_script_names_are_unicode_scripts() {
+    // Every name in our list is a script regex-syntax knows too (it may know newer ones).
+    for name in GO_SCRIPTS.split(' ') {
+        let pattern = format!(r"\p{{{name}}}");
+        let parsed = regex_syntax::ParserBuilder::new().build().parse(&pattern);
+        assert!(parsed.is_ok(), "{name} is not a script regex-syntax knows");
+        assert!(check(&pattern).is_ok(), "{name}");
+    }
+    // Unicode 15.0 counts 161 scripts; Go's table also has Common and Inherited.
+    assert_eq!(GO_SCRIPTS.split(' ').count(), 163);
+}
+
+#[test]
+fn regex_syntax_escape_of_any_character_is_accepted() {
+    // path.rs escapes literal path values with regex_syntax::escape: Go must accept the result.
+    let all: String = (' '..='~').chain(['é', '☃', '\u{10FFFF}']).collect();
+    for c in all.chars() {
+        let escaped = regex_syntax::escape(&c.to_string());
+        assert!(check(&escaped).is_ok(), "{c:?} escaped as {escaped:?}: {:?}", check(&escaped));
+    }
+    assert_eq!(check(&format!("^{}$", regex_syntax::escape(&all))), Ok(()));
+}

@@ -1,0 +1,180 @@
+use super::*;
+use crate::ingress::{IngressRule, OriginRequest, RuleSource};
+use crate::model::RouteKind;
+use proptest::prelude::*;
+
+fn rule(hostname: Option<&str>, path: Option<&str>, service: &str) -> IngressRule {
+    IngressRule {
+        hostname: hostname.map(str::to_string),
+        path: path.map(str::to_string),
+        service: service.to_string(),
+        origin_request: OriginRequest::default(),
+        source: RuleSource::Route {
+            kind: RouteKind::Http,
+            namespace: "default".into(),
+            name: "web".into(),
+            rule: 0,
+            match_index: 0,
+        },
+    }
+}
+
+fn tunnel() -> Tunnel {
+    Tunnel {
+        id: Some("6ff42ae2-765d-4adf-8112-31c55c1551ef".into()),
+        credentials_file: Some("/etc/cloudflared/creds/credentials.json".into()),
+    }
+}
+
+fn parse(text: &str) -> serde_json::Value {
+    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}\n{text}"))
+}
+
+#[test]
+fn renders_rules_comments_and_default_catch_all() {
+    let rules = vec![rule(
+        Some("*.example.com"),
+        Some("^/v1(?s:/.*)?$"),
+        "http://api.default.svc.cluster.local:8080",
+    )];
+    let r = render_rules(&rules, false, &BaseConfig::default(), &tunnel());
+    assert!(
+        r.text.contains("  # HTTPRoute default/web rule 0 match 0\n  - hostname: '*.example.com'\n"),
+        "{}",
+        r.text
+    );
+    let v = parse(&r.text);
+    assert_eq!(v["tunnel"], "6ff42ae2-765d-4adf-8112-31c55c1551ef");
+    assert_eq!(v["credentials-file"], "/etc/cloudflared/creds/credentials.json");
+    assert_eq!(v["ingress"][0]["path"], "^/v1(?s:/.*)?$");
+    assert_eq!(v["ingress"][1]["service"], "http_status:404");
+    assert_eq!(v["ingress"].as_array().unwrap().len(), 2);
+    assert_eq!(r.rule_count, 2);
+    assert!(v.get("protocol").is_none(), "no gRPC, no protocol override");
+}
+
+#[test]
+fn base_config_keys_are_kept_in_order_and_its_catch_all_replaces_ours() {
+    let base = BaseConfig::parse(
+        "metrics: 0.0.0.0:2000\noriginRequest:\n  connectTimeout: 10s\n  noTLSVerify: false\nwarp-routing:\n  enabled: true\ningress:\n  - hostname: legacy.example.com\n    service: http://legacy:80\n  - service: http://old-ingress-controller.ingress.svc:80\n",
+    )
+    .unwrap();
+    let r = render_rules(
+        &[rule(Some("a.example.com"), None, "http://a.b.svc.cluster.local:80")],
+        false,
+        &base,
+        &tunnel(),
+    );
+    let v = parse(&r.text);
+    let keys: Vec<&str> =
+        r.text.lines().filter(|l| !l.starts_with([' ', '#'])).map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(keys, ["tunnel", "credentials-file", "metrics", "originRequest", "warp-routing", "ingress"]);
+    assert_eq!(v["originRequest"]["connectTimeout"], "10s", "durations stay strings");
+    assert_eq!(v["warp-routing"]["enabled"], true);
+    let ingress = v["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 3, "{}", r.text);
+    assert_eq!(ingress[1]["hostname"], "legacy.example.com");
+    assert_eq!(
+        ingress[2]["service"], "http://old-ingress-controller.ingress.svc:80",
+        "the base catch-all is last"
+    );
+}
+
+#[test]
+fn base_without_catch_all_gets_ours_after_its_rules() {
+    let base =
+        BaseConfig::parse("ingress:\n  - hostname: legacy.example.com\n    service: http://legacy:80\n")
+            .unwrap();
+    let v = parse(&render_rules(&[], false, &base, &Tunnel::default()).text);
+    assert_eq!(v["ingress"][0]["hostname"], "legacy.example.com");
+    assert_eq!(v["ingress"][1]["service"], "http_status:404");
+}
+
+#[test]
+fn grpc_sets_protocol_http2_unless_the_base_says_otherwise() {
+    let v = parse(&render_rules(&[], true, &BaseConfig::default(), &tunnel()).text);
+    assert_eq!(v["protocol"], "http2");
+    let base = BaseConfig::parse("protocol: quic\n").unwrap();
+    let r = render_rules(&[], true, &base, &tunnel());
+    assert_eq!(parse(&r.text)["protocol"], "quic", "the user's choice is kept");
+    assert!(r.warnings.iter().any(|w| w.contains("http2")), "{:?}", r.warnings);
+}
+
+#[test]
+fn command_line_tunnel_replaces_the_base_and_says_so() {
+    let base =
+        BaseConfig::parse("tunnel: 00000000-0000-0000-0000-000000000000\ncredentials-file: /old.json\n")
+            .unwrap();
+    let r = render_rules(&[], false, &base, &tunnel());
+    let v = parse(&r.text);
+    assert_eq!(v["tunnel"], "6ff42ae2-765d-4adf-8112-31c55c1551ef");
+    assert_eq!(r.text.matches("tunnel:").count(), 1);
+    assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+}
+
+#[test]
+fn a_route_matching_everything_ends_the_list() {
+    let base = BaseConfig::parse("ingress:\n  - service: http://old:80\n").unwrap();
+    let r =
+        render_rules(&[rule(None, None, "http://all.default.svc.cluster.local:80")], false, &base, &tunnel());
+    let v = parse(&r.text);
+    assert_eq!(v["ingress"].as_array().unwrap().len(), 1);
+    assert!(r.warnings.iter().any(|w| w.contains("left out")), "{:?}", r.warnings);
+}
+
+#[test]
+fn origin_request_keys_render_under_the_rule() {
+    let mut r =
+        rule(Some("grpc.example.com"), Some("^/a\\.B/[^/]+$"), "https://g.default.svc.cluster.local:443");
+    r.origin_request = OriginRequest {
+        http_host_header: Some("internal".into()),
+        origin_server_name: Some("g.internal".into()),
+        http2_origin: true,
+        no_tls_verify: true,
+    };
+    let v = parse(&render_rules(&[r], true, &BaseConfig::default(), &tunnel()).text);
+    let o = &v["ingress"][0]["originRequest"];
+    assert_eq!(
+        (o["httpHostHeader"].as_str(), o["originServerName"].as_str()),
+        (Some("internal"), Some("g.internal"))
+    );
+    assert_eq!((o["http2Origin"].as_bool(), o["noTLSVerify"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(v["ingress"][0]["path"], "^/a\\.B/[^/]+$");
+}
+
+#[test]
+fn base_config_errors_are_reported() {
+    assert_eq!(BaseConfig::parse("- a\n- b\n"), Err(BaseConfigError::NotAMapping));
+    assert_eq!(BaseConfig::parse("ingress: 3\n"), Err(BaseConfigError::IngressNotAList));
+    assert!(matches!(BaseConfig::parse("a: [\n"), Err(BaseConfigError::Yaml(_))));
+    assert_eq!(BaseConfig::parse("").unwrap(), BaseConfig::default());
+}
+
+#[test]
+fn scalars_that_plain_yaml_would_misread_are_quoted() {
+    for (input, expected) in [
+        ("http_status:404", "http_status:404"),
+        ("http://a.b.svc.cluster.local:80", "http://a.b.svc.cluster.local:80"),
+        ("*.example.com", "'*.example.com'"),
+        ("true", "'true'"),
+        ("No", "'No'"),
+        ("8080", "'8080'"),
+        ("it's", "'it''s'"),
+        ("a\nb", "\"a\\nb\""),
+        ("a: b", "'a: b'"),
+        ("#x", "'#x'"),
+        ("", "''"),
+    ] {
+        assert_eq!(scalar(input), expected, "{input:?}");
+    }
+}
+
+proptest! {
+    /// Whatever the string, the emitted scalar reads back as exactly that string.
+    #[test]
+    fn scalar_round_trips(s in "\\PC*|[\\x00-\\x7f]*|[ :#'\"\\\\\n\t-]*") {
+        let yaml = format!("k: {}\n", scalar(&s));
+        let v: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{yaml:?}: {e}"));
+        prop_assert_eq!(v["k"].as_str(), Some(s.as_str()), "{}", yaml);
+    }
+}

@@ -1,0 +1,150 @@
+//! Status as a value: what the translation says about every object it owns. Writing it (and
+//! stamping `lastTransitionTime`) is the caller's business.
+
+use crate::model::{GroupKind, ParentRef, RouteKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+impl ConditionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    pub type_: String,
+    pub status: ConditionStatus,
+    pub reason: String,
+    pub message: String,
+    pub observed_generation: i64,
+}
+
+impl Condition {
+    pub fn new(
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: impl Into<String>,
+        generation: i64,
+    ) -> Self {
+        Condition {
+            type_: type_.to_string(),
+            status,
+            reason: reason.to_string(),
+            message: message.into(),
+            observed_generation: generation,
+        }
+    }
+}
+
+/// Status of all objects this controller owns, each list sorted by identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Statuses {
+    pub gateway_classes: Vec<GatewayClassStatus>,
+    pub gateways: Vec<GatewayStatus>,
+    pub routes: Vec<RouteStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayClassStatus {
+    pub name: String,
+    pub generation: i64,
+    pub conditions: Vec<Condition>,
+    /// Sorted feature names (GatewayClass `status.supportedFeatures`).
+    pub supported_features: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayStatus {
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+    /// `Hostname` addresses (`<TunnelID>.cfargotunnel.com`), empty when the tunnel is unknown.
+    pub addresses: Vec<String>,
+    pub conditions: Vec<Condition>,
+    pub listeners: Vec<ListenerStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerStatus {
+    pub name: String,
+    pub supported_kinds: Vec<GroupKind>,
+    pub attached_routes: i32,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteStatus {
+    pub kind: RouteKind,
+    pub namespace: String,
+    pub name: String,
+    pub generation: i64,
+    /// One entry per parentRef that names a Gateway we own, in parentRef order.
+    pub parents: Vec<RouteParentStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteParentStatus {
+    /// The parentRef as written.
+    pub parent_ref: ParentRef,
+    pub conditions: Vec<Condition>,
+}
+
+/// What is known about cloudflared running the rendered config; it decides `Programmed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Programmed {
+    /// Offline (`status`) or not yet verified: `Unknown`/`Pending`.
+    Pending,
+    /// cloudflared's `/config` shows the rendered rules.
+    Yes,
+    /// Verification failed; the message says why.
+    No(String),
+}
+
+impl Statuses {
+    /// Set `Programmed` on every Gateway and listener that is Accepted.
+    pub fn set_programmed(&mut self, programmed: &Programmed) {
+        let (status, reason, message) = match programmed {
+            Programmed::Pending => (
+                ConditionStatus::Unknown,
+                "Pending",
+                "Waiting for cloudflared to run the rendered configuration".to_string(),
+            ),
+            Programmed::Yes => (
+                ConditionStatus::True,
+                "Programmed",
+                "cloudflared runs the rendered configuration".to_string(),
+            ),
+            Programmed::No(why) => (ConditionStatus::False, "Invalid", why.clone()),
+        };
+        let set = |conditions: &mut Vec<Condition>, generation: i64| {
+            let accepted =
+                conditions.iter().any(|c| c.type_ == "Accepted" && c.status == ConditionStatus::True);
+            let condition = if accepted {
+                Condition::new("Programmed", status, reason, message.clone(), generation)
+            } else {
+                Condition::new("Programmed", ConditionStatus::False, "Invalid", "Not accepted", generation)
+            };
+            match conditions.iter_mut().find(|c| c.type_ == "Programmed") {
+                Some(existing) => *existing = condition,
+                None => conditions.push(condition),
+            }
+        };
+        for gateway in &mut self.gateways {
+            set(&mut gateway.conditions, gateway.generation);
+            for listener in &mut gateway.listeners {
+                set(&mut listener.conditions, gateway.generation);
+            }
+        }
+    }
+}

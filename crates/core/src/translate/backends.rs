@@ -1,0 +1,197 @@
+//! backendRefs → one cloudflared `service` URL.
+//!
+//! A cloudflared rule has exactly one service, so of several backends the valid one with the
+//! highest weight takes all traffic (ties: the first listed; weight 0 is never selected).
+//! Service `http://<svc>.<ns>.svc.<clusterDomain>:<port>`; `https://` for a port whose
+//! appProtocol is `https` or `kubernetes.io/wss`, a Service targeted by a BackendTLSPolicy,
+//! and every GRPCRoute backend (cloudflared speaks HTTP/2 to an origin only over TLS).
+
+use crate::model::{BackendRef, Route, RouteKind, Service, ServicePort, TargetPort, GATEWAY_GROUP};
+
+use super::index::Index;
+use super::{GrpcBackendTls, Reason, Settings};
+
+/// A backend cloudflared can dial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub url: String,
+    /// `validation.hostname` of a BackendTLSPolicy: the SNI and certificate name to check.
+    pub server_name: Option<String>,
+    pub tls: bool,
+}
+
+/// Why a backendRef cannot be used; `reason` is the ResolvedRefs reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Unresolved {
+    pub reason: Reason,
+    pub message: String,
+}
+
+pub(crate) fn resolve(
+    route: &Route,
+    backend: &BackendRef,
+    index: &Index<'_>,
+    settings: &Settings,
+) -> Result<Origin, Unresolved> {
+    let fail = |reason, message: String| Err(Unresolved { reason, message });
+    if !(backend.group.is_empty() && backend.kind == "Service") {
+        let group = if backend.group.is_empty() { "core" } else { &backend.group };
+        return fail(
+            Reason::InvalidKind,
+            format!(
+                "backendRef {:?} has kind {group}/{}; only core Services are supported",
+                backend.name, backend.kind
+            ),
+        );
+    }
+    let namespace = backend.namespace.as_deref().unwrap_or(&route.meta.namespace);
+    if namespace != route.meta.namespace && !granted(route, backend, namespace, index) {
+        return fail(
+            Reason::RefNotPermitted,
+            format!(
+                "Service {namespace}/{} is in another namespace and no ReferenceGrant in {namespace:?} allows {} from {:?}",
+                backend.name,
+                route.kind,
+                route.meta.namespace
+            ),
+        );
+    }
+    let Some(port) = backend.port else {
+        return fail(
+            Reason::BackendNotFound,
+            format!("backendRef Service {namespace}/{} has no port", backend.name),
+        );
+    };
+    let Some(service) = index.service(namespace, &backend.name) else {
+        return fail(Reason::BackendNotFound, format!("Service {namespace}/{} not found", backend.name));
+    };
+    let Some(service_port) = service.ports.iter().find(|p| p.port == port) else {
+        return fail(
+            Reason::BackendNotFound,
+            format!("Service {namespace}/{} has no port {port}", backend.name),
+        );
+    };
+    let app_protocol = service_port.app_protocol.as_deref().unwrap_or("");
+    let policy = tls_policy(service, service_port, index);
+    let tls = match route.kind {
+        RouteKind::Grpc => {
+            if matches!(app_protocol, "kubernetes.io/h2c" | "h2c" | "http" | "kubernetes.io/ws") {
+                return fail(
+                    Reason::UnsupportedProtocol,
+                    format!(
+                        "Service {namespace}/{} port {port} speaks plaintext ({app_protocol}); cloudflared reaches gRPC \
+                         origins only over TLS (it negotiates HTTP/2 through TLS ALPN), so the backend must serve TLS",
+                        backend.name
+                    ),
+                );
+            }
+            true
+        }
+        RouteKind::Http => {
+            if matches!(app_protocol, "kubernetes.io/h2c" | "h2c") {
+                return fail(
+                    Reason::UnsupportedProtocol,
+                    format!(
+                        "Service {namespace}/{} port {port} speaks HTTP/2 without TLS (h2c), which cloudflared cannot \
+                         dial: it uses HTTP/1.1 for http:// origins",
+                        backend.name
+                    ),
+                );
+            }
+            matches!(app_protocol, "https" | "kubernetes.io/wss") || policy.is_some()
+        }
+    };
+    // A headless Service resolves to pod addresses, which listen on the target port.
+    let dial_port = match (service.headless, &service_port.target_port) {
+        (true, Some(TargetPort::Number(n))) => *n,
+        (true, Some(TargetPort::Name(name))) => {
+            return fail(
+                Reason::BackendNotFound,
+                format!(
+                    "Service {namespace}/{} is headless and its port {port} targets the named port {name:?}, which \
+                     cannot be resolved without reading Pods",
+                    backend.name
+                ),
+            )
+        }
+        _ => port,
+    };
+    let scheme = if tls { "https" } else { "http" };
+    Ok(Origin {
+        url: format!("{scheme}://{}.{namespace}.svc.{}:{dial_port}", backend.name, settings.cluster_domain),
+        server_name: policy,
+        tls,
+    })
+}
+
+/// ReferenceGrant: lives in the target namespace; `from` must name the route's group, kind
+/// and namespace exactly; `to` the core Service kind, and the Service's name when it has one.
+fn granted(route: &Route, backend: &BackendRef, namespace: &str, index: &Index<'_>) -> bool {
+    index.grants_in(namespace).iter().any(|grant| {
+        grant.from.iter().any(|f| {
+            f.group == GATEWAY_GROUP && f.kind == route.kind.kind() && f.namespace == route.meta.namespace
+        }) && grant.to.iter().any(|t| {
+            t.group.is_empty() && t.kind == "Service" && t.name.as_ref().is_none_or(|n| *n == backend.name)
+        })
+    })
+}
+
+/// The oldest BackendTLSPolicy targeting this Service (and, with `sectionName`, this port).
+fn tls_policy(service: &Service, port: &ServicePort, index: &Index<'_>) -> Option<String> {
+    let mut policies: Vec<_> = index
+        .tls_policies_in(&service.meta.namespace)
+        .iter()
+        .filter(|p| {
+            p.targets.iter().any(|t| {
+                t.group.is_empty()
+                    && t.kind == "Service"
+                    && t.name == service.meta.name
+                    && t.section_name.as_ref().is_none_or(|s| port.name.as_ref() == Some(s))
+            })
+        })
+        .collect();
+    policies.sort_by(|a, b| {
+        (a.meta.created.is_none(), a.meta.created, &a.meta.name).cmp(&(
+            b.meta.created.is_none(),
+            b.meta.created,
+            &b.meta.name,
+        ))
+    });
+    policies.first().map(|p| p.hostname.clone())
+}
+
+/// What a rule's backendRefs come to: the origin for all its traffic, or `None` when no valid
+/// backend with a weight above 0 remains (the rule then answers 500, or 503 for gRPC).
+pub(crate) struct Selection {
+    pub origin: Option<Origin>,
+    pub unresolved: Vec<(usize, Unresolved)>,
+    /// More than one backend had weight: only the chosen one gets traffic.
+    pub split_collapsed: bool,
+}
+
+pub(crate) fn select(
+    route: &Route,
+    backends: &[BackendRef],
+    index: &Index<'_>,
+    settings: &Settings,
+) -> Selection {
+    let mut best: Option<(i32, Origin)> = None;
+    let mut unresolved = Vec::new();
+    for (i, backend) in backends.iter().enumerate() {
+        match resolve(route, backend, index, settings) {
+            Ok(origin) if backend.weight > 0 && best.as_ref().is_none_or(|(w, _)| backend.weight > *w) => {
+                best = Some((backend.weight, origin));
+            }
+            Ok(_) => {}
+            Err(u) => unresolved.push((i, u)),
+        }
+    }
+    let weighted = backends.iter().filter(|b| b.weight > 0).count();
+    Selection { origin: best.map(|(_, o)| o), unresolved, split_collapsed: weighted > 1 }
+}
+
+impl Settings {
+    pub(crate) fn grpc_no_tls_verify(&self) -> bool {
+        self.grpc_backend_tls == GrpcBackendTls::Insecure
+    }
+}

@@ -1,0 +1,282 @@
+//! `translate(&Snapshot, &Settings) -> Translation`: the ordered ingress rules and the status
+//! of every object we own. Pure: the same snapshot, in any order, gives the same result.
+
+mod attach;
+mod backends;
+mod claims;
+mod gateways;
+mod index;
+mod order;
+mod rules;
+mod status;
+
+use crate::hostname::Hostname;
+use crate::ingress::{IngressRule, RuleSource};
+use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
+use crate::status::{Programmed, Statuses};
+
+pub use gateways::SUPPORTED_FEATURES;
+
+/// The default `--controller-name`: GatewayClasses with this `spec.controllerName` are ours.
+pub const DEFAULT_CONTROLLER_NAME: &str = "cloudflared-routes/gateway-controller";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub controller_name: String,
+    /// Only these Gateways (one config is one tunnel); empty: every Gateway of our classes.
+    pub gateways: Vec<ObjectRef>,
+    pub cluster_domain: String,
+    /// For the Gateway address `<TunnelID>.cfargotunnel.com`.
+    pub tunnel_id: Option<String>,
+    pub grpc_backend_tls: GrpcBackendTls,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            controller_name: DEFAULT_CONTROLLER_NAME.to_string(),
+            gateways: Vec::new(),
+            cluster_domain: "cluster.local".to_string(),
+            tunnel_id: None,
+            grpc_backend_tls: GrpcBackendTls::Insecure,
+        }
+    }
+}
+
+/// How cloudflared checks the TLS certificate of gRPC backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GrpcBackendTls {
+    /// `noTLSVerify: true` on gRPC rules: in-cluster gRPC servers rarely have a certificate a
+    /// public CA signed; the traffic still stays inside the cluster network.
+    #[default]
+    Insecure,
+    /// Emit nothing: the base config supplies `caPool` (and `originServerName`).
+    Verify,
+}
+
+/// Status reasons, doubling as the reason of a rejection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    NoMatchingParent,
+    NotAllowedByListeners,
+    NoMatchingListenerHostname,
+    UnsupportedValue,
+    /// Gateway API defines no reason for the route that loses an HTTPRoute/GRPCRoute hostname
+    /// conflict; `Conflicted` is what implementations use.
+    Conflicted,
+    BackendNotFound,
+    InvalidKind,
+    RefNotPermitted,
+    UnsupportedProtocol,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoMatchingParent => "NoMatchingParent",
+            Reason::NotAllowedByListeners => "NotAllowedByListeners",
+            Reason::NoMatchingListenerHostname => "NoMatchingListenerHostname",
+            Reason::UnsupportedValue => "UnsupportedValue",
+            Reason::Conflicted => "Conflicted",
+            Reason::BackendNotFound => "BackendNotFound",
+            Reason::InvalidKind => "InvalidKind",
+            Reason::RefNotPermitted => "RefNotPermitted",
+            Reason::UnsupportedProtocol => "UnsupportedProtocol",
+        }
+    }
+}
+
+/// Something of a route that is not rendered, with the object, the field and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// `HTTPRoute default/web`.
+    pub object: String,
+    /// `spec.rules[1].matches[0].headers`.
+    pub field: String,
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {} ({})", self.object, self.field, self.message, self.reason.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The generated rules in first-match order. No final catch-all unless a route matches
+    /// every request (then it is the last rule): rendering appends the base config's rules and
+    /// the catch-all.
+    pub rules: Vec<IngressRule>,
+    pub statuses: Statuses,
+    /// Some GRPCRoute rule was rendered: cloudflared needs `protocol: http2`.
+    pub uses_grpc: bool,
+    /// Routes and rules not rendered, and why.
+    pub rejections: Vec<Rejection>,
+    /// Rules left out because an earlier rule serves all their traffic: (rule, shadowed by).
+    pub shadowed: Vec<(RuleSource, RuleSource)>,
+    /// Other facts worth a line in the summary (collapsed weights).
+    pub notes: Vec<String>,
+    pub routes_accepted: usize,
+    pub routes_rejected: usize,
+}
+
+/// One route after attachment and rule translation, kept until its rules are ordered.
+struct RouteWork<'r> {
+    route: &'r Route,
+    outcomes: Vec<attach::ParentOutcome<'r>>,
+    out: rules::RouteOut,
+    /// Rendered: accepted on some parent and some rule survived.
+    rendered: bool,
+}
+
+pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
+    let index = index::Index::new(snapshot);
+    let classes = gateways::our_classes(snapshot, settings);
+    let mut gateways = gateways::our_gateways(snapshot, &classes, settings);
+
+    let mut routes: Vec<&Route> = snapshot.routes.iter().collect();
+    // Oldest first: the HTTPRoute/GRPCRoute conflict goes to the older route.
+    routes.sort_by(|a, b| {
+        (a.meta.created.is_none(), a.meta.created, &a.meta.namespace, &a.meta.name, a.kind).cmp(&(
+            b.meta.created.is_none(),
+            b.meta.created,
+            &b.meta.namespace,
+            &b.meta.name,
+            b.kind,
+        ))
+    });
+
+    let mut works: Vec<RouteWork<'_>> = Vec::new();
+    let mut route_statuses = Vec::new();
+    let mut rejections = Vec::new();
+    let mut notes = Vec::new();
+    let (mut routes_accepted, mut routes_rejected) = (0, 0);
+    let mut claims = claims::Claims::default();
+
+    for route in routes {
+        let object = format!("{} {}", route.kind, route.meta.key());
+        let hostnames: Result<Vec<Hostname>, (usize, String)> = route
+            .hostnames
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Hostname::parse(h).map_err(|e| (i, e.to_string())))
+            .collect();
+        let hostnames_ok = hostnames.as_ref().map(Vec::as_slice).unwrap_or(&[]);
+        let mut outcomes = attach::resolve(route, hostnames_ok, &gateways, &index);
+        if outcomes.is_empty() {
+            continue; // not ours
+        }
+        // A hostname the schema refuses rejects the whole route: dropping only that hostname
+        // could leave none, which would mean "every host".
+        if let Err((i, message)) = &hostnames {
+            for outcome in &mut outcomes {
+                outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
+            }
+        }
+        let out = rules::route_out(route, &index, settings);
+        notes.extend(out.notes.iter().cloned());
+        let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
+
+        // HTTPRoute and GRPCRoute on the same listener hostname: the older route keeps it.
+        for outcome in &mut outcomes {
+            let Ok(attachments) = &outcome.result else { continue };
+            let listeners = &gateways[outcome.gateway].listeners;
+            let conflict = attachments.iter().find_map(|a| {
+                let block = listeners[a.listener].hostname.as_ref();
+                a.hostnames.iter().find_map(|h| claims.conflict(block, route.kind, h.as_ref()))
+            });
+            if let Some(message) = conflict {
+                outcome.result = Err((Reason::Conflicted, message));
+            }
+        }
+
+        let accepted = outcomes.iter().any(|o| o.result.is_ok()) && !all_rules_dropped;
+        if accepted {
+            routes_accepted += 1;
+        } else {
+            routes_rejected += 1;
+        }
+        for outcome in &outcomes {
+            match &outcome.result {
+                Err((reason, message)) => rejections.push(Rejection {
+                    object: object.clone(),
+                    field: format!("spec.parentRefs[{}]", outcome.index),
+                    reason: *reason,
+                    message: message.clone(),
+                }),
+                Ok(attachments) if !all_rules_dropped => {
+                    for a in attachments {
+                        let listener = &mut gateways[outcome.gateway].listeners[a.listener];
+                        listener.attached += 1;
+                        for h in &a.hostnames {
+                            claims.claim(listener.hostname.as_ref(), route.kind, h.as_ref(), &object);
+                        }
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        rejections.extend(out.rejections.iter().cloned());
+        route_statuses.push(status::route_status(route, &outcomes, &out, all_rules_dropped));
+        works.push(RouteWork { route, outcomes, out, rendered: accepted });
+    }
+
+    let mut candidates = Vec::new();
+    // `works` is in route order (oldest, then namespace/name, then kind): its index ranks routes.
+    for (rank, work) in works.iter().enumerate().filter(|(_, w)| w.rendered) {
+        for outcome in &work.outcomes {
+            let Ok(attachments) = &outcome.result else { continue };
+            for a in attachments {
+                let block = gateways[outcome.gateway].listeners[a.listener].hostname.as_ref();
+                for h in &a.hostnames {
+                    candidates.extend(work.out.matches.iter().map(|m| order::Candidate {
+                        listener: block,
+                        host: h.as_ref(),
+                        route: Some((rank as u32, work.route, m)),
+                    }));
+                }
+            }
+        }
+    }
+    // Every accepted listener with a hostname closes its block, routes or not: its hostname
+    // belongs to it and must not fall through to a broader listener.
+    let mut fenced: Vec<&Hostname> = gateways
+        .iter()
+        .filter(|g| g.rejected.is_none())
+        .flat_map(|g| g.listeners.iter())
+        .filter(|l| l.rejected.is_none())
+        .filter_map(|l| l.hostname.as_ref())
+        .collect();
+    fenced.sort();
+    fenced.dedup();
+    candidates.extend(fenced.into_iter().map(order::Candidate::fence));
+
+    let (rules, shadowed) = order::finish(candidates);
+    let uses_grpc =
+        rules.iter().any(|r| matches!(&r.source, RuleSource::Route { kind: RouteKind::Grpc, .. }));
+
+    route_statuses.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+    rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
+    notes.sort();
+    let mut statuses = Statuses {
+        gateway_classes: classes.iter().map(|c| gateways::class_status(c)).collect(),
+        gateways: gateways.iter().map(|g| status::gateway_status(g, settings)).collect(),
+        routes: route_statuses,
+    };
+    statuses.set_programmed(&Programmed::Pending);
+    Translation {
+        rules,
+        statuses,
+        uses_grpc,
+        rejections,
+        shadowed: shadowed.into_iter().map(|s| (s.source, s.by)).collect(),
+        notes,
+        routes_accepted,
+        routes_rejected,
+    }
+}
+
+#[cfg(test)]
+mod tests;

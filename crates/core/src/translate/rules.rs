@@ -1,0 +1,198 @@
+//! A route's rules → what each surviving match renders to, independent of hostnames.
+//!
+//! cloudflared rules know a hostname and a path and nothing else. A match that also needs a
+//! header, a query parameter or a method, and a rule with a filter other than a URLRewrite of
+//! the hostname, cannot be expressed; rendering their path alone would send traffic the user
+//! did not route there. So they are dropped and reported, never widened.
+
+use crate::hostname::Hostname;
+use crate::ingress::OriginRequest;
+use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
+use crate::path::{grpc_path, http_path, PathRank};
+
+use super::backends::{self, Unresolved};
+use super::index::Index;
+use super::{Reason, Rejection, Settings};
+
+/// One rendered match of one rule.
+#[derive(Clone, Debug)]
+pub(crate) struct MatchOut {
+    pub rule: usize,
+    pub match_index: usize,
+    pub path: Option<String>,
+    pub rank: PathRank,
+    pub service: String,
+    pub origin_request: OriginRequest,
+}
+
+/// Everything one route renders to, before hostnames and order.
+pub(crate) struct RouteOut {
+    pub matches: Vec<MatchOut>,
+    /// Dropped matches and rules.
+    pub rejections: Vec<Rejection>,
+    /// Rules that rendered at least one match.
+    pub rules_kept: usize,
+    pub unresolved: Vec<Unresolved>,
+    /// Notes for the summary (weights collapsed).
+    pub notes: Vec<String>,
+}
+
+pub(crate) fn route_out(route: &Route, index: &Index<'_>, settings: &Settings) -> RouteOut {
+    let mut out = RouteOut {
+        matches: Vec::new(),
+        rejections: Vec::new(),
+        rules_kept: 0,
+        unresolved: Vec::new(),
+        notes: Vec::new(),
+    };
+    let object = format!("{} {}", route.kind, route.meta.key());
+    for (r, rule) in route.rules.iter().enumerate() {
+        let reject = |field: String, message: String| Rejection {
+            object: object.clone(),
+            field,
+            reason: Reason::UnsupportedValue,
+            message,
+        };
+        let selection = backends::select(route, &rule.backends, index, settings);
+        for (b, unresolved) in &selection.unresolved {
+            out.unresolved.push(Unresolved {
+                reason: unresolved.reason,
+                message: format!("spec.rules[{r}].backendRefs[{b}]: {}", unresolved.message),
+            });
+        }
+        match rule_target(route, r, rule, &selection.origin, settings) {
+            Err((field, message)) => out.rejections.push(reject(field, message)),
+            Ok((service, origin_request)) => {
+                if selection.split_collapsed {
+                    out.notes.push(format!(
+                        "{object} spec.rules[{r}]: weighted backends cannot be split by cloudflared; {} takes all traffic",
+                        service
+                    ));
+                }
+                let before = out.matches.len();
+                for (m, route_match) in rule.matches.iter().enumerate() {
+                    match match_path(route_match) {
+                        Ok((path, rank)) => out.matches.push(MatchOut {
+                            rule: r,
+                            match_index: m,
+                            path,
+                            rank,
+                            service: service.clone(),
+                            origin_request: origin_request.clone(),
+                        }),
+                        Err((field, message)) => out
+                            .rejections
+                            .push(reject(format!("spec.rules[{r}].matches[{m}]{field}"), message)),
+                    }
+                }
+                if out.matches.len() > before {
+                    out.rules_kept += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The service and originRequest a rule renders, or the field that makes it inexpressible.
+fn rule_target(
+    route: &Route,
+    r: usize,
+    rule: &RouteRule,
+    origin: &Option<backends::Origin>,
+    settings: &Settings,
+) -> Result<(String, OriginRequest), (String, String)> {
+    if let Some(field) = rule.unsupported_fields.first() {
+        return Err((
+            format!("spec.rules[{r}].{field}"),
+            format!("{field} cannot be enforced by cloudflared ingress rules; the rule is not rendered"),
+        ));
+    }
+    let mut origin_request = OriginRequest::default();
+    for (f, filter) in rule.filters.iter().enumerate() {
+        let field = format!("spec.rules[{r}].filters[{f}]");
+        match filter {
+            Filter::UrlRewrite { hostname: Some(host), rewrites_path: false } => match Hostname::parse(host) {
+                Ok(Hostname::Exact(host)) => origin_request.http_host_header = Some(host),
+                Ok(Hostname::Wildcard(_)) => {
+                    return Err((format!("{field}.urlRewrite.hostname"), "a rewritten hostname cannot be a wildcard".into()))
+                }
+                Err(e) => return Err((format!("{field}.urlRewrite.hostname"), e.to_string())),
+            },
+            Filter::UrlRewrite { rewrites_path: true, .. } => {
+                return Err((
+                    format!("{field}.urlRewrite.path"),
+                    "cloudflared cannot rewrite paths (only the Host header, through httpHostHeader); the rule is not rendered".into(),
+                ))
+            }
+            Filter::UrlRewrite { hostname: None, .. } => {}
+            Filter::Other(kind) => {
+                return Err((
+                    field,
+                    format!("filter {kind} cannot be expressed by cloudflared ingress rules; the rule is not rendered"),
+                ))
+            }
+        }
+    }
+    if let Some(b) = rule.backends.iter().position(|b| b.filters > 0) {
+        return Err((
+            format!("spec.rules[{r}].backendRefs[{b}].filters"),
+            "backend filters cannot be expressed by cloudflared ingress rules; the rule is not rendered"
+                .into(),
+        ));
+    }
+    let service = match (origin, route.kind) {
+        (Some(origin), _) => {
+            origin_request.origin_server_name = origin.server_name.clone();
+            if route.kind == RouteKind::Grpc {
+                origin_request.http2_origin = true;
+                origin_request.no_tls_verify = origin.server_name.is_none() && settings.grpc_no_tls_verify();
+            }
+            origin.url.clone()
+        }
+        (None, RouteKind::Http) => "http_status:500".to_string(),
+        // gRPC clients read 503 as UNAVAILABLE.
+        (None, RouteKind::Grpc) => "http_status:503".to_string(),
+    };
+    Ok((service, origin_request))
+}
+
+/// The path regex and rank of one match, or (field suffix, why) when it cannot be expressed.
+fn match_path(route_match: &RouteMatch) -> Result<(Option<String>, PathRank), (String, String)> {
+    match route_match {
+        RouteMatch::Http(m) => {
+            unexpressible_http(m)?;
+            let path = http_path(&m.path).map_err(|e| (".path".to_string(), e.to_string()))?;
+            let rank = PathRank::http(&m.path, path.as_deref());
+            Ok((path, rank))
+        }
+        RouteMatch::Grpc(m) => {
+            if m.headers > 0 {
+                return Err((".headers".into(), not_expressible("header")));
+            }
+            let path = grpc_path(m.method.as_ref()).map_err(|e| (".method".to_string(), e.to_string()))?;
+            let rank = PathRank::grpc(m.method.as_ref(), path.as_deref());
+            Ok((path, rank))
+        }
+    }
+}
+
+fn unexpressible_http(m: &HttpMatch) -> Result<(), (String, String)> {
+    if m.headers > 0 {
+        return Err((".headers".into(), not_expressible("header")));
+    }
+    if m.query_params > 0 {
+        return Err((".queryParams".into(), not_expressible("query parameter")));
+    }
+    if let Some(method) = &m.method {
+        return Err((".method".into(), not_expressible(&format!("method ({method})"))));
+    }
+    Ok(())
+}
+
+fn not_expressible(what: &str) -> String {
+    format!(
+        "cloudflared cannot match on {what}; the match is not rendered, because its path alone would \
+         also catch requests it excludes"
+    )
+}

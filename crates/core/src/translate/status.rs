@@ -1,0 +1,113 @@
+//! Route and Gateway status from the translation's outcomes (DOMAIN.md §5).
+
+use crate::model::Route;
+use crate::status::{
+    Condition, ConditionStatus, GatewayStatus, ListenerStatus, RouteParentStatus, RouteStatus,
+};
+
+use super::attach::ParentOutcome;
+use super::gateways::GatewayView;
+use super::rules::RouteOut;
+use super::{Reason, Settings};
+
+pub(crate) fn route_status(
+    route: &Route,
+    outcomes: &[ParentOutcome<'_>],
+    out: &RouteOut,
+    all_rules_dropped: bool,
+) -> RouteStatus {
+    let generation = route.meta.generation;
+    let dropped: Vec<String> = out.rejections.iter().map(|r| format!("{}: {}", r.field, r.message)).collect();
+    let parents = outcomes
+        .iter()
+        .map(|outcome| {
+            let accepted = match &outcome.result {
+                Err((reason, message)) => Condition::new(
+                    "Accepted",
+                    ConditionStatus::False,
+                    reason.as_str(),
+                    message.clone(),
+                    generation,
+                ),
+                Ok(_) if all_rules_dropped => Condition::new(
+                    "Accepted",
+                    ConditionStatus::False,
+                    Reason::UnsupportedValue.as_str(),
+                    format!("No rule can be expressed as a cloudflared ingress rule: {}", dropped.join("; ")),
+                    generation,
+                ),
+                Ok(_) => Condition::new(
+                    "Accepted",
+                    ConditionStatus::True,
+                    "Accepted",
+                    "Route accepted",
+                    generation,
+                ),
+            };
+            let resolved = match out.unresolved.first() {
+                None => Condition::new(
+                    "ResolvedRefs",
+                    ConditionStatus::True,
+                    "ResolvedRefs",
+                    "All references resolved",
+                    generation,
+                ),
+                Some(first) => {
+                    let all: Vec<&str> = out.unresolved.iter().map(|u| u.message.as_str()).collect();
+                    Condition::new(
+                        "ResolvedRefs",
+                        ConditionStatus::False,
+                        first.reason.as_str(),
+                        all.join("; "),
+                        generation,
+                    )
+                }
+            };
+            let mut conditions = vec![accepted, resolved];
+            if !dropped.is_empty() && !all_rules_dropped && outcome.result.is_ok() {
+                conditions.push(Condition::new(
+                    "PartiallyInvalid",
+                    ConditionStatus::True,
+                    Reason::UnsupportedValue.as_str(),
+                    format!("Not rendered: {}", dropped.join("; ")),
+                    generation,
+                ));
+            }
+            RouteParentStatus { parent_ref: outcome.parent_ref.clone(), conditions }
+        })
+        .collect();
+    RouteStatus {
+        kind: route.kind,
+        namespace: route.meta.namespace.clone(),
+        name: route.meta.name.clone(),
+        generation,
+        parents,
+    }
+}
+
+pub(crate) fn gateway_status(g: &GatewayView<'_>, settings: &Settings) -> GatewayStatus {
+    let generation = g.gateway.meta.generation;
+    let accepted = match &g.rejected {
+        None => Condition::new("Accepted", ConditionStatus::True, "Accepted", "Gateway accepted", generation),
+        Some((reason, message)) => {
+            Condition::new("Accepted", ConditionStatus::False, reason, message.clone(), generation)
+        }
+    };
+    GatewayStatus {
+        namespace: g.id.namespace.clone(),
+        name: g.id.name.clone(),
+        generation,
+        addresses: settings.tunnel_id.iter().map(|id| format!("{id}.cfargotunnel.com")).collect(),
+        conditions: vec![accepted],
+        listeners: g
+            .listeners
+            .iter()
+            .map(|l| ListenerStatus {
+                name: l.listener.name.clone(),
+                supported_kinds: l.supported_kinds(),
+                attached_routes: l.attached,
+                conditions: l.conditions(generation),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,18 @@
+//! cloudflared-routes: Gateway API routes → a locally-managed cloudflared `config.yml`.
+//!
+//! ```text
+//! objects → snapshot → translate → rules + statuses → render → write → reload → verify
+//! ```
+//!
+//! This crate is the shell around the pure core (`routes_core`): reading manifests and
+//! converting the generated Gateway API types into the core's model ([`manifests`],
+//! [`convert`]), turning computed statuses back into Gateway API status objects
+//! ([`status_yaml`]), and the command line ([`cli`]).
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod convert;
+pub mod credentials;
+pub mod manifests;
+pub mod status_yaml;
+pub mod summary;

@@ -1,0 +1,306 @@
+//! Reading manifests: YAML files and directories → a [`Snapshot`].
+//!
+//! ```text
+//! paths → files (sorted walk) → YAML documents → known kinds → generated types → model
+//! ```
+//!
+//! Each document is first read into a plain JSON value, as `kubectl` does, and only then into
+//! the generated type of its kind, so that one object the generated types cannot represent (an
+//! experimental-channel filter, a missing required field) is a warning that skips that object,
+//! not an error that stops the whole load (RUST-NOTES "Traps"). Malformed YAML is fatal: no
+//! reliable snapshot can be built from a file that cannot be parsed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use gateway_api::backendtlspolicies::BackendTlsPolicy;
+use gateway_api::gatewayclasses::GatewayClass;
+use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
+use gateway_api::httproutes::HttpRoute;
+use gateway_api::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use routes_core::model::{RouteKind, Snapshot, GATEWAY_GROUP};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use serde_saphyr::MessageFormatter;
+
+use crate::convert;
+
+/// What was read: the snapshot and what was skipped or replaced on the way, in reading order.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub snapshot: Snapshot,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A YAML syntax error (or a document over serde-saphyr's safety budget).
+    #[error("{file}{}: {message}", position(.location))]
+    MalformedYaml { file: String, location: Option<(u64, u64)>, message: String },
+}
+
+fn position(location: &Option<(u64, u64)>) -> String {
+    location.map(|(line, column)| format!(":{line}:{column}")).unwrap_or_default()
+}
+
+/// Reads every path in order. A directory is walked recursively, in byte order of the entry
+/// names at each level, for `*.yaml` and `*.yml` files, so the same tree always loads the same
+/// way (later duplicates replace earlier ones). A path named explicitly is read whatever its
+/// extension, and followed if it is a symlink.
+///
+/// Inside a directory, entries whose name starts with `..` are skipped: Kubernetes ConfigMap
+/// and Secret volumes hold the real files under `..<timestamp>/` behind a `..data` symlink, with
+/// a top-level symlink per key, so reading `..*` would load every object twice. Symlinked
+/// files are followed (those per-key symlinks); symlinked directories are not (cycles), and are
+/// reported as warnings.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let mut loaded = Loaded::default();
+    for path in paths {
+        let metadata = fs::metadata(path).map_err(|source| unreadable(path, source))?;
+        let mut files = Vec::new();
+        if metadata.is_dir() {
+            walk(path, &mut files, &mut loaded.warnings)?;
+        } else {
+            files.push(path.clone());
+        }
+        for file in files {
+            let text = fs::read_to_string(&file).map_err(|source| unreadable(&file, source))?;
+            load_str(&file.display().to_string(), &text, &mut loaded)?;
+        }
+    }
+    Ok(loaded)
+}
+
+fn unreadable(path: &Path, source: std::io::Error) -> LoadError {
+    LoadError::Unreadable { path: path.to_path_buf(), source }
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<(), LoadError> {
+    let entries = fs::read_dir(dir).map_err(|source| unreadable(dir, source))?;
+    let mut entries = entries.collect::<Result<Vec<_>, _>>().map_err(|source| unreadable(dir, source))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        if entry.file_name().as_encoded_bytes().starts_with(b"..") {
+            continue;
+        }
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(|source| unreadable(&path, source))?;
+        if file_type.is_dir() {
+            walk(&path, files, warnings)?;
+            continue;
+        }
+        let is_yaml = path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml");
+        // `metadata` follows symlinks: a ConfigMap key is a symlink to a regular file.
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() && is_yaml => files.push(path),
+            Ok(m) if m.is_dir() && file_type.is_symlink() => {
+                warnings.push(format!("{}: symlinked directory not followed", path.display()))
+            }
+            Ok(_) => {}
+            // A dangling symlink, e.g. while a ConfigMap volume swaps `..data`.
+            Err(e) if is_yaml => warnings.push(format!("{}: skipped: {e}", path.display())),
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads every YAML document of `text` (named `file_name` in messages) into `into`.
+///
+/// Empty documents, documents that are not mappings or lack `apiVersion`/`kind` (a
+/// cloudflared config beside the manifests), and kinds we do not read are ignored. A `List`
+/// (or `<Kind>List`) is expanded into its items.
+pub fn load_str(file_name: &str, text: &str, into: &mut Loaded) -> Result<(), LoadError> {
+    let documents: Vec<serde_saphyr::Spanned<Value>> =
+        serde_saphyr::from_multiple(text).map_err(|e| malformed(file_name, &e))?;
+    for document in documents {
+        let origin = format!("{file_name}:{}", document.referenced.line());
+        add_document(document.value, &origin, into);
+    }
+    Ok(())
+}
+
+fn malformed(file_name: &str, e: &serde_saphyr::Error) -> LoadError {
+    let e = e.without_snippet();
+    LoadError::MalformedYaml {
+        file: file_name.to_string(),
+        location: e.location().map(|l| (l.line(), l.column())),
+        // The bare message: the location is already in front of it.
+        message: serde_saphyr::UserMessageFormatter.format_message(e).into_owned(),
+    }
+}
+
+/// The kinds we read, by API group and kind; any version is read into the v1 types (the
+/// served versions of these kinds share one schema).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    GatewayClass,
+    Gateway,
+    HttpRoute,
+    GrpcRoute,
+    ReferenceGrant,
+    BackendTlsPolicy,
+    Service,
+    Namespace,
+}
+
+impl Known {
+    fn from_group_kind(group: &str, kind: &str) -> Option<Known> {
+        Some(match (group, kind) {
+            (GATEWAY_GROUP, "GatewayClass") => Known::GatewayClass,
+            (GATEWAY_GROUP, "Gateway") => Known::Gateway,
+            (GATEWAY_GROUP, "HTTPRoute") => Known::HttpRoute,
+            (GATEWAY_GROUP, "GRPCRoute") => Known::GrpcRoute,
+            (GATEWAY_GROUP, "ReferenceGrant") => Known::ReferenceGrant,
+            (GATEWAY_GROUP, "BackendTLSPolicy") => Known::BackendTlsPolicy,
+            ("", "Service") => Known::Service,
+            ("", "Namespace") => Known::Namespace,
+            _ => return None,
+        })
+    }
+
+    fn namespaced(self) -> bool {
+        !matches!(self, Known::GatewayClass | Known::Namespace)
+    }
+}
+
+fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
+    let Some(object) = value.as_object_mut() else {
+        return;
+    };
+    let (Some(api_version), Some(kind)) = (str_field(object, "apiVersion"), str_field(object, "kind")) else {
+        return;
+    };
+    if kind.ends_with("List") {
+        if let Some(Value::Array(items)) = object.remove("items") {
+            expand_list(&api_version, &kind, items, origin, into);
+            return;
+        }
+    }
+    let group = api_version.rsplit_once('/').map_or("", |(group, _version)| group);
+    let Some(known) = Known::from_group_kind(group, &kind) else {
+        return;
+    };
+
+    let metadata = object.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let Some(metadata) = metadata.as_object_mut() else {
+        into.warnings.push(format!("{origin}: {kind} skipped: metadata is not a mapping"));
+        return;
+    };
+    let name = str_field(metadata, "name").unwrap_or_default();
+    if name.is_empty() {
+        into.warnings.push(format!("{origin}: {kind} skipped: metadata.name is missing or not a string"));
+        return;
+    }
+    // As `kubectl apply` would: namespaced objects without a namespace land in `default`;
+    // cluster-scoped objects have none.
+    let namespace = if known.namespaced() {
+        let namespace = str_field(metadata, "namespace").filter(|ns| !ns.is_empty());
+        let namespace = namespace.unwrap_or_else(|| "default".to_string());
+        metadata.insert("namespace".to_string(), Value::String(namespace.clone()));
+        namespace
+    } else {
+        metadata.remove("namespace");
+        String::new()
+    };
+    let label =
+        if namespace.is_empty() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") };
+
+    let snapshot = &mut into.snapshot;
+    let replaced = match known {
+        Known::GatewayClass => decode::<GatewayClass>(value).map(|o| {
+            let o = convert::gateway_class(&o);
+            put(&mut snapshot.gateway_classes, o, |x| x.meta.name == name)
+        }),
+        Known::Gateway => decode::<Gateway>(value).map(|o| {
+            let o = convert::gateway(&o);
+            put(&mut snapshot.gateways, o, |x| x.meta.namespace == namespace && x.meta.name == name)
+        }),
+        Known::HttpRoute => decode::<HttpRoute>(value.clone()).map(|o| {
+            let mut o = convert::http_route(&o);
+            convert::mark_unknown_rule_fields(&value, &mut o);
+            put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Http, &namespace, &name))
+        }),
+        Known::GrpcRoute => decode::<GrpcRoute>(value.clone()).map(|o| {
+            let mut o = convert::grpc_route(&o);
+            convert::mark_unknown_rule_fields(&value, &mut o);
+            put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Grpc, &namespace, &name))
+        }),
+        Known::ReferenceGrant => decode::<ReferenceGrant>(value).map(|o| {
+            let o = convert::reference_grant(&o);
+            put(&mut snapshot.reference_grants, o, |x| x.meta.namespace == namespace && x.meta.name == name)
+        }),
+        Known::BackendTlsPolicy => decode::<BackendTlsPolicy>(value).map(|o| {
+            let o = convert::backend_tls_policy(&o);
+            put(&mut snapshot.backend_tls_policies, o, |x| {
+                x.meta.namespace == namespace && x.meta.name == name
+            })
+        }),
+        Known::Service => decode::<Service>(value).map(|o| {
+            let o = convert::service(&o);
+            put(&mut snapshot.services, o, |x| x.meta.namespace == namespace && x.meta.name == name)
+        }),
+        Known::Namespace => decode::<Namespace>(value).map(|o| {
+            let o = convert::namespace(&o);
+            put(&mut snapshot.namespaces, o, |x| x.name == name)
+        }),
+    };
+    match replaced {
+        Ok(false) => {}
+        Ok(true) => {
+            into.warnings.push(format!("{origin}: {label} is defined again; this later definition wins"))
+        }
+        Err(e) => into.warnings.push(format!("{origin}: {label} skipped: {e}")),
+    }
+}
+
+/// `kind: List` (what `kubectl get -o yaml` prints) or `<Kind>List` (what the API returns,
+/// whose items carry no `apiVersion`/`kind`: they are the list's).
+fn expand_list(api_version: &str, kind: &str, items: Vec<Value>, origin: &str, into: &mut Loaded) {
+    let item_kind = kind.strip_suffix("List").unwrap_or_default();
+    for (index, mut item) in items.into_iter().enumerate() {
+        if let (Some(object), false) = (item.as_object_mut(), item_kind.is_empty()) {
+            object.entry("apiVersion").or_insert_with(|| Value::String(api_version.to_string()));
+            object.entry("kind").or_insert_with(|| Value::String(item_kind.to_string()));
+        }
+        add_document(item, &format!("{origin} items[{index}]"), into);
+    }
+}
+
+fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {
+    object.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn decode<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
+    serde_json::from_value(value)
+}
+
+fn same_route(route: &routes_core::model::Route, kind: RouteKind, namespace: &str, name: &str) -> bool {
+    route.kind == kind && route.meta.namespace == namespace && route.meta.name == name
+}
+
+/// Adds `item`, replacing the first element `same` picks; true when one was replaced.
+fn put<T>(items: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) -> bool {
+    match items.iter_mut().find(|x| same(x)) {
+        Some(slot) => {
+            *slot = item;
+            true
+        }
+        None => {
+            items.push(item);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "manifests_tests.rs"]
+mod tests;

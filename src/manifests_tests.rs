@@ -1,0 +1,292 @@
+//! Reading files: documents, kinds, versions, lists, directories, and what is fatal.
+
+use super::*;
+use routes_core::model::{PathKind, RouteMatch};
+use std::fs;
+
+const ROUTE: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web
+  namespace: apps
+spec:
+  rules:
+  - backendRefs: [{name: web, port: 80}]
+";
+
+fn load(text: &str) -> Loaded {
+    let mut loaded = Loaded::default();
+    load_str("x.yaml", text, &mut loaded).unwrap_or_else(|e| panic!("{e}"));
+    loaded
+}
+
+fn route_keys(loaded: &Loaded) -> Vec<String> {
+    loaded.snapshot.routes.iter().map(|r| format!("{} {}", r.kind, r.meta.key())).collect()
+}
+
+#[test]
+fn multi_document_file_loads_every_known_kind() {
+    let text = format!(
+        "---\n{ROUTE}---\n# only a comment\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: cloudflared}}\n\
+         spec: {{controllerName: example.com/cloudflared}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: tunnel, namespace: infra}}\n\
+         spec: {{gatewayClassName: cloudflared, listeners: [{{name: http, port: 80, protocol: HTTP}}]}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {{name: rpc, namespace: apps}}\nspec: {{}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\nmetadata: {{name: tls, namespace: apps}}\n\
+         spec: {{targetRefs: [{{group: '', kind: Service, name: web}}], validation: {{hostname: web.internal}}}}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: apps}}\nspec: {{ports: [{{port: 80}}]}}\n---\n\
+         apiVersion: v1\nkind: Namespace\nmetadata: {{name: apps, labels: {{team: a}}}}\n"
+    );
+    let loaded = load(&text);
+    let s = &loaded.snapshot;
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/web", "GRPCRoute apps/rpc"]);
+    assert_eq!(s.gateway_classes[0].meta.key(), "cloudflared");
+    assert_eq!(s.gateways[0].meta.key(), "infra/tunnel");
+    assert_eq!(s.backend_tls_policies[0].hostname, "web.internal");
+    assert_eq!(s.services[0].meta.key(), "apps/web");
+    assert_eq!(s.namespaces[0].name, "apps");
+}
+
+#[test]
+fn documents_without_api_version_or_kind_and_other_kinds_are_ignored() {
+    let text = "tunnel: 6ff42ae2\ningress:\n- service: http_status:404\n---\n- a list\n---\nplain scalar\n---\n\
+                apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec: {}\n---\n\
+                apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata: {name: t}\nspec: {}\n---\n\
+                apiVersion: example.com/v1\nkind: Service\nmetadata: {name: not-core}\n---\n~\n";
+    let loaded = load(text);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert!(loaded.snapshot.routes.is_empty() && loaded.snapshot.services.is_empty());
+}
+
+#[test]
+fn versions_are_read_into_the_v1_types() {
+    let cases = [
+        ("referencegrant_v1beta1_is_read", "v1beta1", "ReferenceGrant"),
+        ("referencegrant_v1alpha2_is_read", "v1alpha2", "ReferenceGrant"),
+        ("referencegrant_v1_is_read", "v1", "ReferenceGrant"),
+        ("httproute_v1beta1_is_read", "v1beta1", "HTTPRoute"),
+        ("grpcroute_v1alpha2_is_read", "v1alpha2", "GRPCRoute"),
+        ("gateway_v1beta1_is_read", "v1beta1", "Gateway"),
+    ];
+    for (name, version, kind) in cases {
+        let spec = match kind {
+            "ReferenceGrant" => "{from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: apps}], to: [{group: '', kind: Service}]}",
+            "Gateway" => "{gatewayClassName: c, listeners: []}",
+            _ => "{}",
+        };
+        let loaded = load(&format!(
+            "apiVersion: gateway.networking.k8s.io/{version}\nkind: {kind}\nmetadata: {{name: o, namespace: n}}\nspec: {spec}\n"
+        ));
+        let s = &loaded.snapshot;
+        let count = s.reference_grants.len() + s.routes.len() + s.gateways.len();
+        assert_eq!((count, loaded.warnings.len()), (1, 0), "{name}: {:?}", loaded.warnings);
+    }
+}
+
+#[test]
+fn namespaced_objects_without_namespace_land_in_default() {
+    let loaded = load(&ROUTE.replace("  namespace: apps\n", ""));
+    assert_eq!(route_keys(&loaded), ["HTTPRoute default/web"]);
+    // Cluster-scoped objects never carry one.
+    let loaded = load("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: c, namespace: x}\nspec: {controllerName: a/b}\n");
+    assert_eq!(loaded.snapshot.gateway_classes[0].meta.namespace, "");
+}
+
+#[test]
+fn defaults_apply_to_routes_read_from_files() {
+    let loaded = load(ROUTE);
+    let rule = &loaded.snapshot.routes[0].rules[0];
+    let RouteMatch::Http(m) = &rule.matches[0] else { panic!("not an HTTP match") };
+    assert_eq!((m.path.kind, m.path.value.as_str()), (PathKind::PathPrefix, "/"));
+    assert_eq!((rule.backends[0].kind.as_str(), rule.backends[0].weight), ("Service", 1));
+}
+
+#[test]
+fn list_is_expanded() {
+    let text = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {}\n- apiVersion: v1\n  kind: Namespace\n  metadata: {{name: apps}}\n",
+        ROUTE.trim_end().replace('\n', "\n  ")
+    );
+    let loaded = load(&text);
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/web"]);
+    assert_eq!(loaded.snapshot.namespaces.len(), 1);
+}
+
+#[test]
+fn typed_list_items_take_the_list_kind() {
+    // What the API returns for `GET .../httproutes`: items without apiVersion and kind.
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRouteList\nmetadata: {}\nitems:\n\
+                - metadata: {name: a, namespace: apps}\n  spec: {}\n\
+                - metadata: {name: b, namespace: apps}\n  spec: {rules: [{filters: [{type: ExternalAuth}]}]}\n";
+    let loaded = load(text);
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/a"]);
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(
+        loaded.warnings[0].starts_with("x.yaml:1 items[1]: HTTPRoute apps/b skipped:"),
+        "{}",
+        loaded.warnings[0]
+    );
+}
+
+#[test]
+fn unknown_enum_value_skips_that_object_with_a_warning() {
+    let bad = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: auth, namespace: apps}\n\
+               spec:\n  rules:\n  - filters:\n    - type: ExternalAuth\n      externalAuth: {protocol: HTTP}\n";
+    let loaded = load(&format!("{bad}---\n{ROUTE}"));
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/web"]);
+    let warning = &loaded.warnings[..];
+    assert_eq!(warning.len(), 1, "{warning:?}");
+    assert!(warning[0].starts_with("x.yaml:1: HTTPRoute apps/auth skipped: "), "{}", warning[0]);
+    assert!(warning[0].contains("ExternalAuth"), "{}", warning[0]);
+}
+
+#[test]
+fn missing_required_field_skips_that_object_with_a_warning() {
+    let loaded = load(&format!("{ROUTE}---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: g}}\nspec: {{}}\n"));
+    assert_eq!(loaded.snapshot.gateways.len(), 0);
+    assert!(
+        loaded.warnings[0].starts_with("x.yaml:10: Gateway default/g skipped: "),
+        "{:?}",
+        loaded.warnings
+    );
+    let loaded = load("apiVersion: v1\nkind: Service\nmetadata: {namespace: a}\n");
+    assert!(
+        loaded.warnings[0].contains("Service skipped: metadata.name is missing"),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn duplicate_object_keeps_the_last_and_warns() {
+    let second = ROUTE.replace("name: web, port: 80", "name: web2, port: 81");
+    let loaded = load(&format!("{ROUTE}---\n{second}"));
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/web"]);
+    assert_eq!(loaded.snapshot.routes[0].rules[0].backends[0].name, "web2");
+    assert_eq!(
+        loaded.warnings,
+        ["x.yaml:10: HTTPRoute apps/web is defined again; this later definition wins"]
+    );
+    // Same name, other kind: not a duplicate.
+    let loaded = load(&format!(
+        "{ROUTE}---\n{}",
+        ROUTE.replace("HTTPRoute", "GRPCRoute").replace("web, port", "g, port")
+    ));
+    assert_eq!(loaded.snapshot.routes.len(), 2);
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn malformed_yaml_is_fatal_and_names_file_line_and_column() {
+    let mut loaded = Loaded::default();
+    let err =
+        load_str("examples/x.yaml", &format!("{ROUTE}---\nkind: X\n  b: [1, 2\n"), &mut loaded).unwrap_err();
+    assert!(matches!(err, LoadError::MalformedYaml { location: Some((11, 4)), .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.starts_with("examples/x.yaml:11:4: "), "{message}");
+    assert!(!message.contains('\n'), "one line: {message}");
+}
+
+#[test]
+fn directories_are_walked_sorted_recursively_for_yaml_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir(root.join("sub")).unwrap();
+    let named = |name: &str| ROUTE.replace("name: web\n", &format!("name: {name}\n"));
+    fs::write(root.join("b.yml"), named("b")).unwrap();
+    fs::write(root.join("a.yaml"), named("a")).unwrap();
+    fs::write(root.join("sub/c.yaml"), named("c")).unwrap();
+    fs::write(root.join("notes.txt"), named("txt")).unwrap();
+    fs::write(root.join("config.json"), named("json")).unwrap();
+    let loaded = load_paths(&[root.to_path_buf()]).unwrap();
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/a", "HTTPRoute apps/b", "HTTPRoute apps/c"]);
+
+    // A file named explicitly is read whatever its extension.
+    let loaded = load_paths(&[root.join("notes.txt")]).unwrap();
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/txt"]);
+}
+
+#[test]
+fn later_files_replace_earlier_duplicates_in_walk_order() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), ROUTE).unwrap();
+    fs::write(dir.path().join("b.yaml"), ROUTE.replace("port: 80", "port: 8080")).unwrap();
+    let loaded = load_paths(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(loaded.snapshot.routes[0].rules[0].backends[0].port, Some(8080));
+    assert!(
+        loaded.warnings[0].contains("b.yaml:1: HTTPRoute apps/web is defined again"),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn configmap_dot_dot_data_is_read_once() {
+    use std::os::unix::fs::symlink;
+    // The layout kubelet writes for a ConfigMap volume.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir(root.join("..2026_01_01_00_00_00.000000001")).unwrap();
+    fs::write(root.join("..2026_01_01_00_00_00.000000001/routes.yaml"), ROUTE).unwrap();
+    symlink("..2026_01_01_00_00_00.000000001", root.join("..data")).unwrap();
+    symlink("..data/routes.yaml", root.join("routes.yaml")).unwrap();
+    let loaded = load_paths(&[root.to_path_buf()]).unwrap();
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/web"]);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinked_directories_are_not_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), ROUTE).unwrap();
+    symlink(".", dir.path().join("loop")).unwrap();
+    let loaded = load_paths(&[dir.path().to_path_buf()]).unwrap();
+    assert_eq!(loaded.snapshot.routes.len(), 1);
+    assert!(loaded.warnings[0].ends_with("loop: symlinked directory not followed"), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn unreadable_path_is_fatal_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let err = load_paths(std::slice::from_ref(&missing)).unwrap_err();
+    assert!(matches!(err, LoadError::Unreadable { .. }));
+    assert!(err.to_string().starts_with(&missing.display().to_string()), "{err}");
+}
+
+#[test]
+fn malformed_file_in_a_directory_names_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("bad.yaml"), "a: [1\n").unwrap();
+    let err = load_paths(&[dir.path().to_path_buf()]).unwrap_err();
+    let bad = dir.path().join("bad.yaml").display().to_string();
+    assert!(err.to_string().starts_with(&format!("{bad}:")), "{err}");
+}
+
+#[test]
+fn rule_fields_the_standard_types_drop_are_marked_unsupported() {
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: a}\n\
+                spec: {rules: [{retry: {attempts: 2}, sessionPersistence: {}}, {timeouts: {request: 1s}}, {}]}\n---\n\
+                apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, namespace: a}\n\
+                spec: {rules: [{sessionPersistence: {}}]}\n";
+    let loaded = load(text);
+    let fields: Vec<Vec<Vec<String>>> = loaded
+        .snapshot
+        .routes
+        .iter()
+        .map(|r| r.rules.iter().map(|rule| rule.unsupported_fields.clone()).collect())
+        .collect();
+    let strings = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        fields,
+        vec![
+            vec![strings(&["retry", "sessionPersistence"]), strings(&["timeouts"]), vec![]],
+            vec![strings(&["sessionPersistence"])],
+        ]
+    );
+}

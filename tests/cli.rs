@@ -1,0 +1,176 @@
+//! The command line as a user meets it: exit codes, stdout/stderr, determinism across files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cloudflared-routes");
+const TUNNEL: &str = "6ff42ae2-765d-4adf-8112-31c55c1551ef";
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run cloudflared-routes")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn render_examples_is_valid_and_summarised() {
+    let o = run(&[
+        "render",
+        "--base-config",
+        "examples/base-config/config.yml",
+        "--tunnel-id",
+        TUNNEL,
+        "examples/",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = stdout(&o);
+    assert!(config.contains("tunnel: '6ff42ae2-765d-4adf-8112-31c55c1551ef'"), "{config}");
+    assert!(config.contains("# HTTPRoute web/website rule"), "each rule names its source:\n{config}");
+    assert!(stderr(&o).contains("ingress rules"), "summary on stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("routes: "), "{}", stderr(&o));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "config.yml", &config);
+    let v = run(&["validate", &file]);
+    assert!(v.status.success(), "{}{}", stdout(&v), stderr(&v));
+    assert_eq!(stdout(&v).trim(), "OK");
+}
+
+#[test]
+fn same_objects_in_other_files_and_order_give_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every example document, in reverse order, in one file.
+    let mut docs = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir("examples")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for f in &files {
+        for doc in std::fs::read_to_string(f).unwrap().split("\n---") {
+            if doc.trim().lines().any(|l| l.starts_with("kind:")) {
+                docs.push(doc.trim_start_matches('-').trim().to_string());
+            }
+        }
+    }
+    docs.reverse();
+    let one = write(dir.path(), "all.yaml", &docs.join("\n---\n"));
+    let a = run(&["render", "--tunnel-id", TUNNEL, "examples/"]);
+    let b = run(&["render", "--tunnel-id", TUNNEL, &one]);
+    assert!(a.status.success() && b.status.success(), "{}{}", stderr(&a), stderr(&b));
+    assert_eq!(stdout(&a), stdout(&b));
+}
+
+#[test]
+fn malformed_yaml_is_unusable_input_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad =
+        write(dir.path(), "bad.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: [unclosed\n");
+    let o = run(&["render", &bad]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "nothing on stdout");
+    assert!(stderr(&o).contains("bad.yaml:"), "names the file: {}", stderr(&o));
+    assert!(stderr(&o).chars().any(|c| c.is_ascii_digit()), "and a line: {}", stderr(&o));
+}
+
+#[test]
+fn missing_path_and_bad_flags_are_unusable_input() {
+    let o = run(&["render", "/nonexistent/manifests"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let o = run(&["render", "--tunnel-id", "not-a-uuid", "examples/"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(&["render", "--gateway", "no-slash", "examples/"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn credentials_file_sets_tunnel_and_path_and_never_prints_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write(
+        dir.path(),
+        "credentials.json",
+        &format!(r#"{{"AccountTag":"acct","TunnelSecret":"dG9wLXNlY3JldA==","TunnelID":"{TUNNEL}"}}"#),
+    );
+    let o = run(&["render", "--credentials-file", &creds, "examples/"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o) + &stderr(&o);
+    assert!(
+        out.contains(&format!("credentials-file: {creds}"))
+            || out.contains(&format!("credentials-file: '{creds}'")),
+        "{out}"
+    );
+    assert!(!out.contains("dG9wLXNlY3JldA=="), "the secret leaked");
+    let o = run(&[
+        "render",
+        "--credentials-file",
+        &creds,
+        "--tunnel-id",
+        "00000000-0000-0000-0000-000000000000",
+        "examples/",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "a differing --tunnel-id is refused: {}", stderr(&o));
+}
+
+#[test]
+fn base_config_that_breaks_the_config_fails_with_cloudflareds_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(dir.path(), "base.yml", "ingress:\n  - service: http://everything:80\n  - hostname: late.example.com\n    service: http://late:80\n");
+    let o = run(&["render", "--base-config", &base, "examples/"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "an invalid config is never printed");
+    assert!(stderr(&o).contains("match every"), "{}", stderr(&o));
+
+    let broken = write(dir.path(), "broken.yml", "originRequest: [\n");
+    let o = run(&["render", "--base-config", &broken, "examples/"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn validate_exits_one_on_an_invalid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "c.yml",
+        "ingress:\n  - hostname: a.example.com:443\n    service: http://a:80\n  - service: http_status:404\n",
+    );
+    let o = run(&["validate", &config]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).to_lowercase().contains("port"), "{}", stderr(&o));
+}
+
+#[test]
+fn status_prints_conditions_with_the_given_transition_time() {
+    let o = run(&["status", "--tunnel-id", TUNNEL, "--transition-time", "2026-01-02T03:04:05Z", "examples/"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("status is YAML");
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert!(
+        kinds.contains(&"GatewayClass") && kinds.contains(&"Gateway") && kinds.contains(&"GRPCRoute"),
+        "{kinds:?}"
+    );
+    let gateway = docs.iter().find(|d| d["kind"] == "Gateway").unwrap();
+    assert_eq!(gateway["status"]["addresses"][0]["value"], format!("{TUNNEL}.cfargotunnel.com"));
+    let programmed = gateway["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Programmed")
+        .unwrap();
+    assert_eq!(programmed["status"], "Unknown", "offline, Programmed is not known");
+    assert_eq!(programmed["lastTransitionTime"], "2026-01-02T03:04:05Z");
+}

@@ -1,0 +1,173 @@
+//! Unit tests of the cloudflared matcher model ([`super::support::cloudflared`]). Included by
+//! `tests/conformance.rs` only, so they run once.
+
+use crate::support::cloudflared::{decode_request_path, host_matches, strip_port, Model};
+
+const SERVICE_A: &str = "http://a.default.svc.cluster.local:80";
+const SERVICE_B: &str = "http://b.default.svc.cluster.local:80";
+
+fn model(rules: &str) -> Model {
+    let m = Model::parse(&format!("ingress:\n{rules}"));
+    assert!(m.errors.is_empty(), "test config should be valid: {:?}", m.errors);
+    m
+}
+
+fn served(m: &Model, host: &str, path: &str) -> usize {
+    m.serve(host, path).index
+}
+
+#[test]
+fn path_regex_is_searched_unanchored() {
+    let m = model(&format!(
+        "  - {{hostname: a.com, path: /api, service: '{SERVICE_A}'}}\n  - service: http_status:404\n"
+    ));
+    assert_eq!(served(&m, "a.com", "/api"), 0);
+    assert_eq!(served(&m, "a.com", "/v2/api"), 0, "an unanchored search finds /api inside /v2/api");
+    assert_eq!(served(&m, "a.com", "/apix"), 0, "an unanchored search finds /api in /apix");
+    assert_eq!(served(&m, "a.com", "/ap"), 1);
+}
+
+#[test]
+fn anchored_regex_needs_the_whole_path() {
+    let m = model(&format!(
+        "  - {{hostname: a.com, path: '^/api$', service: '{SERVICE_A}'}}\n  - service: http_status:404\n"
+    ));
+    assert_eq!(served(&m, "a.com", "/api"), 0);
+    assert_eq!(served(&m, "a.com", "/v2/api"), 1);
+    assert_eq!(served(&m, "a.com", "/api/"), 1);
+}
+
+#[test]
+fn hostname_and_path_are_case_sensitive() {
+    let m = model(&format!(
+        "  - {{hostname: api.example.com, path: '^/One$', service: '{SERVICE_A}'}}\n  - service: http_status:404\n"
+    ));
+    assert_eq!(served(&m, "api.example.com", "/One"), 0);
+    assert_eq!(served(&m, "API.example.com", "/One"), 1, "hostnames compare case-sensitively");
+    assert_eq!(served(&m, "api.example.com", "/one"), 1, "paths compare case-sensitively");
+}
+
+#[test]
+fn wildcard_never_matches_apex_but_spans_labels() {
+    let m = model(&format!(
+        "  - {{hostname: '*.example.com', service: '{SERVICE_A}'}}\n  - service: http_status:404\n"
+    ));
+    assert_eq!(served(&m, "a.example.com", "/"), 0);
+    assert_eq!(served(&m, "a.b.example.com", "/"), 0, "a wildcard spans several labels");
+    assert_eq!(served(&m, "example.com", "/"), 1, "a wildcard never matches the apex");
+    assert_eq!(served(&m, "badexample.com", "/"), 1, "the suffix starts at a label boundary");
+    assert!(!host_matches(Some("*.example.com"), "example.com"));
+}
+
+#[test]
+fn empty_or_star_hostname_matches_every_host() {
+    assert!(host_matches(None, "anything.test"));
+    assert!(host_matches(Some(""), "anything.test"));
+    assert!(host_matches(Some("*"), "anything.test"));
+    assert!(!host_matches(Some("a.test"), "b.test"));
+}
+
+#[test]
+fn first_match_wins_in_file_order() {
+    let m = model(&format!(
+        "  - {{hostname: a.com, path: '^/', service: '{SERVICE_A}'}}\n  \
+         - {{hostname: a.com, path: '^/exact$', service: '{SERVICE_B}'}}\n  - service: http_status:404\n"
+    ));
+    let s = m.serve("a.com", "/exact");
+    assert_eq!((s.index, s.service.as_str()), (0, SERVICE_A), "the earlier, broader rule wins");
+}
+
+#[test]
+fn request_port_is_stripped() {
+    let m = model(&format!(
+        "  - {{hostname: very.specific.com, service: '{SERVICE_A}'}}\n  - service: http_status:404\n"
+    ));
+    assert_eq!(served(&m, "very.specific.com:1234", "/s1"), 0);
+    assert_eq!(strip_port("[::1]:80"), "::1");
+    assert_eq!(strip_port("a.com"), "a.com");
+    assert_eq!(strip_port("a:b:c"), "a:b:c", "like net.SplitHostPort: too many colons, kept");
+}
+
+#[test]
+fn path_is_percent_decoded_without_query() {
+    let m = model(&format!(
+        "  - {{hostname: a.com, path: '^/a b/c$', service: '{SERVICE_A}'}}\n  \
+         - {{hostname: a.com, path: '^/x\\+y$', service: '{SERVICE_B}'}}\n  - service: http_status:404\n"
+    ));
+    assert_eq!(served(&m, "a.com", "/a%20b/c"), 0);
+    assert_eq!(served(&m, "a.com", "/a%20b%2Fc"), 0, "%2F decodes to / like Go's url.Path");
+    assert_eq!(served(&m, "a.com", "/a%20b/c?q=1"), 0, "the query string is not part of the path");
+    assert_eq!(served(&m, "a.com", "/a%20b/c#frag"), 0, "nor is the fragment");
+    assert_eq!(served(&m, "a.com", "/x+y"), 1, "`+` is not a space in a path");
+    assert_eq!(decode_request_path("/%41%62?%20"), b"/Ab");
+}
+
+#[test]
+#[should_panic(expected = "invalid percent escape")]
+fn malformed_escape_is_refused() {
+    decode_request_path("/a%zz");
+}
+
+#[test]
+fn nothing_matching_falls_back_to_the_last_rule() {
+    // Only reachable in a config cloudflared would refuse (the last rule is not a catch-all).
+    let m = Model::parse(&format!("ingress:\n  - {{hostname: a.com, service: '{SERVICE_A}'}}\n"));
+    assert_eq!(m.serve("b.com", "/").index, 0);
+    assert!(!m.errors.is_empty());
+}
+
+#[test]
+fn effective_origin_request_overrides_key_by_key() {
+    let m = Model::parse(&format!(
+        "originRequest: {{connectTimeout: 10s, noTLSVerify: false}}\ningress:\n  \
+         - {{hostname: a.com, service: '{SERVICE_A}', originRequest: {{noTLSVerify: true}}}}\n  \
+         - service: http_status:404\n"
+    ));
+    let o = m.effective_origin_request(0);
+    assert_eq!(o["connectTimeout"], "10s");
+    assert_eq!(o["noTLSVerify"], true);
+}
+
+#[test]
+fn validation_mirrors_cloudflared() {
+    let cases: &[(&str, &str)] = &[
+        ("no rules", "ingress: []\n"),
+        ("last rule not catch-all", "ingress:\n  - {hostname: a.com, service: http_status:404}\n"),
+        ("last rule with path", "ingress:\n  - {path: '^/', service: http_status:404}\n"),
+        (
+            "catch-all not last",
+            "ingress:\n  - service: http_status:404\n  - service: http_status:404\n",
+        ),
+        (
+            "hostname with port",
+            "ingress:\n  - {hostname: 'a.com:80', service: http_status:404}\n  - service: http_status:404\n",
+        ),
+        (
+            "wildcard not first",
+            "ingress:\n  - {hostname: 'a.*.com', service: http_status:404}\n  - service: http_status:404\n",
+        ),
+        (
+            "invalid regex",
+            "ingress:\n  - {hostname: a.com, path: '^/(', service: http_status:404}\n  - service: http_status:404\n",
+        ),
+        (
+            "service with a lone /",
+            "ingress:\n  - {hostname: a.com, service: 'http://a:80/'}\n  - service: http_status:404\n",
+        ),
+        ("service without scheme", "ingress:\n  - service: 'a.default.svc:80'\n"),
+        ("status out of range", "ingress:\n  - service: http_status:1000\n"),
+        (
+            "bare integer duration",
+            "originRequest: {connectTimeout: 10}\ningress:\n  - service: http_status:404\n",
+        ),
+    ];
+    for (name, yaml) in cases {
+        let m = Model::parse(yaml);
+        assert!(!m.errors.is_empty(), "{name}: cloudflared refuses this config, the model accepted it");
+    }
+    let ok = Model::parse(
+        "ingress:\n  - {path: '^/only-path', service: hello_world}\n  \
+         - {hostname: '*', path: '^/x', service: 'https://a.b:443'}\n  - {hostname: '*', service: http_status:404}\n",
+    );
+    assert!(ok.errors.is_empty(), "a path-only rule mid-list is allowed: {:?}", ok.errors);
+}
