@@ -1,4 +1,9 @@
 //! The output side: cloudflared ingress rules in first-match order.
+//!
+//! Strings are shared (`Arc<str>`): one hostname, path or service typically appears in many
+//! rules, and a config of tens of thousands of rules should not copy them all.
+
+use std::sync::Arc;
 
 use crate::model::RouteKind;
 
@@ -6,9 +11,9 @@ use crate::model::RouteKind;
 /// anchored RE2 expression tested against the percent-decoded path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngressRule {
-    pub hostname: Option<String>,
-    pub path: Option<String>,
-    pub service: String,
+    pub hostname: Option<Arc<str>>,
+    pub path: Option<Arc<str>>,
+    pub service: Arc<str>,
     pub origin_request: OriginRequest,
     pub source: RuleSource,
 }
@@ -41,15 +46,15 @@ impl OriginRequest {
 pub enum RuleSource {
     Route {
         kind: RouteKind,
-        namespace: String,
-        name: String,
+        namespace: Arc<str>,
+        name: Arc<str>,
         rule: usize,
         match_index: usize,
     },
     /// The `http_status:404` rule closing a listener hostname's block, so that a request for
     /// that hostname never falls through to a less specific listener's routes.
     ListenerFence {
-        hostname: String,
+        hostname: Arc<str>,
     },
     /// The final rule when nothing else matched.
     CatchAll,

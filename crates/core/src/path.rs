@@ -35,14 +35,17 @@ pub enum PathError {
 /// - RegularExpression `r` → `^(?:r)$`, after checking that Go's RE2 accepts it.
 pub fn http_path(m: &PathMatch) -> Result<Option<String>, PathError> {
     match m.kind {
-        PathKind::Exact => Ok(Some(format!("^{}$", literal(&m.value)?))),
+        PathKind::Exact => {
+            let decoded = literal(&m.value)?;
+            Ok(Some(anchored(&decoded, "$")))
+        }
         PathKind::PathPrefix => {
             let decoded = literal(&m.value)?;
             let trimmed = decoded.trim_end_matches('/');
             if trimmed.is_empty() {
                 return Ok(None);
             }
-            Ok(Some(format!("^{trimmed}(?s:/.*)?$")))
+            Ok(Some(anchored(trimmed, "(?s:/.*)?$")))
         }
         PathKind::RegularExpression => {
             // A value that parses on its own has balanced groups, so it cannot close the
@@ -53,9 +56,18 @@ pub fn http_path(m: &PathMatch) -> Result<Option<String>, PathError> {
     }
 }
 
-/// Validate a literal path as the HTTPRoute CRD does, percent-decode it (cloudflared matches
-/// the decoded path), and escape it for RE2. The result is an escaped regex fragment.
-fn literal(value: &str) -> Result<String, PathError> {
+/// `^` + the escaped literal + `tail`, in one allocation.
+fn anchored(literal: &str, tail: &str) -> String {
+    let mut out = String::with_capacity(literal.len() + tail.len() + 8);
+    out.push('^');
+    escape_into(&mut out, literal);
+    out.push_str(tail);
+    out
+}
+
+/// Validate a literal path as the HTTPRoute CRD does and percent-decode it (cloudflared
+/// matches the decoded path).
+fn literal(value: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
     let schema = |why| Err(PathError::Schema { value: value.to_string(), why });
     if !value.starts_with('/') {
         return Err(PathError::NotAbsolute(value.to_string()));
@@ -86,16 +98,20 @@ fn literal(value: &str) -> Result<String, PathError> {
     if bad_escape {
         return schema("'%' must start a %-escape of two hex digits");
     }
-    let decoded = percent_encoding::percent_decode_str(value)
+    percent_encoding::percent_decode_str(value)
         .decode_utf8()
-        .map_err(|_| PathError::NotUtf8(value.to_string()))?;
-    Ok(escape(&decoded))
+        .map_err(|_| PathError::NotUtf8(value.to_string()))
 }
 
 /// Escape a literal for RE2: meta characters get a backslash, anything that is not a printable
 /// character is written as `\x{..}` so the regex (and the YAML holding it) stays readable.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
+    escape_into(&mut out, text);
+    out
+}
+
+fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         if regex_syntax::is_meta_character(c) {
             out.push('\\');
@@ -106,7 +122,6 @@ pub fn escape(text: &str) -> String {
             out.push(c);
         }
     }
-    out
 }
 
 const SERVICE_PATTERN: &str = r"^(?i)\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$";
@@ -164,13 +179,13 @@ fn valid_identifier(s: &str) -> bool {
 /// then "Longest PathPrefix"; for GRPCRoute "characters in a matching service, then in a
 /// matching method". RegularExpression placement is implementation-specific: ours is after
 /// every exact match and before every prefix (longer pattern first), documented in
-/// docs/routing.md. No path constraint comes last.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// docs/translation.md. No path constraint comes last. Equal ranks are ordered by the regex
+/// itself, so that the order is total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PathRank {
     class: u8,
     primary: Reverse<usize>,
     secondary: Reverse<usize>,
-    regex: Option<String>,
 }
 
 impl PathRank {
@@ -182,7 +197,7 @@ impl PathRank {
             (PathKind::RegularExpression, _) => 1,
             (PathKind::PathPrefix, _) => 2,
         };
-        PathRank { class, primary: Reverse(len), secondary: Reverse(0), regex: regex.map(str::to_string) }
+        PathRank { class, primary: Reverse(len), secondary: Reverse(0) }
     }
 
     pub fn grpc(m: Option<&GrpcMethodMatch>, regex: Option<&str>) -> PathRank {
@@ -196,7 +211,6 @@ impl PathRank {
             class,
             primary: Reverse(len(m.and_then(|m| m.service.as_ref()))),
             secondary: Reverse(len(m.and_then(|m| m.method.as_ref()))),
-            regex: regex.map(str::to_string),
         }
     }
 }

@@ -5,9 +5,9 @@ use proptest::prelude::*;
 
 fn rule(hostname: Option<&str>, path: Option<&str>, service: &str) -> IngressRule {
     IngressRule {
-        hostname: hostname.map(str::to_string),
-        path: path.map(str::to_string),
-        service: service.to_string(),
+        hostname: hostname.map(Into::into),
+        path: path.map(Into::into),
+        service: service.into(),
         origin_request: OriginRequest::default(),
         source: RuleSource::Route {
             kind: RouteKind::Http,

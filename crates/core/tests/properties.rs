@@ -224,7 +224,7 @@ proptest! {
                 prop_assert!(path.starts_with('^') && path.ends_with('$'), "unanchored {path:?}");
             }
             if let Some(host) = &rule.hostname {
-                prop_assert_eq!(host.to_lowercase(), host.clone());
+                prop_assert_eq!(host.to_lowercase(), host.to_string());
                 prop_assert!(!host.contains(':') && !host.contains('\n'));
             }
             if matches!(rule.source, RuleSource::Route { kind: RouteKind::Grpc, .. }) && !rule.service.starts_with("http_status:") {

@@ -6,6 +6,10 @@
 //! appProtocol is `https` or `kubernetes.io/wss`, a Service targeted by a BackendTLSPolicy,
 //! and every GRPCRoute backend (cloudflared speaks HTTP/2 to an origin only over TLS).
 
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
 use crate::model::{BackendRef, Route, RouteKind, Service, ServicePort, TargetPort, GATEWAY_GROUP};
 
 use super::index::Index;
@@ -14,7 +18,7 @@ use super::{GrpcBackendTls, Reason, Settings};
 /// A backend cloudflared can dial.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Origin {
-    pub url: String,
+    pub url: Arc<str>,
     /// `validation.hostname` of a BackendTLSPolicy: the SNI and certificate name to check.
     pub server_name: Option<String>,
     pub tls: bool,
@@ -118,7 +122,8 @@ pub(crate) fn resolve(
     };
     let scheme = if tls { "https" } else { "http" };
     Ok(Origin {
-        url: format!("{scheme}://{}.{namespace}.svc.{}:{dial_port}", backend.name, settings.cluster_domain),
+        url: format!("{scheme}://{}.{namespace}.svc.{}:{dial_port}", backend.name, settings.cluster_domain)
+            .into(),
         server_name: policy,
         tls,
     })
@@ -169,25 +174,50 @@ pub(crate) struct Selection {
     pub split_collapsed: bool,
 }
 
-pub(crate) fn select(
-    route: &Route,
-    backends: &[BackendRef],
-    index: &Index<'_>,
-    settings: &Settings,
-) -> Selection {
-    let mut best: Option<(i32, Origin)> = None;
-    let mut unresolved = Vec::new();
-    for (i, backend) in backends.iter().enumerate() {
-        match resolve(route, backend, index, settings) {
-            Ok(origin) if backend.weight > 0 && best.as_ref().is_none_or(|(w, _)| backend.weight > *w) => {
-                best = Some((backend.weight, origin));
-            }
-            Ok(_) => {}
-            Err(u) => unresolved.push((i, u)),
-        }
+/// Resolves backendRefs, remembering each answer: the same backend is typically referenced by
+/// many rules, and its URL is then shared rather than built again.
+pub(crate) struct Resolver<'a> {
+    index: &'a Index<'a>,
+    settings: &'a Settings,
+    /// (route namespace, route kind, group, kind, namespace, name, port) → answer.
+    cache: FxHashMap<BackendKey<'a>, Result<Origin, Unresolved>>,
+}
+
+type BackendKey<'a> = (&'a str, RouteKind, &'a str, &'a str, Option<&'a str>, &'a str, Option<i32>);
+
+impl<'a> Resolver<'a> {
+    pub(crate) fn new(index: &'a Index<'a>, settings: &'a Settings) -> Self {
+        Resolver { index, settings, cache: FxHashMap::default() }
     }
-    let weighted = backends.iter().filter(|b| b.weight > 0).count();
-    Selection { origin: best.map(|(_, o)| o), unresolved, split_collapsed: weighted > 1 }
+
+    pub(crate) fn select(&mut self, route: &'a Route, backends: &'a [BackendRef]) -> Selection {
+        let mut best: Option<(i32, Origin)> = None;
+        let mut unresolved = Vec::new();
+        for (i, backend) in backends.iter().enumerate() {
+            let key = (
+                route.meta.namespace.as_str(),
+                route.kind,
+                backend.group.as_str(),
+                backend.kind.as_str(),
+                backend.namespace.as_deref(),
+                backend.name.as_str(),
+                backend.port,
+            );
+            let (index, settings) = (self.index, self.settings);
+            let answer = self.cache.entry(key).or_insert_with(|| resolve(route, backend, index, settings));
+            match answer {
+                Ok(origin)
+                    if backend.weight > 0 && best.as_ref().is_none_or(|(w, _)| backend.weight > *w) =>
+                {
+                    best = Some((backend.weight, origin.clone()));
+                }
+                Ok(_) => {}
+                Err(u) => unresolved.push((i, u.clone())),
+            }
+        }
+        let weighted = backends.iter().filter(|b| b.weight > 0).count();
+        Selection { origin: best.map(|(_, o)| o), unresolved, split_collapsed: weighted > 1 }
+    }
 }
 
 impl Settings {

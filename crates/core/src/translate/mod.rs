@@ -10,6 +10,8 @@ mod order;
 mod rules;
 mod status;
 
+use std::sync::Arc;
+
 use crate::hostname::Hostname;
 use crate::ingress::{IngressRule, RuleSource};
 use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
@@ -124,7 +126,7 @@ pub struct Translation {
 
 /// One route after attachment and rule translation, kept until its rules are ordered.
 struct RouteWork<'r> {
-    route: &'r Route,
+    id: order::RouteId,
     outcomes: Vec<attach::ParentOutcome<'r>>,
     out: rules::RouteOut,
     /// Rendered: accepted on some parent and some rule survived.
@@ -154,6 +156,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let mut notes = Vec::new();
     let (mut routes_accepted, mut routes_rejected) = (0, 0);
     let mut claims = claims::Claims::default();
+    // Conflicts need both kinds; with one, indexing every hostname would be wasted work.
+    let both_kinds = [RouteKind::Http, RouteKind::Grpc].iter().all(|k| routes.iter().any(|r| r.kind == *k));
+    let mut resolver = backends::Resolver::new(&index, settings);
 
     for route in routes {
         let object = format!("{} {}", route.kind, route.meta.key());
@@ -175,12 +180,12 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }
         }
-        let out = rules::route_out(route, &index, settings);
+        let out = rules::route_out(route, &mut resolver, settings);
         notes.extend(out.notes.iter().cloned());
         let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
 
         // HTTPRoute and GRPCRoute on the same listener hostname: the older route keeps it.
-        for outcome in &mut outcomes {
+        for outcome in outcomes.iter_mut().filter(|_| both_kinds) {
             let Ok(attachments) = &outcome.result else { continue };
             let listeners = &gateways[outcome.gateway].listeners;
             let conflict = attachments.iter().find_map(|a| {
@@ -210,7 +215,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                     for a in attachments {
                         let listener = &mut gateways[outcome.gateway].listeners[a.listener];
                         listener.attached += 1;
-                        for h in &a.hostnames {
+                        for h in a.hostnames.iter().filter(|_| both_kinds) {
                             claims.claim(listener.hostname.as_ref(), route.kind, h.as_ref(), &object);
                         }
                     }
@@ -220,7 +225,12 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         rejections.extend(out.rejections.iter().cloned());
         route_statuses.push(status::route_status(route, &outcomes, &out, all_rules_dropped));
-        works.push(RouteWork { route, outcomes, out, rendered: accepted });
+        let id = order::RouteId {
+            kind: route.kind,
+            namespace: Arc::from(route.meta.namespace.as_str()),
+            name: Arc::from(route.meta.name.as_str()),
+        };
+        works.push(RouteWork { id, outcomes, out, rendered: accepted });
     }
 
     let mut candidates = Vec::new();
@@ -234,7 +244,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                     candidates.extend(work.out.matches.iter().map(|m| order::Candidate {
                         listener: block,
                         host: h.as_ref(),
-                        route: Some((rank as u32, work.route, m)),
+                        route: Some((rank as u32, &work.id, m)),
                     }));
                 }
             }

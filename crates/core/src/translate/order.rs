@@ -5,13 +5,24 @@
 //! is dominated by cache misses; so each distinct listener hostname, route hostname and path is
 //! ranked once, and the rules are sorted by a key of small integers.
 
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
 use crate::ingress::{IngressRule, OriginRequest, RuleSource};
-use crate::model::Route;
+use crate::model::RouteKind;
+use crate::path::PathRank;
 
 use super::rules::MatchOut;
+
+/// A route's identity as rules name it, shared by all of its rules.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteId {
+    pub kind: RouteKind,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+}
 
 /// A rule before ordering; it borrows everything.
 #[derive(Clone, Copy, Debug)]
@@ -21,7 +32,7 @@ pub(crate) struct Candidate<'a> {
     pub host: Option<&'a Hostname>,
     /// The route (with its rank in route order: oldest, then `namespace/name`, then kind) and
     /// the match; `None` for the block's fence, which closes it.
-    pub route: Option<(u32, &'a Route, &'a MatchOut)>,
+    pub route: Option<(u32, &'a RouteId, &'a MatchOut)>,
 }
 
 impl<'a> Candidate<'a> {
@@ -49,15 +60,16 @@ impl<'a> Candidate<'a> {
 /// specific listener's block (exact hostname, then wildcards with more labels, then none),
 /// closed by its fence, so a request for its hostname never reaches a broader listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Key {
+struct Key<'a> {
     /// Rank of the listener hostname (`listener_cmp`).
     listener: u32,
     /// Route rules (0) before the block's fence (1).
     fence: u8,
     /// Rank of the route hostname (`specificity_cmp`).
     host: u32,
-    /// Rank of the path (`PathRank`).
-    path: u32,
+    path: PathRank,
+    /// Between paths of equal rank, the regex itself: the order stays total.
+    regex: Option<&'a str>,
     /// Rank of the route: creation timestamp, then `namespace/name`, then kind.
     route: u32,
     rule: u32,
@@ -88,22 +100,21 @@ pub(crate) struct Shadowed {
 pub(crate) fn finish(candidates: Vec<Candidate<'_>>) -> (Vec<IngressRule>, Vec<Shadowed>) {
     let listener_rank = ranks(candidates.iter().map(|c| c.listener), |a, b| listener_cmp(*a, *b));
     let host_rank = ranks(candidates.iter().map(|c| c.host), |a, b| specificity_cmp(*a, *b));
-    let path_rank =
-        ranks(candidates.iter().filter_map(|c| c.route.map(|(_, _, m)| &m.rank)), |a, b| a.cmp(b));
 
-    let mut keyed: Vec<(Key, u32)> = candidates
+    let mut keyed: Vec<(Key<'_>, u32)> = candidates
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let (fence, path, route, rule, match_index) = match c.route {
-                Some((route, _, m)) => (0, path_rank[&&m.rank], route, m.rule as u32, m.match_index as u32),
-                None => (1, 0, 0, 0, 0),
+                Some((route, _, m)) => (0, m.rank, route, m.rule as u32, m.match_index as u32),
+                None => (1, PathRank::http(&crate::model::PathMatch::all(), None), 0, 0, 0),
             };
             let key = Key {
                 listener: listener_rank[&c.listener],
                 fence,
                 host: host_rank[&c.host],
                 path,
+                regex: c.path(),
                 route,
                 rule,
                 match_index,
@@ -126,6 +137,11 @@ pub(crate) fn finish(candidates: Vec<Candidate<'_>>) -> (Vec<IngressRule>, Vec<S
         covering_ids.insert(*id, covering(*h).filter_map(|k| by_key.get(&k).copied()).collect());
     }
     let mut path_ids: HashMap<&str, u32> = HashMap::default();
+    // Each distinct hostname written once and shared by its rules.
+    let mut host_text: Vec<Option<Arc<str>>> = vec![None; host_id.len()];
+    for (h, id) in &host_id {
+        host_text[*id as usize] = h.map(|h| Arc::from(h.as_string()));
+    }
 
     let mut rules: Vec<IngressRule> = Vec::with_capacity(candidates.len());
     let mut shadowed = Vec::new();
@@ -151,7 +167,7 @@ pub(crate) fn finish(candidates: Vec<Candidate<'_>>) -> (Vec<IngressRule>, Vec<S
             }
             continue;
         }
-        let rule = ingress_rule(c);
+        let rule = ingress_rule(c, host_text[host as usize].clone());
         if rule.is_catch_all() {
             catch_all = Some(rules.len());
         }
@@ -182,29 +198,23 @@ fn covering(h: Option<&Hostname>) -> impl Iterator<Item = (u8, &str)> {
     own.into_iter().chain(wildcards).chain(std::iter::once((0, "")))
 }
 
-fn ingress_rule(c: &Candidate<'_>) -> IngressRule {
-    let (service, origin_request) = match c.route {
-        Some((_, _, m)) => (m.service.clone(), m.origin_request.clone()),
-        None => ("http_status:404".to_string(), OriginRequest::default()),
+fn ingress_rule(c: &Candidate<'_>, hostname: Option<Arc<str>>) -> IngressRule {
+    let (service, origin_request, path) = match c.route {
+        Some((_, _, m)) => (m.service.clone(), m.origin_request.clone(), m.path.clone()),
+        None => (Arc::from("http_status:404"), OriginRequest::default(), None),
     };
-    IngressRule {
-        hostname: c.host.map(Hostname::as_string),
-        path: c.path().map(str::to_string),
-        service,
-        origin_request,
-        source: source(c),
-    }
+    IngressRule { hostname, path, service, origin_request, source: source(c) }
 }
 
 fn source(c: &Candidate<'_>) -> RuleSource {
     match c.route {
-        None => {
-            RuleSource::ListenerFence { hostname: c.listener.map(Hostname::as_string).unwrap_or_default() }
-        }
+        None => RuleSource::ListenerFence {
+            hostname: c.listener.map_or_else(|| Arc::from(""), |h| Arc::from(h.as_string())),
+        },
         Some((_, route, m)) => RuleSource::Route {
             kind: route.kind,
-            namespace: route.meta.namespace.clone(),
-            name: route.meta.name.clone(),
+            namespace: route.namespace.clone(),
+            name: route.name.clone(),
             rule: m.rule,
             match_index: m.match_index,
         },

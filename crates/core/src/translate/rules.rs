@@ -5,13 +5,14 @@
 //! the hostname, cannot be expressed; rendering their path alone would send traffic the user
 //! did not route there. So they are dropped and reported, never widened.
 
+use std::sync::Arc;
+
 use crate::hostname::Hostname;
 use crate::ingress::OriginRequest;
 use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
 use crate::path::{grpc_path, http_path, PathRank};
 
-use super::backends::{self, Unresolved};
-use super::index::Index;
+use super::backends::{self, Resolver, Unresolved};
 use super::{Reason, Rejection, Settings};
 
 /// One rendered match of one rule.
@@ -19,9 +20,9 @@ use super::{Reason, Rejection, Settings};
 pub(crate) struct MatchOut {
     pub rule: usize,
     pub match_index: usize,
-    pub path: Option<String>,
+    pub path: Option<Arc<str>>,
     pub rank: PathRank,
-    pub service: String,
+    pub service: Arc<str>,
     pub origin_request: OriginRequest,
 }
 
@@ -37,7 +38,7 @@ pub(crate) struct RouteOut {
     pub notes: Vec<String>,
 }
 
-pub(crate) fn route_out(route: &Route, index: &Index<'_>, settings: &Settings) -> RouteOut {
+pub(crate) fn route_out<'a>(route: &'a Route, resolver: &mut Resolver<'a>, settings: &Settings) -> RouteOut {
     let mut out = RouteOut {
         matches: Vec::new(),
         rejections: Vec::new(),
@@ -53,7 +54,7 @@ pub(crate) fn route_out(route: &Route, index: &Index<'_>, settings: &Settings) -
             reason: Reason::UnsupportedValue,
             message,
         };
-        let selection = backends::select(route, &rule.backends, index, settings);
+        let selection = resolver.select(route, &rule.backends);
         for (b, unresolved) in &selection.unresolved {
             out.unresolved.push(Unresolved {
                 reason: unresolved.reason,
@@ -75,7 +76,7 @@ pub(crate) fn route_out(route: &Route, index: &Index<'_>, settings: &Settings) -
                         Ok((path, rank)) => out.matches.push(MatchOut {
                             rule: r,
                             match_index: m,
-                            path,
+                            path: path.map(Arc::from),
                             rank,
                             service: service.clone(),
                             origin_request: origin_request.clone(),
@@ -101,7 +102,7 @@ fn rule_target(
     rule: &RouteRule,
     origin: &Option<backends::Origin>,
     settings: &Settings,
-) -> Result<(String, OriginRequest), (String, String)> {
+) -> Result<(Arc<str>, OriginRequest), (String, String)> {
     if let Some(field) = rule.unsupported_fields.first() {
         return Err((
             format!("spec.rules[{r}].{field}"),
@@ -150,9 +151,9 @@ fn rule_target(
             }
             origin.url.clone()
         }
-        (None, RouteKind::Http) => "http_status:500".to_string(),
+        (None, RouteKind::Http) => Arc::from("http_status:500"),
         // gRPC clients read 503 as UNAVAILABLE.
-        (None, RouteKind::Grpc) => "http_status:503".to_string(),
+        (None, RouteKind::Grpc) => Arc::from("http_status:503"),
     };
     Ok((service, origin_request))
 }

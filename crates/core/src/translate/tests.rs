@@ -474,7 +474,7 @@ fn backends_resolve_with_weights_grants_and_protocols() {
         ],
     );
     let service_of = |path: &str| {
-        t.rules.iter().find(|r| r.path.as_deref() == Some(&format!("^{path}$"))).unwrap().service.clone()
+        t.rules.iter().find(|r| r.path.as_deref() == Some(&format!("^{path}$"))).unwrap().service.to_string()
     };
     assert_eq!(service_of("/tls"), "https://tls.infra.svc.cluster.local:443");
     assert_eq!(
@@ -634,7 +634,7 @@ fn listeners_differing_only_by_port_share_one_hostname_block() {
     let t = run(&snapshot);
     check("merged_ports", &t, &[("foo.com", "/a", "v1"), ("foo.com", "/b", "v2"), ("foo.com", "/c", "404")]);
     assert_eq!(
-        t.rules.iter().filter(|r| r.service == "http_status:404").count(),
+        t.rules.iter().filter(|r| &*r.service == "http_status:404").count(),
         1,
         "one fence for the shared hostname"
     );
