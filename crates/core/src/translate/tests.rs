@@ -713,3 +713,46 @@ fn same_objects_in_any_order_give_the_same_rules() {
     backward.services.reverse();
     assert_eq!(run(&forward), run(&backward));
 }
+
+#[test]
+fn grpc_backend_tls_verify_leaves_certificate_checks_on() {
+    let snapshot = base().with_route(
+        grpc_route("infra", "g")
+            .parent("infra", "gw")
+            .rule(rule().grpc(Some("a.B"), None).backend("v1", 8080)),
+    );
+    let insecure = run(&snapshot);
+    assert!(insecure.rules[0].origin_request.no_tls_verify, "insecure is the documented default");
+    let verify =
+        translate(&snapshot, &Settings { grpc_backend_tls: GrpcBackendTls::Verify, ..Settings::default() });
+    let o = &verify.rules[0].origin_request;
+    assert!(o.http2_origin && !o.no_tls_verify, "{o:?}");
+    assert!(verify.rules[0].service.starts_with("https://"));
+}
+
+#[test]
+fn backend_tls_policy_makes_an_https_origin_with_its_server_name() {
+    use crate::model::{BackendTlsPolicy, Meta, PolicyTarget};
+    let policy = |section: Option<&str>| BackendTlsPolicy {
+        meta: Meta::new("infra", "tls"),
+        targets: vec![PolicyTarget {
+            group: String::new(),
+            kind: "Service".into(),
+            name: "v1".into(),
+            section_name: section.map(str::to_string),
+        }],
+        hostname: "v1.internal.example".into(),
+    };
+    let route = http_route("infra", "r").parent("infra", "gw").rule(rule().backend("v1", 8080));
+    for (name, p, tls) in
+        [("whole_service", policy(None), true), ("other_port_name", policy(Some("metrics")), false)]
+    {
+        let mut snapshot = base().with_route(route.clone());
+        snapshot.backend_tls_policies.push(p);
+        let t = run(&snapshot);
+        let rule = &t.rules[0];
+        assert_eq!(rule.service.starts_with("https://"), tls, "{name}: {}", rule.service);
+        let expected = tls.then(|| "v1.internal.example".to_string());
+        assert_eq!(rule.origin_request.origin_server_name, expected, "{name}");
+    }
+}
