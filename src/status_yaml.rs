@@ -106,10 +106,10 @@ fn render<S: Serialize>(
 /// A condition with `lastTransitionTime` set to `time`.
 pub fn condition(c: &status::Condition, time: &Time) -> Condition {
     Condition {
-        type_: c.type_.clone(),
+        type_: c.type_.to_string(),
         status: c.status.as_str().to_string(),
-        reason: c.reason.clone(),
-        message: c.message.clone(),
+        reason: c.reason.to_string(),
+        message: c.message.to_string(),
         observed_generation: Some(c.observed_generation),
         last_transition_time: time.clone(),
     }

@@ -76,9 +76,17 @@ fn main() {
         "{:>8} {:>8} {:>12} {:>14} {:>14} {:>7}",
         "routes", "rules", "bytes", "translate+render", "serialise only", "ratio"
     );
-    for routes in [100, 1_000, 10_000] {
+    // BENCH_SIZES=1000 (comma-separated) limits the sizes, e.g. for a profiler run.
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 1_000, 10_000]);
+    for routes in sizes {
         let snapshot = snapshot(routes);
-        let runs = if routes >= 10_000 { 11 } else { 31 };
+        let runs = std::env::var("BENCH_RUNS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(if routes >= 10_000 { 11 } else { 31 });
         let translation = translate(&snapshot, &settings);
         let text = render(&translation, &base, &tunnel).text;
         let full = time(runs, || render(&translate(&snapshot, &settings), &base, &tunnel));

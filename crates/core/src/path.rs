@@ -82,7 +82,7 @@ fn literal(value: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
     if value.contains("/./") || value.contains("/../") || value.ends_with("/.") || value.ends_with("/..") {
         return schema("must not contain '/./' or '/../' nor end with '/.' or '/..'");
     }
-    if value.to_ascii_lowercase().contains("%2f") {
+    if value.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'2' && w[2].eq_ignore_ascii_case(&b'f')) {
         return schema("must not contain '%2f' or '%2F'");
     }
     if value.contains('#') {

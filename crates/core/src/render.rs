@@ -309,7 +309,12 @@ fn push_scalar(out: &mut String, s: &str) {
         out.push_str(s);
     } else if s.chars().all(|c| !c.is_control() && c != '\u{feff}' && !(c.is_whitespace() && c != ' ')) {
         out.push('\'');
-        out.push_str(&s.replace('\'', "''"));
+        for (i, part) in s.split('\'').enumerate() {
+            if i > 0 {
+                out.push_str("''");
+            }
+            out.push_str(part);
+        }
         out.push('\'');
     } else {
         out.push_str(&serde_json::to_string(s).unwrap_or_default());

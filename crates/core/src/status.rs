@@ -1,6 +1,8 @@
 //! Status as a value: what the translation says about every object it owns. Writing it (and
 //! stamping `lastTransitionTime`) is the caller's business.
 
+use std::borrow::Cow;
+
 use crate::model::{GroupKind, ParentRef, RouteKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -20,30 +22,26 @@ impl ConditionStatus {
     }
 }
 
+/// A status condition. Types and reasons are a closed set of names (Gateway API's, and ours),
+/// so they are static strings; a message is built only when it says something particular.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Condition {
-    pub type_: String,
+    pub type_: &'static str,
     pub status: ConditionStatus,
-    pub reason: String,
-    pub message: String,
+    pub reason: &'static str,
+    pub message: Cow<'static, str>,
     pub observed_generation: i64,
 }
 
 impl Condition {
     pub fn new(
-        type_: &str,
+        type_: &'static str,
         status: ConditionStatus,
-        reason: &str,
-        message: impl Into<String>,
+        reason: &'static str,
+        message: impl Into<Cow<'static, str>>,
         generation: i64,
     ) -> Self {
-        Condition {
-            type_: type_.to_string(),
-            status,
-            reason: reason.to_string(),
-            message: message.into(),
-            observed_generation: generation,
-        }
+        Condition { type_, status, reason, message: message.into(), observed_generation: generation }
     }
 }
 

@@ -180,7 +180,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }
         }
-        let out = rules::route_out(route, &mut resolver, settings);
+        let out = rules::route_out(route, &object, &mut resolver, settings);
         notes.extend(out.notes.iter().cloned());
         let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
 

@@ -38,18 +38,23 @@ pub(crate) struct RouteOut {
     pub notes: Vec<String>,
 }
 
-pub(crate) fn route_out<'a>(route: &'a Route, resolver: &mut Resolver<'a>, settings: &Settings) -> RouteOut {
+/// `object` names the route in rejections (`HTTPRoute ns/name`).
+pub(crate) fn route_out<'a>(
+    route: &'a Route,
+    object: &str,
+    resolver: &mut Resolver<'a>,
+    settings: &Settings,
+) -> RouteOut {
     let mut out = RouteOut {
-        matches: Vec::new(),
+        matches: Vec::with_capacity(route.rules.iter().map(|r| r.matches.len()).sum()),
         rejections: Vec::new(),
         rules_kept: 0,
         unresolved: Vec::new(),
         notes: Vec::new(),
     };
-    let object = format!("{} {}", route.kind, route.meta.key());
     for (r, rule) in route.rules.iter().enumerate() {
         let reject = |field: String, message: String| Rejection {
-            object: object.clone(),
+            object: object.to_string(),
             field,
             reason: Reason::UnsupportedValue,
             message,

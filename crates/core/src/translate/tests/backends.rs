@@ -192,7 +192,7 @@ fn older_route_keeps_hostname_in_http_grpc_conflict() {
         .rule(rule().backend("v2", 8080));
     let t = run(&base().with_route(grpc).with_route(http));
     let accepted = parent_condition(&t, "rpc", "Accepted");
-    assert_eq!((accepted.status, accepted.reason.as_str()), (ConditionStatus::False, "Conflicted"));
+    assert_eq!((accepted.status, accepted.reason), (ConditionStatus::False, "Conflicted"));
     assert_eq!(parent_condition(&t, "web", "Accepted").status, ConditionStatus::True);
     check("conflict", &t, &[("api.example.com", "/x", "v1"), ("b.example.com", "/a.B/C", "404")]);
 }
@@ -223,7 +223,7 @@ fn gateway_status_reports_tunnel_address_and_pending_programmed() {
     let gw = &t.statuses.gateways[0];
     assert_eq!(gw.addresses, ["6ff42ae2-765d-4adf-8112-31c55c1551ef.cfargotunnel.com"]);
     let programmed = gw.conditions.iter().find(|c| c.type_ == "Programmed").unwrap();
-    assert_eq!((programmed.status, programmed.reason.as_str()), (ConditionStatus::Unknown, "Pending"));
+    assert_eq!((programmed.status, programmed.reason), (ConditionStatus::Unknown, "Pending"));
     let class = &t.statuses.gateway_classes[0];
     let mut sorted = class.supported_features.clone();
     sorted.sort();

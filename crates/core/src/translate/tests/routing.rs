@@ -200,10 +200,7 @@ fn no_hostname_intersection_is_not_accepted() {
         .rule(rule().backend("v2", 8080));
     let t = run(&base().with_gateway(gw).with_route(route));
     let accepted = parent_condition(&t, "r5", "Accepted");
-    assert_eq!(
-        (accepted.status, accepted.reason.as_str()),
-        (ConditionStatus::False, "NoMatchingListenerHostname")
-    );
+    assert_eq!((accepted.status, accepted.reason), (ConditionStatus::False, "NoMatchingListenerHostname"));
     check("no_intersection_renders_nothing", &t, &[("specific.but.wrong.com", "/", "404")]);
 }
 
@@ -253,7 +250,7 @@ fn attachment_failures_have_the_spec_reasons() {
         let snapshot = base().with_service(service("web", "v1").port(8080)).with_gateway(same_only.clone());
         let t = run(&snapshot.with_route(route.clone()));
         let accepted = parent_condition(&t, "r", "Accepted");
-        assert_eq!((accepted.status, accepted.reason.as_str()), (ConditionStatus::False, *reason), "{name}");
+        assert_eq!((accepted.status, accepted.reason), (ConditionStatus::False, *reason), "{name}");
         let resolved = parent_condition(&t, "r", "ResolvedRefs");
         assert_eq!(resolved.status, ConditionStatus::True, "{name}: ResolvedRefs stays True");
         let gw = t.statuses.gateways.iter().find(|g| g.name == "same").unwrap();
@@ -306,7 +303,7 @@ fn unexpressible_matches_are_dropped_never_widened() {
     let t = run(&base().with_route(route));
     check("never_widened", &t, &[("a", "/", "404"), ("a", "/m", "404"), ("a", "/ok", "v1")]);
     let partial = parent_condition(&t, "r", "PartiallyInvalid");
-    assert_eq!((partial.status, partial.reason.as_str()), (ConditionStatus::True, "UnsupportedValue"));
+    assert_eq!((partial.status, partial.reason), (ConditionStatus::True, "UnsupportedValue"));
     assert!(partial.message.contains("spec.rules[0].matches[0].headers"), "{}", partial.message);
     assert!(partial.message.contains("spec.rules[1].matches[0].method"), "{}", partial.message);
     assert_eq!(parent_condition(&t, "r", "Accepted").status, ConditionStatus::True);
@@ -318,7 +315,7 @@ fn route_with_only_unexpressible_rules_is_not_accepted() {
         http_route("infra", "r").parent("infra", "gw").rule(rule().with_headers("/", 2).backend("v1", 8080));
     let t = run(&base().with_route(route));
     let accepted = parent_condition(&t, "r", "Accepted");
-    assert_eq!((accepted.status, accepted.reason.as_str()), (ConditionStatus::False, "UnsupportedValue"));
+    assert_eq!((accepted.status, accepted.reason), (ConditionStatus::False, "UnsupportedValue"));
     assert!(t.rules.is_empty());
     assert_eq!(t.statuses.gateways[0].listeners[0].attached_routes, 0);
 }
@@ -336,7 +333,7 @@ fn hostnames_the_schema_refuses_reject_the_route() {
         let t = run(&base().with_route(route));
         let accepted = parent_condition(&t, "r", "Accepted");
         assert_eq!(
-            (accepted.status, accepted.reason.as_str()),
+            (accepted.status, accepted.reason),
             (ConditionStatus::False, "UnsupportedValue"),
             "{name}"
         );
