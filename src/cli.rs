@@ -12,7 +12,7 @@ use routes_core::render::{self, BaseConfig, Tunnel};
 use routes_core::translate::{self, GrpcBackendTls, Settings, Translation, DEFAULT_CONTROLLER_NAME};
 use routes_core::validate;
 
-use crate::{credentials, manifests, status_yaml, summary};
+use crate::{credentials, manifests, run, status_yaml, summary};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +55,8 @@ pub enum Command {
         #[arg(value_name = "CONFIG")]
         config: PathBuf,
     },
+    /// Watch objects and keep cloudflared's config.yml in step with them
+    Run(Box<run::RunOptions>),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -215,6 +217,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Run(options) => run_command(options),
         Command::Validate { config } => {
             let text = read(&config)?;
             let report = validate::validate_str(&text);
@@ -229,6 +232,20 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// `run` is the only asynchronous command: its runtime is built here, for it alone. Two
+/// workers: the pipeline, the watchers and the admin server are mostly idle.
+fn run_command(options: Box<run::RunOptions>) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure { code: 1, message: format!("cannot start the async runtime: {e}") })?;
+    runtime.block_on(run::run(*options)).map_err(|e| Failure {
+        code: if e.is::<run::UnusableInput>() { 2 } else { 1 },
+        message: format!("{e:#}"),
+    })
 }
 
 /// Kubernetes writes times as RFC 3339 in UTC with whole seconds.

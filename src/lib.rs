@@ -14,5 +14,6 @@ pub mod cli;
 pub mod convert;
 pub mod credentials;
 pub mod manifests;
+pub mod run;
 pub mod status_yaml;
 pub mod summary;

@@ -1,0 +1,391 @@
+//! Files as sources: the `--manifests` directories (Gateway API objects, published as a
+//! [`SourceState`]) and the render inputs read from files, the credentials file and the base
+//! config (published as [`RenderInputs`]). Both are watched with notify and keep the last good
+//! content of a file that stops parsing.
+//!
+//! ```text
+//! notify events (any under the directory) → drain the burst → rescan → changed? → publish
+//! ```
+//!
+//! Directories are watched, not files: Kubernetes ConfigMap and Secret volumes update by
+//! swapping a `..data` symlink, so the file names never see an event of their own, and editors
+//! and `kubectl cp` replace files by rename. Any event under a watched directory triggers a full
+//! rescan, which compares contents: a spurious event costs a read, never a render. Our own temp
+//! files and the config we write are ignored, so writing `config.yml` beside the manifests or
+//! the base config does not loop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use routes_core::render::{BaseConfig, Tunnel};
+use routes_core::translate::Settings;
+
+use super::metrics::Metrics;
+use super::source::{SourceReceiver, SourceSender, SourceState};
+use super::writer::is_temp_file_name;
+use super::UnusableInput;
+use crate::cli::RenderOptions;
+use crate::manifests::{self, Loaded};
+
+/// Paths whose events are not changes of our inputs: the config we write (and its temp files,
+/// recognised by name).
+#[derive(Clone, Debug, Default)]
+pub struct Ignore {
+    pub paths: Vec<PathBuf>,
+}
+
+impl Ignore {
+    fn ignores(&self, path: &Path) -> bool {
+        let temp = path.file_name().is_some_and(|n| is_temp_file_name(&n.to_string_lossy()));
+        temp || self.paths.iter().any(|p| p == path)
+    }
+}
+
+/// Quiet time after a file event before the files are read again.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+/// Longest wait for files to settle under a steady stream of events.
+const MAX_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Watches `dirs` and calls `on_change` with the relevant paths of each burst of events, on a
+/// thread of its own. Dropping the returned watcher stops the thread.
+pub fn watch_dirs(
+    dirs: &[(PathBuf, RecursiveMode)],
+    ignore: Ignore,
+    mut on_change: impl FnMut(Vec<PathBuf>) + Send + 'static,
+) -> notify::Result<RecommendedWatcher> {
+    let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        // The receiver is gone only when the thread ended: nothing left to tell.
+        let _ = tx.send(event);
+    })?;
+    for (dir, mode) in dirs {
+        watcher.watch(dir, *mode)?;
+    }
+    std::thread::Builder::new()
+        .name("file-watch".to_string())
+        .spawn(move || {
+            // recv fails once the watcher (and with it the sender) is dropped.
+            while let Ok(first) = rx.recv() {
+                let mut paths = BTreeSet::new();
+                let mut relevant = false;
+                // One rescan for a whole burst (a `kubectl apply` of many files, a ConfigMap
+                // swap), and only once the files settle: a plain write truncates the file
+                // before writing it, and reading in between would take the empty file as its
+                // new content. So wait until no event came for SETTLE (at most MAX_SETTLE).
+                let mut events = vec![first];
+                let started = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(SETTLE);
+                    let before = events.len();
+                    events.extend(rx.try_iter());
+                    if events.len() == before || started.elapsed() >= MAX_SETTLE {
+                        break;
+                    }
+                }
+                for event in events {
+                    match event {
+                        Ok(event) => {
+                            for path in event.paths.iter().filter(|p| !ignore.ignores(p)) {
+                                relevant = true;
+                                paths.insert(path.clone());
+                            }
+                        }
+                        // E.g. an inotify queue overflow: events were lost, rescan.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "file watch error; rescanning");
+                            relevant = true;
+                        }
+                    }
+                }
+                if relevant {
+                    on_change(paths.into_iter().collect());
+                }
+            }
+        })
+        .map_err(notify::Error::io)?;
+    Ok(watcher)
+}
+
+/// One manifest file as last seen.
+#[derive(Clone, Debug, Default)]
+struct FileEntry {
+    /// The last content that parsed, if any.
+    good: Option<String>,
+    /// Why the current content is not used (malformed YAML, unreadable).
+    error: Option<String>,
+}
+
+/// The manifests under some roots, with the last good content of every file.
+#[derive(Debug)]
+pub struct ManifestFiles {
+    roots: Vec<PathBuf>,
+    files: BTreeMap<PathBuf, FileEntry>,
+    /// Problems of the walk itself (symlinked directories, dangling symlinks).
+    walk_warnings: Vec<String>,
+}
+
+impl ManifestFiles {
+    pub fn new(roots: Vec<PathBuf>) -> ManifestFiles {
+        ManifestFiles { roots, files: BTreeMap::new(), walk_warnings: Vec::new() }
+    }
+
+    /// Reads every file again; true when anything changed (a file's content, a file appearing
+    /// or going, a warning). A root that cannot be read is an error.
+    pub fn rescan(&mut self) -> Result<bool, manifests::LoadError> {
+        let mut paths = Vec::new();
+        let mut walk_warnings = Vec::new();
+        for root in &self.roots {
+            let metadata = fs::metadata(root)
+                .map_err(|source| manifests::LoadError::Unreadable { path: root.clone(), source })?;
+            if metadata.is_dir() {
+                walk(root, &mut paths, &mut walk_warnings);
+            } else {
+                paths.push(root.clone());
+            }
+        }
+        let mut changed = walk_warnings != self.walk_warnings;
+        self.walk_warnings = walk_warnings;
+
+        let mut files = BTreeMap::new();
+        for path in paths {
+            let mut entry = self.files.remove(&path).unwrap_or_default();
+            let before = (entry.good.clone(), entry.error.clone());
+            match fs::read_to_string(&path) {
+                Ok(text) if entry.good.as_deref() == Some(text.as_str()) => entry.error = None,
+                Ok(text) => {
+                    // Parse it alone: the snapshot is built from good contents only.
+                    match manifests::load_str(&path.display().to_string(), &text, &mut Loaded::default()) {
+                        Ok(()) => (entry.good, entry.error) = (Some(text), None),
+                        Err(e) => entry.error = Some(e.to_string()),
+                    }
+                }
+                // Gone between the walk and the read: deleted, like one the walk no longer sees.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    changed |= before != (None, None);
+                    continue;
+                }
+                Err(e) => entry.error = Some(format!("{}: {e}", path.display())),
+            }
+            changed |= before != (entry.good.clone(), entry.error.clone());
+            files.insert(path, entry);
+        }
+        // Files left in `self.files` were deleted.
+        changed |= !self.files.is_empty();
+        self.files = files;
+        Ok(changed)
+    }
+
+    /// The snapshot of every file's last good content, in walk order (later duplicates replace
+    /// earlier ones, as `render` reads them), and every warning.
+    pub fn loaded(&self) -> Loaded {
+        let mut loaded = Loaded::default();
+        loaded.warnings.extend(self.walk_warnings.iter().cloned());
+        for (path, entry) in &self.files {
+            if let Some(error) = &entry.error {
+                let kept = if entry.good.is_some() {
+                    "its last good content is kept"
+                } else {
+                    "its objects are left out until it parses"
+                };
+                loaded.warnings.push(format!("{error} ({kept})"));
+            }
+            if let Some(text) = &entry.good {
+                // It parsed when it was stored, and parsing is deterministic.
+                if let Err(e) = manifests::load_str(&path.display().to_string(), text, &mut loaded) {
+                    loaded.warnings.push(e.to_string());
+                }
+            }
+        }
+        loaded
+    }
+}
+
+/// `manifests::load_paths`' walk: sorted by name at each level, `*.yaml`/`*.yml`, entries named
+/// `..*` skipped (ConfigMap volume internals), symlinked files followed, symlinked directories
+/// not. A directory that vanishes mid-walk is skipped.
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) {
+    let mut entries = match fs::read_dir(dir) {
+        Ok(entries) => entries.flatten().collect::<Vec<_>>(),
+        Err(e) => {
+            warnings.push(format!("{}: {e}", dir.display()));
+            return;
+        }
+    };
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b"..") || is_temp_file_name(&name.to_string_lossy()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file_type) = entry.file_type() else { continue };
+        if file_type.is_dir() {
+            walk(&path, files, warnings);
+            continue;
+        }
+        let is_yaml = path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml");
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() && is_yaml => files.push(path),
+            Ok(m) if m.is_dir() && file_type.is_symlink() => {
+                warnings.push(format!("{}: symlinked directory not followed", path.display()))
+            }
+            Ok(_) => {}
+            // A dangling symlink: left out (a ConfigMap swap never leaves one behind).
+            Err(e) if is_yaml => warnings.push(format!("{}: skipped: {e}", path.display())),
+            Err(_) => {}
+        }
+    }
+}
+
+/// The `--manifests` source: keeps its watcher alive; dropping it stops watching.
+pub struct ManifestSource {
+    _watcher: RecommendedWatcher,
+}
+
+/// Reads `roots` once (an unreadable root is unusable input), publishes `synced`, then watches.
+pub fn spawn_manifests(
+    roots: Vec<PathBuf>,
+    ignore: Ignore,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(SourceReceiver, ManifestSource)> {
+    let _ = metrics.watch_events.get_or_create(&super::metrics::KindLabel::new("ManifestFile"));
+    let mut files = ManifestFiles::new(roots.clone());
+    files.rescan().map_err(|e| UnusableInput(format!("--manifests: {e}")))?;
+    let (tx, rx) = tokio::sync::watch::channel(SourceState::default());
+    let mut last_warnings = Vec::new();
+    publish(&files, &tx, &mut last_warnings);
+
+    let dirs: Vec<(PathBuf, RecursiveMode)> = roots
+        .iter()
+        .map(|root| {
+            if root.is_dir() {
+                (root.clone(), RecursiveMode::Recursive)
+            } else {
+                // A file named explicitly: its directory, for replacements by rename.
+                (parent_dir(root), RecursiveMode::NonRecursive)
+            }
+        })
+        .collect();
+    let watcher = watch_dirs(&dirs, ignore, move |paths| {
+        for _ in 0..paths.len().max(1) {
+            metrics.watch_event("ManifestFile");
+        }
+        match files.rescan() {
+            Ok(true) => publish(&files, &tx, &mut last_warnings),
+            Ok(false) => tracing::debug!("manifest files unchanged"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the manifests; keeping the last objects"),
+        }
+    })
+    .map_err(|e| UnusableInput(format!("--manifests: cannot watch: {e}")))?;
+    Ok((rx, ManifestSource { _watcher: watcher }))
+}
+
+fn publish(files: &ManifestFiles, tx: &SourceSender, last_warnings: &mut Vec<String>) {
+    let loaded = files.loaded();
+    for warning in loaded.warnings.iter().filter(|w| !last_warnings.contains(w)) {
+        tracing::warn!("{warning}");
+    }
+    last_warnings.clone_from(&loaded.warnings);
+    tx.send_modify(|state| {
+        state.snapshot = Arc::new(loaded.snapshot);
+        state.warnings = loaded.warnings;
+        state.synced = true;
+        state.revision += 1;
+        tracing::info!(revision = state.revision, "manifests changed");
+    });
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// What a render needs besides the objects: flags, and what the credentials file and the base
+/// config say now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderInputs {
+    pub settings: Settings,
+    pub base: BaseConfig,
+    pub tunnel: Tunnel,
+}
+
+pub type InputsReceiver = tokio::sync::watch::Receiver<Arc<RenderInputs>>;
+
+/// The tunnel part of the inputs (credentials file and `--tunnel-id`), read the way `render`
+/// reads it. Its errors never quote the credentials file's content.
+fn read_tunnel(options: &RenderOptions) -> Result<Tunnel, String> {
+    let only_tunnel = RenderOptions { base_config: None, ..options.clone() };
+    only_tunnel.prepare(&[]).map(|p| p.tunnel).map_err(|f| f.message)
+}
+
+fn read_base(options: &RenderOptions) -> Result<(Settings, BaseConfig), String> {
+    let only_base = RenderOptions { credentials_file: None, tunnel_id: None, ..options.clone() };
+    only_base.prepare(&[]).map(|p| (p.settings, p.base)).map_err(|f| f.message)
+}
+
+/// Reads the render inputs once (an error is unusable input), then watches the directories of
+/// the credentials file and the base config. A part that stops reading keeps its last good
+/// value, with a warning.
+pub fn spawn_inputs(
+    options: &RenderOptions,
+    ignore: Ignore,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(InputsReceiver, Option<RecommendedWatcher>)> {
+    let tunnel = read_tunnel(options).map_err(UnusableInput)?;
+    let (settings, base) = read_base(options).map_err(UnusableInput)?;
+    let settings = Settings { tunnel_id: tunnel.id.clone(), ..settings };
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(RenderInputs { settings, base, tunnel }));
+
+    let files: Vec<PathBuf> =
+        [&options.credentials_file, &options.base_config].into_iter().flatten().cloned().collect();
+    if files.is_empty() {
+        return Ok((rx, None));
+    }
+    let mut dirs: Vec<(PathBuf, RecursiveMode)> =
+        files.iter().map(|f| (parent_dir(f), RecursiveMode::NonRecursive)).collect();
+    dirs.sort();
+    dirs.dedup();
+    let options = options.clone();
+    let watcher = watch_dirs(&dirs, ignore, move |paths| {
+        for path in &paths {
+            let kind = if Some(path) == options.credentials_file.as_ref() {
+                "CredentialsFile"
+            } else if Some(path) == options.base_config.as_ref() {
+                "BaseConfig"
+            } else {
+                // A `..data` swap of a mounted Secret or ConfigMap, or a neighbour.
+                "SettingsDirectory"
+            };
+            metrics.watch_event(kind);
+        }
+        let current = tx.borrow().clone();
+        let mut next = (*current).clone();
+        match read_tunnel(&options) {
+            Ok(tunnel) => {
+                next.settings.tunnel_id = tunnel.id.clone();
+                next.tunnel = tunnel;
+            }
+            Err(e) => tracing::warn!("{e} (keeping the last good tunnel credentials)"),
+        }
+        match read_base(&options) {
+            Ok((_, base)) => next.base = base,
+            Err(e) => tracing::warn!("{e} (keeping the last good base config)"),
+        }
+        if next != *current {
+            tracing::info!(tunnel = ?next.tunnel.id, "credentials file or base config changed");
+            tx.send_replace(Arc::new(next));
+        }
+    })
+    .map_err(|e| UnusableInput(format!("cannot watch the credentials file or base config: {e}")))?;
+    Ok((rx, Some(watcher)))
+}
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;

@@ -1,0 +1,584 @@
+//! The Kubernetes source: the Gateway API objects and the Services and Namespaces they name,
+//! watched in the cluster and published as one [`SourceState`] after every change.
+//!
+//! ```text
+//! discovery → one watcher per kind (DynamicObject) → convert each object → per-kind store
+//!           → Snapshot → watch channel → pipeline
+//! ```
+//!
+//! Objects are watched as `DynamicObject`s and converted one by one (RUST-NOTES "Traps"): the
+//! generated types have no catch-all enum variant, so a typed watcher would fail its whole list
+//! on one object from the experimental channel and retry forever. Here that object becomes a
+//! warning and the rest arrives. Only the converted model objects are kept (never the raw
+//! objects, so `managedFields` and `status` are not cached at all), which also makes our own
+//! status writes invisible: they change no field the model holds, so they publish nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt, StreamExt};
+use gateway_api::backendtlspolicies::BackendTlsPolicy;
+use gateway_api::gatewayclasses::GatewayClass;
+use gateway_api::gateways::Gateway;
+use gateway_api::grpcroutes::GrpcRoute;
+use gateway_api::httproutes::HttpRoute;
+use gateway_api::referencegrants::ReferenceGrant;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Client;
+use routes_core::model::{self, Snapshot};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::source::{SourceReceiver, SourceState};
+use crate::convert;
+
+#[path = "kube_options.rs"]
+mod options;
+pub use options::KubeOptions;
+
+/// Called with the kind (`HTTPRoute`, `Service`, …) of every watch event, for the
+/// watch-events metric; the metrics module stays decoupled from this one.
+pub type EventHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How the source watches.
+#[derive(Clone)]
+pub struct KubeSourceOptions {
+    /// Called once per watch event (listed, added, modified or deleted object) with its kind.
+    pub on_event: Option<EventHook>,
+    /// How often the API server is asked again for an optional kind it did not serve (its CRD
+    /// may be installed later).
+    pub discovery_interval: Duration,
+    /// Back-off of a failed list or watch: doubling from `retry_min` up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+impl Default for KubeSourceOptions {
+    fn default() -> Self {
+        // client-go's reflector back-off (800 ms doubling to 30 s) is kind to a struggling API
+        // server; kube-runtime's default is the same.
+        KubeSourceOptions {
+            on_event: None,
+            discovery_interval: Duration::from_secs(30),
+            retry_min: Duration::from_millis(800),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for KubeSourceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeSourceOptions")
+            .field("on_event", &self.on_event.is_some())
+            .field("discovery_interval", &self.discovery_interval)
+            .field("retry_min", &self.retry_min)
+            .field("retry_max", &self.retry_max)
+            .finish()
+    }
+}
+
+/// The kinds we watch, in the order their warnings are listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    GatewayClass,
+    Gateway,
+    HttpRoute,
+    GrpcRoute,
+    ReferenceGrant,
+    BackendTlsPolicy,
+    Service,
+    Namespace,
+}
+
+const KINDS: [Kind; 8] = [
+    Kind::GatewayClass,
+    Kind::Gateway,
+    Kind::HttpRoute,
+    Kind::GrpcRoute,
+    Kind::ReferenceGrant,
+    Kind::BackendTlsPolicy,
+    Kind::Service,
+    Kind::Namespace,
+];
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::GatewayClass => "GatewayClass",
+            Kind::Gateway => "Gateway",
+            Kind::HttpRoute => "HTTPRoute",
+            Kind::GrpcRoute => "GRPCRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::BackendTlsPolicy => "BackendTLSPolicy",
+            Kind::Service => "Service",
+            Kind::Namespace => "Namespace",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Kind::GatewayClass => "gatewayclasses",
+            Kind::Gateway => "gateways",
+            Kind::HttpRoute => "httproutes",
+            Kind::GrpcRoute => "grpcroutes",
+            Kind::ReferenceGrant => "referencegrants",
+            Kind::BackendTlsPolicy => "backendtlspolicies",
+            Kind::Service => "services",
+            Kind::Namespace => "namespaces",
+        }
+    }
+
+    fn group(self) -> &'static str {
+        match self {
+            Kind::Service | Kind::Namespace => "",
+            _ => model::GATEWAY_GROUP,
+        }
+    }
+
+    /// Versions to watch, preferred first. ReferenceGrant is `v1` only from Gateway API v1.5
+    /// (older clusters serve `v1beta1`); BackendTLSPolicy was `v1alpha3` before v1.4. The fields
+    /// we read are the same in each, so every version is read into the v1 types.
+    fn versions(self) -> &'static [&'static str] {
+        match self {
+            Kind::ReferenceGrant => &["v1", "v1beta1"],
+            Kind::BackendTlsPolicy => &["v1", "v1alpha3"],
+            _ => &["v1"],
+        }
+    }
+
+    /// Optional kinds may be missing (their CRD is not installed): a warning, not an error.
+    fn optional(self) -> bool {
+        matches!(self, Kind::GrpcRoute | Kind::ReferenceGrant | Kind::BackendTlsPolicy)
+    }
+}
+
+/// A converted object of any kind; equality decides whether an event changed anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Object {
+    GatewayClass(model::GatewayClass),
+    Gateway(model::Gateway),
+    Route(model::Route),
+    ReferenceGrant(model::ReferenceGrant),
+    BackendTlsPolicy(model::BackendTlsPolicy),
+    Service(model::Service),
+    Namespace(model::Namespace),
+}
+
+/// Starts watching. Returns once discovery is done; the receiver reports `synced` after every
+/// watch has completed its first list, and the task ends when every receiver is dropped.
+///
+/// Fails when the API server cannot be asked which Gateway API kinds it serves, or does not
+/// serve GatewayClass, Gateway or HTTPRoute (`v1`): the Gateway API CRDs are not installed.
+pub async fn spawn(
+    client: Client,
+    opts: KubeSourceOptions,
+) -> anyhow::Result<(SourceReceiver, JoinHandle<()>)> {
+    let mut store = Store::default();
+    let mut streams = SelectAll::new();
+    for kind in KINDS {
+        match discover(&client, kind).await? {
+            Some(resource) => {
+                store.kind_mut(kind).watching = true;
+                streams.push(watch_kind(&client, kind, &resource, &opts));
+            }
+            None if kind.optional() => {
+                tracing::warn!(kind = kind.name(), "not served by the API server; retrying discovery");
+                store.kind_mut(kind).missing = true;
+            }
+            None => anyhow::bail!(
+                "the API server does not serve {} ({}/v1): are the Gateway API CRDs installed?",
+                kind.name(),
+                kind.group()
+            ),
+        }
+    }
+    let (tx, rx) = watch::channel(SourceState::default());
+    let task = tokio::spawn(run(client, opts, store, streams, tx));
+    Ok((rx, task))
+}
+
+type KindEvents = BoxStream<'static, (Kind, Result<Event<DynamicObject>, watcher::Error>)>;
+
+fn watch_kind(client: &Client, kind: Kind, resource: &ApiResource, opts: &KubeSourceOptions) -> KindEvents {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+    let backoff = RetryBackoff::new(opts.retry_min, opts.retry_max);
+    // The stream is !Unpin (RUST-NOTES): boxed, so SelectAll can poll it.
+    watcher::watcher(api, watcher::Config::default()).backoff(backoff).map(move |event| (kind, event)).boxed()
+}
+
+/// The served resource of `kind`, trying its versions in order; `None` when none is served.
+async fn discover(client: &Client, kind: Kind) -> anyhow::Result<Option<ApiResource>> {
+    for version in kind.versions() {
+        let resource = ApiResource {
+            group: kind.group().to_string(),
+            version: version.to_string(),
+            api_version: if kind.group().is_empty() {
+                version.to_string()
+            } else {
+                format!("{}/{version}", kind.group())
+            },
+            kind: kind.name().to_string(),
+            plural: kind.plural().to_string(),
+        };
+        // The core kinds are always served.
+        if kind.group().is_empty() {
+            return Ok(Some(resource));
+        }
+        match client.list_api_group_resources(&resource.api_version).await {
+            Ok(list) if list.resources.iter().any(|r| r.name == kind.plural()) => return Ok(Some(resource)),
+            Ok(_) => {}
+            // The group version itself is not served.
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "discovering {} ({})",
+                    kind.name(),
+                    resource.api_version
+                )))
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// What is known of one kind.
+#[derive(Default)]
+struct KindState {
+    /// Converted objects by `namespace/name`.
+    objects: BTreeMap<String, Object>,
+    /// Objects that could not be read, by `namespace/name`: why.
+    unreadable: BTreeMap<String, String>,
+    /// A (re-)list in progress: swapped in whole at its end, so that a half-listed kind is never
+    /// published (a 410 re-list must not look like a mass deletion).
+    relist: Option<(BTreeMap<String, Object>, BTreeMap<String, String>)>,
+    /// The first list completed.
+    listed: bool,
+    /// Optional kind the API server does not serve (yet).
+    missing: bool,
+    /// A watcher runs for this kind (a kind found late is not watched twice while it lists).
+    watching: bool,
+}
+
+#[derive(Default)]
+struct Store {
+    kinds: [KindState; KINDS.len()],
+    synced: bool,
+    revision: u64,
+}
+
+impl Store {
+    fn kind_mut(&mut self, kind: Kind) -> &mut KindState {
+        &mut self.kinds[kind as usize]
+    }
+
+    /// Applies one watch event; true when the published state changes.
+    fn apply(&mut self, kind: Kind, event: Event<DynamicObject>, hook: Option<&EventHook>) -> bool {
+        if let (Some(hook), Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)) = (hook, &event) {
+            hook(kind.name());
+        }
+        let state = self.kind_mut(kind);
+        match event {
+            Event::Init => {
+                state.relist = Some(Default::default());
+                false
+            }
+            Event::InitApply(object) => {
+                let (key, read) = read_object(kind, object);
+                let (objects, unreadable) = state.relist.get_or_insert_with(Default::default);
+                match read {
+                    Ok(object) => {
+                        objects.insert(key, object);
+                    }
+                    Err(why) => {
+                        unreadable.insert(key, why);
+                    }
+                }
+                false
+            }
+            Event::InitDone => {
+                let (objects, unreadable) = state.relist.take().unwrap_or_default();
+                let changed = !state.listed
+                    || state.missing
+                    || objects != state.objects
+                    || unreadable != state.unreadable;
+                state.objects = objects;
+                state.unreadable = unreadable;
+                state.listed = true;
+                state.missing = false;
+                changed
+            }
+            Event::Apply(object) => {
+                let (key, read) = read_object(kind, object);
+                match read {
+                    Ok(object) => {
+                        let was_unreadable = state.unreadable.remove(&key).is_some();
+                        let same = state.objects.get(&key) == Some(&object);
+                        if !same {
+                            state.objects.insert(key, object);
+                        }
+                        was_unreadable || !same
+                    }
+                    Err(why) => {
+                        // Kept out of the snapshot (SourceState): serving the older version
+                        // would route traffic the user has changed.
+                        let removed = state.objects.remove(&key).is_some();
+                        let old = state.unreadable.insert(key, why.clone());
+                        removed || old.as_ref() != Some(&why)
+                    }
+                }
+            }
+            Event::Delete(object) => {
+                let key = object_key(&object);
+                let removed = state.objects.remove(&key).is_some();
+                state.unreadable.remove(&key).is_some() || removed
+            }
+        }
+    }
+
+    /// Every watched kind has completed its first list (a missing optional kind counts as
+    /// listed: it has no objects). Once true it stays true: a kind found later, or re-listed,
+    /// is swapped in whole when its list completes.
+    fn check_synced(&mut self) -> bool {
+        self.synced = self.synced || self.kinds.iter().all(|k| k.listed || k.missing);
+        self.synced
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::default();
+        for object in self.kinds.iter().flat_map(|k| k.objects.values()) {
+            match object.clone() {
+                Object::GatewayClass(o) => s.gateway_classes.push(o),
+                Object::Gateway(o) => s.gateways.push(o),
+                Object::Route(o) => s.routes.push(o),
+                Object::ReferenceGrant(o) => s.reference_grants.push(o),
+                Object::BackendTlsPolicy(o) => s.backend_tls_policies.push(o),
+                Object::Service(o) => s.services.push(o),
+                Object::Namespace(o) => s.namespaces.push(o),
+            }
+        }
+        s
+    }
+
+    fn warnings(&self, discovery_interval: Duration) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (kind, state) in KINDS.iter().zip(&self.kinds) {
+            if state.missing {
+                warnings.push(format!(
+                    "{}: not served by the API server (is its CRD installed?); ignored, asking again \
+                     every {}s",
+                    kind.name(),
+                    discovery_interval.as_secs_f64()
+                ));
+            }
+            for (key, why) in &state.unreadable {
+                warnings.push(format!("{} {key} skipped: {why}", kind.name()));
+            }
+        }
+        warnings
+    }
+}
+
+/// Events ready at once are applied together and published once, so a burst of changes (a
+/// re-list of thousands of objects) builds one snapshot, not thousands.
+const MAX_BATCH: usize = 4096;
+
+/// Time limit of one periodic discovery request.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn run(
+    client: Client,
+    opts: KubeSourceOptions,
+    mut store: Store,
+    mut streams: SelectAll<KindEvents>,
+    tx: watch::Sender<SourceState>,
+) {
+    let mut rediscover = tokio::time::interval(opts.discovery_interval.max(Duration::from_millis(100)));
+    rediscover.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    rediscover.reset(); // the first tick would fire at once; discovery just ran
+    let hook = opts.on_event.as_ref();
+    // A missing optional kind (counted as listed) must still be published once we are synced.
+    let mut changed = true;
+    loop {
+        tokio::select! {
+            item = streams.next() => {
+                let Some((kind, event)) = item else { return };
+                changed |= handle(&mut store, kind, event, hook);
+                for _ in 0..MAX_BATCH {
+                    match streams.next().now_or_never() {
+                        Some(Some((kind, event))) => changed |= handle(&mut store, kind, event, hook),
+                        _ => break,
+                    }
+                }
+            }
+            _ = rediscover.tick(), if store.kinds.iter().any(|k| !k.watching) => {
+                watch_found_kinds(&client, &opts, &mut store, &mut streams).await;
+            }
+            _ = tx.closed() => return,
+        }
+        if changed && store.check_synced() {
+            changed = false;
+            store.revision += 1;
+            let state = SourceState {
+                snapshot: Arc::new(store.snapshot()),
+                warnings: store.warnings(opts.discovery_interval),
+                synced: true,
+                revision: store.revision,
+            };
+            tracing::debug!(revision = state.revision, "source changed");
+            tx.send_replace(state);
+        }
+    }
+}
+
+/// Asks again for the optional kinds that were not served, and watches those that now are.
+async fn watch_found_kinds(
+    client: &Client,
+    opts: &KubeSourceOptions,
+    store: &mut Store,
+    streams: &mut SelectAll<KindEvents>,
+) {
+    let unwatched: Vec<Kind> = KINDS.into_iter().filter(|k| !store.kinds[*k as usize].watching).collect();
+    for kind in unwatched {
+        // Bounded: events wait while this runs.
+        let found = tokio::time::timeout(DISCOVERY_TIMEOUT, discover(client, kind)).await;
+        match found.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out"))) {
+            Ok(Some(resource)) => {
+                tracing::info!(kind = kind.name(), version = %resource.version, "now served; watching");
+                // `missing` stays set until the first list completes, so the warning and the
+                // new objects change together.
+                store.kind_mut(kind).watching = true;
+                streams.push(watch_kind(client, kind, &resource, opts));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(kind = kind.name(), error = format!("{e:#}"), "discovery failed"),
+        }
+    }
+}
+
+fn handle(
+    store: &mut Store,
+    kind: Kind,
+    event: Result<Event<DynamicObject>, watcher::Error>,
+    hook: Option<&EventHook>,
+) -> bool {
+    match event {
+        Ok(event) => store.apply(kind, event, hook),
+        // The watcher retries (re-listing after a 410) with back-off; meanwhile the last state
+        // stays published: an unreachable API server must not empty the config.
+        Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+            tracing::info!(kind = kind.name(), "watch expired (410 Gone); listing again");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(kind = kind.name(), error = %e, "watch failed; retrying");
+            false
+        }
+    }
+}
+
+fn object_key(object: &DynamicObject) -> String {
+    let name = object.metadata.name.as_deref().unwrap_or_default();
+    match object.metadata.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    }
+}
+
+/// Converts one watched object into the model, or says why it cannot be read.
+fn read_object(kind: Kind, object: DynamicObject) -> (String, Result<Object, String>) {
+    let key = object_key(&object);
+    let DynamicObject { mut metadata, data, .. } = object;
+    metadata.managed_fields = None;
+    let mut value = data;
+    let read = match value.as_object_mut() {
+        None => Err("not a JSON object".to_string()),
+        Some(map) => {
+            // Neither is read by the model, and a status written by another controller must not
+            // make the object unreadable; the served apiVersion may be an older one.
+            map.remove("status");
+            map.remove("apiVersion");
+            map.remove("kind");
+            match serde_json::to_value(&metadata) {
+                Ok(metadata) => {
+                    map.insert("metadata".to_string(), metadata);
+                    convert_value(kind, value)
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    };
+    (key, read)
+}
+
+fn convert_value(kind: Kind, value: Value) -> Result<Object, String> {
+    fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+    Ok(match kind {
+        Kind::GatewayClass => Object::GatewayClass(convert::gateway_class(&decode::<GatewayClass>(value)?)),
+        Kind::Gateway => Object::Gateway(convert::gateway(&decode::<Gateway>(value)?)),
+        Kind::HttpRoute => {
+            let mut route = convert::http_route(&decode::<HttpRoute>(value.clone())?);
+            convert::mark_unknown_rule_fields(&value, &mut route);
+            Object::Route(route)
+        }
+        Kind::GrpcRoute => {
+            let mut route = convert::grpc_route(&decode::<GrpcRoute>(value.clone())?);
+            convert::mark_unknown_rule_fields(&value, &mut route);
+            Object::Route(route)
+        }
+        Kind::ReferenceGrant => {
+            Object::ReferenceGrant(convert::reference_grant(&decode::<ReferenceGrant>(value)?))
+        }
+        Kind::BackendTlsPolicy => {
+            Object::BackendTlsPolicy(convert::backend_tls_policy(&decode::<BackendTlsPolicy>(value)?))
+        }
+        Kind::Service => Object::Service(convert::service(&decode::<Service>(value)?)),
+        Kind::Namespace => Object::Namespace(convert::namespace(&decode::<Namespace>(value)?)),
+    })
+}
+
+/// Exponential back-off with jitter for a failing list or watch; reset by the watcher's stream
+/// on every successful event.
+struct RetryBackoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl RetryBackoff {
+    fn new(min: Duration, max: Duration) -> Self {
+        RetryBackoff { min, max: max.max(min), next: min }
+    }
+}
+
+impl Iterator for RetryBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        // Up to 25% less, so that replicas restarted together do not retry in step.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Some(delay.mul_f64(1.0 - f64::from(nanos % 250) / 1000.0))
+    }
+}
+
+impl kube::runtime::utils::Backoff for RetryBackoff {
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+#[cfg(test)]
+#[path = "kube_tests.rs"]
+mod tests;

@@ -1,0 +1,102 @@
+//! Command-line options of the Kubernetes side of `run`: how to reach the API server, and how
+//! replicas elect the one that writes status. R1's `run` flattens [`KubeOptions`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::run::leader::{self, LeaderElectionOptions};
+use crate::run::status_writer::StatusWriterOptions;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct KubeOptions {
+    /// kubeconfig file [default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Namespace of the Lease that elects the one replica writing status [default: the pod's
+    /// namespace ($POD_NAMESPACE or the service account's), else the kubeconfig's, else `default`]
+    #[arg(long, value_name = "NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// How long the Lease holder may go without renewing before another replica takes over
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+
+    /// Time limit of each status read or write to the API server
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub status_timeout: Duration,
+}
+
+impl Default for KubeOptions {
+    fn default() -> Self {
+        KubeOptions {
+            kubeconfig: None,
+            leader_election_namespace: None,
+            lease_duration: Duration::from_secs(15),
+            status_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl KubeOptions {
+    /// A client for `--kubeconfig`, or kube's inference (`KUBECONFIG`, `~/.kube/config`, then
+    /// the in-cluster service account). Must be called inside a Tokio runtime.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let kubeconfig =
+                    Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+                Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                    .await
+                    .with_context(|| format!("using {}", path.display()))?
+            }
+            None => Config::infer().await.context("finding the Kubernetes API (kubeconfig or in-cluster)")?,
+        };
+        Client::try_from(config).context("building the Kubernetes client")
+    }
+
+    /// The Lease's namespace: the flag, the pod's namespace, or the client's default.
+    pub fn lease_namespace(&self, client: &Client) -> String {
+        self.leader_election_namespace
+            .clone()
+            .filter(|ns| !ns.is_empty())
+            .or_else(leader::pod_namespace)
+            .unwrap_or_else(|| client.default_namespace().to_string())
+    }
+
+    /// Leader election for `controller_name`, with the pod's identity ([`leader::identity`]).
+    pub fn leader_election(&self, client: &Client, controller_name: &str) -> LeaderElectionOptions {
+        LeaderElectionOptions::new(
+            &self.lease_namespace(client),
+            controller_name,
+            &leader::identity(),
+            self.lease_duration,
+        )
+    }
+
+    /// Status writer options for `controller_name`, with `--status-timeout` on every call.
+    pub fn status_writer(&self, controller_name: &str) -> StatusWriterOptions {
+        StatusWriterOptions { call_timeout: self.status_timeout, ..StatusWriterOptions::new(controller_name) }
+    }
+}
+
+/// `15s`, `500ms`, `2m`, `1h`, or a number of seconds (`15`, `0.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("`{text}` is not a duration (e.g. 15s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("`{other}` is not a unit of time (ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}

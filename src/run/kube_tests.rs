@@ -1,0 +1,261 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::json;
+
+use super::options::parse_duration;
+use super::*;
+
+fn route(ns: &str, name: &str, path: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {
+            "namespace": ns, "name": name, "generation": 1, "resourceVersion": "7",
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+        },
+        "spec": {
+            "parentRefs": [{"name": "tunnel"}],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": path}}],
+                       "backendRefs": [{"name": "web", "port": 80}]}],
+        },
+    }))
+    .unwrap()
+}
+
+fn with_status(mut object: DynamicObject, status: Value) -> DynamicObject {
+    object.data["status"] = status;
+    object
+}
+
+fn apply(store: &mut Store, event: Event<DynamicObject>) -> bool {
+    store.apply(Kind::HttpRoute, event, None)
+}
+
+/// A store whose every kind but HTTPRoute has completed its list.
+fn listed_store() -> Store {
+    let mut store = Store::default();
+    for kind in KINDS.into_iter().filter(|k| *k != Kind::HttpRoute) {
+        store.apply(kind, Event::Init, None);
+        store.apply(kind, Event::InitDone, None);
+    }
+    store
+}
+
+fn paths(store: &Store) -> Vec<String> {
+    let snapshot = store.snapshot();
+    snapshot
+        .routes
+        .iter()
+        .map(|r| match &r.rules[0].matches[0] {
+            model::RouteMatch::Http(m) => format!("{}:{}", r.meta.key(), m.path.value),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn not_synced_until_every_kind_listed() {
+    let mut store = listed_store();
+    assert!(!store.check_synced(), "HTTPRoute has not listed yet");
+    apply(&mut store, Event::Init);
+    apply(&mut store, Event::InitApply(route("apps", "web", "/")));
+    assert!(!store.check_synced(), "a list in progress is not a completed list");
+    assert!(apply(&mut store, Event::InitDone));
+    assert!(store.check_synced());
+    assert_eq!(paths(&store), ["apps/web:/"]);
+}
+
+#[test]
+fn missing_optional_kind_counts_as_listed_and_warns() {
+    let mut store = Store::default();
+    for kind in KINDS.into_iter().filter(|k| *k != Kind::GrpcRoute) {
+        store.apply(kind, Event::Init, None);
+        store.apply(kind, Event::InitDone, None);
+    }
+    store.kind_mut(Kind::GrpcRoute).missing = true;
+    assert!(store.check_synced());
+    let warnings = store.warnings(Duration::from_secs(30));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("GRPCRoute: not served by the API server"), "{warnings:?}");
+    // Found later: its first list clears the warning.
+    store.apply(Kind::GrpcRoute, Event::Init, None);
+    assert!(store.apply(Kind::GrpcRoute, Event::InitDone, None));
+    assert!(store.warnings(Duration::from_secs(30)).is_empty());
+}
+
+#[test]
+fn added_changed_and_deleted_route_changes_the_snapshot() {
+    let mut store = listed_store();
+    apply(&mut store, Event::Init);
+    apply(&mut store, Event::InitDone);
+    assert!(apply(&mut store, Event::Apply(route("apps", "web", "/a"))));
+    assert_eq!(paths(&store), ["apps/web:/a"]);
+    assert!(apply(&mut store, Event::Apply(route("apps", "web", "/b"))));
+    assert_eq!(paths(&store), ["apps/web:/b"]);
+    assert!(apply(&mut store, Event::Delete(route("apps", "web", "/b"))));
+    assert!(paths(&store).is_empty());
+    assert!(!apply(&mut store, Event::Delete(route("apps", "web", "/b"))), "already gone");
+}
+
+#[test]
+fn status_and_managed_fields_changes_publish_nothing() {
+    let mut store = listed_store();
+    apply(&mut store, Event::Init);
+    apply(&mut store, Event::InitApply(route("apps", "web", "/")));
+    apply(&mut store, Event::InitDone);
+    let mut written = with_status(route("apps", "web", "/"), json!({"parents": [{"controllerName": "x"}]}));
+    written.metadata.resource_version = Some("8".into());
+    written.metadata.managed_fields = None;
+    assert!(!apply(&mut store, Event::Apply(written)), "our own status write must not re-render");
+}
+
+#[test]
+fn unreadable_object_is_a_warning_and_the_rest_arrives() {
+    let mut store = listed_store();
+    let mut bad = route("apps", "bad", "/");
+    // An experimental-channel filter the generated enum does not know.
+    bad.data["spec"]["rules"][0]["filters"] = json!([{"type": "ExternalAuth", "externalAuth": {}}]);
+    apply(&mut store, Event::Init);
+    apply(&mut store, Event::InitApply(bad.clone()));
+    apply(&mut store, Event::InitApply(route("apps", "good", "/")));
+    assert!(apply(&mut store, Event::InitDone));
+    assert_eq!(paths(&store), ["apps/good:/"]);
+    let warnings = store.warnings(Duration::from_secs(30));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("HTTPRoute apps/bad skipped: "), "{warnings:?}");
+    assert!(warnings[0].contains("ExternalAuth"), "{warnings:?}");
+
+    // The same bad object again changes nothing; fixing it replaces the warning by the route.
+    assert!(!apply(&mut store, Event::Apply(bad)));
+    assert!(apply(&mut store, Event::Apply(route("apps", "bad", "/fixed"))));
+    assert_eq!(paths(&store), ["apps/bad:/fixed", "apps/good:/"]);
+    assert!(store.warnings(Duration::from_secs(30)).is_empty());
+}
+
+#[test]
+fn good_object_turned_bad_leaves_the_snapshot() {
+    let mut store = listed_store();
+    apply(&mut store, Event::Init);
+    apply(&mut store, Event::InitApply(route("apps", "web", "/")));
+    apply(&mut store, Event::InitDone);
+    let mut bad = route("apps", "web", "/");
+    bad.data["spec"]["rules"][0]["matches"][0]["method"] = json!("BREW");
+    assert!(apply(&mut store, Event::Apply(bad)));
+    assert!(paths(&store).is_empty());
+    assert_eq!(store.warnings(Duration::from_secs(30)).len(), 1);
+}
+
+#[test]
+fn relist_is_swapped_in_whole() {
+    let mut store = listed_store();
+    apply(&mut store, Event::Init);
+    apply(&mut store, Event::InitApply(route("apps", "a", "/")));
+    apply(&mut store, Event::InitApply(route("apps", "b", "/")));
+    apply(&mut store, Event::InitDone);
+    // A 410 re-list in progress: the published objects stay until it completes.
+    assert!(!apply(&mut store, Event::Init));
+    assert!(!apply(&mut store, Event::InitApply(route("apps", "a", "/"))));
+    assert_eq!(paths(&store), ["apps/a:/", "apps/b:/"]);
+    apply(&mut store, Event::InitApply(route("apps", "c", "/")));
+    assert!(apply(&mut store, Event::InitDone));
+    assert_eq!(paths(&store), ["apps/a:/", "apps/c:/"]);
+    // The same list again is no change.
+    apply(&mut store, Event::Init);
+    apply(&mut store, Event::InitApply(route("apps", "a", "/")));
+    apply(&mut store, Event::InitApply(route("apps", "c", "/")));
+    assert!(!apply(&mut store, Event::InitDone));
+}
+
+#[test]
+fn every_object_event_reaches_the_hook_with_its_kind() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let hook: EventHook = Arc::new(move |kind| {
+        assert_eq!(kind, "HTTPRoute");
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut store = listed_store();
+    store.apply(Kind::HttpRoute, Event::Init, Some(&hook));
+    store.apply(Kind::HttpRoute, Event::InitApply(route("apps", "a", "/")), Some(&hook));
+    store.apply(Kind::HttpRoute, Event::InitDone, Some(&hook));
+    store.apply(Kind::HttpRoute, Event::Apply(route("apps", "a", "/x")), Some(&hook));
+    store.apply(Kind::HttpRoute, Event::Delete(route("apps", "a", "/x")), Some(&hook));
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn cluster_scoped_and_core_kinds_convert() {
+    let class: DynamicObject = serde_json::from_value(json!({
+        "metadata": {"name": "cloudflared", "generation": 2},
+        "spec": {"controllerName": "example.com/c"},
+    }))
+    .unwrap();
+    let (key, read) = read_object(Kind::GatewayClass, class);
+    assert_eq!(key, "cloudflared");
+    match read.unwrap() {
+        Object::GatewayClass(c) => {
+            assert_eq!((c.controller_name.as_str(), c.meta.generation), ("example.com/c", 2))
+        }
+        other => panic!("{other:?}"),
+    }
+    let service: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"namespace": "apps", "name": "web"},
+        "spec": {"clusterIP": "None", "ports": [{"port": 80, "targetPort": "http"}]},
+    }))
+    .unwrap();
+    match read_object(Kind::Service, service).1.unwrap() {
+        Object::Service(s) => {
+            assert!(s.headless);
+            assert_eq!(s.ports[0].target_port, Some(model::TargetPort::Name("http".into())));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reference_grant_of_an_older_version_reads_into_v1() {
+    let grant: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+        "metadata": {"namespace": "backends", "name": "allow"},
+        "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "apps"}],
+                 "to": [{"group": "", "kind": "Service"}]},
+    }))
+    .unwrap();
+    match read_object(Kind::ReferenceGrant, grant).1.unwrap() {
+        Object::ReferenceGrant(g) => assert_eq!(g.from[0].namespace, "apps"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn backoff_doubles_to_its_max_with_jitter_and_resets() {
+    use kube::runtime::utils::Backoff;
+    let mut backoff = RetryBackoff::new(Duration::from_millis(100), Duration::from_millis(350));
+    let delays: Vec<Duration> = (0..4).map(|_| backoff.next().unwrap()).collect();
+    let nominal = [100, 200, 350, 350];
+    for (delay, nominal) in delays.iter().zip(nominal) {
+        let nominal = Duration::from_millis(nominal);
+        assert!(*delay <= nominal && *delay >= nominal.mul_f64(0.75), "{delays:?}");
+    }
+    backoff.reset();
+    assert!(backoff.next().unwrap() <= Duration::from_millis(100));
+}
+
+#[test]
+fn durations_parse_with_units() {
+    let cases = [
+        ("15s", Duration::from_secs(15)),
+        ("15", Duration::from_secs(15)),
+        ("500ms", Duration::from_millis(500)),
+        ("2m", Duration::from_secs(120)),
+        ("1h", Duration::from_secs(3600)),
+        ("0.5s", Duration::from_millis(500)),
+    ];
+    for (text, want) in cases {
+        assert_eq!(parse_duration(text), Ok(want), "{text}");
+    }
+    for bad in ["", "s", "15 days", "-1s", "1e3"] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+}

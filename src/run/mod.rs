@@ -1,0 +1,246 @@
+//! `cloudflared-routes run`: the sidecar runtime. It keeps cloudflared's `config.yml` in step
+//! with the Gateway API objects.
+//!
+//! ```text
+//! source (files | Kubernetes API) ─┐
+//! credentials file, base config ───┴→ pipeline: debounce → translate → render → validate
+//!                                       → compare → atomic write → reload → verify → statuses
+//! admin HTTP: /healthz /readyz /metrics
+//! ```
+//!
+//! Sources publish their latest state on `watch` channels ([`source`], [`files`]); one task
+//! ([`pipeline`]) owns the file and the reloader ([`reload`]); [`writer`] replaces the file
+//! atomically; [`admin`] serves probes and [`metrics`]. docs/run.md is the user's guide.
+
+pub mod admin;
+pub mod files;
+pub mod kube;
+pub mod leader;
+pub mod metrics;
+pub mod pipeline;
+pub mod reload;
+pub mod signal;
+pub mod source;
+pub mod status_writer;
+pub mod supervise;
+pub mod verify;
+pub mod writer;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::cli::RenderOptions;
+use admin::Health;
+use files::Ignore;
+use metrics::Metrics;
+use pipeline::{Changes, Debounce, Pipeline, PipelineConfig, Verifier};
+use reload::{parse_duration, ReloadOptions};
+use writer::ConfigWriter;
+
+/// An error in what the user gave (a flag, an unreadable file): exit code 2, like `render`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UnusableInput(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunOptions {
+    #[command(flatten)]
+    pub render: RenderOptions,
+    /// Read the objects from these manifest files or directories (repeatable) and watch them,
+    /// instead of the Kubernetes API
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Vec<PathBuf>,
+    /// The cloudflared config.yml to keep up to date (its directory is created if missing)
+    #[arg(long, value_name = "PATH", env = "CLOUDFLARED_ROUTES_CONFIG_OUT")]
+    pub config_out: PathBuf,
+    #[command(flatten)]
+    pub reload: ReloadOptions,
+    #[command(flatten)]
+    pub kube: kube::KubeOptions,
+    /// Quiet period: render once no change has arrived for this long
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "200ms")]
+    pub debounce: Duration,
+    /// Render at the latest this long after the first change of a burst, even if changes go on
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+    pub max_delay: Duration,
+    /// How long cloudflared's /config may take to show the rendered rules after a reload
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub verify_timeout: Duration,
+    /// The admin HTTP server: /healthz, /readyz, /metrics (port 0: any free port, logged)
+    #[arg(long, value_name = "HOST:PORT", default_value = admin::DEFAULT_ADMIN_ADDR, env = "CLOUDFLARED_ROUTES_ADMIN_ADDR")]
+    pub admin_addr: SocketAddr,
+    /// Log format on stderr
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, as RUST_LOG (e.g. `info`, `cloudflared_routes=debug`); default: RUST_LOG, else info
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// Verification through cloudflared's `/config` (R2's [`verify::verify`]).
+pub struct CloudflaredVerifier;
+
+impl Verifier for CloudflaredVerifier {
+    async fn verify(&self, addr: SocketAddr, rendered: &str, timeout: Duration) -> Result<(), String> {
+        verify::verify(addr, rendered, timeout).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Runs until SIGTERM/SIGINT (then drains the reloader and returns `Ok`), or until something
+/// fails for good (an error; [`UnusableInput`] for bad flags and unreadable inputs at start).
+pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    init_logging(&opts)?;
+    // First: a SIGTERM during start-up must also end in a clean exit, not the default death.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+
+    // Watchers report absolute paths for absolute watches: compare like with like.
+    let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    let config_out = absolute(&opts.config_out);
+    let writer = ConfigWriter::new(&config_out).map_err(|e| UnusableInput(format!("--config-out: {e}")))?;
+    let ignore = Ignore { paths: vec![config_out.clone()] };
+    let render = RenderOptions {
+        credentials_file: opts.render.credentials_file.as_ref().map(absolute),
+        base_config: opts.render.base_config.as_ref().map(absolute),
+        ..opts.render.clone()
+    };
+    let (inputs, _inputs_watcher) = files::spawn_inputs(&render, ignore.clone(), metrics.clone())?;
+    let reloader = reload::build(&opts.reload, &config_out).map_err(|e| UnusableInput(format!("{e:#}")))?;
+
+    let (_admin_addr, admin_task) = admin::serve(opts.admin_addr, health.clone(), metrics.clone()).await?;
+    let (status_tx, status_rx) = watch::channel(None);
+
+    let (source, guard) = if opts.manifests.is_empty() {
+        let (source, tasks) = start_kube(&opts, &metrics, status_rx).await?;
+        (source, SourceGuard::Kube(tasks))
+    } else {
+        // Files have no status subresource: the computed statuses go nowhere.
+        drop(status_rx);
+        let roots = opts.manifests.iter().map(absolute).collect();
+        let (source, watcher) = files::spawn_manifests(roots, ignore, metrics.clone())?;
+        (source, SourceGuard::Files(watcher))
+    };
+
+    let config = PipelineConfig {
+        debounce: Debounce { quiet: opts.debounce, max_delay: opts.max_delay },
+        verify_timeout: opts.verify_timeout,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let pipeline = Pipeline::new(config, writer, reloader, CloudflaredVerifier, metrics, status_tx, health);
+    let mut task = tokio::spawn(pipeline.run(Changes::new(source, inputs, shutdown_rx)));
+    tracing::info!(config = %config_out.display(), "running");
+
+    let result = tokio::select! {
+        _ = terminate.recv() => stop("SIGTERM", &shutdown_tx, task).await,
+        _ = interrupt.recv() => stop("SIGINT", &shutdown_tx, task).await,
+        r = &mut task => r.map_err(anyhow::Error::from).and_then(|r| r),
+    };
+    match guard {
+        SourceGuard::Files(watcher) => drop(watcher),
+        SourceGuard::Kube(tasks) => tasks.finish().await,
+    }
+    admin_task.abort();
+    result
+}
+
+/// What keeps a source running; dropped or finished when `run` ends.
+enum SourceGuard {
+    Files(files::ManifestSource),
+    Kube(KubeTasks),
+}
+
+/// The Kubernetes side: the source, leader election and the status writer.
+struct KubeTasks {
+    source: tokio::task::JoinHandle<()>,
+    leader: tokio::task::JoinHandle<()>,
+    status_writer: tokio::task::JoinHandle<()>,
+}
+
+impl KubeTasks {
+    /// The pipeline has stopped (its status sender is dropped), so the status writer finishes
+    /// its last write and ends, dropping the leader receiver, and the leader task releases the
+    /// Lease so another replica takes over at once. Both are given a few seconds.
+    async fn finish(self) {
+        self.source.abort();
+        let wait = async {
+            let _ = self.status_writer.await;
+            let _ = self.leader.await;
+        };
+        if tokio::time::timeout(Duration::from_secs(5), wait).await.is_err() {
+            tracing::warn!("the status writer or leader election did not finish in 5s");
+        }
+    }
+}
+
+/// Starts the Kubernetes API source, leader election and the status writer fed by `statuses`.
+async fn start_kube(
+    opts: &RunOptions,
+    metrics: &Arc<Metrics>,
+    statuses: pipeline::StatusReceiver,
+) -> anyhow::Result<(source::SourceReceiver, KubeTasks)> {
+    let client = opts.kube.client().await?;
+    let events = metrics.clone();
+    let source_options = kube::KubeSourceOptions {
+        on_event: Some(Arc::new(move |kind: &str| events.watch_event(kind))),
+        ..Default::default()
+    };
+    let (source, source_task) = kube::spawn(client.clone(), source_options).await?;
+    let controller_name = &opts.render.controller_name;
+    let (leader, leader_task) =
+        leader::spawn_leader_election(client.clone(), opts.kube.leader_election(&client, controller_name));
+    let patches = metrics.clone();
+    let writer_options = status_writer::StatusWriterOptions {
+        call_timeout: opts.kube.status_timeout,
+        on_result: Some(Arc::new(move |result: &str| {
+            patches.status_patches.get_or_create(&metrics::ResultLabel::new(result)).inc();
+        })),
+        ..status_writer::StatusWriterOptions::new(controller_name)
+    };
+    let writer_task = status_writer::spawn_status_writer(client, statuses, leader, writer_options);
+    Ok((source, KubeTasks { source: source_task, leader: leader_task, status_writer: writer_task }))
+}
+
+/// Stops watching and lets the pipeline drain the reloader (cloudflared children included).
+async fn stop(
+    signal: &str,
+    shutdown: &watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tracing::info!("{signal} received: stopping");
+    shutdown.send_replace(true);
+    let result = task.await.map_err(anyhow::Error::from).and_then(|r| r);
+    tracing::info!("stopped");
+    result
+}
+
+fn init_logging(opts: &RunOptions) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match &opts.log_level {
+        Some(level) => {
+            EnvFilter::try_new(level).map_err(|e| UnusableInput(format!("--log-level {level:?}: {e}")))?
+        }
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second initialisation (tests running `run` twice in one process) keeps the first.
+    let _ = match opts.log_format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
+    Ok(())
+}

@@ -1,0 +1,427 @@
+//! The one task that owns `config.yml` (STYLE.md "One task owns the file"):
+//!
+//! ```text
+//! synced? → change → debounce → translate → render → validate → compare bytes → atomic write → reload → verify
+//! ```
+//!
+//! Nothing else writes the file or calls the reloader, so there is never a race between two
+//! writes or two restarts of cloudflared. Sources publish their latest state on `watch`
+//! channels: a burst of changes is one wake-up, and a slow step never queues stale snapshots.
+//!
+//! What the pipeline promises:
+//! - nothing is rendered before the source is `synced` (never from a half-synced cache);
+//! - a config cloudflared would refuse (or an empty file) is never written: the last good
+//!   file stays and the failure is logged and counted. An empty set of routes is not such a
+//!   config: it renders the catch-all alone, and that is written;
+//! - the file is replaced only when its bytes differ; the reloader runs once at start and
+//!   after every write, and again on the next change after a failed reload or verification;
+//! - the statuses it computed, with `Programmed` from the verification, are published on a
+//!   [`StatusReceiver`] for the status writer.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use routes_core::render::{self, Rendered};
+use routes_core::status::{Programmed, Statuses};
+use routes_core::translate::{self, Translation};
+use routes_core::validate::{self, Report};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+
+use super::admin::Health;
+use super::files::{InputsReceiver, RenderInputs};
+use super::metrics::{Metrics, ResultLabel};
+use super::reload::{ReloadError, Reloader};
+use super::source::{SourceReceiver, SourceState};
+use super::writer::{ConfigWriter, WriteOutcome};
+
+/// What the status writer needs: the statuses of the last render, with `Programmed` set from
+/// what is known about cloudflared running it (`Pending` until verified, `Yes` once its
+/// `/config` shows the rendered rules, `No` when verification or the write failed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusReport {
+    pub statuses: Statuses,
+    pub programmed: Programmed,
+}
+
+/// `None` until the first render; then the latest [`StatusReport`]. A new value is sent only
+/// when it differs from the previous one, so the status writer can patch on every change.
+pub type StatusReceiver = watch::Receiver<Option<Arc<StatusReport>>>;
+pub type StatusSender = watch::Sender<Option<Arc<StatusReport>>>;
+
+/// Checks that cloudflared at `addr` runs the rendered config (the real one polls `/config`).
+pub trait Verifier: Send + Sync {
+    fn verify(
+        &self,
+        addr: SocketAddr,
+        rendered: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Why the pipeline woke up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// The objects or the render inputs changed.
+    Changed,
+    /// SIGTERM/SIGINT: stop.
+    Shutdown,
+    /// The source went away (its task ended): nothing more will come.
+    Closed,
+}
+
+/// A stream of change notifications (the real one: [`Changes`]; tests use a channel).
+pub trait ChangeStream: Send {
+    fn next(&mut self) -> impl Future<Output = Wake> + Send;
+}
+
+/// Coalesces bursts: after a first change, wait until there has been no change for `quiet`,
+/// but never longer than `max_delay` after that first change, so a steady trickle of changes
+/// (a busy cluster) still reaches the file.
+#[derive(Clone, Copy, Debug)]
+pub struct Debounce {
+    pub quiet: Duration,
+    pub max_delay: Duration,
+}
+
+impl Debounce {
+    /// Call after a change arrived. `Changed` means: settled, render now.
+    pub async fn settle(&self, changes: &mut impl ChangeStream) -> Wake {
+        let deadline = Instant::now() + self.max_delay;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Wake::Changed;
+            }
+            let quiet_end = (now + self.quiet).min(deadline);
+            tokio::select! {
+                _ = sleep_until(quiet_end) => return Wake::Changed,
+                wake = changes.next() => match wake {
+                    Wake::Changed => continue,
+                    other => return other,
+                },
+            }
+        }
+    }
+}
+
+/// The pipeline's inputs: the source, the render inputs, and the shutdown flag.
+pub struct Changes {
+    pub source: SourceReceiver,
+    pub inputs: InputsReceiver,
+    pub shutdown: watch::Receiver<bool>,
+    /// The render inputs' sender is gone when no file is watched: they never change then.
+    inputs_open: bool,
+}
+
+impl Changes {
+    pub fn new(source: SourceReceiver, inputs: InputsReceiver, shutdown: watch::Receiver<bool>) -> Changes {
+        Changes { source, inputs, shutdown, inputs_open: true }
+    }
+}
+
+impl ChangeStream for Changes {
+    async fn next(&mut self) -> Wake {
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.wait_for(|stop| *stop) => return Wake::Shutdown,
+                r = self.source.changed() => return if r.is_ok() { Wake::Changed } else { Wake::Closed },
+                r = self.inputs.changed(), if self.inputs_open => match r {
+                    Ok(()) => return Wake::Changed,
+                    Err(_) => self.inputs_open = false,
+                },
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineConfig {
+    pub debounce: Debounce,
+    pub verify_timeout: Duration,
+}
+
+/// What to do after a step.
+enum Flow {
+    /// Wait for the next change.
+    Idle,
+    /// A change arrived while verifying: settle and render again.
+    Changed,
+    Shutdown,
+}
+
+pub struct Pipeline<R, V> {
+    pub config: PipelineConfig,
+    pub writer: ConfigWriter,
+    pub reloader: R,
+    pub verifier: V,
+    pub metrics: Arc<Metrics>,
+    pub status: StatusSender,
+    pub health: Arc<Health>,
+    /// The reloader ran successfully at least once.
+    started: bool,
+    /// The last reload or verification failed: do them again on the next change even if the
+    /// bytes did not change.
+    retry: bool,
+    /// What is known about cloudflared running the file on disk.
+    programmed: Programmed,
+    /// Last logged warnings and rejections, to log only what is new.
+    last_notes: Vec<String>,
+}
+
+impl<R: Reloader, V: Verifier> Pipeline<R, V> {
+    pub fn new(
+        config: PipelineConfig,
+        writer: ConfigWriter,
+        reloader: R,
+        verifier: V,
+        metrics: Arc<Metrics>,
+        status: StatusSender,
+        health: Arc<Health>,
+    ) -> Self {
+        Pipeline {
+            config,
+            writer,
+            reloader,
+            verifier,
+            metrics,
+            status,
+            health,
+            started: false,
+            retry: false,
+            programmed: Programmed::Pending,
+            last_notes: Vec::new(),
+        }
+    }
+
+    /// Runs until shutdown (then drains the reloader) or until the source closes (an error).
+    pub async fn run(mut self, mut changes: Changes) -> anyhow::Result<()> {
+        let result = self.run_until_stopped(&mut changes).await;
+        self.reloader.shutdown().await;
+        result
+    }
+
+    async fn run_until_stopped(&mut self, changes: &mut Changes) -> anyhow::Result<()> {
+        while !changes.source.borrow().synced {
+            tracing::debug!("waiting for the source to sync");
+            match changes.next().await {
+                Wake::Changed => {}
+                Wake::Shutdown => return Ok(()),
+                Wake::Closed => anyhow::bail!("the source of objects stopped before it synced"),
+            }
+        }
+        let mut flow = self.step(changes).await;
+        loop {
+            let wake = match flow {
+                Flow::Shutdown => return Ok(()),
+                Flow::Changed => Wake::Changed,
+                Flow::Idle => changes.next().await,
+            };
+            let wake = match wake {
+                Wake::Changed => self.config.debounce.settle(changes).await,
+                other => other,
+            };
+            match wake {
+                Wake::Changed => flow = self.step(changes).await,
+                Wake::Shutdown => return Ok(()),
+                Wake::Closed => anyhow::bail!("the source of objects stopped"),
+            }
+        }
+    }
+
+    /// One render of the latest state, and whatever follows from it.
+    async fn step(&mut self, changes: &mut Changes) -> Flow {
+        let state: SourceState = changes.source.borrow_and_update().clone();
+        let inputs: Arc<RenderInputs> = changes.inputs.borrow_and_update().clone();
+        let revision = state.revision;
+        let started = std::time::Instant::now();
+        // Translation of thousands of routes takes a while: keep it off the async workers.
+        let rendered = tokio::task::spawn_blocking(move || {
+            let translation = translate::translate(&state.snapshot, &inputs.settings);
+            let rendered = render::render(&translation, &inputs.base, &inputs.tunnel);
+            let report = validate::validate_str(&rendered.text);
+            (translation, rendered, report, state.warnings)
+        })
+        .await;
+        let (translation, rendered, report, source_warnings) = match rendered {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "the render task failed; keeping the last config");
+                self.metrics.renders.get_or_create(&ResultLabel::new("panic")).inc();
+                return Flow::Idle;
+            }
+        };
+        self.metrics.render_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics.source_warnings.set(source_warnings.len() as i64);
+        self.log_news(&translation, &rendered);
+
+        if !report.is_valid() || rendered.text.trim().is_empty() {
+            self.metrics.renders.get_or_create(&ResultLabel::new("invalid")).inc();
+            let why = refusal(&report);
+            tracing::error!(revision, "{why}; keeping the last good config.yml");
+            self.publish(translation.statuses, Programmed::No(why));
+            return Flow::Idle;
+        }
+        self.metrics.renders.get_or_create(&ResultLabel::new("ok")).inc();
+        self.metrics.ingress_rules.set(rendered.rule_count as i64);
+        self.metrics.set_routes(translation.routes_accepted, translation.routes_rejected);
+
+        let writer = self.writer.clone();
+        let text = Arc::new(rendered.text);
+        let bytes = text.clone();
+        let written = tokio::task::spawn_blocking(move || writer.write_if_changed(bytes.as_bytes()))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let written = match written {
+            Ok(WriteOutcome::Written(n)) => {
+                self.metrics.config_writes.inc();
+                self.metrics.config_write_bytes.inc_by(n as u64);
+                tracing::info!(
+                    revision,
+                    path = %self.writer.target().display(),
+                    bytes = n,
+                    rules = rendered.rule_count,
+                    routes_accepted = translation.routes_accepted,
+                    routes_rejected = translation.routes_rejected,
+                    "config written"
+                );
+                true
+            }
+            Ok(WriteOutcome::Unchanged) => {
+                tracing::debug!(revision, "config unchanged");
+                false
+            }
+            Err(e) => {
+                self.metrics.config_write_errors.inc();
+                tracing::error!(revision, error = %e, "could not write the config; the previous file stays");
+                self.retry = true;
+                self.publish(
+                    translation.statuses,
+                    Programmed::No(format!("could not write the config: {e}")),
+                );
+                return Flow::Idle;
+            }
+        };
+
+        if !(written || self.retry || !self.started) {
+            // Same bytes: cloudflared's state is what it was; the statuses may still differ.
+            let programmed = self.programmed.clone();
+            self.publish(translation.statuses, programmed);
+            return Flow::Idle;
+        }
+        self.programmed = Programmed::Pending;
+        self.publish(translation.statuses.clone(), Programmed::Pending);
+        // A reload is never cancelled half-way: a supervisor may have a child half-started.
+        if let Err(e) = self.reloader.reload(self.writer.target()).await {
+            self.reload_failed(&e);
+            self.publish(translation.statuses, self.programmed.clone());
+            return Flow::Idle;
+        }
+        self.started = true;
+        self.metrics.reloads.get_or_create(&ResultLabel::new("ok")).inc();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.metrics.last_reload_timestamp.set(now.as_secs() as i64);
+
+        let Some(addr) = self.reloader.metrics_addr() else {
+            // Nothing to verify against: the file is written, cloudflared's state unknown.
+            self.retry = false;
+            self.health.set_ready();
+            return Flow::Idle;
+        };
+        let timeout = self.config.verify_timeout;
+        let verified = tokio::select! {
+            r = self.verifier.verify(addr, &text, timeout) => Some(r),
+            wake = changes.next() => {
+                if wake == Wake::Shutdown {
+                    return Flow::Shutdown;
+                }
+                None
+            }
+        };
+        let Some(verified) = verified else {
+            // Newer objects: verifying the old file is moot; render them instead.
+            self.retry = true;
+            return Flow::Changed;
+        };
+        match verified {
+            Ok(()) => {
+                self.metrics.verifications.get_or_create(&ResultLabel::new("ok")).inc();
+                tracing::info!(revision, %addr, "cloudflared runs the rendered config");
+                self.retry = false;
+                self.programmed = Programmed::Yes;
+                self.health.set_ready();
+            }
+            Err(e) => {
+                self.metrics.verifications.get_or_create(&ResultLabel::new("failed")).inc();
+                tracing::warn!(revision, %addr, error = %e, "cloudflared does not run the rendered config; retrying on the next change");
+                self.retry = true;
+                self.programmed =
+                    Programmed::No(format!("cloudflared does not run the rendered config: {e}"));
+            }
+        }
+        self.publish(translation.statuses, self.programmed.clone());
+        Flow::Idle
+    }
+
+    fn reload_failed(&mut self, e: &ReloadError) {
+        let label = match e {
+            ReloadError::NotReady(_) => "NotReady",
+            ReloadError::NoProcess(_) => "NoProcess",
+            ReloadError::Spawn(_) => "Spawn",
+            ReloadError::Other(_) => "Other",
+        };
+        self.metrics.reloads.get_or_create(&ResultLabel::new(label)).inc();
+        tracing::error!(error = %e, "reloading cloudflared failed; retrying on the next change");
+        self.retry = true;
+        self.programmed = Programmed::No(format!("reloading cloudflared failed: {e}"));
+    }
+
+    fn publish(&self, mut statuses: Statuses, programmed: Programmed) {
+        statuses.set_programmed(&programmed);
+        let report = StatusReport { statuses, programmed };
+        self.status.send_if_modified(|current| {
+            if current.as_deref() == Some(&report) {
+                return false;
+            }
+            *current = Some(Arc::new(report));
+            true
+        });
+    }
+
+    /// Logs rejections and render warnings when they change, not on every render.
+    fn log_news(&mut self, translation: &Translation, rendered: &Rendered) {
+        let notes: Vec<String> = translation
+            .rejections
+            .iter()
+            .map(|r| format!("not rendered: {r}"))
+            .chain(rendered.warnings.iter().cloned())
+            .collect();
+        for note in notes.iter().filter(|n| !self.last_notes.contains(n)) {
+            tracing::warn!("{note}");
+        }
+        self.last_notes = notes;
+    }
+}
+
+fn refusal(report: &Report) -> String {
+    if report.errors.is_empty() {
+        return "the rendered config is empty".to_string();
+    }
+    let findings: Vec<String> = report
+        .errors
+        .iter()
+        .map(|f| match f.rule {
+            Some(i) => format!("ingress[{i}]: {}", f.message),
+            None => f.message.clone(),
+        })
+        .collect();
+    format!("the rendered config would be refused by cloudflared: {}", findings.join("; "))
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -1,0 +1,307 @@
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use routes_core::render::{BaseConfig, Tunnel};
+use routes_core::status::ConditionStatus;
+use routes_core::translate::Settings;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::manifests::{load_str, Loaded};
+use crate::run::reload::{Recorder, ReloadError};
+
+// ---- debounce, on tokio's paused clock ----
+
+/// Changes delivered by a test through a channel; a closed channel means shutdown.
+struct Scripted(mpsc::UnboundedReceiver<()>);
+
+impl ChangeStream for Scripted {
+    async fn next(&mut self) -> Wake {
+        match self.0.recv().await {
+            Some(()) => Wake::Changed,
+            None => Wake::Shutdown,
+        }
+    }
+}
+
+const DEBOUNCE: Debounce = Debounce { quiet: Duration::from_millis(200), max_delay: Duration::from_secs(2) };
+
+/// Sends a change at each offset (from the start), then keeps the channel open.
+fn changes_at(offsets_ms: Vec<u64>) -> (Scripted, tokio::task::JoinHandle<mpsc::UnboundedSender<()>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let start = Instant::now();
+    let sender = tokio::spawn(async move {
+        for ms in offsets_ms {
+            sleep_until(start + Duration::from_millis(ms)).await;
+            tx.send(()).unwrap();
+        }
+        tx
+    });
+    (Scripted(rx), sender)
+}
+
+#[tokio::test(start_paused = true)]
+async fn debounce_waits_for_a_quiet_period_after_the_last_change() {
+    let (mut changes, _sender) = changes_at(vec![100, 250]);
+    let start = Instant::now();
+    assert_eq!(DEBOUNCE.settle(&mut changes).await, Wake::Changed);
+    // Last change at 250 ms + 200 ms of quiet.
+    assert_eq!(start.elapsed(), Duration::from_millis(450));
+}
+
+#[tokio::test(start_paused = true)]
+async fn debounce_without_further_changes_waits_the_quiet_period_only() {
+    let (mut changes, _sender) = changes_at(vec![]);
+    let start = Instant::now();
+    assert_eq!(DEBOUNCE.settle(&mut changes).await, Wake::Changed);
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn debounce_gives_up_waiting_at_the_max_delay_under_a_steady_trickle() {
+    // A change every 150 ms for 10 s: never 200 ms of quiet.
+    let (mut changes, _sender) = changes_at((1..=66).map(|i| i * 150).collect());
+    let start = Instant::now();
+    assert_eq!(DEBOUNCE.settle(&mut changes).await, Wake::Changed);
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn debounce_returns_at_once_on_shutdown() {
+    let (tx, rx) = mpsc::unbounded_channel::<()>();
+    let mut changes = Scripted(rx);
+    let start = Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(tx);
+    });
+    assert_eq!(DEBOUNCE.settle(&mut changes).await, Wake::Shutdown);
+    assert_eq!(start.elapsed(), Duration::from_millis(50));
+}
+
+// ---- the pipeline, with a recording reloader and a scripted verifier ----
+
+const CLASS_AND_GATEWAY: &str = "
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: cf}
+spec: {controllerName: cloudflared-routes/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: web}
+spec:
+  gatewayClassName: cf
+  listeners: [{name: web, protocol: HTTP, port: 80, hostname: '*.example.com'}]
+";
+
+fn route(name: &str, host: &str) -> String {
+    format!(
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: web}}\n\
+         spec:\n  parentRefs: [{{name: gw}}]\n  hostnames: [{host}]\n  rules:\n  - backendRefs: [{{name: svc, port: 80}}]\n"
+    )
+}
+
+fn state(routes: &[(&str, &str)], revision: u64) -> SourceState {
+    let mut text = CLASS_AND_GATEWAY.to_string();
+    for (name, host) in routes {
+        text.push_str(&route(name, host));
+    }
+    let mut loaded = Loaded::default();
+    load_str("test.yaml", &text, &mut loaded).unwrap();
+    SourceState { snapshot: Arc::new(loaded.snapshot), warnings: loaded.warnings, synced: true, revision }
+}
+
+fn inputs(base: &str) -> RenderInputs {
+    RenderInputs {
+        settings: Settings::default(),
+        base: BaseConfig::parse(base).unwrap(),
+        tunnel: Tunnel {
+            id: Some("6ff42ae2-765d-4adf-8112-31c55c1551ef".to_string()),
+            credentials_file: None,
+        },
+    }
+}
+
+#[derive(Clone, Default)]
+struct ScriptedVerifier {
+    results: Arc<Mutex<VecDeque<Result<(), String>>>>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Verifier for ScriptedVerifier {
+    async fn verify(&self, _addr: SocketAddr, rendered: &str, _timeout: Duration) -> Result<(), String> {
+        self.calls.lock().unwrap().push(rendered.to_string());
+        self.results.lock().unwrap().pop_front().unwrap_or(Ok(()))
+    }
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    source: watch::Sender<SourceState>,
+    inputs: watch::Sender<Arc<RenderInputs>>,
+    shutdown: watch::Sender<bool>,
+    status: StatusReceiver,
+    health: Arc<Health>,
+    recorder: Recorder,
+    verifier: ScriptedVerifier,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Harness {
+    fn start(initial: SourceState, recorder: Recorder) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = ConfigWriter::new(&dir.path().join("config.yml")).unwrap();
+        let (source, source_rx) = watch::channel(initial);
+        let (inputs_tx, inputs_rx) = watch::channel(Arc::new(inputs("")));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (status_tx, status) = watch::channel(None);
+        let health = Arc::new(Health::default());
+        let verifier = ScriptedVerifier::default();
+        let config = PipelineConfig {
+            debounce: Debounce { quiet: Duration::from_millis(10), max_delay: Duration::from_millis(100) },
+            verify_timeout: Duration::from_secs(1),
+        };
+        let pipeline = Pipeline::new(
+            config,
+            writer,
+            recorder.clone(),
+            verifier.clone(),
+            Arc::new(Metrics::new()),
+            status_tx,
+            health.clone(),
+        );
+        let task = tokio::spawn(pipeline.run(Changes::new(source_rx, inputs_rx, shutdown_rx)));
+        Harness { dir, source, inputs: inputs_tx, shutdown, status, health, recorder, verifier, task }
+    }
+
+    fn file(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("config.yml")).ok()
+    }
+
+    /// Waits (bounded) until `check` holds.
+    async fn until(&self, what: &str, check: impl Fn(&Harness) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check(self) {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}; file:\n{:?}", self.file());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn programmed(&self) -> Option<Programmed> {
+        self.status.borrow().as_ref().map(|r| r.programmed.clone())
+    }
+
+    /// The Gateway's `Programmed` condition in the last status report.
+    fn gateway_programmed(&self) -> ConditionStatus {
+        let report = self.status.borrow().clone().expect("a status report");
+        let condition = report.statuses.gateways[0].conditions.iter().find(|c| c.type_ == "Programmed");
+        condition.expect("a Programmed condition").status
+    }
+
+    async fn stop(self) -> Recorder {
+        self.shutdown.send_replace(true);
+        self.task.await.unwrap().unwrap();
+        self.recorder
+    }
+}
+
+fn has(host: &'static str) -> impl Fn(&Harness) -> bool {
+    move |h| h.file().is_some_and(|f| f.contains(host))
+}
+
+#[tokio::test]
+async fn nothing_is_written_before_the_source_is_synced() {
+    let h =
+        Harness::start(SourceState { synced: false, ..state(&[("a", "a.example.com")], 1) }, Recorder::new());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.file(), None);
+    assert_eq!(h.recorder.reload_count(), 0);
+    h.source.send_replace(state(&[("a", "a.example.com")], 2));
+    h.until("written", has("a.example.com")).await;
+    let recorder = h.stop().await;
+    assert_eq!(recorder.reload_count(), 1);
+}
+
+#[tokio::test]
+async fn writes_reloads_once_per_change_and_skips_same_bytes() {
+    let h = Harness::start(state(&[("a", "a.example.com")], 1), Recorder::new());
+    h.until("first write", has("a.example.com")).await;
+    h.until("first reload", |h| h.recorder.reload_count() == 1).await;
+    let first = h.file().unwrap();
+    assert!(validate::validate_str(&first).is_valid());
+
+    // A new revision with the same objects: same bytes, no write, no reload.
+    h.source.send_replace(state(&[("a", "a.example.com")], 2));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.recorder.reload_count(), 1);
+
+    h.source.send_replace(state(&[("a", "a.example.com"), ("b", "b.example.com")], 3));
+    h.until("second write", has("b.example.com")).await;
+    h.until("second reload", |h| h.recorder.reload_count() == 2).await;
+    let contents = h.recorder.reloaded_contents();
+    assert!(contents[1].as_deref().unwrap().contains("b.example.com"), "reload sees the new file");
+
+    // Every route gone: the catch-all alone is a legitimate config, and it is written.
+    h.source.send_replace(state(&[], 4));
+    h.until("routes removed", |h| h.file().is_some_and(|f| !f.contains("a.example.com"))).await;
+    assert!(validate::validate_str(&h.file().unwrap()).is_valid());
+    assert!(h.health.is_ready(), "ready after the first write (nothing to verify)");
+    assert_eq!(h.programmed(), Some(Programmed::Pending), "unverified: Programmed stays Pending");
+    let recorder = h.stop().await;
+    assert_eq!(recorder.calls().last(), Some(&crate::run::reload::RecordedCall::Shutdown));
+}
+
+#[tokio::test]
+async fn a_config_cloudflared_would_refuse_is_not_written() {
+    let h = Harness::start(state(&[("a", "a.example.com")], 1), Recorder::new());
+    h.until("first write", has("a.example.com")).await;
+    // A base config rule without a scheme: cloudflared would refuse the whole file.
+    h.inputs.send_replace(Arc::new(inputs("ingress: [{hostname: ssh.example.net, service: nope}]")));
+    h.source.send_replace(state(&[("a", "a.example.com"), ("b", "b.example.com")], 2));
+    h.until("refusal reported", |h| matches!(h.programmed(), Some(Programmed::No(_)))).await;
+    assert!(!h.file().unwrap().contains("b.example.com"), "the last good file stays");
+    let Some(Programmed::No(why)) = h.programmed() else { unreachable!() };
+    assert!(why.contains("refused"), "{why}");
+
+    h.inputs.send_replace(Arc::new(inputs("")));
+    h.until("fixed base config renders", has("b.example.com")).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn verification_sets_programmed_and_a_failure_is_retried_on_the_next_change() {
+    let recorder = Recorder::new().with_metrics("127.0.0.1:1".parse().unwrap());
+    let h = Harness::start(state(&[("a", "a.example.com")], 1), recorder);
+    h.verifier.results.lock().unwrap().push_back(Err("still the old rules".to_string()));
+    h.until("verification failed", |h| matches!(h.programmed(), Some(Programmed::No(_)))).await;
+    assert!(!h.health.is_ready(), "not ready until verified");
+    assert_eq!(h.gateway_programmed(), ConditionStatus::False);
+
+    // Same bytes, but the failed verification is retried: reload and verify again.
+    h.source.send_replace(state(&[("a", "a.example.com")], 2));
+    h.until("verified", |h| h.programmed() == Some(Programmed::Yes)).await;
+    assert!(h.health.is_ready());
+    assert_eq!(h.recorder.reload_count(), 2);
+    assert_eq!(h.verifier.calls.lock().unwrap().len(), 2);
+    assert_eq!(h.gateway_programmed(), ConditionStatus::True);
+
+    // Verified and unchanged: nothing to do.
+    h.source.send_replace(state(&[("a", "a.example.com")], 3));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.recorder.reload_count(), 2);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_reload_is_counted_and_retried_on_the_next_change() {
+    let recorder = Recorder::new();
+    recorder.fail_next(ReloadError::NoProcess("no cloudflared in /proc".to_string()));
+    let h = Harness::start(state(&[("a", "a.example.com")], 1), recorder);
+    h.until("reload failed", |h| matches!(h.programmed(), Some(Programmed::No(_)))).await;
+    assert!(!h.health.is_ready());
+    h.source.send_replace(state(&[("a", "a.example.com")], 2));
+    h.until("reloaded again", |h| h.recorder.reload_count() == 2).await;
+    h.until("ready", |h| h.health.is_ready()).await;
+    h.stop().await;
+}

@@ -1,0 +1,466 @@
+//! Writing status: the thin, leader-gated, time-bounded shell around the statuses the core
+//! computed (STYLE.md "Status is a value").
+//!
+//! ```text
+//! Statuses (watch) → changed objects → GET → merge with what is there → same? skip : PATCH /status
+//! ```
+//!
+//! Merging keeps what is not ours (DOMAIN.md §5): other controllers' `status.parents` entries,
+//! and the `lastTransitionTime` of every condition whose status, reason, message and
+//! observedGeneration did not change. The PATCH is a JSON merge patch of `status` carrying the
+//! `metadata.resourceVersion` that was read: merge patches replace lists whole (so the foreign
+//! entries we read go back with ours), and the resourceVersion makes a concurrent writer's
+//! change a 409 Conflict, after which we read and merge again, instead of a lost update.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::Client;
+use routes_core::model::{RouteKind, GATEWAY_GROUP};
+use routes_core::status::{GatewayClassStatus, GatewayStatus, RouteStatus, Statuses};
+use serde_json::{json, Map, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::pipeline::StatusReceiver;
+use crate::status_yaml;
+
+/// Field manager of our writes (visible in `managedFields`).
+pub const FIELD_MANAGER: &str = "cloudflared-routes";
+
+/// Called with the result of every object's status write, for the status-patches metric:
+/// `applied`, `unchanged` (no-op, no PATCH sent), `not_found`, `conflict` (409 on every
+/// attempt), `timeout` or `error`.
+pub type ResultHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct StatusWriterOptions {
+    /// `--controller-name`: our `status.parents[].controllerName`.
+    pub controller_name: String,
+    /// Time limit of each GET or PATCH.
+    pub call_timeout: Duration,
+    /// When some write failed, try again after this long even if nothing changes.
+    pub retry_interval: Duration,
+    /// Every object is read again this often even if nothing changed, to repair what the
+    /// cache of written statuses cannot see (an object deleted and re-created between two
+    /// renders, a status cleared by hand).
+    pub resync_interval: Duration,
+    pub on_result: Option<ResultHook>,
+}
+
+impl StatusWriterOptions {
+    pub fn new(controller_name: &str) -> Self {
+        StatusWriterOptions {
+            controller_name: controller_name.to_string(),
+            call_timeout: Duration::from_secs(10),
+            retry_interval: Duration::from_secs(10),
+            resync_interval: Duration::from_secs(600),
+            on_result: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for StatusWriterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusWriterOptions")
+            .field("controller_name", &self.controller_name)
+            .field("call_timeout", &self.call_timeout)
+            .field("retry_interval", &self.retry_interval)
+            .field("resync_interval", &self.resync_interval)
+            .field("on_result", &self.on_result.is_some())
+            .finish()
+    }
+}
+
+/// Writes every change of the pipeline's statuses while `leader` is true (nothing before the
+/// first render). The task ends when either sender is dropped (the pipeline stopped, or leader
+/// election ended: no more writes).
+pub fn spawn_status_writer(
+    client: Client,
+    statuses: StatusReceiver,
+    leader: watch::Receiver<bool>,
+    opts: StatusWriterOptions,
+) -> JoinHandle<()> {
+    let writer = Writer { client, opts, written: BTreeMap::new() };
+    tokio::spawn(writer.run(statuses, leader))
+}
+
+/// One object whose status we write.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    GatewayClass(String),
+    Gateway { namespace: String, name: String },
+    Route { kind: RouteKind, namespace: String, name: String },
+}
+
+impl Target {
+    fn kind(&self) -> &'static str {
+        match self {
+            Target::GatewayClass(_) => "GatewayClass",
+            Target::Gateway { .. } => "Gateway",
+            Target::Route { kind, .. } => kind.kind(),
+        }
+    }
+
+    fn api(&self, client: &Client) -> (Api<DynamicObject>, &str) {
+        let (plural, namespace, name) = match self {
+            Target::GatewayClass(name) => ("gatewayclasses", None, name),
+            Target::Gateway { namespace, name } => ("gateways", Some(namespace), name),
+            Target::Route { kind: RouteKind::Http, namespace, name } => ("httproutes", Some(namespace), name),
+            Target::Route { kind: RouteKind::Grpc, namespace, name } => ("grpcroutes", Some(namespace), name),
+        };
+        let resource = ApiResource {
+            group: GATEWAY_GROUP.to_string(),
+            version: "v1".to_string(),
+            api_version: format!("{GATEWAY_GROUP}/v1"),
+            kind: self.kind().to_string(),
+            plural: plural.to_string(),
+        };
+        let api = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        (api, name)
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::GatewayClass(name) => write!(f, "GatewayClass {name}"),
+            Target::Gateway { namespace, name } | Target::Route { namespace, name, .. } => {
+                write!(f, "{} {namespace}/{name}", self.kind())
+            }
+        }
+    }
+}
+
+/// What the core says one object's status should be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Desired {
+    GatewayClass(GatewayClassStatus),
+    Gateway(GatewayStatus),
+    Route(RouteStatus),
+}
+
+fn desired(statuses: &Statuses) -> BTreeMap<Target, Desired> {
+    let classes = statuses
+        .gateway_classes
+        .iter()
+        .map(|c| (Target::GatewayClass(c.name.clone()), Desired::GatewayClass(c.clone())));
+    let gateways = statuses.gateways.iter().map(|g| {
+        (
+            Target::Gateway { namespace: g.namespace.clone(), name: g.name.clone() },
+            Desired::Gateway(g.clone()),
+        )
+    });
+    let routes = statuses.routes.iter().map(|r| {
+        let target = Target::Route { kind: r.kind, namespace: r.namespace.clone(), name: r.name.clone() };
+        (target, Desired::Route(r.clone()))
+    });
+    classes.chain(gateways).chain(routes).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("conflict on every attempt (409)")]
+    Conflict,
+    #[error("timed out")]
+    Timeout,
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+}
+
+impl WriteError {
+    fn label(&self) -> &'static str {
+        match self {
+            WriteError::Conflict => "conflict",
+            WriteError::Timeout => "timeout",
+            WriteError::Api(_) => "error",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    Applied,
+    Unchanged,
+    NotFound,
+}
+
+/// Attempts per object when another writer keeps changing it under us.
+const ATTEMPTS: usize = 3;
+
+struct Writer {
+    client: Client,
+    opts: StatusWriterOptions,
+    /// What was last written (or found already there) per object during this leadership term:
+    /// an object whose desired status did not change is not read again.
+    written: BTreeMap<Target, Desired>,
+}
+
+impl Writer {
+    async fn run(mut self, mut statuses: StatusReceiver, mut leader: watch::Receiver<bool>) {
+        let mut resync = tokio::time::Instant::now() + self.opts.resync_interval;
+        loop {
+            let leading = *leader.borrow_and_update();
+            let mut failed = false;
+            if leading {
+                let current = statuses.borrow_and_update().clone();
+                if let Some(report) = current {
+                    failed = !self.pass(&report.statuses, &leader).await;
+                }
+            } else {
+                // A new term starts from what is in the cluster, not from what we once wrote.
+                self.written.clear();
+            }
+            tokio::select! {
+                changed = statuses.changed() => if changed.is_err() { return },
+                changed = leader.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(self.opts.retry_interval), if failed => {}
+                _ = tokio::time::sleep_until(resync) => {
+                    resync = tokio::time::Instant::now() + self.opts.resync_interval;
+                    self.written.clear();
+                }
+            }
+        }
+    }
+
+    /// Writes what changed since the last pass; false when some write failed.
+    async fn pass(&mut self, statuses: &Statuses, leader: &watch::Receiver<bool>) -> bool {
+        let desired = desired(statuses);
+        let mut ok = true;
+        for (target, want) in &desired {
+            if !*leader.borrow() {
+                return false;
+            }
+            if self.written.get(target) == Some(want) {
+                continue;
+            }
+            match self.write(target, Some(want)).await {
+                Some(Written::Applied | Written::Unchanged) => {
+                    self.written.insert(target.clone(), want.clone());
+                }
+                // Not remembered: if it is created again, its status must be written.
+                Some(Written::NotFound) => {
+                    self.written.remove(target);
+                }
+                None => ok = false,
+            }
+        }
+        // Routes we wrote that no longer name one of our Gateways: take our entries out.
+        let gone: Vec<Target> = self.written.keys().filter(|t| !desired.contains_key(t)).cloned().collect();
+        for target in gone {
+            if !*leader.borrow() {
+                return false;
+            }
+            if !matches!(target, Target::Route { .. }) || self.write(&target, None).await.is_some() {
+                self.written.remove(&target);
+            } else {
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    /// One object's write, reported to the hook and the log; `None` when it failed.
+    async fn write(&self, target: &Target, want: Option<&Desired>) -> Option<Written> {
+        let result = self.write_object(target, want).await;
+        let label = match &result {
+            Ok(Written::Applied) => "applied",
+            Ok(Written::Unchanged) => "unchanged",
+            Ok(Written::NotFound) => "not_found",
+            Err(e) => e.label(),
+        };
+        if let Some(hook) = &self.opts.on_result {
+            hook(label);
+        }
+        match result {
+            Ok(written) => {
+                tracing::debug!(object = %target, result = label, "status");
+                Some(written)
+            }
+            Err(e) => {
+                tracing::warn!(object = %target, error = %e, "status write failed; will retry");
+                None
+            }
+        }
+    }
+
+    async fn write_object(&self, target: &Target, want: Option<&Desired>) -> Result<Written, WriteError> {
+        let (api, name) = target.api(&self.client);
+        let limit = self.opts.call_timeout;
+        for _ in 0..ATTEMPTS {
+            let object =
+                tokio::time::timeout(limit, api.get_opt(name)).await.map_err(|_| WriteError::Timeout)??;
+            let Some(object) = object else { return Ok(Written::NotFound) };
+            let current = object.data.get("status").cloned().unwrap_or(Value::Null);
+            let merged = match want {
+                Some(want) => merged_status(want, &current, &self.opts.controller_name, &now()),
+                None => retracted_status(&current, &self.opts.controller_name),
+            };
+            if same_status(&current, &merged) {
+                return Ok(Written::Unchanged);
+            }
+            let resource_version = object.metadata.resource_version.unwrap_or_default();
+            let patch = Patch::Merge(patch_body(&current, merged, &resource_version));
+            let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
+            match tokio::time::timeout(limit, api.patch_status(name, &params, &patch)).await {
+                Err(_) => return Err(WriteError::Timeout),
+                Ok(Ok(_)) => return Ok(Written::Applied),
+                Ok(Err(kube::Error::Api(status))) if status.code == 409 => {
+                    tracing::debug!(object = %target, "status changed under us (409); reading it again");
+                }
+                Ok(Err(kube::Error::Api(status))) if status.code == 404 => return Ok(Written::NotFound),
+                Ok(Err(e)) => return Err(e.into()),
+            }
+        }
+        Err(WriteError::Conflict)
+    }
+}
+
+/// Now, to the second (`lastTransitionTime` has no finer precision).
+fn now() -> Time {
+    let now = Timestamp::now();
+    Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+/// The whole new `status` of an object: `current` (its `status`, or null) with our part
+/// replaced by `want`, keeping foreign route parents and unchanged conditions' times.
+fn merged_status(want: &Desired, current: &Value, controller_name: &str, now: &Time) -> Value {
+    // Compared field by field below with values that never hold nulls.
+    let mut current = current.clone();
+    strip_nulls(&mut current);
+    match want {
+        Desired::GatewayClass(c) => {
+            let mut new = to_json(&status_yaml::gateway_class_status(c, now));
+            keep_times(&mut new["conditions"], &current["conditions"]);
+            new
+        }
+        Desired::Gateway(g) => {
+            let mut new = to_json(&status_yaml::gateway_status(g, now));
+            keep_times(&mut new["conditions"], &current["conditions"]);
+            if let Some(listeners) = new.get_mut("listeners").and_then(Value::as_array_mut) {
+                for listener in listeners {
+                    let old = current["listeners"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|old| old["name"] == listener["name"]);
+                    if let Some(old) = old {
+                        keep_times(&mut listener["conditions"], &old["conditions"]);
+                    }
+                }
+            }
+            new
+        }
+        Desired::Route(r) => {
+            let new = match r.kind {
+                RouteKind::Http => to_json(&status_yaml::http_route_status(r, controller_name, now)),
+                RouteKind::Grpc => to_json(&status_yaml::grpc_route_status(r, controller_name, now)),
+            };
+            let old_parents: Vec<&Value> = current["parents"].as_array().into_iter().flatten().collect();
+            let mut parents: Vec<Value> =
+                old_parents.iter().filter(|p| !is_ours(p, controller_name)).map(|p| (*p).clone()).collect();
+            for mut entry in new["parents"].as_array().cloned().unwrap_or_default() {
+                let old = old_parents
+                    .iter()
+                    .find(|old| is_ours(old, controller_name) && old["parentRef"] == entry["parentRef"]);
+                if let Some(old) = old {
+                    keep_times(&mut entry["conditions"], &old["conditions"]);
+                }
+                parents.push(entry);
+            }
+            let mut status = current.as_object().cloned().unwrap_or_default();
+            status.insert("parents".to_string(), Value::Array(parents));
+            Value::Object(status)
+        }
+    }
+}
+
+/// `current` without our route parent entries (the route no longer names our Gateways).
+fn retracted_status(current: &Value, controller_name: &str) -> Value {
+    let mut status = current.as_object().cloned().unwrap_or_default();
+    if let Some(Value::Array(parents)) = status.get_mut("parents") {
+        parents.retain(|p| !is_ours(p, controller_name));
+    }
+    Value::Object(status)
+}
+
+fn is_ours(parent: &Value, controller_name: &str) -> bool {
+    parent["controllerName"].as_str() == Some(controller_name)
+}
+
+/// Serialised without nulls: in a merge patch a null deletes, and the API server stores no
+/// nulls, so comparisons with what it returns must not see them either.
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    // Generated status structs have string keys and plain leaves: this cannot fail.
+    let mut value = serde_json::to_value(value).unwrap_or(Value::Null);
+    strip_nulls(&mut value);
+    value
+}
+
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// Gives each condition of `new` the `lastTransitionTime` of the same-typed condition of `old`
+/// when nothing else about it changed (metav1.Condition: the time "the condition transitioned
+/// from one status to another").
+fn keep_times(new: &mut Value, old: &Value) {
+    let (Some(new), Some(old)) = (new.as_array_mut(), old.as_array()) else { return };
+    for condition in new {
+        let same = old.iter().find(|o| {
+            o["type"] == condition["type"]
+                && ["status", "reason", "message", "observedGeneration"].iter().all(|k| o[k] == condition[k])
+        });
+        if let Some(time) = same.and_then(|o| o.get("lastTransitionTime")) {
+            condition["lastTransitionTime"] = time.clone();
+        }
+    }
+}
+
+/// Equal up to the order of route parents (each controller appends its own entries) and nulls.
+fn same_status(current: &Value, merged: &Value) -> bool {
+    fn normal(status: &Value) -> Value {
+        let mut status = status.clone();
+        strip_nulls(&mut status);
+        if let Some(Value::Array(parents)) = status.get_mut("parents") {
+            parents.sort_by_cached_key(|p| p.to_string());
+        }
+        match status {
+            Value::Null => Value::Object(Map::new()),
+            other => other,
+        }
+    }
+    normal(current) == normal(merged)
+}
+
+/// The merge patch turning `current` into `merged`: every key of `merged`, and a null for each
+/// key of `current` that `merged` no longer has (e.g. `addresses` once the tunnel is unknown);
+/// lists are replaced whole.
+fn patch_body(current: &Value, merged: Value, resource_version: &str) -> Value {
+    let mut status = match merged {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    for key in current.as_object().into_iter().flat_map(Map::keys) {
+        status.entry(key.clone()).or_insert(Value::Null);
+    }
+    json!({ "metadata": { "resourceVersion": resource_version }, "status": status })
+}
+
+#[cfg(test)]
+#[path = "status_writer_tests.rs"]
+mod tests;

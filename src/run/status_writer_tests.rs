@@ -1,0 +1,211 @@
+use routes_core::model::ParentRef;
+use routes_core::status::{Condition, ConditionStatus, ListenerStatus, RouteParentStatus};
+
+use super::*;
+
+const US: &str = "example.com/cloudflared";
+const OLD: &str = "2020-01-01T00:00:00Z";
+
+fn time(text: &str) -> Time {
+    status_yaml::parse_time(text).unwrap()
+}
+
+fn accepted(generation: i64) -> Condition {
+    Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
+}
+
+fn resolved(generation: i64) -> Condition {
+    Condition::new(
+        "ResolvedRefs",
+        ConditionStatus::True,
+        "ResolvedRefs",
+        "All references resolved",
+        generation,
+    )
+}
+
+fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
+    RouteStatus {
+        kind: RouteKind::Http,
+        namespace: "apps".into(),
+        name: "web".into(),
+        generation,
+        parents: vec![RouteParentStatus {
+            parent_ref: ParentRef {
+                group: Some(GATEWAY_GROUP.into()),
+                kind: Some("Gateway".into()),
+                namespace: Some("infra".into()),
+                name: "tunnel".into(),
+                section_name: Some("https".into()),
+                port: None,
+            },
+            conditions,
+        }],
+    }
+}
+
+fn foreign_parent() -> Value {
+    json!({
+        "controllerName": "other.example/controller",
+        "parentRef": {"group": GATEWAY_GROUP, "kind": "Gateway", "name": "istio"},
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                        "observedGeneration": 1, "lastTransitionTime": OLD}],
+    })
+}
+
+/// The status we would have written at `OLD`.
+fn written_at_old(want: &RouteStatus) -> Value {
+    to_json(&status_yaml::http_route_status(want, US, &time(OLD)))
+}
+
+#[test]
+fn route_merge_keeps_foreign_parents_and_replaces_ours() {
+    let want = route(3, vec![accepted(3), resolved(3)]);
+    let mut stale = written_at_old(&route(2, vec![accepted(2)]));
+    stale["parents"].as_array_mut().unwrap().insert(0, foreign_parent());
+    let merged = merged_status(&Desired::Route(want.clone()), &stale, US, &time("2026-01-01T00:00:00Z"));
+    let parents = merged["parents"].as_array().unwrap();
+    assert_eq!(parents.len(), 2, "{merged:#}");
+    assert_eq!(parents[0], foreign_parent());
+    let ours = &parents[1];
+    assert_eq!(ours["controllerName"], US);
+    assert_eq!(
+        ours["parentRef"],
+        json!({"group": GATEWAY_GROUP, "kind": "Gateway", "namespace": "infra", "name": "tunnel",
+               "sectionName": "https"})
+    );
+    let conditions = ours["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 2);
+    for c in conditions {
+        assert_eq!(c["observedGeneration"], 3, "{c}");
+        // The generation changed: a new transition.
+        assert_eq!(c["lastTransitionTime"], "2026-01-01T00:00:00Z", "{c}");
+    }
+    assert!(!same_status(&stale, &merged));
+}
+
+#[test]
+fn unchanged_conditions_keep_their_time_and_the_write_is_a_no_op() {
+    let want = route(3, vec![accepted(3), resolved(3)]);
+    let mut current = written_at_old(&want);
+    current["parents"].as_array_mut().unwrap().push(foreign_parent());
+    let merged = merged_status(&Desired::Route(want), &current, US, &time("2026-01-01T00:00:00Z"));
+    assert!(same_status(&current, &merged), "{current:#}\n{merged:#}");
+}
+
+#[test]
+fn only_the_changed_condition_gets_a_new_time() {
+    let current = written_at_old(&route(3, vec![accepted(3), resolved(3)]));
+    let broken = Condition::new("ResolvedRefs", ConditionStatus::False, "BackendNotFound", "no web", 3);
+    let merged = merged_status(
+        &Desired::Route(route(3, vec![accepted(3), broken])),
+        &current,
+        US,
+        &time("2026-01-01T00:00:00Z"),
+    );
+    let conditions = &merged["parents"][0]["conditions"];
+    assert_eq!(conditions[0]["lastTransitionTime"], OLD);
+    assert_eq!(conditions[1]["lastTransitionTime"], "2026-01-01T00:00:00Z");
+}
+
+#[test]
+fn a_parent_order_difference_alone_is_no_change() {
+    let want = route(3, vec![accepted(3)]);
+    let ours = written_at_old(&want)["parents"][0].clone();
+    let current = json!({"parents": [ours, foreign_parent()]});
+    let merged = merged_status(&Desired::Route(want), &current, US, &time("2026-01-01T00:00:00Z"));
+    assert_eq!(merged["parents"][0], foreign_parent(), "ours go after the others'");
+    assert!(same_status(&current, &merged));
+}
+
+#[test]
+fn retraction_removes_only_our_entries() {
+    let mut current = written_at_old(&route(3, vec![accepted(3)]));
+    current["parents"].as_array_mut().unwrap().push(foreign_parent());
+    let retracted = retracted_status(&current, US);
+    assert_eq!(retracted, json!({"parents": [foreign_parent()]}));
+    assert!(same_status(&retracted, &retracted_status(&retracted, US)));
+}
+
+fn gateway(addresses: Vec<String>, programmed: ConditionStatus) -> GatewayStatus {
+    let programmed = Condition::new("Programmed", programmed, "Programmed", "", 1);
+    GatewayStatus {
+        namespace: "infra".into(),
+        name: "tunnel".into(),
+        generation: 1,
+        addresses,
+        conditions: vec![accepted(1), programmed.clone()],
+        listeners: vec![ListenerStatus {
+            name: "https".into(),
+            supported_kinds: vec![],
+            attached_routes: 1,
+            conditions: vec![accepted(1), programmed],
+        }],
+    }
+}
+
+#[test]
+fn gateway_merge_keeps_times_per_listener_and_condition() {
+    let before = gateway(vec!["t.cfargotunnel.com".into()], ConditionStatus::Unknown);
+    let current = to_json(&status_yaml::gateway_status(&before, &time(OLD)));
+    let after = gateway(vec!["t.cfargotunnel.com".into()], ConditionStatus::True);
+    let merged = merged_status(&Desired::Gateway(after), &current, US, &time("2026-01-01T00:00:00Z"));
+    assert_eq!(merged["conditions"][0]["lastTransitionTime"], OLD, "Accepted did not change");
+    assert_eq!(merged["conditions"][1]["lastTransitionTime"], "2026-01-01T00:00:00Z");
+    assert_eq!(merged["listeners"][0]["conditions"][0]["lastTransitionTime"], OLD);
+    assert_eq!(merged["listeners"][0]["conditions"][1]["lastTransitionTime"], "2026-01-01T00:00:00Z");
+    assert_eq!(merged["addresses"], json!([{"type": "Hostname", "value": "t.cfargotunnel.com"}]));
+}
+
+#[test]
+fn patch_deletes_keys_we_no_longer_write_and_carries_the_resource_version() {
+    let with_address = gateway(vec!["t.cfargotunnel.com".into()], ConditionStatus::True);
+    let current = to_json(&status_yaml::gateway_status(&with_address, &time(OLD)));
+    let without = gateway(vec![], ConditionStatus::True);
+    let merged = merged_status(&Desired::Gateway(without), &current, US, &time(OLD));
+    assert!(!same_status(&current, &merged));
+    let body = patch_body(&current, merged, "42");
+    assert_eq!(body["metadata"], json!({"resourceVersion": "42"}));
+    assert_eq!(body["status"]["addresses"], Value::Null);
+    assert!(body["status"].as_object().unwrap().contains_key("addresses"));
+    assert!(body["status"]["conditions"].is_array());
+}
+
+#[test]
+fn gateway_class_merge_writes_features_and_keeps_time() {
+    let class = GatewayClassStatus {
+        name: "cloudflared".into(),
+        generation: 1,
+        conditions: vec![accepted(1)],
+        supported_features: vec!["GRPCRoute".into(), "HTTPRoute".into()],
+    };
+    let fresh = merged_status(&Desired::GatewayClass(class.clone()), &Value::Null, US, &time(OLD));
+    assert_eq!(fresh["supportedFeatures"], json!([{"name": "GRPCRoute"}, {"name": "HTTPRoute"}]));
+    let again = merged_status(&Desired::GatewayClass(class), &fresh, US, &time("2026-01-01T00:00:00Z"));
+    assert!(same_status(&fresh, &again));
+}
+
+#[test]
+fn an_empty_current_status_is_no_status() {
+    assert!(same_status(&Value::Null, &json!({})));
+    assert!(!same_status(&Value::Null, &json!({"parents": []})));
+}
+
+#[test]
+fn targets_cover_every_object_once() {
+    let statuses = Statuses {
+        gateway_classes: vec![GatewayClassStatus {
+            name: "c".into(),
+            generation: 1,
+            conditions: vec![],
+            supported_features: vec![],
+        }],
+        gateways: vec![gateway(vec![], ConditionStatus::True)],
+        routes: vec![route(1, vec![]), RouteStatus { kind: RouteKind::Grpc, ..route(1, vec![]) }],
+    };
+    let targets: Vec<String> = desired(&statuses).keys().map(ToString::to_string).collect();
+    assert_eq!(
+        targets,
+        ["GatewayClass c", "Gateway infra/tunnel", "HTTPRoute apps/web", "GRPCRoute apps/web"]
+    );
+}

@@ -1,0 +1,498 @@
+//! `--reload supervise`: cloudflared-routes is cloudflared's parent.
+//!
+//! cloudflared cannot reload its config (DOMAIN.md §2), but several processes may run the same
+//! tunnel at once, so a change is a zero-downtime replacement: start a second cloudflared on
+//! the new file with its own metrics port, wait until it is ready (`/ready` 200), then SIGTERM
+//! the old one (never SIGHUP: it kills at once, exit 129) and reap it. When the old one was not
+//! ready either (no edge reachable) there is no connector to protect, so the wait is for the
+//! new one's `/config` to show the rendered rules instead.
+//!
+//! Each child is owned by a keeper task: it restarts a child that dies on its own with
+//! back-off (1s doubling to 30s, reset once a child stayed up a minute), and drains it when
+//! told to stop (SIGTERM, wait `drain_timeout`, SIGKILL). Children get their metrics address
+//! through `TUNNEL_METRICS`, alternating between two ports; an old child drains in the
+//! background, and the next reload that wants its port waits for it to be gone.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout, Instant};
+use tracing::{info, warn};
+
+use super::reload::{ReloadError, Reloader};
+use super::verify::{self, Readiness};
+
+/// Restart pacing for a child that dies on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The wait before the first restart.
+    pub initial: Duration,
+    /// Doubling stops here.
+    pub max: Duration,
+    /// A child that stayed up this long starts the doubling over.
+    pub reset_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            reset_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a keeper knows about its child.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildStatus {
+    /// The running process, if any (none between a crash and its restart, and after a stop).
+    pub pid: Option<u32>,
+    /// Processes started so far (1 + restarts).
+    pub starts: u32,
+    /// Processes that ended on their own (crashes, or a refused config).
+    pub exits: u32,
+    /// How the last one ended.
+    pub last_exit: Option<String>,
+    /// The keeper was told to stop and its child is gone (reaped).
+    pub stopped: bool,
+}
+
+/// Why the cloudflared command line cannot be supervised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgvError {
+    #[error("--reload supervise needs the cloudflared command line after `--`, e.g. `-- cloudflared --no-autoupdate tunnel run`")]
+    Empty,
+    #[error("the cloudflared command line must be `cloudflared [global flags] tunnel [tunnel flags] run [run flags] [TUNNEL]`, got {0:?}")]
+    NotTunnelRun(String),
+    #[error("{0} is managed by cloudflared-routes: each child gets its own metrics address through TUNNEL_METRICS (see --supervise-metrics-ports), and a --metrics flag would override it; remove it")]
+    Metrics(String),
+    #[error("--config {given} is not --config-out {expected}: cloudflared must run the file cloudflared-routes writes; leave --config out and it is added after `tunnel`")]
+    OtherConfig { given: String, expected: String },
+    #[error("{0} must stand between `tunnel` and `run`: cloudflared rejects tunnel flags after `run` (and exits 0); leave it out and it is added after `tunnel`")]
+    ConfigPosition(String),
+    #[error("{0} runs a remotely-managed tunnel, whose dashboard configuration replaces the local ingress; cloudflared-routes needs a locally-managed tunnel (credentials file)")]
+    Token(String),
+}
+
+/// Checks the user's cloudflared argv and makes it run `config_path`: `--config` is a flag of
+/// `cloudflared tunnel` and must come before `run` (after it, cloudflared prints "flag provided
+/// but not defined" and exits 0), so it is inserted right after `tunnel` unless the argv
+/// already names the same file there. `--metrics` is refused: a flag would override the
+/// `TUNNEL_METRICS` each child is given.
+pub fn cloudflared_command(argv: &[String], config_path: &Path) -> Result<Vec<String>, ArgvError> {
+    if argv.is_empty() {
+        return Err(ArgvError::Empty);
+    }
+    let not_tunnel_run = || ArgvError::NotTunnelRun(argv.join(" "));
+    let tunnel = argv.iter().skip(1).position(|a| a == "tunnel").map(|i| i + 1).ok_or_else(not_tunnel_run)?;
+    let run = argv[tunnel + 1..]
+        .iter()
+        .position(|a| a == "run")
+        .map(|i| i + tunnel + 1)
+        .ok_or_else(not_tunnel_run)?;
+    let mut has_config = false;
+    for (i, token) in argv.iter().enumerate().skip(1) {
+        let Some(flag) = token.strip_prefix("--").or_else(|| token.strip_prefix('-')) else { continue };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (flag, None),
+        };
+        match name {
+            "metrics" => return Err(ArgvError::Metrics(token.clone())),
+            "token" | "token-file" => return Err(ArgvError::Token(token.clone())),
+            "config" if i < tunnel || i > run => return Err(ArgvError::ConfigPosition(token.clone())),
+            "config" => {
+                let given = inline.or_else(|| argv.get(i + 1).cloned()).ok_or_else(not_tunnel_run)?;
+                if !same_file(Path::new(&given), config_path) {
+                    return Err(ArgvError::OtherConfig {
+                        given,
+                        expected: config_path.display().to_string(),
+                    });
+                }
+                has_config = true;
+            }
+            _ => {}
+        }
+    }
+    let mut command = argv.to_vec();
+    if !has_config {
+        command.splice(tunnel + 1..tunnel + 1, ["--config".to_string(), config_path.display().to_string()]);
+    }
+    Ok(command)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+/// How every child is started; shared by the keeper tasks.
+#[derive(Debug, Clone)]
+struct ChildSpec {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    drain_timeout: Duration,
+    backoff: Backoff,
+}
+
+impl ChildSpec {
+    fn command(&self, metrics: SocketAddr) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            // The environment variable, not a flag: flags after `run` are rejected, and the
+            // variable also overrides the config file's `metrics:` key (DOMAIN.md §2).
+            .env("TUNNEL_METRICS", metrics.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            // Its own process group: a terminal's Ctrl-C reaches only us, and we drain the
+            // children in order instead of having them all stop (and be restarted) at once.
+            .process_group(0)
+            // If our task is dropped (runtime shutdown, a test failing), never leak a child.
+            .kill_on_drop(true);
+        command
+    }
+}
+
+/// One child slot: a metrics port and the task keeping a cloudflared alive on it.
+struct Keeper {
+    port: u16,
+    probe: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    status: watch::Receiver<ChildStatus>,
+    task: JoinHandle<()>,
+}
+
+impl Keeper {
+    fn start(spec: Arc<ChildSpec>, listen: SocketAddr) -> Keeper {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (status_tx, status_rx) = watch::channel(ChildStatus::default());
+        let task = tokio::spawn(keep(spec, listen, stop_rx, status_tx));
+        Keeper {
+            port: listen.port(),
+            probe: connectable(listen),
+            stop: Some(stop_tx),
+            status: status_rx,
+            task,
+        }
+    }
+
+    /// Tells the keeper to drain its child; it finishes on its own.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Resolves once the child ended on its own (crash, refused config) and reports how.
+    async fn exited(&self) -> String {
+        let mut status = self.status.clone();
+        let how = match status.wait_for(|s| s.exits > 0).await {
+            Ok(s) => s.last_exit.clone().unwrap_or_default(),
+            Err(_) => "its keeper ended".to_string(),
+        };
+        how
+    }
+}
+
+/// The keeper task: start, wait, restart with back-off, until told to stop.
+async fn keep(
+    spec: Arc<ChildSpec>,
+    listen: SocketAddr,
+    mut stop: oneshot::Receiver<()>,
+    status: watch::Sender<ChildStatus>,
+) {
+    let mut delay = spec.backoff.initial;
+    loop {
+        let started = Instant::now();
+        match spec.command(listen).spawn() {
+            Ok(mut child) => {
+                let pid = child.id();
+                info!(pid, metrics = %listen, "started cloudflared");
+                status.send_modify(|s| {
+                    s.pid = pid;
+                    s.starts += 1;
+                });
+                tokio::select! {
+                    exit = child.wait() => {
+                        let how = match exit {
+                            Ok(exit) => format!("exited with {exit}"),
+                            Err(e) => format!("could not be waited for: {e}"),
+                        };
+                        warn!(pid, metrics = %listen, "cloudflared {how}");
+                        status.send_modify(|s| {
+                            s.pid = None;
+                            s.exits += 1;
+                            s.last_exit = Some(how);
+                        });
+                    }
+                    // A stop, or the supervisor dropped: drain either way.
+                    _ = &mut stop => {
+                        drain(&mut child, pid, spec.drain_timeout).await;
+                        status.send_modify(|s| {
+                            s.pid = None;
+                            s.stopped = true;
+                        });
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let how = format!("could not be started ({}): {e}", spec.program);
+                warn!(metrics = %listen, "cloudflared {how}");
+                status.send_modify(|s| {
+                    s.exits += 1;
+                    s.last_exit = Some(how);
+                });
+            }
+        }
+        if started.elapsed() >= spec.backoff.reset_after {
+            delay = spec.backoff.initial;
+        }
+        info!(metrics = %listen, "restarting cloudflared in {delay:?}");
+        tokio::select! {
+            _ = sleep(delay) => {}
+            _ = &mut stop => {
+                status.send_modify(|s| s.stopped = true);
+                return;
+            }
+        }
+        delay = (delay * 2).min(spec.backoff.max);
+    }
+}
+
+/// SIGTERM (cloudflared unregisters, `/ready` turns 503, in-flight requests get its
+/// grace-period), then reap; SIGKILL after `within`.
+async fn drain(child: &mut tokio::process::Child, pid: Option<u32>, within: Duration) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        info!(pid, "sending SIGTERM to cloudflared");
+        if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM) {
+            warn!(pid, "SIGTERM failed: {e}");
+        }
+    }
+    match timeout(within, child.wait()).await {
+        Ok(Ok(exit)) => info!(pid, "cloudflared drained, {exit}"),
+        Ok(Err(e)) => warn!(pid, "cloudflared could not be waited for: {e}"),
+        Err(_) => {
+            warn!(pid, "cloudflared did not exit within {within:?}; sending SIGKILL");
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// Where to reach a metrics server that listens on `listen`.
+fn connectable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port())
+        }
+        _ => listen,
+    }
+}
+
+/// The `supervise` reloader (see the module doc).
+pub struct Supervisor {
+    spec: Arc<ChildSpec>,
+    config_path: PathBuf,
+    host: IpAddr,
+    ports: [u16; 2],
+    ready_timeout: Duration,
+    current: Option<Keeper>,
+    draining: Vec<Keeper>,
+}
+
+impl Supervisor {
+    /// `argv` is the cloudflared command line (see [`cloudflared_command`]); `config_path`
+    /// the file cloudflared-routes writes. Defaults: metrics on 127.0.0.1:20241 and :20242,
+    /// 60s ready timeout, 35s drain timeout, [`Backoff::default`].
+    pub fn new(argv: &[String], config_path: &Path) -> Result<Supervisor, ArgvError> {
+        let mut command = cloudflared_command(argv, config_path)?;
+        let program = command.remove(0);
+        Ok(Supervisor {
+            spec: Arc::new(ChildSpec {
+                program,
+                args: command,
+                env: Vec::new(),
+                drain_timeout: Duration::from_secs(35),
+                backoff: Backoff::default(),
+            }),
+            config_path: config_path.to_path_buf(),
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ports: [20241, 20242],
+            ready_timeout: Duration::from_secs(60),
+            current: None,
+            draining: Vec::new(),
+        })
+    }
+
+    /// The address the children's metrics servers listen on, and the two ports they alternate
+    /// between.
+    pub fn with_metrics(mut self, host: IpAddr, ports: [u16; 2]) -> Self {
+        self.host = host;
+        self.ports = ports;
+        self
+    }
+
+    pub fn with_ready_timeout(mut self, ready_timeout: Duration) -> Self {
+        self.ready_timeout = ready_timeout;
+        self
+    }
+
+    pub fn with_drain_timeout(mut self, drain_timeout: Duration) -> Self {
+        self.spec_mut().drain_timeout = drain_timeout;
+        self
+    }
+
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.spec_mut().backoff = backoff;
+        self
+    }
+
+    /// An extra environment variable for every child (`TUNNEL_GRACE_PERIOD`, say).
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.spec_mut().env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The full command line every child runs (after `--config` was added).
+    pub fn command_line(&self) -> Vec<String> {
+        std::iter::once(self.spec.program.clone()).chain(self.spec.args.iter().cloned()).collect()
+    }
+
+    /// The serving child's state and metrics port, if one was started.
+    pub fn current_child(&self) -> Option<(u16, ChildStatus)> {
+        self.current.as_ref().map(|k| (k.port, k.status.borrow().clone()))
+    }
+
+    /// Waits until every replaced child has been reaped.
+    pub async fn wait_drained(&mut self) {
+        for mut keeper in self.draining.drain(..) {
+            let _ = (&mut keeper.task).await;
+        }
+    }
+
+    /// Running children keep the spec they were started with; later ones get the change.
+    fn spec_mut(&mut self) -> &mut ChildSpec {
+        Arc::make_mut(&mut self.spec)
+    }
+
+    fn listen(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.host, port)
+    }
+
+    /// The port the next child gets: the one the serving child does not use.
+    fn next_port(&self) -> u16 {
+        match &self.current {
+            Some(current) if current.port == self.ports[0] => self.ports[1],
+            _ => self.ports[0],
+        }
+    }
+
+    /// A replaced child still draining on `port` holds its metrics server; wait for it.
+    async fn free_port(&mut self, port: u16) {
+        let (on_port, others): (Vec<_>, Vec<_>) = self.draining.drain(..).partition(|k| k.port == port);
+        self.draining = others;
+        for mut keeper in on_port {
+            let _ = (&mut keeper.task).await;
+        }
+        self.draining.retain(|k| !k.task.is_finished());
+    }
+
+    /// Waits until `new` serves: ready, or (`old_ready` false) its `/config` shows `rendered`.
+    async fn wait_serving(&self, new: &Keeper, old_ready: bool, rendered: &str) -> Result<(), ReloadError> {
+        let serving = async {
+            if old_ready {
+                match verify::wait_ready(new.probe, self.ready_timeout).await {
+                    true => Ok(()),
+                    false => Err(ReloadError::NotReady(self.ready_timeout)),
+                }
+            } else {
+                verify::verify(new.probe, rendered, self.ready_timeout).await.map_err(|e| {
+                    warn!("the new cloudflared does not show the new config: {e}");
+                    ReloadError::NotReady(self.ready_timeout)
+                })
+            }
+        };
+        tokio::select! {
+            result = serving => result,
+            how = new.exited() => Err(ReloadError::Spawn(format!("the new cloudflared {how} before it served"))),
+        }
+    }
+}
+
+impl Reloader for Supervisor {
+    async fn reload(&mut self, path: &Path) -> Result<(), ReloadError> {
+        if !same_file(path, &self.config_path) {
+            return Err(ReloadError::Other(format!(
+                "supervise runs cloudflared on {}, not {}",
+                self.config_path.display(),
+                path.display()
+            )));
+        }
+        let rendered = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| ReloadError::Other(format!("cannot read {}: {e}", path.display())))?;
+        let port = self.next_port();
+        self.free_port(port).await;
+        let old_ready = match &self.current {
+            Some(old) => verify::readiness(old.probe, Duration::from_secs(1)).await == Readiness::Ready,
+            None => false,
+        };
+        let mut new = Keeper::start(self.spec.clone(), self.listen(port));
+        let waited = if old_ready { "ready" } else { "serving the new rules on /config" };
+        match self.wait_serving(&new, old_ready, &rendered).await {
+            Ok(()) => {
+                info!(metrics = %new.probe, "the new cloudflared is {waited}; draining the old one");
+                if let Some(mut old) = self.current.replace(new) {
+                    old.stop();
+                    self.draining.push(old);
+                }
+                Ok(())
+            }
+            Err(e) if self.current.is_none() => {
+                // The first child is the only connector there can be: keep it, and let its
+                // keeper restart it with back-off if it keeps dying.
+                self.current = Some(new);
+                Err(e)
+            }
+            Err(e) => {
+                warn!("keeping the old cloudflared: {e}");
+                new.stop();
+                self.draining.push(new);
+                Err(e)
+            }
+        }
+    }
+
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.current.as_ref().map(|k| k.probe)
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(current) = self.current.take() {
+            self.draining.push(current);
+        }
+        for keeper in &mut self.draining {
+            keeper.stop();
+        }
+        // All drain at once (each is bounded by the drain timeout), then all are reaped.
+        self.wait_drained().await;
+    }
+}
+
+#[cfg(test)]
+#[path = "supervise_tests.rs"]
+mod tests;

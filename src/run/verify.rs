@@ -1,0 +1,264 @@
+//! Verify that cloudflared runs the config we rendered, through its metrics server.
+//!
+//! cloudflared's `/config` returns the ingress it actually loaded (DOMAIN.md §2):
+//! `{"version":-1,"config":{"ingress":[{"hostname":"…","path":"…","service":"…",…}],
+//! "originRequest":{…}}}`, one JSON object per rule as `ingress.Rule` marshals it: a rule
+//! without hostname has `"hostname":""`, a rule without path `"path":null`, and `service` is the
+//! origin service's `String()` (a parsed URL for URL services, `http_status:N`, `hello_world`,
+//! …). Durations there are numbers of seconds and every `originRequest` is filled with
+//! defaults, so only hostname, path and service are compared, in order: that is exactly what
+//! decides where a request goes.
+//!
+//! The module also holds the small HTTP/1 GET this crate uses against that server (`/ready`,
+//! `/config`), so the reloaders and `verify` probe cloudflared the same way.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout, Instant};
+
+/// How often `/config` and `/ready` are polled while waiting.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// An upper bound for one request, so a hung connection cannot eat a whole wait.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why cloudflared was not shown to run the rendered config.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The rendered file itself could not be read as a cloudflared config (a bug upstream).
+    #[error("the rendered config has no readable ingress: {0}")]
+    Rendered(String),
+    /// Nothing usable answered on `/config` before the deadline.
+    #[error("cloudflared's /config at {addr} did not answer within {timeout:?}: {last}")]
+    Unreachable { addr: SocketAddr, timeout: Duration, last: String },
+    /// cloudflared answered, but with other rules than the rendered ones until the deadline.
+    #[error("cloudflared at {addr} still runs other ingress rules after {timeout:?}: {difference}")]
+    Mismatch { addr: SocketAddr, timeout: Duration, difference: String },
+}
+
+/// One ingress rule as far as routing is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleKey {
+    pub hostname: String,
+    pub path: String,
+    pub service: String,
+}
+
+impl fmt::Display for RuleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{hostname: {:?}, path: {:?}, service: {:?}}}", self.hostname, self.path, self.service)
+    }
+}
+
+/// Polls `GET http://addr/config` until its ingress equals the ingress of `rendered_yaml`
+/// (hostname, path, service, in order), or `timeout` passes.
+pub async fn verify(addr: SocketAddr, rendered_yaml: &str, timeout: Duration) -> Result<(), VerifyError> {
+    let expected = rendered_rules(rendered_yaml)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Ok(difference) when cloudflared answered with other rules, Err(why) when it did not.
+        let last = match loaded_rules(addr, remaining(deadline)).await {
+            Ok(loaded) => match difference(&expected, &loaded) {
+                None => return Ok(()),
+                Some(difference) => Ok(difference),
+            },
+            Err(e) => Err(e),
+        };
+        if Instant::now() + POLL_INTERVAL > deadline {
+            return Err(match last {
+                Ok(difference) => VerifyError::Mismatch { addr, timeout, difference },
+                Err(last) => VerifyError::Unreachable { addr, timeout, last },
+            });
+        }
+        sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The routing part of a rendered (or any) cloudflared YAML config.
+pub fn rendered_rules(yaml: &str) -> Result<Vec<RuleKey>, VerifyError> {
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        ingress: Vec<Rule>,
+    }
+    #[derive(Deserialize)]
+    struct Rule {
+        hostname: Option<String>,
+        path: Option<String>,
+        service: Option<String>,
+    }
+    let file: File = serde_saphyr::from_str(yaml).map_err(|e| VerifyError::Rendered(e.to_string()))?;
+    if file.ingress.is_empty() {
+        return Err(VerifyError::Rendered("no ingress rules".into()));
+    }
+    Ok(file
+        .ingress
+        .into_iter()
+        .map(|r| RuleKey {
+            hostname: r.hostname.unwrap_or_default(),
+            path: r.path.unwrap_or_default(),
+            service: normalize_service(r.service.as_deref().unwrap_or_default()),
+        })
+        .collect())
+}
+
+/// The ingress cloudflared reports on `/config`, or why it could not be had.
+pub async fn loaded_rules(addr: SocketAddr, within: Duration) -> Result<Vec<RuleKey>, String> {
+    let (status, body) = http_get(addr, "/config", within).await?;
+    if status != StatusCode::OK {
+        return Err(format!("/config answered {status}"));
+    }
+    parse_loaded(&body)
+}
+
+fn parse_loaded(body: &[u8]) -> Result<Vec<RuleKey>, String> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        config: Config,
+    }
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(default)]
+        ingress: Option<Vec<Rule>>,
+    }
+    #[derive(Deserialize)]
+    struct Rule {
+        hostname: Option<String>,
+        path: Option<String>,
+        service: Option<serde_json::Value>,
+    }
+    let versioned: Versioned =
+        serde_json::from_slice(body).map_err(|e| format!("/config is not the expected JSON: {e}"))?;
+    Ok(versioned
+        .config
+        .ingress
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| RuleKey {
+            hostname: r.hostname.unwrap_or_default(),
+            path: r.path.unwrap_or_default(),
+            service: normalize_service(&match r.service {
+                Some(serde_json::Value::String(s)) => s,
+                Some(other) => other.to_string(),
+                None => String::new(),
+            }),
+        })
+        .collect())
+}
+
+/// The first difference between what was rendered and what cloudflared runs, for the log.
+pub fn difference(expected: &[RuleKey], loaded: &[RuleKey]) -> Option<String> {
+    for (i, (want, got)) in expected.iter().zip(loaded).enumerate() {
+        if want != got {
+            return Some(format!("rule #{i}: rendered {want}, cloudflared runs {got}"));
+        }
+    }
+    if expected.len() != loaded.len() {
+        return Some(format!("{} rules rendered, cloudflared runs {}", expected.len(), loaded.len()));
+    }
+    None
+}
+
+/// Brings a `service:` value to the form cloudflared reports it in: Go's `url.Parse` lowercases
+/// the scheme, the hello-world aliases report as `hello_world`, and the `ssh`, `rdp`, `smb` and
+/// `tcp` services get their default port (`addPortIfMissing` in cloudflared's
+/// `origin_service.go`). Applied to both sides, so it only needs to be idempotent.
+pub fn normalize_service(service: &str) -> String {
+    match service {
+        "hello-world" | "helloworld" => return "hello_world".into(),
+        _ => {}
+    }
+    let Some((scheme, rest)) = service.split_once("://") else {
+        return service.to_string();
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "ssh" => Some(22),
+        "rdp" => Some(3389),
+        "smb" => Some(445),
+        "tcp" => Some(7864),
+        _ => None,
+    };
+    let has_port = match rest.rfind(']') {
+        // `[v6]` or `[v6]:port`
+        Some(close) => rest[close..].contains(':'),
+        None => rest.contains(':'),
+    };
+    match default_port {
+        Some(port) if !has_port && !rest.is_empty() => format!("{scheme}://{rest}:{port}"),
+        _ => format!("{scheme}://{rest}"),
+    }
+}
+
+/// What one `GET /ready` said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// 200: at least one edge connection is registered.
+    Ready,
+    /// Any other status (cloudflared says 503 while it has no connection or is draining).
+    NotReady,
+    /// Nothing answered: not started yet, exited, or restarting.
+    Unreachable,
+}
+
+/// One probe of cloudflared's `/ready`.
+pub async fn readiness(addr: SocketAddr, within: Duration) -> Readiness {
+    match http_get(addr, "/ready", within).await {
+        Ok((StatusCode::OK, _)) => Readiness::Ready,
+        Ok(_) => Readiness::NotReady,
+        Err(_) => Readiness::Unreachable,
+    }
+}
+
+/// Polls `/ready` until it is 200 or `timeout` passes.
+pub async fn wait_ready(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if readiness(addr, remaining(deadline)).await == Readiness::Ready {
+            return true;
+        }
+        if Instant::now() + POLL_INTERVAL > deadline {
+            return false;
+        }
+        sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// A plain HTTP/1.1 GET on a fresh connection (the metrics server is local and polled rarely,
+/// so there is nothing to gain from pooling), bounded by `within`.
+pub async fn http_get(addr: SocketAddr, path: &str, within: Duration) -> Result<(StatusCode, Bytes), String> {
+    let within = within.min(REQUEST_TIMEOUT).max(Duration::from_millis(50));
+    let request = async {
+        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake with {addr}: {e}"))?;
+        let driver = tokio::spawn(connection);
+        let request = Request::get(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| format!("GET {path}: {e}"))?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| format!("GET {path}: {e}"))?;
+        driver.abort();
+        Ok((status, body.to_bytes()))
+    };
+    timeout(within, request).await.map_err(|_| format!("GET http://{addr}{path} timed out"))?
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

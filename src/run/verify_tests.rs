@@ -1,0 +1,212 @@
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::Response;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use super::*;
+
+const RENDERED: &str = r#"
+tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef
+credentials-file: /etc/cloudflared/creds/credentials.json
+metrics: 0.0.0.0:2000
+originRequest: {connectTimeout: 10s}
+ingress:
+  # HTTPRoute default/api rule 0 match 0
+  - hostname: api.example.com
+    path: ^/v1(?:/.*)?$
+    service: http://api.default.svc.cluster.local:8080
+    originRequest: {httpHostHeader: api.internal}
+  - hostname: api.example.com
+    path: ^/
+    service: http_status:404
+  - path: ^/healthz$
+    service: http://health.default.svc.cluster.local:80
+  - service: http_status:404
+"#;
+
+/// What cloudflared reports for `RENDERED`: every rule's originRequest filled with defaults,
+/// durations in seconds, `"hostname":""` and `"path":null` where the YAML had none.
+fn loaded_json(first_service: &str) -> String {
+    let defaults = r#"{"connectTimeout":10,"tlsTimeout":10,"tcpKeepAlive":30,"noHappyEyeballs":false,"keepAliveTimeout":90,"keepAliveConnections":100,"httpHostHeader":"","originServerName":"","caPool":"","noTLSVerify":false,"disableChunkedEncoding":false,"bastionMode":false,"proxyAddress":"127.0.0.1","proxyPort":0,"proxyType":"","ipRules":null,"http2Origin":false,"access":{"teamName":"","audTag":null}}"#;
+    format!(
+        r#"{{"version":-1,"config":{{"ingress":[
+        {{"hostname":"api.example.com","path":"^/v1(?:/.*)?$","rewrite":"","service":"{first_service}","Handlers":null,"originRequest":{defaults}}},
+        {{"hostname":"api.example.com","path":"^/","rewrite":"","service":"http_status:404","Handlers":null,"originRequest":{defaults}}},
+        {{"hostname":"","path":"^/healthz$","rewrite":"","service":"http://health.default.svc.cluster.local:80","Handlers":null,"originRequest":{defaults}}},
+        {{"hostname":"","path":null,"rewrite":"","service":"http_status:404","Handlers":null,"originRequest":{defaults}}}
+        ],"warp-routing":{{"connectTimeout":5,"maxActiveFlows":0,"tcpKeepAlive":30}},"originRequest":{defaults}}}}}"#
+    )
+}
+
+const API: &str = "http://api.default.svc.cluster.local:8080";
+
+/// Serves every request with `respond(n)` (n counts requests from 0): status, body, delay.
+async fn serve<F>(respond: F) -> SocketAddr
+where
+    F: Fn(usize) -> (u16, String, Duration) + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let respond = Arc::new(respond);
+    let count = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let respond = respond.clone();
+            let count = count.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_request| {
+                    let (status, body, delay) = respond(count.fetch_add(1, Ordering::SeqCst));
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        let mut response = Response::new(Full::new(Bytes::from(body)));
+                        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn equal_ingress_verifies_ignoring_origin_request_and_durations() {
+    let addr = serve(|_| (200, loaded_json(API), Duration::ZERO)).await;
+    verify(addr, RENDERED, Duration::from_secs(2)).await.expect("equal ingress verifies");
+}
+
+#[tokio::test]
+async fn different_service_is_a_mismatch_naming_the_rule() {
+    let addr =
+        serve(|_| (200, loaded_json("http://old.default.svc.cluster.local:8080"), Duration::ZERO)).await;
+    let err = verify(addr, RENDERED, Duration::from_millis(600)).await.unwrap_err();
+    match &err {
+        VerifyError::Mismatch { difference, .. } => {
+            assert!(difference.starts_with("rule #0:"), "difference names the first rule: {difference}");
+            assert!(difference.contains("old.default"), "difference shows what runs: {difference}");
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn fewer_rules_is_a_mismatch() {
+    let body =
+        r#"{"version":-1,"config":{"ingress":[{"hostname":"","path":null,"service":"http_status:404"}]}}"#;
+    let addr = serve(move |_| (200, body.to_string(), Duration::ZERO)).await;
+    let err = verify(addr, RENDERED, Duration::from_millis(300)).await.unwrap_err();
+    let VerifyError::Mismatch { difference, .. } = err else { panic!("expected a mismatch") };
+    assert!(difference.starts_with("rule #0:"), "{difference}");
+}
+
+#[tokio::test]
+async fn extra_rules_are_a_mismatch() {
+    let rendered = "ingress:\n  - hostname: api.example.com\n    service: http://a:1\n";
+    let body = r#"{"version":-1,"config":{"ingress":[{"hostname":"api.example.com","path":null,"service":"http://a:1"},{"hostname":"","path":null,"service":"http_status:404"}]}}"#;
+    let addr = serve(move |_| (200, body.to_string(), Duration::ZERO)).await;
+    let err = verify(addr, rendered, Duration::from_millis(300)).await.unwrap_err();
+    let VerifyError::Mismatch { difference, .. } = err else { panic!("expected a mismatch") };
+    assert_eq!(difference, "1 rules rendered, cloudflared runs 2");
+}
+
+#[tokio::test]
+async fn order_matters() {
+    let rendered = "ingress:\n  - hostname: a.example.com\n    service: http://a:1\n  - hostname: b.example.com\n    service: http://b:1\n  - service: http_status:404\n";
+    let body = r#"{"version":-1,"config":{"ingress":[{"hostname":"b.example.com","path":null,"service":"http://b:1"},{"hostname":"a.example.com","path":null,"service":"http://a:1"},{"hostname":"","path":null,"service":"http_status:404"}]}}"#;
+    let addr = serve(move |_| (200, body.to_string(), Duration::ZERO)).await;
+    assert!(matches!(
+        verify(addr, rendered, Duration::from_millis(300)).await,
+        Err(VerifyError::Mismatch { .. })
+    ));
+}
+
+#[tokio::test]
+async fn slow_convergence_is_waited_for() {
+    // The old process answers first; the new rules show up on the fourth poll.
+    let addr = serve(|n| {
+        let service = if n < 3 { "http://old:1" } else { API };
+        (200, loaded_json(service), Duration::ZERO)
+    })
+    .await;
+    verify(addr, RENDERED, Duration::from_secs(5)).await.expect("converges within the timeout");
+}
+
+#[tokio::test]
+async fn not_ready_yet_answers_are_retried() {
+    // A metrics server that is not up yet, then answers 503, then the config.
+    let addr = serve(|n| match n {
+        0 | 1 => (503, String::new(), Duration::ZERO),
+        _ => (200, loaded_json(API), Duration::ZERO),
+    })
+    .await;
+    verify(addr, RENDERED, Duration::from_secs(5)).await.expect("retried until the config shows");
+}
+
+#[tokio::test]
+async fn slow_server_times_out_as_unreachable() {
+    let addr = serve(|_| (200, loaded_json(API), Duration::from_secs(10))).await;
+    let started = std::time::Instant::now();
+    let err = verify(addr, RENDERED, Duration::from_millis(500)).await.unwrap_err();
+    assert!(matches!(err, VerifyError::Unreachable { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the timeout: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn nothing_listening_is_unreachable() {
+    let err = verify(free_addr(), RENDERED, Duration::from_millis(300)).await.unwrap_err();
+    assert!(matches!(err, VerifyError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("did not answer"), "{err}");
+}
+
+#[tokio::test]
+async fn unreadable_rendered_config_is_reported() {
+    let err = verify(free_addr(), "tunnel: x\n", Duration::from_millis(10)).await.unwrap_err();
+    assert!(matches!(err, VerifyError::Rendered(_)), "{err:?}");
+}
+
+#[test]
+fn services_compare_as_cloudflared_reports_them() {
+    let cases = [
+        ("http://a.b.svc.cluster.local:80", "http://a.b.svc.cluster.local:80"),
+        ("HTTPS://a:443", "https://a:443"),
+        ("ssh://host", "ssh://host:22"),
+        ("ssh://host:2222", "ssh://host:2222"),
+        ("rdp://[::1]", "rdp://[::1]:3389"),
+        ("tcp://[::1]:9", "tcp://[::1]:9"),
+        ("hello-world", "hello_world"),
+        ("http_status:404", "http_status:404"),
+        ("unix:/run/app.sock", "unix:/run/app.sock"),
+    ];
+    for (written, reported) in cases {
+        assert_eq!(normalize_service(written), reported, "service {written}");
+        assert_eq!(normalize_service(reported), reported, "idempotent on {reported}");
+    }
+}
+
+#[tokio::test]
+async fn readiness_reads_the_status_code() {
+    let ready = serve(|_| (200, r#"{"status":200,"readyConnections":4}"#.into(), Duration::ZERO)).await;
+    let not_ready = serve(|_| (503, r#"{"status":503,"readyConnections":0}"#.into(), Duration::ZERO)).await;
+    let second = Duration::from_secs(1);
+    assert_eq!(readiness(ready, second).await, Readiness::Ready);
+    assert_eq!(readiness(not_ready, second).await, Readiness::NotReady);
+    assert_eq!(readiness(free_addr(), second).await, Readiness::Unreachable);
+    assert!(wait_ready(ready, second).await);
+    assert!(!wait_ready(not_ready, Duration::from_millis(300)).await);
+}

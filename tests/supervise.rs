@@ -1,0 +1,227 @@
+//! `--reload supervise` against real processes: the stand-in cloudflared
+//! (tests/fake_cloudflared/main.rs) behaves as DOMAIN.md §2 says, and logs what happens to it
+//! in an event log whose line order is the order across processes.
+
+#[path = "fake_cloudflared/harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cloudflared_routes::run::reload::{ReloadError, Reloader, Supervisor};
+use cloudflared_routes::run::supervise::Backoff;
+use cloudflared_routes::run::verify;
+use harness::{config_yaml, fake_cloudflared, free_ports, loopback, EventLog};
+
+const BOUND: Duration = Duration::from_secs(20);
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    log: EventLog,
+    ports: [u16; 2],
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    let log = EventLog::new(dir.path());
+    let ports = free_ports(2);
+    Setup { config, log, ports: [ports[0], ports[1]], _dir: dir }
+}
+
+/// A supervisor of the stand-in; `env` is extra environment for every child.
+fn supervisor(setup: &Setup, env: &[(&str, &str)]) -> Supervisor {
+    let argv =
+        [fake_cloudflared().display().to_string(), "tunnel".into(), "--no-autoupdate".into(), "run".into()];
+    let mut supervisor = Supervisor::new(&argv, &setup.config)
+        .unwrap()
+        .with_metrics([127, 0, 0, 1].into(), setup.ports)
+        .with_ready_timeout(Duration::from_secs(10))
+        .with_drain_timeout(Duration::from_secs(5))
+        .with_env("FAKE_CF_EVENT_LOG", setup.log.path.display().to_string());
+    for (key, value) in env {
+        supervisor = supervisor.with_env(*key, *value);
+    }
+    supervisor
+}
+
+fn write(config: &Path, rules: &[(&str, &str)]) -> String {
+    let yaml = config_yaml(rules);
+    std::fs::write(config, &yaml).unwrap();
+    yaml
+}
+
+async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, future).await.unwrap_or_else(|_| panic!("{what} took longer than {BOUND:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_starts_a_ready_child_before_the_old_one_gets_sigterm() {
+    let setup = setup();
+    let mut supervisor = supervisor(&setup, &[("FAKE_CF_READY_AFTER_MS", "300")]);
+    let [a, b] = setup.ports;
+
+    write(&setup.config, &[("v1.example.com", "http://v1:80")]);
+    bounded("first start", supervisor.reload(&setup.config)).await.expect("first start");
+    assert_eq!(supervisor.metrics_addr(), Some(loopback(a)), "the first child takes the first port");
+    assert!(verify::wait_ready(loopback(a), Duration::from_secs(5)).await, "the first child becomes ready");
+
+    let v2 = write(&setup.config, &[("v2.example.com", "http://v2:80")]);
+    bounded("reload", supervisor.reload(&setup.config)).await.expect("reload to v2");
+    assert_eq!(supervisor.metrics_addr(), Some(loopback(b)), "the new child has the other port");
+    verify::verify(loopback(b), &v2, Duration::from_secs(1)).await.expect("the new child runs v2");
+    bounded("drain", supervisor.wait_drained()).await;
+
+    let v3 = write(&setup.config, &[("v3.example.com", "http://v3:80")]);
+    bounded("reload", supervisor.reload(&setup.config)).await.expect("reload to v3");
+    assert_eq!(supervisor.metrics_addr(), Some(loopback(a)), "ports alternate");
+    verify::verify(loopback(a), &v3, Duration::from_secs(1)).await.expect("the third child runs v3");
+    bounded("drain", supervisor.wait_drained()).await;
+
+    let log = &setup.log;
+    let starts = log.starts();
+    let ports: Vec<String> = starts.iter().map(|(_, metrics)| metrics.clone()).collect();
+    assert_eq!(ports, [loopback(a), loopback(b), loopback(a)].map(|p| p.to_string()), "{}", log.dump());
+    for pair in starts.windows(2) {
+        let (old, new) = (pair[0].0, pair[1].0);
+        let ready = log.position(new, "ready").expect("the new child got ready");
+        let sigterm = log.position(old, "sigterm").expect("the old child got SIGTERM");
+        let exited = log.position(old, "exited code=0").expect("the old child drained and exited 0");
+        assert!(ready < sigterm, "new {new} ready before old {old} got SIGTERM:\n{}", log.dump());
+        assert!(sigterm < exited);
+        assert!(!harness::process_exists(old), "the old child {old} was reaped");
+    }
+    assert!(!log.dump().contains("sighup"), "never SIGHUP:\n{}", log.dump());
+
+    bounded("shutdown", supervisor.shutdown()).await;
+    let last = starts[2].0;
+    assert!(log.has(last, "sigterm") && log.has(last, "exited code=0"), "{}", log.dump());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_old_child_was_not_ready_reload_waits_for_the_new_config() {
+    let setup = setup();
+    // No edge reachable: no child ever gets ready.
+    let mut supervisor = supervisor(&setup, &[("FAKE_CF_READY_AFTER_MS", "never")]);
+    let [a, b] = setup.ports;
+
+    let v1 = write(&setup.config, &[("v1.example.com", "http://v1:80")]);
+    bounded("first start", supervisor.reload(&setup.config)).await.expect("first start serves v1");
+    verify::verify(loopback(a), &v1, Duration::from_millis(500)).await.expect("v1 on /config");
+
+    let v2 =
+        write(&setup.config, &[("v2.example.com", "http://v2:80"), ("api.example.com", "http://api:8080")]);
+    bounded("reload", supervisor.reload(&setup.config)).await.expect("reload without readiness");
+    assert_eq!(supervisor.metrics_addr(), Some(loopback(b)));
+    verify::verify(loopback(b), &v2, Duration::from_millis(500))
+        .await
+        .expect("the new child shows v2 at once");
+    bounded("drain", supervisor.wait_drained()).await;
+
+    let log = &setup.log;
+    let starts = log.starts();
+    assert_eq!(starts.len(), 2, "{}", log.dump());
+    assert!(log.position(starts[1].0, "started") < log.position(starts[0].0, "sigterm"));
+    assert!(!log.dump().contains(" ready"), "nobody was ready:\n{}", log.dump());
+    bounded("shutdown", supervisor.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_child_is_restarted_with_growing_back_off() {
+    let setup = setup();
+    let backoff = Backoff {
+        initial: Duration::from_millis(200),
+        max: Duration::from_secs(5),
+        reset_after: Duration::from_secs(60),
+    };
+    let mut supervisor =
+        supervisor(&setup, &[("FAKE_CF_READY_AFTER_MS", "50"), ("FAKE_CF_CRASH_AFTER_MS", "600")])
+            .with_backoff(backoff);
+
+    write(&setup.config, &[("v1.example.com", "http://v1:80")]);
+    bounded("first start", supervisor.reload(&setup.config)).await.expect("the first start serves");
+    let log = &setup.log;
+    log.wait_for(BOUND, "four starts", |events| {
+        events.iter().filter(|e| e.what.starts_with("started")).count() >= 4
+    })
+    .await;
+
+    // The pause between a crash and the next start doubles: 200, 400, 800 ms.
+    let events = log.events();
+    let crashes: Vec<_> = events.iter().filter(|e| e.what == "exited code=1").collect();
+    let starts: Vec<_> = events.iter().filter(|e| e.what.starts_with("started")).collect();
+    let pauses: Vec<u128> =
+        crashes.iter().zip(&starts[1..]).map(|(crash, next)| next.millis - crash.millis).collect();
+    assert!(pauses.len() >= 3, "{}", log.dump());
+    assert!(pauses[0] >= 180, "first restart after ~200ms: {pauses:?}");
+    assert!(pauses[1] > pauses[0] + 100 && pauses[2] > pauses[1] + 200, "growing gaps: {pauses:?}");
+    let (port, status) = supervisor.current_child().expect("a current child");
+    assert_eq!(port, setup.ports[0]);
+    assert!(status.starts >= 4 && status.exits >= 3, "{status:?}");
+
+    bounded("shutdown", supervisor.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_both_children() {
+    let setup = setup();
+    // A long grace period keeps the replaced child draining while shutdown starts.
+    let mut supervisor =
+        supervisor(&setup, &[("FAKE_CF_READY_AFTER_MS", "100"), ("FAKE_CF_GRACE_MS", "1500")]);
+
+    write(&setup.config, &[("v1.example.com", "http://v1:80")]);
+    bounded("first start", supervisor.reload(&setup.config)).await.unwrap();
+    assert!(verify::wait_ready(loopback(setup.ports[0]), Duration::from_secs(5)).await);
+    write(&setup.config, &[("v2.example.com", "http://v2:80")]);
+    bounded("reload", supervisor.reload(&setup.config)).await.unwrap();
+
+    let started = std::time::Instant::now();
+    bounded("shutdown", supervisor.shutdown()).await;
+    let log = &setup.log;
+    let starts = log.starts();
+    assert_eq!(starts.len(), 2, "{}", log.dump());
+    for (pid, _) in &starts {
+        assert!(log.has(*pid, "sigterm") && log.has(*pid, "exited code=0"), "{pid} drained:\n{}", log.dump());
+        assert!(!harness::process_exists(*pid), "{pid} was reaped");
+    }
+    assert!(started.elapsed() < Duration::from_secs(4), "both drained at once: {:?}", started.elapsed());
+    assert_eq!(supervisor.metrics_addr(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_does_not_drain_in_time_is_killed() {
+    let setup = setup();
+    let mut supervisor =
+        supervisor(&setup, &[("FAKE_CF_READY_AFTER_MS", "50"), ("FAKE_CF_GRACE_MS", "60000")])
+            .with_drain_timeout(Duration::from_millis(500));
+    write(&setup.config, &[("v1.example.com", "http://v1:80")]);
+    bounded("first start", supervisor.reload(&setup.config)).await.unwrap();
+    bounded("shutdown", supervisor.shutdown()).await;
+    let log = &setup.log;
+    let pid = log.starts()[0].0;
+    assert!(log.has(pid, "sigterm"), "{}", log.dump());
+    assert!(!log.has(pid, "exited"), "killed, not exited:\n{}", log.dump());
+    assert!(!harness::process_exists(pid), "killed and reaped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_the_new_child_refuses_leaves_the_old_one_serving() {
+    let setup = setup();
+    let mut supervisor = supervisor(&setup, &[("FAKE_CF_READY_AFTER_MS", "50")]);
+    let v1 = write(&setup.config, &[("v1.example.com", "http://v1:80")]);
+    bounded("first start", supervisor.reload(&setup.config)).await.unwrap();
+    assert!(verify::wait_ready(loopback(setup.ports[0]), Duration::from_secs(5)).await);
+
+    // No ingress rules: the stand-in exits 1, as cloudflared refuses such a file.
+    std::fs::write(&setup.config, "tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef\n").unwrap();
+    let err = bounded("reload", supervisor.reload(&setup.config)).await.unwrap_err();
+    assert!(matches!(err, ReloadError::Spawn(_)), "{err:?}");
+    assert!(err.to_string().contains("exited"), "{err}");
+    assert_eq!(supervisor.metrics_addr(), Some(loopback(setup.ports[0])), "the old child still serves");
+    verify::verify(loopback(setup.ports[0]), &v1, Duration::from_millis(500)).await.expect("still v1");
+    let log = &setup.log;
+    let old = log.starts()[0].0;
+    assert!(!log.has(old, "sigterm"), "the old child was left alone:\n{}", log.dump());
+    bounded("shutdown", supervisor.shutdown()).await;
+}
