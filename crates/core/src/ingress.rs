@@ -64,7 +64,16 @@ impl std::fmt::Display for RuleSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RuleSource::Route { kind, namespace, name, rule, match_index } => {
-                write!(f, "{kind} {namespace}/{name} rule {rule} match {match_index}")
+                // Pieces rather than one format string: this runs once per rule of a config.
+                f.write_str(kind.kind())?;
+                f.write_str(" ")?;
+                f.write_str(namespace)?;
+                f.write_str("/")?;
+                f.write_str(name)?;
+                f.write_str(" rule ")?;
+                std::fmt::Display::fmt(rule, f)?;
+                f.write_str(" match ")?;
+                std::fmt::Display::fmt(match_index, f)
             }
             RuleSource::ListenerFence { hostname } => {
                 write!(f, "listener {hostname}: nothing else on this hostname")

@@ -301,10 +301,11 @@ pub fn scalar(s: &str) -> String {
 
 fn push_scalar(out: &mut String, s: &str) {
     const KEYWORDS: &[&str] = &["true", "false", "yes", "no", "on", "off", "y", "n", "null", "nan", "inf"];
-    let plain = s.bytes().next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'/')
-        && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"._/:-".contains(&c))
+    let bytes = s.as_bytes();
+    let plain = bytes.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'/')
+        && bytes.iter().all(|c| PLAIN[usize::from(*c)])
         && !s.ends_with(':')
-        && !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(s));
+        && (s.len() > 5 || !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(s)));
     if plain {
         out.push_str(s);
     } else if s.chars().all(|c| !c.is_control() && c != '\u{feff}' && !(c.is_whitespace() && c != ' ')) {
@@ -320,6 +321,18 @@ fn push_scalar(out: &mut String, s: &str) {
         out.push_str(&serde_json::to_string(s).unwrap_or_default());
     }
 }
+
+/// Bytes a plain scalar may hold: `[A-Za-z0-9._/:-]`.
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b':' | b'-');
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 #[path = "render_tests.rs"]
