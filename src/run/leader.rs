@@ -14,6 +14,9 @@
 //! which a test API server cannot honestly imitate, and it renews without a `resourceVersion`
 //! precondition; the read-modify-`PUT` here is the protocol every Kubernetes controller uses,
 //! needs only GET/POST/PUT, and is tested against the fake API server.
+//!
+//! `LeaseLock` is that protocol for one Lease; `--reload signal`'s restart turn
+//! (`signal::LeaseTurn`) holds a second Lease with it.
 
 use std::time::{Duration, Instant};
 
@@ -117,15 +120,15 @@ pub fn spawn_leader_election(
     opts: LeaderElectionOptions,
 ) -> (watch::Receiver<bool>, JoinHandle<()>) {
     let (tx, rx) = watch::channel(false);
-    let api: Api<Lease> = Api::namespaced(client, &opts.namespace);
     let (namespace, lease, identity) = (&opts.namespace, &opts.lease_name, &opts.identity);
     tracing::info!(%namespace, %lease, %identity, "leader election");
-    (rx, tokio::spawn(campaign(api, opts, tx)))
+    let lock = LeaseLock::new(client, namespace, lease, identity, opts.lease_duration);
+    (rx, tokio::spawn(campaign(lock, opts, tx)))
 }
 
 /// Why an attempt did not leave us holding the Lease.
 #[derive(Debug, thiserror::Error)]
-enum Attempt {
+pub(crate) enum Attempt {
     #[error("held by {0}")]
     HeldBy(String),
     #[error("another replica wrote the Lease first")]
@@ -136,84 +139,57 @@ enum Attempt {
     Api(#[from] kube::Error),
 }
 
-struct Elector {
+/// One Lease taken, renewed and released by read-modify-`PUT` (the module doc's protocol).
+/// Leader election holds one; the `--reload signal` restart turn (`signal::LeaseTurn`) holds
+/// another, so both follow the same rules for expiry and conflicts.
+pub(crate) struct LeaseLock {
     api: Api<Lease>,
-    opts: LeaderElectionOptions,
+    namespace: String,
+    name: String,
+    identity: String,
+    /// Written as `leaseDurationSeconds` (at least 1: the field counts whole seconds).
+    duration: Duration,
     /// The Lease's spec as last read, and when (our clock) it last changed.
     observed: Option<LeaseSpec>,
     observed_at: Instant,
 }
 
-async fn campaign(api: Api<Lease>, opts: LeaderElectionOptions, tx: watch::Sender<bool>) {
-    let mut elector = Elector { api, opts, observed: None, observed_at: Instant::now() };
-    let mut last_renewal: Option<Instant> = None;
-    // Logged at warn once per distinct error (a missing RBAC rule would otherwise repeat every
-    // retry period), at debug after that.
-    let mut last_error: Option<String> = None;
-    loop {
-        let deadline = elector.opts.renew_deadline;
-        let attempt = tokio::time::timeout(deadline, elector.try_acquire_or_renew())
-            .await
-            .unwrap_or(Err(Attempt::Timeout));
-        let leading = *tx.borrow();
-        let now_leading = match attempt {
-            Ok(()) => {
-                last_renewal = Some(Instant::now());
-                last_error = None;
-                true
-            }
-            Err(Attempt::HeldBy(holder)) => {
-                tracing::debug!(%holder, "not the leader");
-                last_error = None;
-                false
-            }
-            Err(e) => {
-                let message = e.to_string();
-                if last_error.as_ref() != Some(&message) && !matches!(e, Attempt::Conflict) {
-                    let lease = &elector.opts.lease_name;
-                    tracing::warn!(%lease, error = %message, "leader election failed; retrying");
-                } else {
-                    tracing::debug!(error = %message, "leader election attempt failed");
-                }
-                last_error = Some(message);
-                // A leader keeps writing until the renew deadline, which ends before the lease
-                // could be taken over by anyone else.
-                leading && last_renewal.is_some_and(|t| t.elapsed() < deadline)
-            }
-        };
-        if now_leading != leading {
-            tracing::info!(lease = %elector.opts.lease_name, leader = now_leading, "leadership changed");
-            tx.send_replace(now_leading);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(elector.opts.retry_period) => {}
-            _ = tx.closed() => {
-                if *tx.borrow() {
-                    match tokio::time::timeout(deadline, elector.release()).await {
-                        Ok(Ok(())) => tracing::info!(lease = %elector.opts.lease_name, "lease released"),
-                        Ok(Err(e)) => tracing::warn!(error = %e, "could not release the lease"),
-                        Err(_) => tracing::warn!("releasing the lease timed out"),
-                    }
-                }
-                return;
-            }
+impl LeaseLock {
+    pub(crate) fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> Self {
+        LeaseLock {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            identity: identity.to_string(),
+            duration,
+            observed: None,
+            observed_at: Instant::now(),
         }
     }
-}
 
-impl Elector {
-    async fn try_acquire_or_renew(&mut self) -> Result<(), Attempt> {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Takes the Lease if it is free, ours, or expired by our clock; renews it if ours.
+    pub(crate) async fn try_acquire_or_renew(&mut self) -> Result<(), Attempt> {
         let now = MicroTime(Timestamp::now());
-        let duration = i32::try_from(self.opts.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX);
-        let Some(mut lease) = self.api.get_opt(&self.opts.lease_name).await? else {
+        let duration = i32::try_from(self.duration.as_secs().max(1)).unwrap_or(i32::MAX);
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
-                    name: Some(self.opts.lease_name.clone()),
-                    namespace: Some(self.opts.namespace.clone()),
+                    name: Some(self.name.clone()),
+                    namespace: Some(self.namespace.clone()),
                     ..Default::default()
                 },
                 spec: Some(LeaseSpec {
-                    holder_identity: Some(self.opts.identity.clone()),
+                    holder_identity: Some(self.identity.clone()),
                     lease_duration_seconds: Some(duration),
                     acquire_time: Some(now.clone()),
                     renew_time: Some(now),
@@ -233,7 +209,7 @@ impl Elector {
             self.observed_at = Instant::now();
         }
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
-        let ours = holder.as_deref() == Some(self.opts.identity.as_str());
+        let ours = holder.as_deref() == Some(self.identity.as_str());
         if let (Some(holder), false) = (&holder, ours) {
             let held_for = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(duration).max(0) as u64);
             if self.observed_at.elapsed() < held_for {
@@ -242,7 +218,7 @@ impl Elector {
         }
         let transitions = spec.lease_transitions.unwrap_or(0);
         lease.spec = Some(LeaseSpec {
-            holder_identity: Some(self.opts.identity.clone()),
+            holder_identity: Some(self.identity.clone()),
             lease_duration_seconds: Some(duration),
             acquire_time: if ours { spec.acquire_time.clone() } else { Some(now.clone()) },
             renew_time: Some(now),
@@ -250,7 +226,7 @@ impl Elector {
             ..spec
         });
         // `metadata.resourceVersion` is the one read: a concurrent writer makes this a 409.
-        match self.api.replace(&self.opts.lease_name, &PostParams::default(), &lease).await {
+        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
             Ok(written) => {
                 self.observed = written.spec;
                 self.observed_at = Instant::now();
@@ -261,11 +237,13 @@ impl Elector {
         }
     }
 
-    /// As client-go's `ReleaseOnCancel`: empty holder, a one-second duration.
-    async fn release(&mut self) -> Result<(), Attempt> {
-        let Some(mut lease) = self.api.get_opt(&self.opts.lease_name).await? else { return Ok(()) };
+    /// As client-go's `ReleaseOnCancel`: empty holder, a one-second duration, so the others
+    /// take it at their next look instead of after the lease duration. A Lease someone else
+    /// holds by now is left alone.
+    pub(crate) async fn release(&mut self) -> Result<(), Attempt> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else { return Ok(()) };
         let spec = lease.spec.clone().unwrap_or_default();
-        if spec.holder_identity.as_deref() != Some(self.opts.identity.as_str()) {
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
             return Ok(());
         }
         let now = MicroTime(Timestamp::now());
@@ -276,8 +254,66 @@ impl Elector {
             renew_time: Some(now),
             ..spec
         });
-        self.api.replace(&self.opts.lease_name, &PostParams::default(), &lease).await?;
-        Ok(())
+        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => Err(Attempt::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+async fn campaign(mut lock: LeaseLock, opts: LeaderElectionOptions, tx: watch::Sender<bool>) {
+    let mut last_renewal: Option<Instant> = None;
+    // Logged at warn once per distinct error (a missing RBAC rule would otherwise repeat every
+    // retry period), at debug after that.
+    let mut last_error: Option<String> = None;
+    loop {
+        let deadline = opts.renew_deadline;
+        let attempt = tokio::time::timeout(deadline, lock.try_acquire_or_renew())
+            .await
+            .unwrap_or(Err(Attempt::Timeout));
+        let leading = *tx.borrow();
+        let now_leading = match attempt {
+            Ok(()) => {
+                last_renewal = Some(Instant::now());
+                last_error = None;
+                true
+            }
+            Err(Attempt::HeldBy(holder)) => {
+                tracing::debug!(%holder, "not the leader");
+                last_error = None;
+                false
+            }
+            Err(e) => {
+                let message = e.to_string();
+                if last_error.as_ref() != Some(&message) && !matches!(e, Attempt::Conflict) {
+                    tracing::warn!(lease = %lock.name(), error = %message, "leader election failed; retrying");
+                } else {
+                    tracing::debug!(error = %message, "leader election attempt failed");
+                }
+                last_error = Some(message);
+                // A leader keeps writing until the renew deadline, which ends before the lease
+                // could be taken over by anyone else.
+                leading && last_renewal.is_some_and(|t| t.elapsed() < deadline)
+            }
+        };
+        if now_leading != leading {
+            tracing::info!(lease = %lock.name(), leader = now_leading, "leadership changed");
+            tx.send_replace(now_leading);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(opts.retry_period) => {}
+            _ = tx.closed() => {
+                if *tx.borrow() {
+                    match tokio::time::timeout(deadline, lock.release()).await {
+                        Ok(Ok(())) => tracing::info!(lease = %lock.name(), "lease released"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "could not release the lease"),
+                        Err(_) => tracing::warn!("releasing the lease timed out"),
+                    }
+                }
+                return;
+            }
+        }
     }
 }
 

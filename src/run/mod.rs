@@ -69,6 +69,8 @@ pub struct RunOptions {
     #[command(flatten)]
     pub reload: ReloadOptions,
     #[command(flatten)]
+    pub stagger: signal::StaggerOptions,
+    #[command(flatten)]
     pub kube: kube::KubeOptions,
     /// Quiet period: render once no change has arrived for this long
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "200ms")]
@@ -120,17 +122,27 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         ..opts.render.clone()
     };
     let (inputs, _inputs_watcher) = files::spawn_inputs(&render, ignore.clone(), metrics.clone())?;
-    let reloader = reload::build(&opts.reload, &config_out).map_err(|e| UnusableInput(format!("{e:#}")))?;
+    let mut reloader =
+        reload::build(&opts.reload, &config_out).map_err(|e| UnusableInput(format!("{e:#}")))?;
 
     let (_admin_addr, admin_task) = admin::serve(opts.admin_addr, health.clone(), metrics.clone()).await?;
     let (status_tx, status_rx) = watch::channel(None);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let (source, guard) = if opts.manifests.is_empty() {
-        let (source, tasks) = start_kube(&opts, &metrics, status_rx).await?;
+        let client = opts.kube.client().await?;
+        let election = opts.kube.leader_election(&client, &opts.render.controller_name);
+        reloader = take_turns(reloader, &opts.stagger, &client, &election, shutdown_rx.clone());
+        let (source, tasks) = start_kube(&opts, client, election, &metrics, status_rx).await?;
         (source, SourceGuard::Kube(tasks))
     } else {
         // Files have no status subresource: the computed statuses go nowhere.
         drop(status_rx);
+        if reloader.mode() == reload::ReloadMode::Signal {
+            tracing::info!(
+                "--manifests: no Lease to take turns through; every replica restarts cloudflared at once"
+            );
+        }
         let roots = opts.manifests.iter().map(absolute).collect();
         let (source, watcher) = files::spawn_manifests(roots, ignore, metrics.clone())?;
         (source, SourceGuard::Files(watcher))
@@ -140,7 +152,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         debounce: Debounce { quiet: opts.debounce, max_delay: opts.max_delay },
         verify_timeout: opts.verify_timeout,
     };
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let pipeline = Pipeline::new(config, writer, reloader, CloudflaredVerifier, metrics, status_tx, health);
     let mut task = tokio::spawn(pipeline.run(Changes::new(source, inputs, shutdown_rx)));
     tracing::info!(config = %config_out.display(), "running");
@@ -187,13 +198,38 @@ impl KubeTasks {
     }
 }
 
+/// `--reload signal` with the Kubernetes API: replicas restart their cloudflared one at a time,
+/// through a Lease beside the leader-election one (docs/reload.md), unless `--stagger none`.
+fn take_turns(
+    reloader: reload::AnyReloader,
+    opts: &signal::StaggerOptions,
+    client: &::kube::Client,
+    election: &leader::LeaderElectionOptions,
+    shutdown: watch::Receiver<bool>,
+) -> reload::AnyReloader {
+    match reloader {
+        reload::AnyReloader::Signal(signaller) if opts.stagger == signal::Stagger::Lease => {
+            let turn_options = signal::LeaseTurnOptions::new(election, opts.stagger_max_wait);
+            tracing::info!(namespace = %turn_options.namespace, lease = %turn_options.lease_name, "restarts take turns");
+            let turn = signal::LeaseTurn::new(client.clone(), turn_options).with_shutdown(shutdown);
+            reload::AnyReloader::Signal(signaller.with_turn(Box::new(turn)))
+        }
+        reload::AnyReloader::Signal(signaller) => {
+            tracing::info!("--stagger none: every replica restarts cloudflared at once");
+            reload::AnyReloader::Signal(signaller)
+        }
+        other => other,
+    }
+}
+
 /// Starts the Kubernetes API source, leader election and the status writer fed by `statuses`.
 async fn start_kube(
     opts: &RunOptions,
+    client: ::kube::Client,
+    election: leader::LeaderElectionOptions,
     metrics: &Arc<Metrics>,
     statuses: pipeline::StatusReceiver,
 ) -> anyhow::Result<(source::SourceReceiver, KubeTasks)> {
-    let client = opts.kube.client().await?;
     let events = metrics.clone();
     let source_options = kube::KubeSourceOptions {
         on_event: Some(Arc::new(move |kind: &str| events.watch_event(kind))),
@@ -201,8 +237,7 @@ async fn start_kube(
     };
     let (source, source_task) = kube::spawn(client.clone(), source_options).await?;
     let controller_name = &opts.render.controller_name;
-    let (leader, leader_task) =
-        leader::spawn_leader_election(client.clone(), opts.kube.leader_election(&client, controller_name));
+    let (leader, leader_task) = leader::spawn_leader_election(client.clone(), election);
     let patches = metrics.clone();
     let writer_options = status_writer::StatusWriterOptions {
         call_timeout: opts.kube.status_timeout,

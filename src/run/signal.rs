@@ -12,23 +12,31 @@
 //! or `argv[0]` is named `cloudflared`. Signalling another container's process needs the same
 //! uid (the official image runs as 65532) or CAP_KILL.
 //!
-//! Every replica restarts on the same change; staggering them (one restart in flight per
-//! Deployment, through a Kubernetes Lease) belongs behind [`Turn`]. Today's [`NoTurn`] lets
-//! every replica go at once.
+//! Every replica restarts on the same change, so the restart is wrapped in a [`Turn`]. With the
+//! Kubernetes API, [`LeaseTurn`] lets one replica at a time go: it holds a Lease (beside the
+//! leader-election one, named `<that name>-restart`) from before the SIGTERM until its own
+//! cloudflared is ready again. Without an API (`--manifests`), or with `--stagger none`,
+//! [`NoTurn`] lets every replica go at once.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clap::{Args, ValueEnum};
+use kube::Client;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::time::{sleep, Instant};
-use tracing::{info, warn};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, timeout, Instant};
+use tracing::{debug, error, info, warn};
 
-use super::reload::{metrics_from_config_file, ReloadError, Reloader};
+use super::leader::{Attempt, LeaderElectionOptions, LeaseLock};
+use super::reload::{metrics_from_config_file, parse_duration, ReloadError, Reloader};
 use super::verify::{self, Readiness, POLL_INTERVAL};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -55,6 +63,262 @@ impl Turn for NoTurn {
     fn release(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+}
+
+/// `--stagger`: whether replicas take turns restarting cloudflared (`--reload signal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stagger {
+    /// One restart in flight at a time, through a Kubernetes Lease (Kubernetes API source only)
+    Lease,
+    /// Every replica restarts at once
+    None,
+}
+
+/// The staggering flags of `run` (flattened into its options).
+#[derive(Debug, Clone, Args)]
+pub struct StaggerOptions {
+    /// signal: how replicas take turns restarting cloudflared: lease (one at a time through a
+    /// Lease, needs the Kubernetes API source) or none (all at once)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Stagger::Lease, env = "CLOUDFLARED_ROUTES_STAGGER")]
+    pub stagger: Stagger,
+    /// signal: the longest a replica waits for its turn before it restarts cloudflared anyway
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub stagger_max_wait: Duration,
+}
+
+impl Default for StaggerOptions {
+    fn default() -> Self {
+        StaggerOptions { stagger: Stagger::Lease, stagger_max_wait: Duration::from_secs(600) }
+    }
+}
+
+/// The restart Lease of a leader-election Lease: the same namespace, a name of its own so that
+/// taking a turn never touches leadership. Lease names are DNS subdomains (253 characters), so
+/// the suffix fits behind any 63-character leader name.
+pub fn turn_lease_name(leader_lease_name: &str) -> String {
+    format!("{leader_lease_name}-restart")
+}
+
+/// Where the restart Lease is and how [`LeaseTurn`] paces itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseTurnOptions {
+    pub namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+    /// How long a holder that stops renewing (it died mid-restart) keeps the others out.
+    pub lease_duration: Duration,
+    /// The holder renews this often while its cloudflared restarts.
+    pub renew_period: Duration,
+    /// The time limit of each read-modify-write of the Lease: an attempt, a renewal, the release.
+    pub attempt_timeout: Duration,
+    /// A waiting replica looks again after `poll_min`, doubling up to `poll_max`.
+    pub poll_min: Duration,
+    pub poll_max: Duration,
+    /// No answer from the API for this long: restart without a turn.
+    pub unreachable_after: Duration,
+    /// Waited this long in all: restart without a turn.
+    pub max_wait: Duration,
+}
+
+impl LeaseTurnOptions {
+    /// Beside `leader`'s Lease, for the same identity, paced by its lease duration: renewed
+    /// three times per duration, polled at most as often as leader election retries.
+    pub fn new(leader: &LeaderElectionOptions, max_wait: Duration) -> Self {
+        let lease = leader.lease_duration;
+        let at_least = |d: Duration| d.max(Duration::from_millis(50));
+        LeaseTurnOptions {
+            namespace: leader.namespace.clone(),
+            lease_name: turn_lease_name(&leader.lease_name),
+            identity: leader.identity.clone(),
+            lease_duration: lease,
+            renew_period: at_least(lease / 3),
+            attempt_timeout: at_least(lease / 3),
+            poll_min: at_least(lease / 30),
+            poll_max: at_least(lease * 2 / 15),
+            // A holder that cannot reach the API cannot renew either: after one lease duration
+            // its turn would have lapsed anyway, so waiting longer protects nothing.
+            unreachable_after: lease,
+            max_wait,
+        }
+    }
+}
+
+/// A [`Turn`] through a `coordination.k8s.io/v1` Lease: one replica restarts at a time. See
+/// docs/reload.md for what happens when the API cannot be reached.
+pub struct LeaseTurn {
+    opts: LeaseTurnOptions,
+    lock: Arc<tokio::sync::Mutex<LeaseLock>>,
+    /// Renews the Lease while this replica holds it; `None` when it does not.
+    renewer: Mutex<Option<JoinHandle<()>>>,
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+impl LeaseTurn {
+    pub fn new(client: Client, opts: LeaseTurnOptions) -> LeaseTurn {
+        let lock =
+            LeaseLock::new(client, &opts.namespace, &opts.lease_name, &opts.identity, opts.lease_duration);
+        LeaseTurn {
+            opts,
+            lock: Arc::new(tokio::sync::Mutex::new(lock)),
+            renewer: Mutex::new(None),
+            shutdown: None,
+        }
+    }
+
+    /// Stop waiting for a turn once this turns true (`run` is stopping): a pod being deleted
+    /// must not sit out its grace period in a queue.
+    pub fn with_shutdown(mut self, shutdown: watch::Receiver<bool>) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    async fn wait_for_turn(&self) -> Result<(), ReloadError> {
+        let opts = &self.opts;
+        let lease = opts.lease_name.as_str();
+        let started = Instant::now();
+        let mut answered = started;
+        let mut pause = opts.poll_min;
+        let (mut holder_seen, mut error_seen) = (None::<String>, None::<String>);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let attempt = {
+                let mut lock = self.lock.lock().await;
+                timeout(opts.attempt_timeout, lock.try_acquire_or_renew())
+                    .await
+                    .unwrap_or(Err(Attempt::Timeout))
+            };
+            match attempt {
+                Ok(()) => {
+                    info!(lease, waited = ?started.elapsed(), "took the turn to restart cloudflared");
+                    self.start_renewing();
+                    return Ok(());
+                }
+                Err(Attempt::HeldBy(holder)) => {
+                    answered = Instant::now();
+                    if holder_seen.as_ref() != Some(&holder) {
+                        info!(lease, %holder, "waiting for another replica's cloudflared to restart");
+                        holder_seen = Some(holder);
+                    }
+                }
+                // Taken by another replica between our read and our write: it is its turn.
+                Err(Attempt::Conflict) => answered = Instant::now(),
+                Err(e) => {
+                    let message = e.to_string();
+                    if error_seen.as_ref() != Some(&message) {
+                        warn!(lease, error = %message, "could not read or take the restart Lease; retrying");
+                        error_seen = Some(message.clone());
+                    }
+                    if answered.elapsed() >= opts.unreachable_after {
+                        error!(lease, error = %message, silent = ?answered.elapsed(),
+                            "the Kubernetes API does not answer: restarting cloudflared WITHOUT a turn; other replicas may restart at the same time");
+                        return Ok(());
+                    }
+                }
+            }
+            if started.elapsed() + pause > opts.max_wait {
+                error!(lease, waited = ?started.elapsed(), holder = holder_seen.as_deref().unwrap_or(""),
+                    "no turn within --stagger-max-wait: restarting cloudflared WITHOUT a turn");
+                return Ok(());
+            }
+            tokio::select! {
+                _ = sleep(pause) => {}
+                _ = stopping(&mut shutdown) => {
+                    return Err(ReloadError::Other("stopping while waiting for the turn to restart cloudflared".into()));
+                }
+            }
+            pause = (pause * 2).min(opts.poll_max);
+        }
+    }
+
+    /// Renews the Lease until [`Turn::release`]: a restart may outlast the lease duration
+    /// (cloudflared's grace period plus the kubelet's back-off).
+    fn start_renewing(&self) {
+        let (lock, opts) = (self.lock.clone(), self.opts.clone());
+        let task = tokio::spawn(async move {
+            let mut pause = opts.renew_period;
+            loop {
+                sleep(pause).await;
+                let attempt = {
+                    let mut lock = lock.lock().await;
+                    timeout(opts.attempt_timeout, lock.try_acquire_or_renew())
+                        .await
+                        .unwrap_or(Err(Attempt::Timeout))
+                };
+                let lease = opts.lease_name.as_str();
+                pause = match attempt {
+                    Ok(()) => {
+                        debug!(lease, "restart turn renewed");
+                        opts.renew_period
+                    }
+                    // It lapsed while renewals failed and another replica took it: taking it
+                    // back later would hand out a turn twice.
+                    Err(Attempt::HeldBy(holder)) => {
+                        warn!(lease, %holder, "lost the restart turn before this restart was over");
+                        return;
+                    }
+                    Err(e) => {
+                        // Retried sooner than a renewal: the Lease lapses one duration after the
+                        // last write that got through.
+                        warn!(lease, error = %e, "could not renew the restart turn; retrying");
+                        opts.poll_max
+                    }
+                };
+            }
+        });
+        let old = self.renewer.lock().unwrap_or_else(|e| e.into_inner()).replace(task);
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    async fn give_back(&self) {
+        let renewer = self.renewer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Not holding it (no turn was needed, or it was skipped): nothing to give back.
+        let Some(renewer) = renewer else { return };
+        renewer.abort();
+        let _ = renewer.await;
+        let lease = self.opts.lease_name.as_str();
+        let mut lock = self.lock.lock().await;
+        match timeout(self.opts.attempt_timeout, lock.release()).await {
+            Ok(Ok(())) => info!(lease, "released the turn to restart cloudflared"),
+            Ok(Err(e)) => {
+                warn!(lease, error = %e, "could not release the restart turn; the next replica goes once it expires")
+            }
+            Err(_) => {
+                warn!(lease, "releasing the restart turn timed out; the next replica goes once it expires")
+            }
+        }
+    }
+}
+
+impl Turn for LeaseTurn {
+    fn take(&self) -> BoxFuture<'_, Result<(), ReloadError>> {
+        Box::pin(self.wait_for_turn())
+    }
+
+    fn release(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.give_back())
+    }
+}
+
+impl Drop for LeaseTurn {
+    /// Stops renewing: a Lease left behind lapses after its duration, as a dead holder's does.
+    fn drop(&mut self) {
+        if let Some(task) = self.renewer.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
+/// Resolves once `run` is stopping; never without a shutdown flag.
+async fn stopping(shutdown: &mut Option<watch::Receiver<bool>>) {
+    if let Some(rx) = shutdown {
+        if rx.wait_for(|stop| *stop).await.is_ok() {
+            return;
+        }
+    }
+    // Without a flag (or with its sender gone) nothing will ever ask to stop.
+    std::future::pending().await
 }
 
 /// The `signal` reloader (see the module doc).

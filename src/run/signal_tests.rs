@@ -107,3 +107,52 @@ async fn metrics_address_comes_from_the_config_unless_given() {
     let _ = signaller.reload(&config).await;
     assert_eq!(signaller.metrics_addr(), Some(given), "the flag wins over the config");
 }
+
+#[test]
+fn the_restart_lease_sits_beside_the_leader_lease() {
+    let leader = LeaderElectionOptions::new(
+        "infra",
+        "cloudflared-routes/gateway-controller",
+        "pod-a",
+        Duration::from_secs(15),
+    );
+    let opts = LeaseTurnOptions::new(&leader, Duration::from_secs(600));
+    assert_eq!(opts.lease_name, format!("{}-restart", leader.lease_name));
+    assert_ne!(opts.lease_name, leader.lease_name, "taking a turn never touches leadership");
+    assert!(opts.lease_name.len() <= 253, "a DNS subdomain, as Lease names are");
+    assert_eq!((opts.namespace.as_str(), opts.identity.as_str()), ("infra", "pod-a"));
+    assert_eq!(opts.max_wait, Duration::from_secs(600));
+}
+
+#[test]
+fn turn_timing_follows_the_lease_duration() {
+    let leader = LeaderElectionOptions::new("ns", "c", "me", Duration::from_secs(15));
+    let opts = LeaseTurnOptions::new(&leader, Duration::from_secs(600));
+    assert_eq!(opts.renew_period, Duration::from_secs(5), "renewed three times per duration");
+    assert_eq!(opts.attempt_timeout, Duration::from_secs(5));
+    assert_eq!((opts.poll_min, opts.poll_max), (Duration::from_millis(500), Duration::from_secs(2)));
+    assert_eq!(opts.unreachable_after, Duration::from_secs(15));
+    // Tiny durations (tests) keep a floor, so nothing spins.
+    let fast = LeaseTurnOptions::new(
+        &LeaderElectionOptions::new("ns", "c", "me", Duration::from_millis(300)),
+        Duration::ZERO,
+    );
+    assert!(fast.poll_min >= Duration::from_millis(50) && fast.poll_min <= fast.poll_max);
+    assert!(fast.renew_period < fast.lease_duration);
+}
+
+#[test]
+fn stagger_flags_default_to_a_lease_and_can_be_turned_off() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        stagger: StaggerOptions,
+    }
+    let default = Cli::try_parse_from(["run"]).unwrap().stagger;
+    assert_eq!(default.stagger, Stagger::Lease);
+    assert_eq!(default.stagger_max_wait, StaggerOptions::default().stagger_max_wait);
+    let off = Cli::try_parse_from(["run", "--stagger", "none", "--stagger-max-wait", "2m"]).unwrap().stagger;
+    assert_eq!((off.stagger, off.stagger_max_wait), (Stagger::None, Duration::from_secs(120)));
+    assert!(Cli::try_parse_from(["run", "--stagger", "sometimes"]).is_err());
+}
