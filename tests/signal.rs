@@ -196,8 +196,33 @@ async fn no_cloudflared_is_an_error_and_nothing_is_signalled() {
         .with_pidfile(setup.pidfile.clone())
         .with_metrics(loopback(setup.port))
         .with_process_name("no-such-process-name");
+    // The first reload waits for a cloudflared that may not have started yet, up to the
+    // ready timeout; after that, a missing cloudflared is an error at once.
+    let err = signaller.reload(&setup.config).await.unwrap_err();
+    assert!(matches!(err, ReloadError::NotReady(_)), "{err:?}");
     let err = signaller.reload(&setup.config).await.unwrap_err();
     assert!(matches!(err, ReloadError::NoProcess(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_reload_waits_for_a_cloudflared_that_starts_later() {
+    // A native sidecar: cloudflared-routes writes the first config before the kubelet starts
+    // cloudflared, which then reads it by itself: nothing to signal, only to wait for.
+    let setup = setup();
+    let mut signaller = Signaller::new(Duration::from_secs(10))
+        .with_pidfile(setup.pidfile.clone())
+        .with_metrics(loopback(setup.port))
+        .with_process_name("no-such-process-name");
+    let config = setup.config.clone();
+    let reload = tokio::spawn(async move { signaller.reload(&config).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!reload.is_finished(), "the first reload waits for cloudflared to start");
+    let kubelet =
+        Kubelet::start(fake_cloudflared(), &setup.config, setup.port, &setup.pidfile, &setup.log, true);
+    tokio::time::timeout(BOUND, reload).await.expect("bounded").expect("no panic").expect("ready");
+    assert!(!setup.log.dump().contains("sigterm"), "nothing to restart:\n{}", setup.log.dump());
+    assert_eq!(setup.log.starts().len(), 1, "{}", setup.log.dump());
+    kubelet.stop().await;
 }
 
 const LEASES: &str = "coordination.k8s.io/v1";

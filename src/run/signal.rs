@@ -330,6 +330,9 @@ pub struct Signaller {
     config_metrics: Option<SocketAddr>,
     ready_timeout: Duration,
     turn: Box<dyn Turn>,
+    /// No reload has run yet: cloudflared may not have been started (a native sidecar starts
+    /// before it), and then it will read the file we just wrote on its own.
+    first: bool,
 }
 
 impl Signaller {
@@ -344,6 +347,7 @@ impl Signaller {
             config_metrics: None,
             ready_timeout,
             turn: Box::new(NoTurn),
+            first: true,
         }
     }
 
@@ -391,8 +395,31 @@ impl Signaller {
         Ok(pids)
     }
 
-    async fn restart(&self, addr: SocketAddr) -> Result<(), ReloadError> {
-        let pids = self.find()?;
+    /// At the first reload, before cloudflared exists: wait until it runs and is ready.
+    async fn wait_for_start(&self, addr: SocketAddr, why: String) -> Result<(), ReloadError> {
+        info!("{why}; waiting for cloudflared to start (it will read the config just written)");
+        let deadline = Instant::now() + self.ready_timeout;
+        loop {
+            let from_pidfile = self.pidfile.as_ref().and_then(|p| read_pidfile(p).ok());
+            let running = from_pidfile.is_some_and(|pid| alive(&self.proc_root, pid))
+                || !scan(&self.proc_root, &self.process_name).is_empty();
+            if running && verify::readiness(addr, Duration::from_secs(1)).await == Readiness::Ready {
+                info!(metrics = %addr, "cloudflared is ready");
+                return Ok(());
+            }
+            if Instant::now() + POLL_INTERVAL > deadline {
+                return Err(ReloadError::NotReady(self.ready_timeout));
+            }
+            sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    async fn restart(&self, addr: SocketAddr, first: bool) -> Result<(), ReloadError> {
+        let pids = match self.find() {
+            Ok(pids) => pids,
+            Err(ReloadError::NoProcess(why)) if first => return self.wait_for_start(addr, why).await,
+            Err(e) => return Err(e),
+        };
         for &pid in &pids {
             match kill(Pid::from_raw(pid), Signal::SIGTERM) {
                 Ok(()) => info!(pid, "sent SIGTERM to cloudflared; waiting for its restart to be ready"),
@@ -437,8 +464,9 @@ impl Reloader for Signaller {
                     .into(),
             )
         })?;
+        let first = std::mem::replace(&mut self.first, false);
         self.turn.take().await?;
-        let result = self.restart(addr).await;
+        let result = self.restart(addr, first).await;
         self.turn.release().await;
         result
     }
