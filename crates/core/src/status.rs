@@ -110,7 +110,8 @@ pub enum Programmed {
 }
 
 impl Statuses {
-    /// Set `Programmed` on every Gateway and listener that is Accepted.
+    /// Set `Programmed` on every Gateway and listener that is Accepted (a listener only when its
+    /// Gateway is too); the others are `Programmed: False`.
     pub fn set_programmed(&mut self, programmed: &Programmed) {
         let (status, reason, message) = match programmed {
             Programmed::Pending => (
@@ -125,10 +126,12 @@ impl Statuses {
             ),
             Programmed::No(why) => (ConditionStatus::False, "Invalid", why.clone()),
         };
-        let set = |conditions: &mut Vec<Condition>, generation: i64| {
-            let accepted =
-                conditions.iter().any(|c| c.type_ == "Accepted" && c.status == ConditionStatus::True);
-            let condition = if accepted {
+        let accepted = |conditions: &[Condition]| {
+            conditions.iter().any(|c| c.type_ == "Accepted" && c.status == ConditionStatus::True)
+        };
+        // A listener of a Gateway that is not accepted renders nothing, whatever its own state.
+        let set = |conditions: &mut Vec<Condition>, generation: i64, gateway_accepted: bool| {
+            let condition = if gateway_accepted && accepted(conditions) {
                 Condition::new("Programmed", status, reason, message.clone(), generation)
             } else {
                 Condition::new("Programmed", ConditionStatus::False, "Invalid", "Not accepted", generation)
@@ -139,9 +142,10 @@ impl Statuses {
             }
         };
         for gateway in &mut self.gateways {
-            set(&mut gateway.conditions, gateway.generation);
+            let gateway_accepted = accepted(&gateway.conditions);
+            set(&mut gateway.conditions, gateway.generation, true);
             for listener in &mut gateway.listeners {
-                set(&mut listener.conditions, gateway.generation);
+                set(&mut listener.conditions, gateway.generation, gateway_accepted);
             }
         }
     }

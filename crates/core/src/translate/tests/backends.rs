@@ -285,3 +285,20 @@ fn backend_tls_policy_makes_an_https_origin_with_its_server_name() {
         assert_eq!(rule.origin_request.origin_server_name, expected, "{name}");
     }
 }
+
+#[test]
+fn listeners_of_a_gateway_refused_for_its_addresses_are_never_programmed() {
+    let mut gw = gateway("infra", "addr", "cf").listener(listener("http").hostname("a.example.com"));
+    gw.requested_addresses = true;
+    let mut t = run(&base().with_gateway(gw));
+    t.statuses.set_programmed(&crate::status::Programmed::Yes);
+    let status = t.statuses.gateways.iter().find(|g| g.name == "addr").unwrap();
+    let programmed = |conditions: &[crate::status::Condition]| {
+        conditions.iter().find(|c| c.type_ == "Programmed").map(|c| c.status)
+    };
+    assert_eq!(programmed(&status.conditions), Some(ConditionStatus::False));
+    assert_eq!(programmed(&status.listeners[0].conditions), Some(ConditionStatus::False));
+    assert!(t.rules.iter().all(|r| r.hostname.as_deref() != Some("a.example.com")), "nothing rendered");
+    let ok = t.statuses.gateways.iter().find(|g| g.name == "gw").unwrap();
+    assert_eq!(programmed(&ok.listeners[0].conditions), Some(ConditionStatus::True));
+}
