@@ -105,7 +105,7 @@ pub struct ReloadOptions {
     pub cloudflared_metrics: Option<SocketAddr>,
     /// supervise: the two metrics ports the cloudflared children alternate between (given to
     /// each child as TUNNEL_METRICS); 20241 and 20242 are cloudflared's own default ports
-    #[arg(long, value_name = "PORT,PORT", value_delimiter = ',', default_values_t = [20241u16, 20242])]
+    #[arg(long, value_name = "PORT,PORT", value_delimiter = ',', default_value = "20241,20242")]
     pub supervise_metrics_ports: Vec<u16>,
     /// supervise: the address the children's metrics servers listen on (0.0.0.0 to be scraped
     /// from outside the pod)
