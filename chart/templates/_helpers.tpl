@@ -1,0 +1,200 @@
+{{/*
+Names and labels.
+*/}}
+{{- define "cfr.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "cfr.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "cfr.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "cfr.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "cfr.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "cfr.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "cfr.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "cfr.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "cfr.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "cfr.cloudflaredImage" -}}
+{{- printf "%s:%s" .Values.cloudflared.image.repository .Values.cloudflared.image.tag }}
+{{- end }}
+
+{{/*
+Paths inside the pod. The config directory is an emptyDir written by cloudflared-routes and
+read by cloudflared; the credentials file comes from the Secret, mounted as a directory so
+that a rotated Secret reaches the running pod (a subPath mount would never change).
+*/}}
+{{- define "cfr.configDir" -}}/etc/cloudflared/config{{- end }}
+{{- define "cfr.configFile" -}}/etc/cloudflared/config/config.yml{{- end }}
+{{- define "cfr.credentialsDir" -}}/etc/cloudflared/creds{{- end }}
+{{- define "cfr.credentialsFile" -}}/etc/cloudflared/creds/credentials.json{{- end }}
+{{- define "cfr.baseConfigDir" -}}/etc/cloudflared/base{{- end }}
+{{- define "cfr.baseConfigFile" -}}/etc/cloudflared/base/config.yml{{- end }}
+{{- define "cfr.runDir" -}}/run/cloudflared{{- end }}
+{{- define "cfr.pidFile" -}}/run/cloudflared/cloudflared.pid{{- end }}
+{{/* Where the Dockerfile copies the binaries (tests/chart checks both against it). */}}
+{{- define "cfr.routesBin" -}}/usr/local/bin/cloudflared-routes{{- end }}
+{{- define "cfr.cloudflaredBin" -}}/usr/local/bin/cloudflared{{- end }}
+
+{{/*
+Timings derived from cloudflared's grace period: supervise mode's --drain-timeout is 5s above
+it, and the pod's terminationGracePeriodSeconds 10s above that (docs/reload.md).
+*/}}
+{{- define "cfr.drainTimeoutSeconds" -}}
+{{- add (int .Values.cloudflared.gracePeriodSeconds) 5 }}
+{{- end }}
+
+{{- define "cfr.terminationGracePeriodSeconds" -}}
+{{- $drain := int (include "cfr.drainTimeoutSeconds" .) }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add $drain 10 }}
+{{- else }}
+{{- $t := int .Values.terminationGracePeriodSeconds }}
+{{- if le $t $drain }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be above cloudflared.gracePeriodSeconds + 5 (%d): cloudflared would be killed while draining" $t $drain) }}
+{{- end }}
+{{- $t }}
+{{- end }}
+{{- end }}
+
+{{- define "cfr.readyTimeout" -}}
+{{- if .Values.reload.readyTimeout }}
+{{- .Values.reload.readyTimeout }}
+{{- else if eq .Values.reload.mode "signal" }}
+{{- printf "%ds" (add (int .Values.cloudflared.gracePeriodSeconds) 330) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Gateways to serve: the gateways value, else the chart's own Gateway when it creates one.
+*/}}
+{{- define "cfr.gatewayName" -}}
+{{- default (include "cfr.fullname" .) .Values.gateway.name }}
+{{- end }}
+
+{{- define "cfr.gatewayNamespace" -}}
+{{- default .Release.Namespace .Values.gateway.namespace }}
+{{- end }}
+
+{{- define "cfr.servedGateways" -}}
+{{- if .Values.gateways }}
+{{- toJson .Values.gateways }}
+{{- else if .Values.gateway.create }}
+{{- toJson (list (printf "%s/%s" (include "cfr.gatewayNamespace" .) (include "cfr.gatewayName" .))) }}
+{{- else }}
+{{- toJson (list) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The arguments of `cloudflared-routes run`, as a JSON list.
+*/}}
+{{- define "cfr.routesArgs" -}}
+{{- $args := list "run"
+  "--config-out" (include "cfr.configFile" .)
+  "--credentials-file" (include "cfr.credentialsFile" .)
+  "--controller-name" .Values.controllerName
+  "--admin-addr" (printf "0.0.0.0:%d" (int .Values.admin.port))
+  "--cluster-domain" .Values.clusterDomain
+  "--grpc-backend-tls" .Values.grpcBackendTLS
+  "--log-format" .Values.logFormat }}
+{{- range (include "cfr.servedGateways" . | fromJsonArray) }}
+{{- $args = concat $args (list "--gateway" .) }}
+{{- end }}
+{{- if .Values.baseConfig }}
+{{- $args = concat $args (list "--base-config" (include "cfr.baseConfigFile" .)) }}
+{{- end }}
+{{- if .Values.logLevel }}
+{{- $args = concat $args (list "--log-level" .Values.logLevel) }}
+{{- end }}
+{{- $readyTimeout := include "cfr.readyTimeout" . }}
+{{- if $readyTimeout }}
+{{- $args = concat $args (list "--ready-timeout" $readyTimeout) }}
+{{- end }}
+{{- if eq .Values.reload.mode "supervise" }}
+{{- $args = concat $args (list "--reload" "supervise" "--drain-timeout" (printf "%ss" (include "cfr.drainTimeoutSeconds" .))) }}
+{{- else }}
+{{- $args = concat $args (list "--reload" "signal"
+  "--cloudflared-pidfile" (include "cfr.pidFile" .)
+  "--cloudflared-metrics" (printf "127.0.0.1:%d" (int .Values.cloudflared.metricsPort))) }}
+{{- end }}
+{{- $args = concat $args .Values.extraArgs }}
+{{- if eq .Values.reload.mode "supervise" }}
+{{- /* `--config <config-out>` is inserted after `tunnel` by cloudflared-routes itself. */}}
+{{- $args = concat $args (list "--" (include "cfr.cloudflaredBin" .) "--no-autoupdate" "tunnel") .Values.cloudflared.extraArgs (list "run") }}
+{{- end }}
+{{- toJson $args }}
+{{- end }}
+
+{{/*
+The command line of the cloudflared container (signal mode): flags of `cloudflared tunnel`
+come before `run` (after it, cloudflared exits 0 with "flag provided but not defined").
+*/}}
+{{- define "cfr.cloudflaredCommand" -}}
+{{- toJson (list (include "cfr.cloudflaredBin" .) "--no-autoupdate") }}
+{{- end }}
+
+{{- define "cfr.cloudflaredArgs" -}}
+{{- $args := list "tunnel"
+  "--config" (include "cfr.configFile" .)
+  "--pidfile" (include "cfr.pidFile" .)
+  "--metrics" (printf "0.0.0.0:%d" (int .Values.cloudflared.metricsPort)) }}
+{{- toJson (concat $args .Values.cloudflared.extraArgs (list "run")) }}
+{{- end }}
+
+{{/*
+Environment: the pod's name and namespace for leader election, and cloudflared's grace period
+where cloudflared runs.
+*/}}
+{{- define "cfr.podEnv" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- end }}
+
+{{- define "cfr.cloudflaredEnv" -}}
+- name: TUNNEL_GRACE_PERIOD
+  value: {{ printf "%ds" (int .Values.cloudflared.gracePeriodSeconds) | quote }}
+{{- with .Values.cloudflared.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "cfr.probeTiming" -}}
+initialDelaySeconds: {{ .initialDelaySeconds | default 0 }}
+periodSeconds: {{ .periodSeconds }}
+timeoutSeconds: {{ .timeoutSeconds }}
+failureThreshold: {{ .failureThreshold }}
+{{- end }}

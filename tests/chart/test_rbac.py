@@ -1,0 +1,90 @@
+"""RBAC with least privilege: exactly what `run` uses (docs/kubernetes.md), nothing on Secrets."""
+
+import unittest
+
+from chartlib import (NAMESPACE, SCENARIOS, of_kind, one, pod_spec, render, render_values,
+                      values)
+
+GATEWAY = "gateway.networking.k8s.io"
+
+# Cluster-wide: the watched kinds (list + watch, and get), and the status subresource of those
+# whose status is written. The status writer GETs the object itself and sends a merge patch to
+# /status: `patch` alone there.
+CLUSTER = {
+    *{(GATEWAY, r, v) for r in ("gatewayclasses", "gateways", "httproutes", "grpcroutes",
+                                 "referencegrants", "backendtlspolicies")
+       for v in ("get", "list", "watch")},
+    *{(GATEWAY, f"{r}/status", "patch") for r in ("gatewayclasses", "gateways", "httproutes",
+                                                     "grpcroutes")},
+    *{("", r, v) for r in ("services", "namespaces") for v in ("get", "list", "watch")},
+}
+# In the release namespace: the leader-election Lease, read, created and replaced (PUT with the
+# resourceVersion read).
+NAMESPACED = {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+
+
+def grants(role):
+    out = set()
+    for rule in role["rules"]:
+        for group in rule.get("apiGroups", []):
+            for resource in rule.get("resources", []):
+                for verb in rule["verbs"]:
+                    out.add((group, resource, verb))
+    return out
+
+
+class Rbac(unittest.TestCase):
+    def test_nothing_on_secrets_and_no_wildcards(self):
+        for name in SCENARIOS:
+            objects = render(name)
+            for role in of_kind(objects, "ClusterRole") + of_kind(objects, "Role"):
+                for rule in role["rules"]:
+                    with self.subTest(scenario=name, role=role["metadata"]["name"], rule=rule):
+                        self.assertNotIn("secrets", rule.get("resources", []))
+                        self.assertFalse(any("secret" in r for r in rule.get("resources", [])))
+                        for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                            self.assertNotIn("*", rule.get(key, []))
+                        self.assertNotIn("nonResourceURLs", rule)
+                        for verb in ("delete", "deletecollection", "escalate", "bind", "impersonate"):
+                            self.assertNotIn(verb, rule["verbs"])
+
+    def test_the_cluster_role_grants_exactly_what_run_uses(self):
+        for name in SCENARIOS:
+            with self.subTest(scenario=name):
+                self.assertEqual(grants(one(render(name), "ClusterRole")), CLUSTER)
+
+    def test_leases_only_in_the_release_namespace(self):
+        for name in SCENARIOS:
+            with self.subTest(scenario=name):
+                role = one(render(name), "Role")
+                self.assertEqual(role["metadata"]["namespace"], NAMESPACE)
+                self.assertEqual(grants(role), NAMESPACED)
+
+    def test_bindings_give_the_roles_to_the_pods_service_account(self):
+        for name in SCENARIOS:
+            with self.subTest(scenario=name):
+                objects = render(name)
+                sa = one(objects, "ServiceAccount")
+                self.assertEqual(pod_spec(objects)["serviceAccountName"], sa["metadata"]["name"])
+                subject = {"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                           "namespace": NAMESPACE}
+                for binding_kind, role_kind in (("ClusterRoleBinding", "ClusterRole"),
+                                                ("RoleBinding", "Role")):
+                    binding, role = one(objects, binding_kind), one(objects, role_kind)
+                    self.assertEqual(binding["subjects"], [subject])
+                    self.assertEqual(binding["roleRef"], {"apiGroup": "rbac.authorization.k8s.io",
+                                                          "kind": role_kind, "name": role["metadata"]["name"]})
+                    if binding_kind == "RoleBinding":
+                        self.assertEqual(binding["metadata"]["namespace"], role["metadata"]["namespace"])
+
+    def test_rbac_and_service_account_can_be_left_to_the_user(self):
+        objects = render_values(values({"rbac": {"create": False},
+                                        "serviceAccount": {"create": False, "name": "mine"}}))
+        kinds = {o["kind"] for o in objects}
+        self.assertEqual(kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+                                  "ServiceAccount"}, set())
+        self.assertEqual(pod_spec(objects)["serviceAccountName"], "mine")
+
+
+if __name__ == "__main__":
+    unittest.main()
