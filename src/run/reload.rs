@@ -252,7 +252,7 @@ pub fn metrics_from_config(yaml: &str) -> Option<SocketAddr> {
     struct Metrics {
         metrics: Option<String>,
     }
-    let parsed: Metrics = serde_saphyr::from_str(yaml).ok()?;
+    let parsed: Metrics = serde_saphyr::from_str_with_options(yaml, routes_core::yaml::options()).ok()?;
     match parse_metrics_addr(parsed.metrics?.trim()) {
         Ok(addr) => Some(addr),
         Err(why) => {

@@ -95,7 +95,8 @@ pub fn rendered_rules(yaml: &str) -> Result<Vec<RuleKey>, VerifyError> {
         path: Option<String>,
         service: Option<String>,
     }
-    let file: File = serde_saphyr::from_str(yaml).map_err(|e| VerifyError::Rendered(e.to_string()))?;
+    let file: File = serde_saphyr::from_str_with_options(yaml, routes_core::yaml::options())
+        .map_err(|e| VerifyError::Rendered(e.to_string()))?;
     if file.ingress.is_empty() {
         return Err(VerifyError::Rendered("no ingress rules".into()));
     }

@@ -99,7 +99,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         (Method::GET, None, _) if param("watch").as_deref() == Some("true") => {
             watch_events(shared, target, param("resourceVersion").unwrap_or_default())
         }
-        (Method::GET, None, _) => list(&shared, &target).await,
+        (Method::GET, None, _) => list(&shared, &target, param("limit"), param("continue")).await,
         (Method::GET, Some(_), _) => match shared.lock().objects.get(&key(&target)) {
             Some(object) => full(StatusCode::OK, &served_as(object, &target)),
             None => status_error(StatusCode::NOT_FOUND, "NotFound", "not found"),
@@ -202,21 +202,39 @@ fn matches(target: &Target, group: &str, kind: &str, object: &Value) -> bool {
         && target.namespace.as_deref().is_none_or(|ns| object["metadata"]["namespace"] == ns)
 }
 
-async fn list(shared: &Shared, target: &Target) -> Response<Body> {
+/// A LIST, in pages of `limit` items when asked (kube's watcher asks for 500). The continue
+/// token is `<resourceVersion>-<offset>`: every page reports the first page's resourceVersion,
+/// so the watch that follows replays what changed meanwhile; later pages are cut from the
+/// current objects (an API server serves them from a snapshot at that resourceVersion).
+async fn list(
+    shared: &Shared,
+    target: &Target,
+    limit: Option<String>,
+    token: Option<String>,
+) -> Response<Body> {
     let mut held = shared.held.subscribe();
     let _ = held.wait_for(|held| !held.contains(&target.kind)).await;
     let state = shared.lock();
-    let items: Vec<Value> = state
-        .objects
-        .iter()
-        .filter(|((g, k, ..), o)| matches(target, g, k, o))
-        .map(|(_, o)| served_as(o, target))
-        .collect();
+    let (rv, offset) = token
+        .as_deref()
+        .and_then(|t| t.split_once('-'))
+        .and_then(|(rv, offset)| Some((rv.parse::<u64>().ok()?, offset.parse::<usize>().ok()?)))
+        .unwrap_or((state.rv, 0));
+    let limit = limit.and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let matching = state.objects.iter().filter(|((g, k, ..), o)| matches(target, g, k, o));
+    let items: Vec<Value> =
+        matching.clone().skip(offset).take(limit).map(|(_, o)| served_as(o, target)).collect();
+    let remaining = matching.count().saturating_sub(offset + items.len());
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if remaining > 0 {
+        metadata["continue"] = json!(format!("{rv}-{}", offset + items.len()));
+        metadata["remainingItemCount"] = json!(remaining);
+    }
     full(
         StatusCode::OK,
         &json!({"kind": format!("{}List", target.kind),
                 "apiVersion": api_version(&target.group, &target.version),
-                "metadata": {"resourceVersion": state.rv.to_string()}, "items": items}),
+                "metadata": metadata, "items": items}),
     )
 }
 

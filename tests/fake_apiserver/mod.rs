@@ -2,7 +2,7 @@
 //! client, watcher and back-off code runs against it (STYLE.md "Tests").
 //!
 //! It speaks enough of the API for the sidecar: discovery (`/api/v1`, `/apis/<group>/<version>`),
-//! LIST (`{kind: XList, metadata: {resourceVersion}, items}`), WATCH (newline-delimited
+//! LIST (`{kind: XList, metadata: {resourceVersion, continue}, items}`, paged by `limit`), WATCH (newline-delimited
 //! `ADDED`/`MODIFIED`/`DELETED`/`BOOKMARK` events from a resourceVersion, replayed from a history,
 //! `ERROR 410 Expired` when that history is gone), GET, POST and PUT (with `resourceVersion`
 //! preconditions: 409 Conflict), and `PATCH .../status` (JSON merge patch). Every request is
@@ -169,7 +169,15 @@ impl FakeApiServer {
             Some(old) => old["metadata"]["creationTimestamp"].clone(),
             None => {
                 state.created += 1;
-                json!(format!("2026-01-01T00:{:02}:{:02}Z", state.created / 60, state.created % 60))
+                // One second apart; valid past the first hour (the runtime bench creates 10,000).
+                let t = state.created;
+                json!(format!(
+                    "2026-01-{:02}T{:02}:{:02}:{:02}Z",
+                    1 + t / 86_400,
+                    t / 3600 % 24,
+                    t / 60 % 60,
+                    t % 60
+                ))
             }
         };
         let meta = &mut object["metadata"];

@@ -23,5 +23,6 @@ pub mod render;
 pub mod status;
 pub mod translate;
 pub mod validate;
+pub mod yaml;
 
 pub use translate::{translate, Settings, Translation};

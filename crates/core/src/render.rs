@@ -61,15 +61,16 @@ impl BaseConfig {
         if text.trim().is_empty() {
             return Ok(BaseConfig::default());
         }
-        let value: Value = serde_saphyr::from_str(text).map_err(|e| BaseConfigError::Yaml(e.to_string()))?;
+        let value: Value = serde_saphyr::from_str_with_options(text, crate::yaml::options())
+            .map_err(|e| BaseConfigError::Yaml(e.to_string()))?;
         if value.is_null() {
             return Ok(BaseConfig::default());
         }
         if !value.is_object() {
             return Err(BaseConfigError::NotAMapping);
         }
-        let OrderedMap(entries) =
-            serde_saphyr::from_str(text).map_err(|e| BaseConfigError::Yaml(e.to_string()))?;
+        let OrderedMap(entries) = serde_saphyr::from_str_with_options(text, crate::yaml::options())
+            .map_err(|e| BaseConfigError::Yaml(e.to_string()))?;
         let mut base = BaseConfig::default();
         for (key, value) in entries {
             if key == "ingress" {

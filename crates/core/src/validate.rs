@@ -47,7 +47,7 @@ impl Report {
 /// Parse YAML text (serde_saphyr::from_str into serde_json::Value) and validate; a YAML error is
 /// one error Finding.
 pub fn validate_str(yaml: &str) -> Report {
-    match serde_saphyr::from_str::<Value>(yaml) {
+    match serde_saphyr::from_str_with_options::<Value>(yaml, crate::yaml::options()) {
         Ok(config) => validate_value(&config),
         Err(err) => {
             let message = err.to_string();
