@@ -474,8 +474,14 @@ fn memory_by_list(runtime: &tokio::runtime::Runtime, routes: usize) -> Vec<Strin
         std::thread::sleep(Duration::from_millis(20));
     }
     let rendered = started.elapsed();
-    let written =
-        std::fs::read(&sidecar.out).is_ok_and(|b| contains(&b, exact_path(routes - 1, None).as_bytes()));
+    // The render is counted before the write (and its fsyncs) completes: give the write time.
+    let has_last =
+        || std::fs::read(&sidecar.out).is_ok_and(|b| contains(&b, exact_path(routes - 1, None).as_bytes()));
+    let write_deadline = Instant::now() + Duration::from_secs(20);
+    while !has_last() && Instant::now() < write_deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let written = has_last();
     rows.push(sidecar.memory().row(&format!("{routes} routes listed, cached and rendered")));
     sidecar.wait_for_statuses((routes + 2) as f64);
     rows.push(sidecar.memory().row("  and their statuses written"));
