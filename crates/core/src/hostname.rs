@@ -65,7 +65,8 @@ impl Hostname {
         if !name.split('.').all(label_ok) {
             return err(HostnameError::Invalid);
         }
-        if !wildcard && name.parse::<std::net::Ipv4Addr>().is_ok() {
+        let numeric = name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        if !wildcard && numeric && name.parse::<std::net::Ipv4Addr>().is_ok() {
             return err(HostnameError::IpAddress);
         }
         Ok(if wildcard { Hostname::Wildcard(name.to_string()) } else { Hostname::Exact(name.to_string()) })
@@ -150,12 +151,13 @@ fn is_subdomain(host: &str, suffix: &str) -> bool {
 /// Gateway API: a listener `*.example.com` accepts route hostnames `test.example.com` and
 /// `*.example.com`; between two wildcards the more specific one is the intersection; a route
 /// `*.example.com` on a listener `foo.example.com` gives `foo.example.com`.
-pub fn intersect(listener: Option<&Hostname>, route: &Hostname) -> Option<Hostname> {
-    let Some(listener) = listener else { return Some(route.clone()) };
+/// The intersection is always one of the two: it is returned, not copied.
+pub fn intersect<'h>(listener: Option<&'h Hostname>, route: &'h Hostname) -> Option<&'h Hostname> {
+    let Some(listener) = listener else { return Some(route) };
     if route.is_covered_by(listener) {
-        Some(route.clone())
+        Some(route)
     } else if listener.is_covered_by(route) {
-        Some(listener.clone())
+        Some(listener)
     } else {
         None
     }
@@ -275,7 +277,8 @@ mod tests {
         ];
         for (name, listener, route, expected) in cases {
             let listener = listener.map(h);
-            let got = intersect(listener.as_ref(), &h(route));
+            let route = h(route);
+            let got = intersect(listener.as_ref(), &route).cloned();
             assert_eq!(got, expected.map(h), "{name}");
         }
     }

@@ -29,8 +29,8 @@ impl IngressRule {
 /// top-level `originRequest`, which cloudflared applies to every rule.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OriginRequest {
-    pub http_host_header: Option<String>,
-    pub origin_server_name: Option<String>,
+    pub http_host_header: Option<Arc<str>>,
+    pub origin_server_name: Option<Arc<str>>,
     pub http2_origin: bool,
     pub no_tls_verify: bool,
 }

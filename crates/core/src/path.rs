@@ -34,40 +34,101 @@ pub enum PathError {
 ///   PathPrefix `/` → no constraint.
 /// - RegularExpression `r` → `^(?:r)$`, after checking that Go's RE2 accepts it.
 pub fn http_path(m: &PathMatch) -> Result<Option<String>, PathError> {
+    let mut out = String::new();
+    Ok(http_path_into(m, &mut out)?.then_some(out))
+}
+
+/// [`http_path`] written into `out` (cleared first), so a caller translating many paths can
+/// reuse one buffer; `false` (and `out` empty) for "no path constraint".
+pub fn http_path_into(m: &PathMatch, out: &mut String) -> Result<bool, PathError> {
+    out.clear();
     match m.kind {
         PathKind::Exact => {
             let decoded = literal(&m.value)?;
-            Ok(Some(anchored(&decoded, "$")))
+            anchored(out, &decoded, "$");
         }
         PathKind::PathPrefix => {
             let decoded = literal(&m.value)?;
             let trimmed = decoded.trim_end_matches('/');
             if trimmed.is_empty() {
-                return Ok(None);
+                return Ok(false);
             }
-            Ok(Some(anchored(trimmed, "(?s:/.*)?$")))
+            anchored(out, trimmed, "(?s:/.*)?$");
         }
         PathKind::RegularExpression => {
             // A value that parses on its own has balanced groups, so it cannot close the
             // wrapping group early (`a)|(b`) and escape the anchors.
             re2::check(&m.value).map_err(|error| PathError::Regex { value: m.value.clone(), error })?;
-            Ok(Some(format!("^(?:{})$", m.value)))
+            out.reserve(m.value.len() + 6);
+            out.push_str("^(?:");
+            out.push_str(&m.value);
+            out.push_str(")$");
         }
     }
+    Ok(true)
 }
 
-/// `^` + the escaped literal + `tail`, in one allocation.
-fn anchored(literal: &str, tail: &str) -> String {
-    let mut out = String::with_capacity(literal.len() + tail.len() + 8);
+/// `^` + the escaped literal + `tail`.
+fn anchored(out: &mut String, literal: &str, tail: &str) {
+    out.reserve(literal.len() + tail.len() + 8);
     out.push('^');
-    escape_into(&mut out, literal);
+    escape_into(out, literal);
     out.push_str(tail);
-    out
+}
+
+/// Bytes a literal path may hold without a closer look: the CRD's characters, less `%`
+/// (an escape, decoded by the slow path).
+const PLAIN_PATH_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let allowed = b"-/._~!$&'()*+,;=:@";
+    let mut i = 0;
+    while i < allowed.len() {
+        table[allowed[i] as usize] = true;
+        i += 1;
+    }
+    let mut b = 0;
+    while b < 256 {
+        table[b] = table[b] || (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    table
+};
+
+/// One pass over a literal path that has nothing to decode and nothing the CRD refuses (no
+/// `//`, no `.` or `..` segment), which is almost every path; `false` says nothing, and
+/// [`literal_checked`] decides.
+fn plain_literal(value: &str) -> bool {
+    let b = value.as_bytes();
+    if b.first() != Some(&b'/') || b.len() > 1024 {
+        return false;
+    }
+    for (i, &c) in b.iter().enumerate() {
+        if !PLAIN_PATH_BYTE[c as usize] {
+            return false;
+        }
+        if c == b'/' {
+            // The segment after this `/`: empty (`//`), `.` or `..` are refused.
+            let rest = &b[i + 1..];
+            let segment = &rest[..rest.iter().position(|&x| x == b'/').unwrap_or(rest.len())];
+            if (segment.is_empty() && !rest.is_empty()) || segment == b"." || segment == b".." {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Validate a literal path as the HTTPRoute CRD does and percent-decode it (cloudflared
 /// matches the decoded path).
 fn literal(value: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
+    if plain_literal(value) {
+        return Ok(std::borrow::Cow::Borrowed(value));
+    }
+    literal_checked(value)
+}
+
+/// [`literal`], every rule in turn, naming the first one `value` breaks.
+fn literal_checked(value: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
     let schema = |why| Err(PathError::Schema { value: value.to_string(), why });
     if !value.starts_with('/') {
         return Err(PathError::NotAbsolute(value.to_string()));
@@ -112,6 +173,18 @@ pub fn escape(text: &str) -> String {
 }
 
 fn escape_into(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        // Printable ASCII, the usual case: runs without meta characters copied whole.
+        let mut rest = text;
+        while let Some(i) = rest.bytes().position(|b| regex_syntax::is_meta_character(char::from(b))) {
+            out.push_str(&rest[..i]);
+            out.push('\\');
+            out.push_str(&rest[i..i + 1]);
+            rest = &rest[i + 1..];
+        }
+        out.push_str(rest);
+        return;
+    }
     for c in text.chars() {
         if regex_syntax::is_meta_character(c) {
             out.push('\\');
@@ -189,6 +262,12 @@ pub struct PathRank {
 }
 
 impl PathRank {
+    /// `(class, primary, secondary)`: ranks order by class, then by LONGER primary, then by
+    /// longer secondary (the characters of a path or prefix; of a gRPC service and method).
+    pub fn parts(&self) -> (u8, usize, usize) {
+        (self.class, self.primary.0, self.secondary.0)
+    }
+
     pub fn http(m: &PathMatch, regex: Option<&str>) -> PathRank {
         let len = m.value.trim_end_matches('/').len();
         let class = match (m.kind, regex) {

@@ -177,3 +177,46 @@ fn grpc_rank_prefers_longer_service_then_longer_method() {
     let order: Vec<_> = ranks.iter().map(|(_, n)| *n).collect();
     assert_eq!(order, ["service and method", "service only", "method only", "all"]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+    /// The one-pass check of literal paths only ever says yes to what every CRD rule accepts,
+    /// and then nothing needs decoding.
+    #[test]
+    fn plain_literals_pass_every_rule(
+        parts in proptest::collection::vec(proptest::sample::select(vec![
+            "/", "a", "Z", "9", ".", "..", "-", "_", "~", "%", "%2f", "%41", "%e9", "#", " ", "é", "*", "(", "@",
+        ]), 0..12)
+    ) {
+        let value: String = parts.concat();
+        if plain_literal(&value) {
+            proptest::prop_assert_eq!(literal_checked(&value), Ok(std::borrow::Cow::Borrowed(value.as_str())));
+        }
+    }
+
+    /// The ASCII shortcut of escaping writes what the character-by-character escape writes.
+    #[test]
+    fn ascii_escape_shortcut_agrees(value in "[ -~]{0,24}") {
+        let mut fast = String::new();
+        escape_into(&mut fast, &value);
+        let mut slow = String::new();
+        for c in value.chars() {
+            // Through the general path: one character with a non-ASCII neighbour removed.
+            let mut one = String::new();
+            escape_into(&mut one, &format!("{c}\u{e9}"));
+            slow.push_str(one.trim_end_matches('\u{e9}'));
+        }
+        proptest::prop_assert_eq!(fast, slow);
+    }
+}
+
+#[test]
+fn plain_literal_takes_ordinary_paths_and_defers_the_rest() {
+    for value in ["/", "/api", "/api/", "/a.b/c-d_e~f", "/.well-known/x", "/a/..b", "/r1/v2/items"] {
+        assert!(plain_literal(value), "{value:?}");
+    }
+    for value in ["", "api", "//", "/a//b", "/./a", "/a/.", "/a/..", "/a/../b", "/%41", "/a#b", "/a b", "/é"]
+    {
+        assert!(!plain_literal(value), "{value:?}");
+    }
+}

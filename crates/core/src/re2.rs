@@ -42,6 +42,15 @@ const MAX_PROGRAM_SIZE: u64 = (128 << 20) / 40;
 
 /// Ok when Go's regexp.Compile would accept `pattern`.
 pub fn check(pattern: &str) -> Result<(), Re2Error> {
+    if plainly_valid(pattern) {
+        return Ok(());
+    }
+    full_check(pattern)
+}
+
+/// The whole check: regex-syntax's parser, then the walk over its AST. About 20,000
+/// instructions and a dozen allocations per pattern, which is why [`plainly_valid`] comes first.
+fn full_check(pattern: &str) -> Result<(), Re2Error> {
     // Octal escapes on: Go accepts `\0`, `\12`, `\123`; a lone `\1`..`\7` is refused below.
     let ast =
         ParserBuilder::new().octal(true).build().parse(pattern).map_err(|err| parse_error(pattern, &err))?;
@@ -50,6 +59,163 @@ pub fn check(pattern: &str) -> Result<(), Re2Error> {
         return Err(go_error("expression too large", pattern));
     }
     Ok(())
+}
+
+/// Longest pattern [`plainly_valid`] looks at: far below every size limit of Go's parser.
+const PLAIN_MAX_LEN: usize = 4096;
+/// Deepest group nesting [`plainly_valid`] accepts (Go allows 1000, regex-syntax 250).
+const PLAIN_MAX_DEPTH: u32 = 100;
+/// Characters a backslash may escape in [`plainly_valid`]: punctuation both Go and regex-syntax
+/// read as the character itself, and the Perl classes.
+const PLAIN_ESCAPES: &[u8] = b".+*?()|[]{}^$/-\\dDwWsS";
+
+/// A conservative recogniser of the patterns routes usually carry, without parsing them into
+/// a tree: literal characters, escaped punctuation, `.`, the Perl classes `\d \w \s` (and
+/// negations), bracketed classes of characters and ordered ranges, one of `* + ?` (optionally
+/// lazy) after an atom, groups `( )`, `(?: )` and `(?flags: )` with distinct flags of `i m s U`,
+/// `|`, `^` and `$`. No counted repetition, no other escape, no nesting past
+/// [`PLAIN_MAX_DEPTH`]: so no size limit of Go's can be reached. Every pattern it accepts is
+/// accepted by Go and by [`full_check`] (`re2_tests::plain_patterns_pass_the_full_check`
+/// holds it to that); `false` says nothing, and the full check decides.
+fn plainly_valid(pattern: &str) -> bool {
+    let b = pattern.as_bytes();
+    if b.len() > PLAIN_MAX_LEN {
+        return false;
+    }
+    let mut i = 0;
+    let mut depth = 0u32;
+    // The last item can take a repetition operator; the last item opened a group.
+    let (mut atom, mut opened) = (false, false);
+    while i < b.len() {
+        let was_opened = std::mem::take(&mut opened);
+        match b[i] {
+            b'\\' => {
+                if !b.get(i + 1).is_some_and(|e| PLAIN_ESCAPES.contains(e)) {
+                    return false;
+                }
+                i += 2;
+                atom = true;
+            }
+            b'*' | b'+' | b'?' => {
+                if !atom {
+                    return false;
+                }
+                i += if b.get(i + 1) == Some(&b'?') { 2 } else { 1 };
+                atom = false;
+            }
+            b'(' => {
+                i += 1;
+                if b.get(i) == Some(&b'?') {
+                    let mut seen = 0u8;
+                    i += 1;
+                    while let Some(bit) = b.get(i).and_then(|f| match f {
+                        b'i' => Some(1u8),
+                        b'm' => Some(2),
+                        b's' => Some(4),
+                        b'U' => Some(8),
+                        _ => None,
+                    }) {
+                        if seen & bit != 0 {
+                            return false;
+                        }
+                        seen |= bit;
+                        i += 1;
+                    }
+                    if b.get(i) != Some(&b':') {
+                        return false;
+                    }
+                    i += 1;
+                }
+                depth += 1;
+                if depth > PLAIN_MAX_DEPTH {
+                    return false;
+                }
+                (atom, opened) = (false, true);
+            }
+            b')' => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+                i += 1;
+                // An empty group takes no repetition here: the full check decides.
+                atom = !was_opened;
+            }
+            b'|' | b'^' | b'$' => {
+                i += 1;
+                atom = false;
+            }
+            b'[' => match plain_class_end(b, i) {
+                Some(end) => {
+                    i = end;
+                    atom = true;
+                }
+                None => return false,
+            },
+            b'{' | b'}' | b']' => return false,
+            _ => {
+                // A literal character (any other byte starts one), or `.`.
+                i += utf8_len(b[i]);
+                atom = true;
+            }
+        }
+    }
+    depth == 0
+}
+
+/// The index after the `]` closing the bracketed class that starts at `b[start]`, when it is
+/// plain: characters and ordered ranges of them, `\d`-style classes and escaped punctuation,
+/// optionally negated; no `[` inside (POSIX classes, nesting), no `-` outside a range, no `&`
+/// or `~` (regex-syntax's set operations), not empty, not starting with `]`.
+fn plain_class_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    if b.get(i) == Some(&b'^') {
+        i += 1;
+    }
+    let first = i;
+    // A character of the class, for a range's ends: (value, index after it).
+    let plain_char = |i: usize| -> Option<(char, usize)> {
+        match *b.get(i)? {
+            b']' | b'[' | b'\\' | b'-' | b'&' | b'~' => None,
+            lead => {
+                let end = i + utf8_len(lead);
+                std::str::from_utf8(b.get(i..end)?).ok()?.chars().next().map(|c| (c, end))
+            }
+        }
+    };
+    loop {
+        match *b.get(i)? {
+            b']' if i > first => return Some(i + 1),
+            b'\\' => {
+                if !b.get(i + 1).is_some_and(|e| PLAIN_ESCAPES.contains(e)) || b.get(i + 2) == Some(&b'-') {
+                    return None;
+                }
+                i += 2;
+            }
+            _ => {
+                let (low, next) = plain_char(i)?;
+                if b.get(next) == Some(&b'-') {
+                    let (high, end) = plain_char(next + 1)?;
+                    if high < low || b.get(end) == Some(&b'-') {
+                        return None;
+                    }
+                    i = end;
+                } else {
+                    i = next;
+                }
+            }
+        }
+    }
+}
+
+/// Length of the UTF-8 sequence led by `lead` (the input is a `str`, so it is well formed).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
 }
 
 /// Go's `*syntax.Error` text: "error parsing regexp: " + code + ": `" + expr + "`".

@@ -121,6 +121,9 @@ fn go_accepts_these_patterns() {
     let failures: Vec<String> = ACCEPTED
         .iter()
         .filter_map(|(name, pattern)| check(pattern).err().map(|err| format!("{name}: {pattern:?} → {err}")))
+        .chain(ACCEPTED.iter().filter_map(|(name, pattern)| {
+            full_check(pattern).err().map(|err| format!("{name} (full check): {pattern:?} → {err}"))
+        }))
         .collect();
     assert!(failures.is_empty(), "wrongly rejected:\n{}", failures.join("\n"));
 }
@@ -172,4 +175,93 @@ fn regex_syntax_escape_of_any_character_is_accepted() {
         assert!(check(&escaped).is_ok(), "{c:?} escaped as {escaped:?}: {:?}", check(&escaped));
     }
     assert_eq!(check(&format!("^{}$", regex_syntax::escape(&all))), Ok(()));
+}
+
+/// The shapes routes carry, which the fast path must take without the full parse: what
+/// path.rs renders, and common RegularExpression values.
+const PLAIN: &[&str] = &[
+    "",
+    "^/api$",
+    "^/api(?s:/.*)?$",
+    "^(?:/r1/v[0-9]+/.*)$",
+    r"^/S\.v1/[^/]+$",
+    r"^/(?:pkg\.Svc)/(?:Get|List)$",
+    r"^(?:/users/\d+/?(?:profile)?)$",
+    "(?i:/Docs)/[a-z_A-Z0-9é]*?",
+    r"/a\.b\-c\/d\\e\(\)\[\]\{\}\*\+\?\|\^\$",
+    r"[\d.\-a-f]+",
+    "()",
+    "/caf\u{e9}/\u{2603}",
+];
+
+#[test]
+fn plain_patterns_take_the_fast_path() {
+    for pattern in PLAIN {
+        assert!(plainly_valid(pattern), "{pattern:?} should not need the full parse");
+        assert_eq!(full_check(pattern), Ok(()), "{pattern:?}");
+    }
+}
+
+#[test]
+fn fast_path_defers_everything_else() {
+    // Valid or not, these need the full check: it must decide, never the fast path.
+    for pattern in [
+        "a{2}",
+        "a**",
+        "*a",
+        "(a",
+        "a)",
+        "[a",
+        "[]a]",
+        "[^]",
+        "[z-a]",
+        "[a-]",
+        "[a[b]]",
+        "[[:alpha:]]",
+        "[a&&b]",
+        "[a~~b]",
+        "[a--b]",
+        r"\x41",
+        r"\pL",
+        r"\1",
+        r"\Q",
+        r"\b",
+        "(?i)a",
+        "(?ii:a)",
+        "(?i-s:a)",
+        "(?P<n>a)",
+        "(?<n>a)",
+        "(?=a)",
+        "(?:)*",
+        "^*",
+        "a|*",
+        "}",
+        "]",
+        "(?x:a)",
+        "(?u:a)",
+        "a\\",
+    ] {
+        assert!(!plainly_valid(pattern), "{pattern:?} took the fast path");
+    }
+    let deep = format!("{}a{}", "(".repeat(101), ")".repeat(101));
+    assert!(!plainly_valid(&deep));
+    assert!(!plainly_valid(&"a".repeat(PLAIN_MAX_LEN + 1)));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+    /// The fast path only ever says yes to what the full check accepts.
+    #[test]
+    fn plain_patterns_pass_the_full_check(
+        tokens in proptest::collection::vec(proptest::sample::select(vec![
+            "a", "Z", "/", "-", ".", "_", "#", " ", "é", "*", "+", "?", "??", "(", ")", "(?:", "(?i:",
+            "(?sm:", "(?U:", "(?ii:", "(?", "|", "^", "$", "[", "]", "[^", "a-z", "z-a", "0-9", "\\",
+            r"\d", r"\.", r"\-", r"\W", r"\x", r"\1", "&", "~", "{", "}", "{2}", "--", ":",
+        ]), 0..24)
+    ) {
+        let pattern: String = tokens.concat();
+        if plainly_valid(&pattern) {
+            proptest::prop_assert_eq!(full_check(&pattern), Ok(()), "{:?}", pattern);
+        }
+    }
 }

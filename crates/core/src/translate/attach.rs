@@ -19,22 +19,23 @@ pub(crate) struct ParentOutcome<'r> {
     pub parent_ref: &'r ParentRef,
     pub gateway: usize,
     /// The listeners reached and the hostnames the route takes on each, or why none.
-    pub result: Result<Vec<Attachment>, (Reason, String)>,
+    pub result: Result<Vec<Attachment<'r>>, (Reason, String)>,
 }
 
-/// The route on one listener: `hostnames` are the intersections (`None` = every host).
+/// The route on one listener: `hostnames` are the intersections (`None` = every host), each
+/// the listener's hostname or one of the route's.
 #[derive(Clone, Debug)]
-pub(crate) struct Attachment {
+pub(crate) struct Attachment<'r> {
     pub listener: usize,
-    pub hostnames: Vec<Option<Hostname>>,
+    pub hostnames: Vec<Option<&'r Hostname>>,
 }
 
 /// The parentRefs of `route` that name one of `gateways`, in parentRef order. Those naming
 /// other Gateways (or other kinds) are not ours: no status entry, no rules.
 pub(crate) fn resolve<'r>(
     route: &'r Route,
-    hostnames: &[Hostname],
-    gateways: &[GatewayView<'_>],
+    hostnames: &'r [Hostname],
+    gateways: &'r [GatewayView<'_>],
     index: &Index<'_>,
 ) -> Vec<ParentOutcome<'r>> {
     let mut outcomes = Vec::new();
@@ -56,13 +57,13 @@ pub(crate) fn resolve<'r>(
     outcomes
 }
 
-fn attach(
+fn attach<'r>(
     route: &Route,
     parent_ref: &ParentRef,
-    hostnames: &[Hostname],
-    gateway: &GatewayView<'_>,
+    hostnames: &'r [Hostname],
+    gateway: &'r GatewayView<'_>,
     index: &Index<'_>,
-) -> Result<Vec<Attachment>, (Reason, String)> {
+) -> Result<Vec<Attachment<'r>>, (Reason, String)> {
     // A Gateway refused for its requested addresses has no usable listener at all; one with
     // only invalid listeners is answered listener by listener below (NotAllowedByListeners).
     if let Some(("UnsupportedAddress", message)) = &gateway.rejected {
@@ -101,8 +102,8 @@ fn attach(
     let attachments: Vec<Attachment> = allowed
         .iter()
         .filter_map(|(i, l)| {
-            let mut taken: Vec<Option<Hostname>> = if hostnames.is_empty() {
-                vec![l.hostname.clone()]
+            let mut taken: Vec<Option<&Hostname>> = if hostnames.is_empty() {
+                vec![l.hostname.as_ref()]
             } else {
                 hostnames.iter().filter_map(|h| intersect(l.hostname.as_ref(), h)).map(Some).collect()
             };

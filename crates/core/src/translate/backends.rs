@@ -20,7 +20,7 @@ use super::{GrpcBackendTls, Reason, Settings};
 pub(crate) struct Origin {
     pub url: Arc<str>,
     /// `validation.hostname` of a BackendTLSPolicy: the SNI and certificate name to check.
-    pub server_name: Option<String>,
+    pub server_name: Option<Arc<str>>,
     pub tls: bool,
 }
 
@@ -124,7 +124,7 @@ pub(crate) fn resolve(
     Ok(Origin {
         url: format!("{scheme}://{}.{namespace}.svc.{}:{dial_port}", backend.name, settings.cluster_domain)
             .into(),
-        server_name: policy,
+        server_name: policy.map(Arc::from),
         tls,
     })
 }

@@ -38,7 +38,7 @@ pub(crate) struct ListenerView<'a> {
     /// `None` when accepted; otherwise (reason, message).
     pub rejected: Option<(&'static str, String)>,
     /// Routes attached and accepted (filled by the translation).
-    pub attached: i32,
+    pub attached: std::cell::Cell<i32>,
 }
 
 pub(crate) fn our_classes<'a>(snapshot: &'a Snapshot, settings: &Settings) -> Vec<&'a GatewayClass> {
@@ -141,7 +141,7 @@ fn listener_view(listener: &Listener) -> ListenerView<'_> {
         kinds,
         invalid_kinds,
         rejected,
-        attached: 0,
+        attached: std::cell::Cell::new(0),
     }
 }
 

@@ -133,14 +133,19 @@ struct RouteWork<'r> {
     rendered: bool,
 }
 
+/// `HTTPRoute ns/name`: how rejections and notes name a route.
+fn object_name(route: &Route) -> String {
+    format!("{} {}", route.kind, route.meta.key())
+}
+
 pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let index = index::Index::new(snapshot);
     let classes = gateways::our_classes(snapshot, settings);
-    let mut gateways = gateways::our_gateways(snapshot, &classes, settings);
+    let gateways = gateways::our_gateways(snapshot, &classes, settings);
 
     let mut routes: Vec<&Route> = snapshot.routes.iter().collect();
     // Oldest first: the HTTPRoute/GRPCRoute conflict goes to the older route.
-    routes.sort_by(|a, b| {
+    routes.sort_unstable_by(|a, b| {
         (a.meta.created.is_none(), a.meta.created, &a.meta.namespace, &a.meta.name, a.kind).cmp(&(
             b.meta.created.is_none(),
             b.meta.created,
@@ -150,8 +155,21 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         ))
     });
 
-    let mut works: Vec<RouteWork<'_>> = Vec::new();
-    let mut route_statuses = Vec::new();
+    // Every route's hostnames, parsed once and borrowed by its attachments.
+    let parsed: Vec<Result<Vec<Hostname>, (usize, String)>> = routes
+        .iter()
+        .map(|route| {
+            route
+                .hostnames
+                .iter()
+                .enumerate()
+                .map(|(i, h)| Hostname::parse(h).map_err(|e| (i, e.to_string())))
+                .collect()
+        })
+        .collect();
+
+    let mut works: Vec<RouteWork<'_>> = Vec::with_capacity(routes.len());
+    let mut route_statuses = Vec::with_capacity(routes.len());
     let mut rejections = Vec::new();
     let mut notes = Vec::new();
     let (mut routes_accepted, mut routes_rejected) = (0, 0);
@@ -160,14 +178,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let both_kinds = [RouteKind::Http, RouteKind::Grpc].iter().all(|k| routes.iter().any(|r| r.kind == *k));
     let mut resolver = backends::Resolver::new(&index, settings);
 
-    for route in routes {
-        let object = format!("{} {}", route.kind, route.meta.key());
-        let hostnames: Result<Vec<Hostname>, (usize, String)> = route
-            .hostnames
-            .iter()
-            .enumerate()
-            .map(|(i, h)| Hostname::parse(h).map_err(|e| (i, e.to_string())))
-            .collect();
+    for (route, hostnames) in routes.into_iter().zip(&parsed) {
         let hostnames_ok = hostnames.as_ref().map(Vec::as_slice).unwrap_or(&[]);
         let mut outcomes = attach::resolve(route, hostnames_ok, &gateways, &index);
         if outcomes.is_empty() {
@@ -175,12 +186,12 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         // A hostname the schema refuses rejects the whole route: dropping only that hostname
         // could leave none, which would mean "every host".
-        if let Err((i, message)) = &hostnames {
+        if let Err((i, message)) = hostnames {
             for outcome in &mut outcomes {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }
         }
-        let out = rules::route_out(route, &object, &mut resolver, settings);
+        let out = rules::route_out(route, &mut resolver, settings);
         notes.extend(out.notes.iter().cloned());
         let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
 
@@ -190,7 +201,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
             let listeners = &gateways[outcome.gateway].listeners;
             let conflict = attachments.iter().find_map(|a| {
                 let block = listeners[a.listener].hostname.as_ref();
-                a.hostnames.iter().find_map(|h| claims.conflict(block, route.kind, h.as_ref()))
+                a.hostnames.iter().find_map(|h| claims.conflict(block, route.kind, *h))
             });
             if let Some(message) = conflict {
                 outcome.result = Err((Reason::Conflicted, message));
@@ -206,17 +217,17 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         for outcome in &outcomes {
             match &outcome.result {
                 Err((reason, message)) => rejections.push(Rejection {
-                    object: object.clone(),
+                    object: object_name(route),
                     field: format!("spec.parentRefs[{}]", outcome.index),
                     reason: *reason,
                     message: message.clone(),
                 }),
                 Ok(attachments) if !all_rules_dropped => {
                     for a in attachments {
-                        let listener = &mut gateways[outcome.gateway].listeners[a.listener];
-                        listener.attached += 1;
+                        let listener = &gateways[outcome.gateway].listeners[a.listener];
+                        listener.attached.set(listener.attached.get() + 1);
                         for h in a.hostnames.iter().filter(|_| both_kinds) {
-                            claims.claim(listener.hostname.as_ref(), route.kind, h.as_ref(), &object);
+                            claims.claim(listener.hostname.as_ref(), route.kind, *h, &object_name(route));
                         }
                     }
                 }
@@ -233,17 +244,33 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         works.push(RouteWork { id, outcomes, out, rendered: accepted });
     }
 
-    let mut candidates = Vec::new();
+    let count: usize = works
+        .iter()
+        .filter(|w| w.rendered)
+        .map(|w| {
+            let hosts: usize = w
+                .outcomes
+                .iter()
+                .filter_map(|o| o.result.as_ref().ok())
+                .flatten()
+                .map(|a| a.hostnames.len())
+                .sum();
+            hosts * w.out.matches.len()
+        })
+        .sum();
+    let mut candidates = Vec::with_capacity(count + 64);
+    let mut hosts = order::HostIds::default();
     // `works` is in route order (oldest, then namespace/name, then kind): its index ranks routes.
     for (rank, work) in works.iter().enumerate().filter(|(_, w)| w.rendered) {
         for outcome in &work.outcomes {
             let Ok(attachments) = &outcome.result else { continue };
             for a in attachments {
-                let block = gateways[outcome.gateway].listeners[a.listener].hostname.as_ref();
+                let block = hosts.id(gateways[outcome.gateway].listeners[a.listener].hostname.as_ref());
                 for h in &a.hostnames {
+                    let host = hosts.id(*h);
                     candidates.extend(work.out.matches.iter().map(|m| order::Candidate {
                         listener: block,
-                        host: h.as_ref(),
+                        host,
                         route: Some((rank as u32, &work.id, m)),
                     }));
                 }
@@ -261,13 +288,18 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         .collect();
     fenced.sort();
     fenced.dedup();
-    candidates.extend(fenced.into_iter().map(order::Candidate::fence));
+    for listener in fenced {
+        let id = hosts.id(Some(listener));
+        candidates.push(order::Candidate::fence(id));
+    }
 
-    let (rules, shadowed) = order::finish(candidates);
+    let (rules, shadowed) = order::finish(candidates, &hosts);
     let uses_grpc =
         rules.iter().any(|r| matches!(&r.source, RuleSource::Route { kind: RouteKind::Grpc, .. }));
 
-    route_statuses.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+    // Identities are unique: an unstable sort is deterministic.
+    route_statuses
+        .sort_unstable_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     notes.sort();
     let mut statuses = Statuses {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
 use crate::ingress::{IngressRule, OriginRequest, RuleSource};
@@ -24,20 +24,42 @@ pub(crate) struct RouteId {
     pub name: Arc<str>,
 }
 
+/// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
+/// check then index vectors instead of hashing and comparing strings for every rule.
+#[derive(Default)]
+pub(crate) struct HostIds<'a> {
+    ids: HashMap<Option<&'a Hostname>, u32>,
+    values: Vec<Option<&'a Hostname>>,
+}
+
+impl<'a> HostIds<'a> {
+    pub(crate) fn id(&mut self, h: Option<&'a Hostname>) -> u32 {
+        let values = &mut self.values;
+        *self.ids.entry(h).or_insert_with(|| {
+            values.push(h);
+            (values.len() - 1) as u32
+        })
+    }
+}
+
 /// A rule before ordering; it borrows everything.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Candidate<'a> {
-    /// The hostname of the listener block the rule belongs to (`None`: a listener without one).
-    pub listener: Option<&'a Hostname>,
-    pub host: Option<&'a Hostname>,
+    /// The hostname of the listener block the rule belongs to (a [`HostIds`] id; the hostname
+    /// `None` is a listener without one).
+    pub listener: u32,
+    /// The rule's hostname (a [`HostIds`] id; `None`: every host).
+    pub host: u32,
     /// The route (with its rank in route order: oldest, then `namespace/name`, then kind) and
-    /// the match; `None` for the block's fence, which closes it.
+    /// the match; `None` for the block's fence, which closes it. [`finish`] relies on a
+    /// route's candidates being made in rule and match order.
     pub route: Option<(u32, &'a RouteId, &'a MatchOut)>,
 }
 
 impl<'a> Candidate<'a> {
-    pub(crate) fn fence(listener: &'a Hostname) -> Self {
-        Candidate { listener: Some(listener), host: Some(listener), route: None }
+    /// The fence of the block of `listener`, the id of its hostname.
+    pub(crate) fn fence(listener: u32) -> Self {
+        Candidate { listener, host: listener, route: None }
     }
 
     fn path(&self) -> Option<&'a str> {
@@ -59,31 +81,146 @@ impl<'a> Candidate<'a> {
 /// cloudflared is first-match, so before all of that comes listener isolation: the most
 /// specific listener's block (exact hostname, then wildcards with more labels, then none),
 /// closed by its fence, so a request for its hostname never reaches a broader listener.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Key<'a> {
-    /// Rank of the listener hostname (`listener_cmp`).
-    listener: u32,
-    /// Route rules (0) before the block's fence (1).
-    fence: u8,
-    /// Rank of the route hostname (`specificity_cmp`).
-    host: u32,
-    path: PathRank,
-    /// Between paths of equal rank, the regex itself: the order stays total.
-    regex: Option<&'a str>,
-    /// Rank of the route: creation timestamp, then `namespace/name`, then kind.
-    route: u32,
-    rule: u32,
-    match_index: u32,
+///
+/// The sort key of every candidate, packed into one integer: the listener's rank, route rules
+/// (0) before the block's fence (1), the rank of the route hostname, the path's rank, and the
+/// candidate's index. Candidates are made in route order (oldest, then `namespace/name`, then
+/// kind), and within a route in rule and match order, so the index carries the last criteria.
+/// Each field takes only the bits its largest value needs, so tens of thousands of keys fit
+/// in 64 bits and sort without touching a string; `None` when they would not fit in 128.
+struct Packing {
+    host_bits: u32,
+    class_bits: u32,
+    primary_bits: u32,
+    secondary_bits: u32,
+    index_bits: u32,
+    max_primary: u64,
+    max_secondary: u64,
+    /// Bits of the whole key.
+    bits: u32,
 }
 
-/// Rank every distinct value: equal values get equal ranks, in the order of `cmp`.
-fn ranks<T: Copy + Eq + std::hash::Hash>(
-    values: impl Iterator<Item = T>,
-    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
-) -> HashMap<T, u32> {
-    let mut distinct: Vec<T> = values.collect::<HashSet<T>>().into_iter().collect();
-    distinct.sort_unstable_by(&cmp);
-    distinct.into_iter().enumerate().map(|(i, v)| (v, i as u32)).collect()
+fn bits(max: u64) -> u32 {
+    u64::BITS - max.leading_zeros()
+}
+
+impl Packing {
+    fn new(
+        max_listener: u32,
+        max_host: u32,
+        paths: impl Iterator<Item = PathRank>,
+        count: usize,
+    ) -> Option<Self> {
+        let (mut max_primary, mut max_secondary) = (0u64, 0u64);
+        for p in paths {
+            let (_, primary, secondary) = p.parts();
+            max_primary = max_primary.max(primary as u64);
+            max_secondary = max_secondary.max(secondary as u64);
+        }
+        let packing = Packing {
+            host_bits: bits(u64::from(max_host)),
+            class_bits: 2,
+            primary_bits: bits(max_primary),
+            secondary_bits: bits(max_secondary),
+            index_bits: bits(count as u64),
+            max_primary,
+            max_secondary,
+            bits: 0,
+        };
+        let mut packing = packing;
+        packing.bits = bits(u64::from(max_listener))
+            + 1
+            + packing.host_bits
+            + packing.class_bits
+            + packing.primary_bits
+            + packing.secondary_bits
+            + packing.index_bits;
+        (packing.bits <= 128).then_some(packing)
+    }
+
+    fn key(&self, listener: u32, fence: bool, host: u32, path: PathRank, index: usize) -> u128 {
+        let (class, primary, secondary) = path.parts();
+        debug_assert!(class < 4);
+        let mut key = u128::from(listener);
+        let mut push = |bits: u32, value: u64| key = (key << bits) | u128::from(value);
+        push(1, u64::from(fence));
+        push(self.host_bits, u64::from(host));
+        push(self.class_bits, u64::from(class));
+        // Longer first: the distance to the longest.
+        push(self.primary_bits, self.max_primary - primary as u64);
+        push(self.secondary_bits, self.max_secondary - secondary as u64);
+        push(self.index_bits, index as u64);
+        key
+    }
+
+    fn index(&self, key: u128) -> usize {
+        (key & ((1u128 << self.index_bits) - 1)) as usize
+    }
+}
+
+/// Sort keys of `bits` significant bits, a byte at a time from the lowest (LSD radix sort): a
+/// few linear passes instead of a comparison sort's n log n.
+fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
+    let mut buffer = vec![0u64; keys.len()];
+    for shift in (0..bits).step_by(8) {
+        let mut counts = [0usize; 257];
+        for k in keys.iter() {
+            counts[((k >> shift) & 0xff) as usize + 1] += 1;
+        }
+        for i in 1..257 {
+            counts[i] += counts[i - 1];
+        }
+        for k in keys.iter() {
+            let digit = ((k >> shift) & 0xff) as usize;
+            buffer[counts[digit]] = *k;
+            counts[digit] += 1;
+        }
+        std::mem::swap(keys, &mut buffer);
+    }
+}
+
+/// The candidates' indices in first-match order.
+fn sorted(candidates: &[Candidate<'_>], listener_rank: &[u32], host_rank: &[u32]) -> Vec<usize> {
+    let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
+    let field = |c: &Candidate<'_>| {
+        let (fence, path) = match c.route {
+            Some((_, _, m)) => (false, m.rank),
+            None => (true, all_paths),
+        };
+        (listener_rank[c.listener as usize], fence, host_rank[c.host as usize], path)
+    };
+    let max = |ranks: &[u32]| ranks.iter().copied().filter(|r| *r != u32::MAX).max().unwrap_or(0);
+    let packing = Packing::new(
+        max(listener_rank),
+        max(host_rank),
+        candidates.iter().map(|c| field(c).3),
+        candidates.len(),
+    );
+    match packing {
+        Some(packing) => {
+            let keys = candidates.iter().enumerate().map(|(i, c)| {
+                let (listener, fence, host, path) = field(c);
+                packing.key(listener, fence, host, path, i)
+            });
+            // Keys are distinct (the index is in them): any sort gives the same order.
+            if packing.bits <= 64 {
+                let mut keys: Vec<u64> = keys.map(|k| k as u64).collect();
+                radix_sort(&mut keys, packing.bits);
+                keys.into_iter().map(|k| packing.index(u128::from(k))).collect()
+            } else {
+                let mut keys: Vec<u128> = keys.collect();
+                keys.sort_unstable();
+                keys.into_iter().map(|k| packing.index(k)).collect()
+            }
+        }
+        // Lengths past any real path: the same order, field by field.
+        None => {
+            let mut keys: Vec<((u32, bool, u32, PathRank), usize)> =
+                candidates.iter().enumerate().map(|(i, c)| (field(c), i)).collect();
+            keys.sort_unstable();
+            keys.into_iter().map(|(_, i)| i).collect()
+        }
+    }
 }
 
 /// A rule left out because an earlier one serves all of its traffic.
@@ -93,85 +230,95 @@ pub(crate) struct Shadowed {
     pub by: RuleSource,
 }
 
+/// `rank[id]` for the ids `used`, in the order of `cmp` over their hostnames (distinct ids
+/// name distinct hostnames, so ranks are distinct).
+fn ranks(
+    hosts: &HostIds<'_>,
+    used: impl Iterator<Item = u32>,
+    cmp: impl Fn(Option<&Hostname>, Option<&Hostname>) -> std::cmp::Ordering,
+) -> Vec<u32> {
+    let mut seen = vec![false; hosts.values.len()];
+    let mut ids: Vec<u32> = used.filter(|id| !std::mem::replace(&mut seen[*id as usize], true)).collect();
+    ids.sort_unstable_by(|a, b| cmp(hosts.values[*a as usize], hosts.values[*b as usize]));
+    let mut rank = vec![u32::MAX; hosts.values.len()];
+    for (r, id) in ids.into_iter().enumerate() {
+        rank[id as usize] = r as u32;
+    }
+    rank
+}
+
 /// Sort, drop unreachable rules, and turn candidates into ingress rules. A rule is
 /// unreachable when an earlier rule has the same path (or none) and a hostname covering its
 /// own (the same, a wildcard over it, or none); everything after a rule that matches all
 /// traffic is unreachable.
-pub(crate) fn finish(candidates: Vec<Candidate<'_>>) -> (Vec<IngressRule>, Vec<Shadowed>) {
-    let listener_rank = ranks(candidates.iter().map(|c| c.listener), |a, b| listener_cmp(*a, *b));
-    let host_rank = ranks(candidates.iter().map(|c| c.host), |a, b| specificity_cmp(*a, *b));
+pub(crate) fn finish(
+    candidates: Vec<Candidate<'_>>,
+    hosts: &HostIds<'_>,
+) -> (Vec<IngressRule>, Vec<Shadowed>) {
+    let listener_rank = ranks(hosts, candidates.iter().map(|c| c.listener), listener_cmp);
+    let host_rank = ranks(hosts, candidates.iter().map(|c| c.host), specificity_cmp);
 
-    let mut keyed: Vec<(Key<'_>, u32)> = candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let (fence, path, route, rule, match_index) = match c.route {
-                Some((route, _, m)) => (0, m.rank, route, m.rule as u32, m.match_index as u32),
-                None => (1, PathRank::http(&crate::model::PathMatch::all(), None), 0, 0, 0),
-            };
-            let key = Key {
-                listener: listener_rank[&c.listener],
-                fence,
-                host: host_rank[&c.host],
-                path,
-                regex: c.path(),
-                route,
-                rule,
-                match_index,
-            };
-            (key, i as u32)
-        })
-        .collect();
-    // Keys are equal only for the same match of the same route reached through two listeners
-    // with the same hostname: identical rules, one of which is kept below. So an unstable sort
-    // gives the same output for any input order.
-    keyed.sort_unstable();
+    debug_assert!(
+        candidates.windows(2).all(|w| match (w[0].route, w[1].route) {
+            (Some((a, _, _)), Some((b, _, _))) => a <= b,
+            (None, Some(_)) => false,
+            _ => true,
+        }),
+        "candidates must come in route order, fences last"
+    );
+    // Equal (key, route, rule, match) happens only for the same match of the same route
+    // reached twice (two listeners with the same hostname): identical rules, one of which is
+    // kept below. So the same objects in any input order give the same rules.
+    let order = sorted(&candidates, &listener_rank, &host_rank);
 
-    // Hosts and paths as small ids for the reachability check. For each distinct host, the ids
-    // of the hosts whose rules would catch all its requests: itself, wildcards over it, "all".
-    let host_id: HashMap<Option<&Hostname>, u32> = host_rank.iter().map(|(h, r)| (*h, *r)).collect();
-    let by_key: HashMap<(u8, &str), u32> = host_id.iter().map(|(h, id)| (host_key(*h), *id)).collect();
-    let mut covering_ids: HashMap<u32, Vec<u32>> =
-        HashMap::with_capacity_and_hasher(host_id.len(), Default::default());
-    for (h, id) in &host_id {
-        covering_ids.insert(*id, covering(*h).filter_map(|k| by_key.get(&k).copied()).collect());
+    // For each hostname, the ids of the hostnames whose rules catch all its requests: itself,
+    // the wildcards over it, and "every host" (those that occur).
+    // Kept flat: the ids for `id` are `covering_ids[covering_from[id]..covering_from[id + 1]]`.
+    let by_key: HashMap<(u8, &str), u32> =
+        hosts.values.iter().enumerate().map(|(id, h)| (host_key(*h), id as u32)).collect();
+    let mut covering_ids: Vec<u32> = Vec::with_capacity(hosts.values.len() * 3);
+    let mut covering_from: Vec<usize> = Vec::with_capacity(hosts.values.len() + 1);
+    for h in &hosts.values {
+        covering_from.push(covering_ids.len());
+        covering_ids.extend(covering(*h).filter_map(|k| by_key.get(&k).copied()));
     }
-    let mut path_ids: HashMap<&str, u32> = HashMap::default();
+    covering_from.push(covering_ids.len());
     // Each distinct hostname written once and shared by its rules.
-    let mut host_text: Vec<Option<Arc<str>>> = vec![None; host_id.len()];
-    for (h, id) in &host_id {
-        host_text[*id as usize] = h.map(|h| Arc::from(h.as_string()));
-    }
+    let host_text: Vec<Option<Arc<str>>> =
+        hosts.values.iter().map(|h| h.map(|h| Arc::from(h.as_string()))).collect();
 
     let mut rules: Vec<IngressRule> = Vec::with_capacity(candidates.len());
     let mut shadowed = Vec::new();
-    // (host id, path id; 0 = no path) of every rule kept so far → index of the first one.
-    let mut seen: HashMap<(u32, u32), usize> =
+    // (host id, hash of the path; 0 = no path) of every rule kept so far → index of the first
+    // one. A hash names the path without hashing or comparing strings per lookup; a hit is
+    // confirmed on the strings. A collision of two different paths (one in 2^64) only keeps a
+    // rule that could have been dropped: never drops one that is reachable.
+    let mut seen: HashMap<(u32, u64), usize> =
         HashMap::with_capacity_and_hasher(candidates.len(), Default::default());
     let mut catch_all: Option<usize> = None;
-    for (_, i) in keyed {
-        let c = &candidates[i as usize];
-        let path = c.path().map_or(0, |p| {
-            let next = path_ids.len() as u32 + 1;
-            *path_ids.entry(p).or_insert(next)
-        });
-        let host = host_id[&c.host];
+    for i in order {
+        let c = &candidates[i];
+        let path = c.route.map_or(0, |(_, _, m)| m.path_hash);
+        let same_path = |first: &usize| rules[*first].path.as_deref() == c.path();
         let earlier = catch_all.or_else(|| {
-            covering_ids[&host].iter().find_map(|h| {
-                seen.get(&(*h, 0)).or_else(|| if path == 0 { None } else { seen.get(&(*h, path)) }).copied()
+            let host = c.host as usize;
+            covering_ids[covering_from[host]..covering_from[host + 1]].iter().find_map(|h| {
+                seen.get(&(*h, 0))
+                    .or_else(|| if path == 0 { None } else { seen.get(&(*h, path)).filter(|f| same_path(f)) })
+                    .copied()
             })
         });
         if let Some(first) = earlier {
             if c.route.is_some() {
-                shadowed.push(Shadowed { source: source(c), by: rules[first].source.clone() });
+                shadowed.push(Shadowed { source: source(c, hosts), by: rules[first].source.clone() });
             }
             continue;
         }
-        let rule = ingress_rule(c, host_text[host as usize].clone());
+        let rule = ingress_rule(c, hosts, host_text[c.host as usize].clone());
         if rule.is_catch_all() {
             catch_all = Some(rules.len());
         }
-        seen.entry((host, path)).or_insert(rules.len());
+        seen.entry((c.host, path)).or_insert(rules.len());
         rules.push(rule);
     }
     (rules, shadowed)
@@ -198,18 +345,19 @@ fn covering(h: Option<&Hostname>) -> impl Iterator<Item = (u8, &str)> {
     own.into_iter().chain(wildcards).chain(std::iter::once((0, "")))
 }
 
-fn ingress_rule(c: &Candidate<'_>, hostname: Option<Arc<str>>) -> IngressRule {
+fn ingress_rule(c: &Candidate<'_>, hosts: &HostIds<'_>, hostname: Option<Arc<str>>) -> IngressRule {
     let (service, origin_request, path) = match c.route {
         Some((_, _, m)) => (m.service.clone(), m.origin_request.clone(), m.path.clone()),
         None => (Arc::from("http_status:404"), OriginRequest::default(), None),
     };
-    IngressRule { hostname, path, service, origin_request, source: source(c) }
+    IngressRule { hostname, path, service, origin_request, source: source(c, hosts) }
 }
 
-fn source(c: &Candidate<'_>) -> RuleSource {
+fn source(c: &Candidate<'_>, hosts: &HostIds<'_>) -> RuleSource {
     match c.route {
         None => RuleSource::ListenerFence {
-            hostname: c.listener.map_or_else(|| Arc::from(""), |h| Arc::from(h.as_string())),
+            hostname: hosts.values[c.listener as usize]
+                .map_or_else(|| Arc::from(""), |h| Arc::from(h.as_string())),
         },
         Some((_, route, m)) => RuleSource::Route {
             kind: route.kind,
@@ -218,5 +366,64 @@ fn source(c: &Candidate<'_>) -> RuleSource {
             rule: m.rule,
             match_index: m.match_index,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PathKind, PathMatch};
+
+    fn rank(kind: u8, len: usize) -> PathRank {
+        let kind = [PathKind::Exact, PathKind::RegularExpression, PathKind::PathPrefix][kind as usize % 3];
+        PathRank::http(&PathMatch { kind, value: format!("/{}", "a".repeat(len)) }, Some("^/$"))
+    }
+
+    proptest::proptest! {
+        /// The packed key sorts exactly as the fields compared one by one.
+        #[test]
+        fn packed_keys_sort_like_the_fields(
+            fields in proptest::collection::vec((0u32..4, proptest::bool::ANY, 0u32..50, 0u8..3, 0usize..300), 0..200)
+        ) {
+            let max_listener = fields.iter().map(|f| f.0).max().unwrap_or(0);
+            let max_host = fields.iter().map(|f| f.2).max().unwrap_or(0);
+            let packing = Packing::new(max_listener, max_host, fields.iter().map(|f| rank(f.3, f.4)), fields.len())
+                .expect("small fields fit");
+            let mut packed: Vec<u128> = fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| packing.key(f.0, f.1, f.2, rank(f.3, f.4), i))
+                .collect();
+            packed.sort_unstable();
+            let packed: Vec<usize> = packed.into_iter().map(|k| packing.index(k)).collect();
+            let mut plain: Vec<((u32, bool, u32, PathRank), usize)> =
+                fields.iter().enumerate().map(|(i, f)| ((f.0, f.1, f.2, rank(f.3, f.4)), i)).collect();
+            plain.sort_unstable();
+            let plain: Vec<usize> = plain.into_iter().map(|(_, i)| i).collect();
+            proptest::prop_assert_eq!(packed, plain);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn radix_sort_sorts(mut keys in proptest::collection::vec(0u64..(1 << 41), 0..500)) {
+            let mut expected = keys.clone();
+            expected.sort_unstable();
+            radix_sort(&mut keys, 41);
+            proptest::prop_assert_eq!(keys, expected);
+        }
+    }
+
+    #[test]
+    fn packing_refuses_what_does_not_fit_in_128_bits() {
+        let long = "a".repeat(1 << 20);
+        let method = crate::model::GrpcMethodMatch {
+            kind: crate::model::MethodKind::Exact,
+            service: Some(long.clone()),
+            method: Some(long),
+        };
+        let huge = [PathRank::grpc(Some(&method), Some("^/$"))].into_iter();
+        assert!(Packing::new(u32::MAX, u32::MAX, huge, 1 << 31).is_none());
+        assert!(Packing::new(3, 5000, [rank(0, 1024)].into_iter(), 40_000).is_some());
     }
 }

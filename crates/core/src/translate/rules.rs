@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::hostname::Hostname;
 use crate::ingress::OriginRequest;
 use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
-use crate::path::{grpc_path, http_path, PathRank};
+use crate::path::{grpc_path, http_path_into, PathRank};
 
 use super::backends::{self, Resolver, Unresolved};
 use super::{Reason, Rejection, Settings};
@@ -21,6 +21,8 @@ pub(crate) struct MatchOut {
     pub rule: usize,
     pub match_index: usize,
     pub path: Option<Arc<str>>,
+    /// A hash of `path` (never 0), 0 without one: [`super::order::finish`] looks paths up by it.
+    pub path_hash: u64,
     pub rank: PathRank,
     pub service: Arc<str>,
     pub origin_request: OriginRequest,
@@ -38,13 +40,7 @@ pub(crate) struct RouteOut {
     pub notes: Vec<String>,
 }
 
-/// `object` names the route in rejections (`HTTPRoute ns/name`).
-pub(crate) fn route_out<'a>(
-    route: &'a Route,
-    object: &str,
-    resolver: &mut Resolver<'a>,
-    settings: &Settings,
-) -> RouteOut {
+pub(crate) fn route_out<'a>(route: &'a Route, resolver: &mut Resolver<'a>, settings: &Settings) -> RouteOut {
     let mut out = RouteOut {
         matches: Vec::with_capacity(route.rules.iter().map(|r| r.matches.len()).sum()),
         rejections: Vec::new(),
@@ -52,9 +48,10 @@ pub(crate) fn route_out<'a>(
         unresolved: Vec::new(),
         notes: Vec::new(),
     };
+    let mut scratch = String::new();
     for (r, rule) in route.rules.iter().enumerate() {
         let reject = |field: String, message: String| Rejection {
-            object: object.to_string(),
+            object: super::object_name(route),
             field,
             reason: Reason::UnsupportedValue,
             message,
@@ -71,17 +68,19 @@ pub(crate) fn route_out<'a>(
             Ok((service, origin_request)) => {
                 if selection.split_collapsed {
                     out.notes.push(format!(
-                        "{object} spec.rules[{r}]: weighted backends cannot be split by cloudflared; {} takes all traffic",
+                        "{} spec.rules[{r}]: weighted backends cannot be split by cloudflared; {} takes all traffic",
+                        super::object_name(route),
                         service
                     ));
                 }
                 let before = out.matches.len();
                 for (m, route_match) in rule.matches.iter().enumerate() {
-                    match match_path(route_match) {
+                    match match_path(route_match, &mut scratch) {
                         Ok((path, rank)) => out.matches.push(MatchOut {
                             rule: r,
                             match_index: m,
-                            path: path.map(Arc::from),
+                            path_hash: path.as_deref().map_or(0, path_hash),
+                            path,
                             rank,
                             service: service.clone(),
                             origin_request: origin_request.clone(),
@@ -98,6 +97,12 @@ pub(crate) fn route_out<'a>(
         }
     }
     out
+}
+
+/// A hash of a rendered path, never 0 (which stands for "no path").
+fn path_hash(path: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(path).max(1)
 }
 
 /// The service and originRequest a rule renders, or the field that makes it inexpressible.
@@ -119,7 +124,7 @@ fn rule_target(
         let field = format!("spec.rules[{r}].filters[{f}]");
         match filter {
             Filter::UrlRewrite { hostname: Some(host), rewrites_path: false } => match Hostname::parse(host) {
-                Ok(Hostname::Exact(host)) => origin_request.http_host_header = Some(host),
+                Ok(Hostname::Exact(host)) => origin_request.http_host_header = Some(Arc::from(host)),
                 Ok(Hostname::Wildcard(_)) => {
                     return Err((format!("{field}.urlRewrite.hostname"), "a rewritten hostname cannot be a wildcard".into()))
                 }
@@ -164,13 +169,17 @@ fn rule_target(
 }
 
 /// The path regex and rank of one match, or (field suffix, why) when it cannot be expressed.
-fn match_path(route_match: &RouteMatch) -> Result<(Option<String>, PathRank), (String, String)> {
+/// `scratch` is a buffer reused from match to match.
+fn match_path(
+    route_match: &RouteMatch,
+    scratch: &mut String,
+) -> Result<(Option<Arc<str>>, PathRank), (String, String)> {
     match route_match {
         RouteMatch::Http(m) => {
             unexpressible_http(m)?;
-            let path = http_path(&m.path).map_err(|e| (".path".to_string(), e.to_string()))?;
-            let rank = PathRank::http(&m.path, path.as_deref());
-            Ok((path, rank))
+            let some = http_path_into(&m.path, scratch).map_err(|e| (".path".to_string(), e.to_string()))?;
+            let path = some.then(|| scratch.as_str());
+            Ok((path.map(Arc::from), PathRank::http(&m.path, path)))
         }
         RouteMatch::Grpc(m) => {
             if m.headers > 0 {
@@ -178,7 +187,7 @@ fn match_path(route_match: &RouteMatch) -> Result<(Option<String>, PathRank), (S
             }
             let path = grpc_path(m.method.as_ref()).map_err(|e| (".method".to_string(), e.to_string()))?;
             let rank = PathRank::grpc(m.method.as_ref(), path.as_deref());
-            Ok((path, rank))
+            Ok((path.map(Arc::from), rank))
         }
     }
 }

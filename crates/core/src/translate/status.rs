@@ -105,7 +105,7 @@ pub(crate) fn gateway_status(g: &GatewayView<'_>, settings: &Settings) -> Gatewa
             .map(|l| ListenerStatus {
                 name: l.listener.name.clone(),
                 supported_kinds: l.supported_kinds(),
-                attached_routes: l.attached,
+                attached_routes: l.attached.get(),
                 conditions: l.conditions(generation),
             })
             .collect(),

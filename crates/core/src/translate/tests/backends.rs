@@ -281,8 +281,8 @@ fn backend_tls_policy_makes_an_https_origin_with_its_server_name() {
         let t = run(&snapshot);
         let rule = &t.rules[0];
         assert_eq!(rule.service.starts_with("https://"), tls, "{name}: {}", rule.service);
-        let expected = tls.then(|| "v1.internal.example".to_string());
-        assert_eq!(rule.origin_request.origin_server_name, expected, "{name}");
+        let expected = tls.then_some("v1.internal.example");
+        assert_eq!(rule.origin_request.origin_server_name.as_deref(), expected, "{name}");
     }
 }
 
