@@ -143,7 +143,11 @@ The arguments of `cloudflared-routes run`, as a JSON list.
 {{- else }}
 {{- $args = concat $args (list "--reload" "signal"
   "--cloudflared-pidfile" (include "cfr.pidFile" .)
-  "--cloudflared-metrics" (printf "127.0.0.1:%d" (int .Values.cloudflared.metricsPort))) }}
+  "--cloudflared-metrics" (printf "127.0.0.1:%d" (int .Values.cloudflared.metricsPort))
+  "--stagger" .Values.reload.stagger) }}
+{{- if .Values.reload.staggerMaxWait }}
+{{- $args = concat $args (list "--stagger-max-wait" .Values.reload.staggerMaxWait) }}
+{{- end }}
 {{- end }}
 {{- $args = concat $args .Values.extraArgs }}
 {{- if eq .Values.reload.mode "supervise" }}

@@ -40,6 +40,7 @@ class Supervise(unittest.TestCase):
                 self.assertEqual(args[0], "run")
                 self.assertEqual(single_flag(args, "--reload"), "supervise")
                 self.assertEqual(flag(args, "--cloudflared-pidfile"), [])
+                self.assertEqual(flag(args, "--stagger"), [], "no restart gap to stagger")
                 # `cloudflared --no-autoupdate tunnel [flags] run`; --config is inserted by
                 # cloudflared-routes after `tunnel`, --metrics per child: neither is given.
                 self.assertTrue(child[0].endswith("/cloudflared"), child)
@@ -163,6 +164,16 @@ class Signal(unittest.TestCase):
                 args, _ = split_argv(routes["args"])
                 self.assertGreater(seconds(single_flag(args, "--ready-timeout")), grace + 300)
                 self.assertEqual(flag(args, "--drain-timeout"), [])
+
+    def test_replicas_take_turns_restarting_cloudflared(self):
+        args, _ = split_argv(routes_container(pod_spec(render_values(values({"reload": {"mode": "signal"}}))))["args"])
+        self.assertEqual(single_flag(args, "--stagger"), "lease")
+        self.assertEqual(flag(args, "--stagger-max-wait"), [], "the binary's default")
+        spec = pod_spec(render_values(values({"reload": {"mode": "signal", "stagger": "none",
+                                                         "staggerMaxWait": "2m"}})))
+        args, _ = split_argv(routes_container(spec)["args"])
+        self.assertEqual(single_flag(args, "--stagger"), "none")
+        self.assertEqual(single_flag(args, "--stagger-max-wait"), "2m")
 
 
 class BothModes(unittest.TestCase):

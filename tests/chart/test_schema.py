@@ -55,6 +55,8 @@ class Schema(unittest.TestCase):
         for bad in [
             {"reload": {"mode": "restart"}},
             {"reload": {"readyTimeout": "soon"}},
+            {"reload": {"stagger": "sometimes"}},
+            {"reload": {"staggerMaxWait": "a while"}},
             {"logFormat": "xml"},
             {"grpcBackendTLS": "off"},
             {"gateways": ["no-namespace"]},

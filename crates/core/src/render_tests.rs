@@ -178,3 +178,16 @@ proptest! {
         prop_assert_eq!(v["k"].as_str(), Some(s.as_str()), "{}", yaml);
     }
 }
+
+#[test]
+fn rendered_text_fits_the_estimate_without_growing() {
+    // The estimate sizes the output once; a config that outgrew it would be copied while
+    // being written.
+    let mut r = rule(Some("*.apps.example.com"), Some("^/api(?s:/.*)?$"), "http://web.default.svc.cluster.local:80");
+    r.origin_request = OriginRequest { http2_origin: true, no_tls_verify: true, ..OriginRequest::default() };
+    let rules = vec![r; 1000];
+    let rendered = render_rules(&rules, false, &BaseConfig::default(), &tunnel());
+    let estimate = 4096 + rules.iter().map(estimated_len).sum::<usize>();
+    assert_eq!(rendered.text.capacity(), estimate, "the text outgrew its estimate of {estimate} bytes");
+    assert!(rendered.text.len() * 2 > estimate, "the estimate is more than twice the text");
+}

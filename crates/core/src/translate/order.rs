@@ -289,10 +289,13 @@ pub(crate) fn finish(
 
     let mut rules: Vec<IngressRule> = Vec::with_capacity(candidates.len());
     let mut shadowed = Vec::new();
-    // (host id, hash of the path; 0 = no path) of every rule kept so far → index of the first
-    // one. A hash names the path without hashing or comparing strings per lookup; a hit is
-    // confirmed on the strings. A collision of two different paths (one in 2^64) only keeps a
-    // rule that could have been dropped: never drops one that is reachable.
+    // Of every host id: the first kept rule without a path, and whether any kept rule has one.
+    let mut no_path_first: Vec<Option<usize>> = vec![None; hosts.values.len()];
+    let mut has_paths: Vec<bool> = vec![false; hosts.values.len()];
+    // (host id, hash of the path) of every kept rule with a path → index of the first one. A
+    // hash names the path without hashing or comparing strings per lookup; a hit is confirmed
+    // on the strings. A collision of two different paths (one in 2^64) only keeps a rule that
+    // could have been dropped: never drops one that is reachable.
     let mut seen: HashMap<(u32, u64), usize> =
         HashMap::with_capacity_and_hasher(candidates.len(), Default::default());
     let mut catch_all: Option<usize> = None;
@@ -302,10 +305,12 @@ pub(crate) fn finish(
         let same_path = |first: &usize| rules[*first].path.as_deref() == c.path();
         let earlier = catch_all.or_else(|| {
             let host = c.host as usize;
-            covering_ids[covering_from[host]..covering_from[host + 1]].iter().find_map(|h| {
-                seen.get(&(*h, 0))
-                    .or_else(|| if path == 0 { None } else { seen.get(&(*h, path)).filter(|f| same_path(f)) })
-                    .copied()
+            covering_ids[covering_from[host]..covering_from[host + 1]].iter().find_map(|&h| {
+                no_path_first[h as usize].or_else(|| {
+                    (path != 0 && has_paths[h as usize])
+                        .then(|| seen.get(&(h, path)).filter(|f| same_path(f)).copied())
+                        .flatten()
+                })
             })
         });
         if let Some(first) = earlier {
@@ -318,7 +323,12 @@ pub(crate) fn finish(
         if rule.is_catch_all() {
             catch_all = Some(rules.len());
         }
-        seen.entry((c.host, path)).or_insert(rules.len());
+        if path == 0 {
+            no_path_first[c.host as usize].get_or_insert(rules.len());
+        } else {
+            has_paths[c.host as usize] = true;
+            seen.entry((c.host, path)).or_insert(rules.len());
+        }
         rules.push(rule);
     }
     (rules, shadowed)
