@@ -41,21 +41,26 @@ impl OriginRequest {
     }
 }
 
+/// A route as its rules name it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RouteName {
+    pub kind: RouteKind,
+    pub namespace: String,
+    pub name: String,
+}
+
 /// Where a rule came from, for the comment above it and the render summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleSource {
     Route {
-        kind: RouteKind,
-        namespace: Arc<str>,
-        name: Arc<str>,
+        /// Shared by all of the route's rules.
+        route: Arc<RouteName>,
         rule: usize,
         match_index: usize,
     },
     /// The `http_status:404` rule closing a listener hostname's block, so that a request for
     /// that hostname never falls through to a less specific listener's routes.
-    ListenerFence {
-        hostname: Arc<str>,
-    },
+    ListenerFence { hostname: Arc<str> },
     /// The final rule when nothing else matched.
     CatchAll,
 }
@@ -63,13 +68,13 @@ pub enum RuleSource {
 impl std::fmt::Display for RuleSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RuleSource::Route { kind, namespace, name, rule, match_index } => {
+            RuleSource::Route { route, rule, match_index } => {
                 // Pieces rather than one format string: this runs once per rule of a config.
-                f.write_str(kind.kind())?;
+                f.write_str(route.kind.kind())?;
                 f.write_str(" ")?;
-                f.write_str(namespace)?;
+                f.write_str(&route.namespace)?;
                 f.write_str("/")?;
-                f.write_str(name)?;
+                f.write_str(&route.name)?;
                 f.write_str(" rule ")?;
                 std::fmt::Display::fmt(rule, f)?;
                 f.write_str(" match ")?;

@@ -207,7 +207,7 @@ fn estimated_len(rule: &IngressRule) -> usize {
         + rule.service.len()
         + 16;
     let source = match &rule.source {
-        RuleSource::Route { namespace, name, .. } => namespace.len() + name.len() + 40,
+        RuleSource::Route { route, .. } => route.namespace.len() + route.name.len() + 40,
         RuleSource::ListenerFence { hostname } => hostname.len() + 48,
         RuleSource::CatchAll => 16,
     };

@@ -10,9 +10,11 @@ fn rule(hostname: Option<&str>, path: Option<&str>, service: &str) -> IngressRul
         service: service.into(),
         origin_request: OriginRequest::default(),
         source: RuleSource::Route {
-            kind: RouteKind::Http,
-            namespace: "default".into(),
-            name: "web".into(),
+            route: std::sync::Arc::new(crate::ingress::RouteName {
+                kind: RouteKind::Http,
+                namespace: "default".into(),
+                name: "web".into(),
+            }),
             rule: 0,
             match_index: 0,
         },
@@ -183,7 +185,8 @@ proptest! {
 fn rendered_text_fits_the_estimate_without_growing() {
     // The estimate sizes the output once; a config that outgrew it would be copied while
     // being written.
-    let mut r = rule(Some("*.apps.example.com"), Some("^/api(?s:/.*)?$"), "http://web.default.svc.cluster.local:80");
+    let mut r =
+        rule(Some("*.apps.example.com"), Some("^/api(?s:/.*)?$"), "http://web.default.svc.cluster.local:80");
     r.origin_request = OriginRequest { http2_origin: true, no_tls_verify: true, ..OriginRequest::default() };
     let rules = vec![r; 1000];
     let rendered = render_rules(&rules, false, &BaseConfig::default(), &tunnel());

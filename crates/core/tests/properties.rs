@@ -227,7 +227,7 @@ proptest! {
                 prop_assert_eq!(host.to_lowercase(), host.to_string());
                 prop_assert!(!host.contains(':') && !host.contains('\n'));
             }
-            if matches!(rule.source, RuleSource::Route { kind: RouteKind::Grpc, .. }) && !rule.service.starts_with("http_status:") {
+            if matches!(&rule.source, RuleSource::Route { route, .. } if route.kind == RouteKind::Grpc) && !rule.service.starts_with("http_status:") {
                 prop_assert!(rule.service.starts_with("https://"), "gRPC origin must be TLS: {}", rule.service);
             }
         }

@@ -13,7 +13,7 @@ mod status;
 use std::sync::Arc;
 
 use crate::hostname::Hostname;
-use crate::ingress::{IngressRule, RuleSource};
+use crate::ingress::{IngressRule, RouteName, RuleSource};
 use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
 use crate::status::{Programmed, Statuses};
 
@@ -126,7 +126,7 @@ pub struct Translation {
 
 /// One route after attachment and rule translation, kept until its rules are ordered.
 struct RouteWork<'r> {
-    id: order::RouteId,
+    id: Arc<RouteName>,
     outcomes: Vec<attach::ParentOutcome<'r>>,
     out: rules::RouteOut,
     /// Rendered: accepted on some parent and some rule survived.
@@ -236,11 +236,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         rejections.extend(out.rejections.iter().cloned());
         route_statuses.push(status::route_status(route, &outcomes, &out, all_rules_dropped));
-        let id = order::RouteId {
+        let id = Arc::new(RouteName {
             kind: route.kind,
-            namespace: Arc::from(route.meta.namespace.as_str()),
-            name: Arc::from(route.meta.name.as_str()),
-        };
+            namespace: route.meta.namespace.clone(),
+            name: route.meta.name.clone(),
+        });
         works.push(RouteWork { id, outcomes, out, rendered: accepted });
     }
 
@@ -294,8 +294,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     }
 
     let (rules, shadowed) = order::finish(candidates, &hosts);
-    let uses_grpc =
-        rules.iter().any(|r| matches!(&r.source, RuleSource::Route { kind: RouteKind::Grpc, .. }));
+    let uses_grpc = rules
+        .iter()
+        .any(|r| matches!(&r.source, RuleSource::Route { route, .. } if route.kind == RouteKind::Grpc));
 
     // Identities are unique: an unstable sort is deterministic.
     route_statuses

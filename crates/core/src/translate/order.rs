@@ -10,19 +10,10 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
-use crate::ingress::{IngressRule, OriginRequest, RuleSource};
-use crate::model::RouteKind;
+use crate::ingress::{IngressRule, OriginRequest, RouteName, RuleSource};
 use crate::path::PathRank;
 
 use super::rules::MatchOut;
-
-/// A route's identity as rules name it, shared by all of its rules.
-#[derive(Clone, Debug)]
-pub(crate) struct RouteId {
-    pub kind: RouteKind,
-    pub namespace: Arc<str>,
-    pub name: Arc<str>,
-}
 
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
 /// check then index vectors instead of hashing and comparing strings for every rule.
@@ -53,7 +44,7 @@ pub(crate) struct Candidate<'a> {
     /// The route (with its rank in route order: oldest, then `namespace/name`, then kind) and
     /// the match; `None` for the block's fence, which closes it. [`finish`] relies on a
     /// route's candidates being made in rule and match order.
-    pub route: Option<(u32, &'a RouteId, &'a MatchOut)>,
+    pub route: Option<(u32, &'a Arc<RouteName>, &'a MatchOut)>,
 }
 
 impl<'a> Candidate<'a> {
@@ -369,13 +360,9 @@ fn source(c: &Candidate<'_>, hosts: &HostIds<'_>) -> RuleSource {
             hostname: hosts.values[c.listener as usize]
                 .map_or_else(|| Arc::from(""), |h| Arc::from(h.as_string())),
         },
-        Some((_, route, m)) => RuleSource::Route {
-            kind: route.kind,
-            namespace: route.namespace.clone(),
-            name: route.name.clone(),
-            rule: m.rule,
-            match_index: m.match_index,
-        },
+        Some((_, route, m)) => {
+            RuleSource::Route { route: Arc::clone(route), rule: m.rule, match_index: m.match_index }
+        }
     }
 }
 
