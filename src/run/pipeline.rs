@@ -26,7 +26,7 @@ use std::time::Duration;
 use routes_core::render::{self, Rendered};
 use routes_core::status::{Programmed, Statuses};
 use routes_core::translate::{self, Rejection, Translation};
-use routes_core::validate::{self, Report};
+use routes_core::validate::{self, KnownRegexes, Report};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
@@ -172,6 +172,8 @@ pub struct Pipeline<R, V> {
     last_notes: Vec<String>,
     /// The `metrics:` key of the rendered config, and the render inputs it was read from.
     config_metrics: Option<(Arc<RenderInputs>, Option<SocketAddr>)>,
+    /// The paths the last validation found valid (not checked again in the next one).
+    known_regexes: KnownRegexes,
 }
 
 impl<R: Reloader, V: Verifier> Pipeline<R, V> {
@@ -197,6 +199,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             programmed: Programmed::Pending,
             last_notes: Vec::new(),
             config_metrics: None,
+            known_regexes: KnownRegexes::default(),
         }
     }
 
@@ -243,9 +246,17 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
         let started = std::time::Instant::now();
         // Translation of thousands of routes takes a while: keep it off the async workers.
         let render_inputs = inputs.clone();
-        let outcome = tokio::task::spawn_blocking(move || render_and_validate(state, &render_inputs)).await;
+        let mut known = std::mem::take(&mut self.known_regexes);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let outcome = render_and_validate(state, &render_inputs, &mut known);
+            (outcome, known)
+        })
+        .await;
         let outcome = match outcome {
-            Ok(r) => r,
+            Ok((outcome, known)) => {
+                self.known_regexes = known;
+                outcome
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the render task failed; keeping the last config");
                 self.metrics.renders.get_or_create(&ResultLabel::new("panic")).inc();
@@ -439,8 +450,9 @@ struct Outcome {
 /// and parses only the *frame*, the same config rendered without them (its top-level keys,
 /// the base config's rules, the catch-all), which is a few lines. `validate_rendered` gives the
 /// report `validate_str` would give for the whole text; the tests prove that the text parses
-/// back to exactly what was validated (docs/architecture.md, "Validation").
-fn render_and_validate(state: SourceState, inputs: &RenderInputs) -> Outcome {
+/// back to exactly what was validated (docs/architecture.md, "Validation"). `known` carries the
+/// regexes found valid from one render to the next.
+fn render_and_validate(state: SourceState, inputs: &RenderInputs, known: &mut KnownRegexes) -> Outcome {
     let SourceState { snapshot, warnings: source_warnings, .. } = state;
     let translation = translate::translate(&snapshot, &inputs.settings);
     // Let the source change its snapshot in place again (it copies it while we hold it).
@@ -448,7 +460,7 @@ fn render_and_validate(state: SourceState, inputs: &RenderInputs) -> Outcome {
     let Rendered { text, warnings: render_warnings, rule_count } =
         render::render(&translation, &inputs.base, &inputs.tunnel);
     let frame = render::render_rules(&[], translation.uses_grpc, &inputs.base, &inputs.tunnel).text;
-    let report = validate::validate_rendered(&translation.rules, &frame);
+    let report = validate::validate_rendered(&translation.rules, &frame, known);
     let Translation { statuses, rejections, routes_accepted, routes_rejected, .. } = translation;
     Outcome {
         text,

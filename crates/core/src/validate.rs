@@ -20,7 +20,11 @@
 //!   prove it, so what is validated is what is written.
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::hash::BuildHasher;
 use std::num::IntErrorKind;
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use serde_json::{Map, Value};
 
@@ -79,12 +83,21 @@ pub fn validate_str(yaml: &str) -> Report {
 /// comment the renderer writes above each generated rule (its source) must stay one comment
 /// line, for cloudflared's YAML reader too (which also ends a line at U+0085, U+2028 and
 /// U+2029 and refuses control characters): see [`comment_safe`].
-pub fn validate_rendered(generated: &[IngressRule], frame: &str) -> Report {
+///
+/// `known` carries the regular expressions found valid from one validation to the next, so that
+/// a change of one route does not check the thousands of unchanged paths again: it holds the
+/// valid paths of this validation when it returns (see [`KnownRegexes`]).
+pub fn validate_rendered(generated: &[IngressRule], frame: &str, known: &mut KnownRegexes) -> Report {
     let config = match parse(frame) {
         Ok(config) => config,
         Err(report) => return report,
     };
-    let mut report = validate_config(&config, generated);
+    let previous = std::mem::take(known);
+    // About as many as last time (so no regrowing).
+    known.text.reserve(previous.text.len());
+    known.spans.reserve(previous.spans.len());
+    let mut regexes = Regexes { previous: &previous, valid: known };
+    let mut report = validate_config(&config, generated, Some(&mut regexes));
     for (index, rule) in generated.iter().enumerate() {
         if !comment_safe(&rule.source) {
             let source = rule.source.to_string();
@@ -95,6 +108,71 @@ pub fn validate_rendered(generated: &[IngressRule], frame: &str) -> Report {
         }
     }
     report
+}
+
+/// The paths (regular expressions) a validation found valid, so that the next one need not
+/// check them again: whether Go's `regexp.Compile` accepts a pattern depends on the pattern
+/// alone, and checking one takes microseconds, which thousands of unchanged rules make into
+/// milliseconds on every change. Exact: a pattern counts as known only if its bytes are stored
+/// here. Only the last validation's patterns are kept, one after another in one buffer.
+#[derive(Clone, Debug, Default)]
+pub struct KnownRegexes {
+    text: String,
+    /// Hash of a pattern → where it is in `text`. Two patterns with the same hash: the second
+    /// is not stored (and is checked every time).
+    spans: FxHashMap<u64, (u32, u32)>,
+}
+
+impl KnownRegexes {
+    fn hash(pattern: &str) -> u64 {
+        FxBuildHasher.hash_one(pattern)
+    }
+
+    /// `pattern` was found valid by the validation that stored it.
+    pub fn contains(&self, pattern: &str) -> bool {
+        let span = self.spans.get(&Self::hash(pattern));
+        span.is_some_and(|&(start, len)| {
+            self.text.get(start as usize..(start + len) as usize) == Some(pattern)
+        })
+    }
+
+    fn insert(&mut self, pattern: &str) {
+        let (Ok(start), Ok(len)) = (u32::try_from(self.text.len()), u32::try_from(pattern.len())) else {
+            return; // 4 GiB of patterns: not stored, checked again next time
+        };
+        if start.checked_add(len).is_none() {
+            return;
+        }
+        if let Entry::Vacant(slot) = self.spans.entry(Self::hash(pattern)) {
+            slot.insert((start, len));
+            self.text.push_str(pattern);
+        }
+    }
+
+    /// Number of patterns stored.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+/// The regexes known valid before a validation, and those found valid by it.
+struct Regexes<'a> {
+    previous: &'a KnownRegexes,
+    valid: &'a mut KnownRegexes,
+}
+
+impl Regexes<'_> {
+    fn check(&mut self, pattern: &str) -> Result<(), re2::Re2Error> {
+        if !self.previous.contains(pattern) {
+            re2::check(pattern)?;
+        }
+        self.valid.insert(pattern);
+        Ok(())
+    }
 }
 
 /// Whether `text` (written with `Display`) can be the rest of a YAML comment line: only
@@ -152,11 +230,15 @@ const NOT_HTTP: &str = "is not an HTTP origin: cloudflared serves every scheme b
 
 /// Validate an already parsed config (the YAML document as JSON values).
 pub fn validate_value(config: &Value) -> Report {
-    validate_config(config, &[])
+    validate_config(config, &[], None)
 }
 
 /// `config` with `generated` in front of its own ingress rules (see [`validate_rendered`]).
-fn validate_config(config: &Value, generated: &[IngressRule]) -> Report {
+fn validate_config(
+    config: &Value,
+    generated: &[IngressRule],
+    mut regexes: Option<&mut Regexes<'_>>,
+) -> Report {
     let mut report = Report::default();
     let empty = Map::new();
     let top = match config {
@@ -203,7 +285,7 @@ fn validate_config(config: &Value, generated: &[IngressRule]) -> Report {
     }
     let rules = generated.iter().map(Rule::Generated).chain(written.iter().map(Rule::Written));
     for (index, rule) in rules.enumerate() {
-        check_rule(index, total, rule, default_bastion, &mut report);
+        check_rule(index, total, rule, default_bastion, regexes.as_deref_mut(), &mut report);
     }
     report
 }
@@ -224,6 +306,7 @@ fn check_rule(
     total: usize,
     rule: Rule<'_>,
     default_bastion: Option<bool>,
+    regexes: Option<&mut Regexes<'_>>,
     report: &mut Report,
 ) {
     let here = Some(index);
@@ -254,7 +337,7 @@ fn check_rule(
             }
         }
     };
-    check_rule_fields(index, total, fields, default_bastion, report);
+    check_rule_fields(index, total, fields, default_bastion, regexes, report);
 }
 
 fn check_rule_fields(
@@ -262,6 +345,7 @@ fn check_rule_fields(
     total: usize,
     fields: RuleFields<'_>,
     default_bastion: Option<bool>,
+    regexes: Option<&mut Regexes<'_>>,
     report: &mut Report,
 ) {
     let here = Some(index);
@@ -311,7 +395,11 @@ fn check_rule_fields(
     }
     if let Some(path) = path.filter(|path| !path.is_empty()) {
         // cloudflared compiles it with Go's regexp.Compile.
-        if let Err(err) = re2::check(&path) {
+        let checked = match regexes {
+            Some(regexes) => regexes.check(&path),
+            None => re2::check(&path),
+        };
+        if let Err(err) = checked {
             report.error(here, format!("Rule #{} has an invalid regex: {err}", index + 1));
         }
     }

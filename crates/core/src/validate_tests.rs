@@ -593,6 +593,11 @@ mod rendered {
         report.errors.iter().any(|f| f.message.starts_with("error parsing YAML"))
     }
 
+    thread_local! {
+        /// The regexes the previous proptest case found valid.
+        static PREVIOUS_CASE: std::cell::RefCell<KnownRegexes> = Default::default();
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
@@ -607,7 +612,13 @@ mod rendered {
         ) {
             let text = render_rules(&rules, uses_grpc, &base, &tunnel).text;
             let frame = render_rules(&[], uses_grpc, &base, &tunnel).text;
-            let from_parts = validate_rendered(&rules, &frame);
+            let mut known = KnownRegexes::default();
+            let from_parts = validate_rendered(&rules, &frame, &mut known);
+            // Again, with what the first validation found valid, and with what the previous
+            // case's config left: the same report.
+            prop_assert_eq!(&validate_rendered(&rules, &frame, &mut known), &from_parts);
+            let after_other = PREVIOUS_CASE.with(|k| validate_rendered(&rules, &frame, &mut k.borrow_mut()));
+            prop_assert_eq!(&after_other, &from_parts);
             let unsafe_comments: Vec<usize> =
                 (0..rules.len()).filter(|&i| !comment_safe(&rules[i].source)).collect();
             if !unsafe_comments.is_empty() {
@@ -649,13 +660,13 @@ mod rendered {
             },
         };
         let frame = "ingress:\n  - service: http_status:404\n";
-        assert!(validate_rendered(&[rule("web")], frame).is_valid());
+        assert!(validate_rendered(&[rule("web")], frame, &mut KnownRegexes::default()).is_valid());
         // A newline would let the name's text be read as YAML; U+2028 ends the line for
         // cloudflared's reader only; a control character makes it refuse the whole file.
         for name in
             ["a\n  - service: http://evil:80", "a\u{2028}b", "a\u{85}b", "a\rb", "a\u{1}b", "a\u{feff}"]
         {
-            let report = validate_rendered(&[rule(name)], frame);
+            let report = validate_rendered(&[rule(name)], frame, &mut KnownRegexes::default());
             assert_eq!(report.errors.len(), 1, "{name:?}: {report:?}");
             assert_eq!(report.errors[0].rule, Some(0));
             assert!(report.errors[0].message.contains("comment"), "{report:?}");
@@ -674,15 +685,44 @@ mod rendered {
         };
         let frame = "tunnel: x\ningress:\n  - {hostname: legacy.example.com, service: nope}\n  - service: http_status:404\n";
         // The frame's rule is numbered after the generated ones.
-        let report = validate_rendered(&[rule(Some("a.example.com"), "http://a:80")], frame);
+        let known = &mut KnownRegexes::default();
+        let report = validate_rendered(&[rule(Some("a.example.com"), "http://a:80")], frame, known);
         assert_eq!(report.errors.len(), 1, "{report:?}");
         assert_eq!(report.errors[0].rule, Some(1));
         assert!(report.errors[0].message.starts_with("nope is an invalid address"), "{report:?}");
         // A generated catch-all ends the list: the frame's rules are not rendered, nor checked.
-        assert!(validate_rendered(&[rule(None, "http://all:80")], frame).is_valid());
+        assert!(validate_rendered(&[rule(None, "http://all:80")], frame, known).is_valid());
         // No rules at all, and a frame that does not parse.
-        assert!(!validate_rendered(&[], "tunnel: x\n").is_valid());
-        let report = validate_rendered(&[rule(None, "http://all:80")], "ingress: [\n");
+        assert!(!validate_rendered(&[], "tunnel: x\n", known).is_valid());
+        let report = validate_rendered(&[rule(None, "http://all:80")], "ingress: [\n", known);
         assert!(report.errors[0].message.starts_with("error parsing YAML"), "{report:?}");
+    }
+
+    #[test]
+    fn known_regexes_are_those_of_the_last_validation_and_only_valid_ones() {
+        let rule = |path: &str| IngressRule {
+            hostname: Some("a.example.com".into()),
+            path: Some(path.into()),
+            service: "http://a:80".into(),
+            origin_request: OriginRequest::default(),
+            source: RuleSource::CatchAll,
+        };
+        let frame = "ingress:\n  - {path: '^/base$', service: 'http://b:80'}\n  - service: http_status:404\n";
+        let mut known = KnownRegexes::default();
+        let report = validate_rendered(&[rule("^/a$"), rule("^/(?=b)$"), rule("^/c$")], frame, &mut known);
+        assert_eq!(report.errors.len(), 1, "{report:?}");
+        assert!(report.errors[0].message.contains("Rule #2 has an invalid regex"), "{report:?}");
+        assert!(known.contains("^/a$") && known.contains("^/c$") && known.contains("^/base$"));
+        assert!(!known.contains("^/(?=b)$"), "an invalid pattern is never known");
+        assert!(!known.contains("^/a") && !known.contains("^/c$ ") && !known.contains(""));
+        assert_eq!(known.len(), 3);
+
+        // The next validation keeps only its own paths; the invalid one is refused again.
+        let report = validate_rendered(&[rule("^/(?=b)$"), rule("^/c$"), rule("^/d$")], frame, &mut known);
+        assert_eq!(report.errors.len(), 1, "{report:?}");
+        assert!(report.errors[0].message.contains("Rule #1 has an invalid regex"), "{report:?}");
+        assert!(!known.contains("^/a$"), "gone with the rule that had it");
+        assert!(known.contains("^/c$") && known.contains("^/d$"));
+        assert_eq!(known.len(), 3);
     }
 }
