@@ -446,7 +446,8 @@ impl Store {
                 match read {
                     Ok(object) => {
                         let was_unreadable = state.unreadable.remove(&key).is_some();
-                        let same = positions.get(kind, &key).is_some_and(|pos| same_at(snapshot, pos, &object));
+                        let same =
+                            positions.get(kind, &key).is_some_and(|pos| same_at(snapshot, pos, &object));
                         if !same {
                             positions.insert(Arc::make_mut(snapshot), kind, &key, object);
                         }
@@ -464,8 +465,8 @@ impl Store {
             }
             Event::Delete(object) => {
                 let key = object_key(&object);
-                let removed =
-                    positions.get(kind, &key).is_some() && positions.remove(Arc::make_mut(snapshot), kind, &key);
+                let removed = positions.get(kind, &key).is_some()
+                    && positions.remove(Arc::make_mut(snapshot), kind, &key);
                 state.unreadable.remove(&key).is_some() || removed
             }
         }

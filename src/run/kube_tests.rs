@@ -338,7 +338,9 @@ fn contents(snapshot: &Snapshot) -> Vec<(&'static str, String, String)> {
             };
             (r.kind.kind(), r.meta.key(), value)
         })
-        .chain(snapshot.services.iter().map(|s| ("Service", s.meta.key(), (s.ports[0].port - 1000).to_string())))
+        .chain(
+            snapshot.services.iter().map(|s| ("Service", s.meta.key(), (s.ports[0].port - 1000).to_string())),
+        )
         .collect();
     all.sort();
     all
@@ -352,6 +354,9 @@ enum Step {
     Apply(usize, u8, u8),
     Delete(usize, u8),
 }
+
+/// The property test's model of one kind: its objects (name → value), and a list in progress.
+type ModelKind = (BTreeMap<String, u8>, Option<BTreeMap<String, u8>>);
 
 const TESTED_KINDS: [Kind; 3] = [Kind::HttpRoute, Kind::GrpcRoute, Kind::Service];
 
@@ -374,7 +379,7 @@ proptest::proptest! {
     fn the_snapshot_changed_in_place_is_the_objects_of_the_events(steps in proptest::collection::vec(step(), 0..60)) {
         let mut store = TestStore::default();
         // The model: per kind, the objects (name → value) and a list in progress.
-        let mut model: [(BTreeMap<String, u8>, Option<BTreeMap<String, u8>>); 3] = Default::default();
+        let mut model: [ModelKind; 3] = Default::default();
         let mut listed = [false; 3];
         for step in steps {
             let (changed, model_changed) = match step {
