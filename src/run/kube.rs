@@ -320,6 +320,19 @@ fn put_at(snapshot: &mut Snapshot, pos: Option<usize>, object: Object) -> usize 
     }
 }
 
+/// Room for `more` objects in vector `vector`.
+fn reserve_exact(snapshot: &mut Snapshot, vector: usize, more: usize) {
+    match vector {
+        0 => snapshot.gateway_classes.reserve_exact(more),
+        1 => snapshot.gateways.reserve_exact(more),
+        2 => snapshot.routes.reserve_exact(more),
+        3 => snapshot.reference_grants.reserve_exact(more),
+        4 => snapshot.backend_tls_policies.reserve_exact(more),
+        5 => snapshot.services.reserve_exact(more),
+        _ => snapshot.namespaces.reserve_exact(more),
+    }
+}
+
 /// Removes what is at `pos` of vector `vector`, moving the last object there.
 fn swap_remove(snapshot: &mut Snapshot, vector: usize, pos: usize) {
     match vector {
@@ -430,6 +443,8 @@ impl Store {
                     for key in old {
                         positions.remove(snapshot, kind, &key);
                     }
+                    // A first list of thousands of objects: no spare room for as many again.
+                    reserve_exact(snapshot, kind.vector(), objects.len());
                     for (key, object) in objects {
                         positions.insert(snapshot, kind, &key, object);
                     }
