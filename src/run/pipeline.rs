@@ -32,6 +32,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::admin::Health;
 use super::files::{InputsReceiver, RenderInputs};
+use super::memory;
 use super::metrics::{Metrics, ResultLabel};
 use super::reload::{self, ReloadError, Reloader};
 use super::source::{SourceReceiver, SourceState};
@@ -220,6 +221,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             }
         }
         let mut flow = self.step(changes).await;
+        memory::release_soon();
         loop {
             let wake = match flow {
                 Flow::Shutdown => return Ok(()),
@@ -231,7 +233,11 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 other => other,
             };
             match wake {
-                Wake::Changed => flow = self.step(changes).await,
+                Wake::Changed => {
+                    flow = self.step(changes).await;
+                    // The render's temporaries are gone: give their pages back.
+                    memory::release_soon();
+                }
                 Wake::Shutdown => return Ok(()),
                 Wake::Closed => anyhow::bail!("the source of objects stopped"),
             }

@@ -223,6 +223,8 @@ impl Writer {
                 let current = statuses.borrow_and_update().clone();
                 if let Some(report) = current {
                     failed = !self.pass(&report.statuses, &leader).await;
+                    // The pass's JSON documents are gone: give their pages back.
+                    super::memory::release_soon();
                 }
             } else {
                 // A new term starts from what is in the cluster, not from what we once wrote.
