@@ -96,7 +96,7 @@ pub fn validate_rendered(generated: &[IngressRule], frame: &str, known: &mut Kno
     // About as many as last time (so no regrowing).
     known.text.reserve(previous.text.len());
     known.spans.reserve(previous.spans.len());
-    let mut regexes = Regexes { previous: &previous, valid: known };
+    let mut regexes = Regexes { previous: &previous, valid: known, services: FxHashMap::default() };
     let mut report = validate_config(&config, generated, Some(&mut regexes));
     for (index, rule) in generated.iter().enumerate() {
         if !comment_safe(&rule.source) {
@@ -159,10 +159,12 @@ impl KnownRegexes {
     }
 }
 
-/// The regexes known valid before a validation, and those found valid by it.
+/// The regexes known valid before a validation, and those found valid by it; and the outcome
+/// of each service's check during this validation.
 struct Regexes<'a> {
     previous: &'a KnownRegexes,
     valid: &'a mut KnownRegexes,
+    services: FxHashMap<String, Result<(), String>>,
 }
 
 impl Regexes<'_> {
@@ -345,7 +347,7 @@ fn check_rule_fields(
     total: usize,
     fields: RuleFields<'_>,
     default_bastion: Option<bool>,
-    regexes: Option<&mut Regexes<'_>>,
+    mut regexes: Option<&mut Regexes<'_>>,
     report: &mut Report,
 ) {
     let here = Some(index);
@@ -353,7 +355,20 @@ fn check_rule_fields(
     let RuleFields { hostname, path, service, origin_request } = fields;
     let bastion = origin_request.and_then(|o| o.get("bastionMode")).and_then(go_bool).or(default_bastion);
     if let Some(service) = service {
-        match check_service(&service, bastion.unwrap_or(false), origin_request) {
+        let checked = match (regexes.as_deref_mut(), origin_request) {
+            // Without a rule-level originRequest, the outcome depends on the service alone (and
+            // the config-wide bastion mode): thousands of rules share a hundred services.
+            (Some(memo), None) => match memo.services.get(&*service) {
+                Some(known) => known.clone(),
+                None => {
+                    let checked = check_service(&service, bastion.unwrap_or(false), None);
+                    memo.services.insert(service.to_string(), checked.clone());
+                    checked
+                }
+            },
+            _ => check_service(&service, bastion.unwrap_or(false), origin_request),
+        };
+        match checked {
             Err(message) => report.error(here, message),
             // isHTTPService: only http, https, ws and wss are HTTP origins; h2c is a likely mistake.
             Ok(()) if service.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("h2c://")) => {

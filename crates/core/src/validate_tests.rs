@@ -725,4 +725,30 @@ mod rendered {
         assert!(known.contains("^/c$") && known.contains("^/d$"));
         assert_eq!(known.len(), 3);
     }
+
+    #[test]
+    fn a_service_shared_by_rules_is_reported_on_each() {
+        let rule = |hostname: &str, service: &str| IngressRule {
+            hostname: Some(hostname.into()),
+            path: None,
+            service: service.into(),
+            origin_request: OriginRequest::default(),
+            source: RuleSource::CatchAll,
+        };
+        let rules = [
+            rule("a.example.com", "nope"),
+            rule("b.example.com", "h2c://g:1"),
+            rule("c.example.com", "nope"),
+        ];
+        let rules = [rules.as_slice(), &[rule("d.example.com", "h2c://g:1")]].concat();
+        let report = validate_rendered(
+            &rules,
+            "ingress:\n  - service: http_status:404\n",
+            &mut KnownRegexes::default(),
+        );
+        let errors: Vec<Option<usize>> = report.errors.iter().map(|f| f.rule).collect();
+        assert_eq!(errors, [Some(0), Some(2)], "{report:?}");
+        let warnings: Vec<Option<usize>> = report.warnings.iter().map(|f| f.rule).collect();
+        assert_eq!(warnings, [Some(1), Some(3)], "{report:?}");
+    }
 }
