@@ -2,7 +2,14 @@
 //!
 //! ```text
 //! synced? → change → debounce → translate → render → validate → compare bytes → atomic write → reload → verify
+//!                    └ translate → render → validate, started at once ┘ (used if nothing changed meanwhile)
 //! ```
+//!
+//! The debounce coalesces writes and restarts of cloudflared, not work: the render of the state a
+//! change brought starts when the change arrives, and if no other change comes before the quiet
+//! period ends, that render is the one written (so a lone change reaches the file at the end of
+//! the quiet period, not a render later). A change during the wait makes it moot: the latest
+//! state is rendered again, so a burst costs at most one render more than it did.
 //!
 //! Nothing else writes the file or calls the reloader, so there is never a race between two
 //! writes or two restarts of cloudflared. Sources publish their latest state on `watch`
@@ -220,7 +227,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 Wake::Closed => anyhow::bail!("the source of objects stopped before it synced"),
             }
         }
-        let mut flow = self.step(changes).await;
+        let mut flow = self.step(changes, None).await;
         memory::release_soon();
         loop {
             let wake = match flow {
@@ -228,13 +235,19 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 Flow::Changed => Wake::Changed,
                 Flow::Idle => changes.next().await,
             };
-            let wake = match wake {
-                Wake::Changed => self.config.debounce.settle(changes).await,
-                other => other,
+            let (wake, early) = match wake {
+                Wake::Changed => {
+                    // Render what changed while the debounce waits for quiet: most changes come
+                    // alone, and then the config is ready to be written when the quiet period
+                    // ends. A change during the wait makes it moot (it is rendered again).
+                    let early = self.start_render(changes);
+                    (self.config.debounce.settle(changes).await, Some(early))
+                }
+                other => (other, None),
             };
             match wake {
                 Wake::Changed => {
-                    flow = self.step(changes).await;
+                    flow = self.step(changes, early).await;
                     // The render's temporaries are gone: give their pages back.
                     memory::release_soon();
                 }
@@ -244,21 +257,46 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
         }
     }
 
-    /// One render of the latest state, and whatever follows from it.
-    async fn step(&mut self, changes: &mut Changes) -> Flow {
+    /// Starts translate → render → validate of the latest state on a blocking thread
+    /// (thousands of routes take a while: off the async workers).
+    fn start_render(&mut self, changes: &mut Changes) -> Rendering {
         let state: SourceState = changes.source.borrow_and_update().clone();
         let inputs: Arc<RenderInputs> = changes.inputs.borrow_and_update().clone();
-        let revision = state.revision;
-        let started = std::time::Instant::now();
-        // Translation of thousands of routes takes a while: keep it off the async workers.
+        let (revision, snapshot) = (state.revision, Arc::as_ptr(&state.snapshot) as usize);
         let render_inputs = inputs.clone();
         let mut known = std::mem::take(&mut self.known_regexes);
-        let outcome = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let outcome = render_and_validate(state, &render_inputs, &mut known);
             (outcome, known)
-        })
-        .await;
-        let outcome = match outcome {
+        });
+        Rendering { revision, snapshot, inputs, task }
+    }
+
+    /// The render of the latest state: `early`, if it rendered what is current (no change
+    /// since it started), else a new one.
+    async fn current_render(&mut self, changes: &mut Changes, early: Option<Rendering>) -> Rendering {
+        let Some(early) = early else { return self.start_render(changes) };
+        let current = {
+            let state = changes.source.borrow();
+            early.revision == state.revision
+                && early.snapshot == Arc::as_ptr(&state.snapshot) as usize
+                && Arc::ptr_eq(&early.inputs, &changes.inputs.borrow())
+        };
+        if current {
+            return early;
+        }
+        tracing::debug!(revision = early.revision, "changed while rendering early; rendering again");
+        // Its regexes found valid are valid still; a panic is the new render's to report.
+        if let Ok((_, known)) = early.task.await {
+            self.known_regexes = known;
+        }
+        self.start_render(changes)
+    }
+
+    /// One render of the latest state (`early`, if still current), and whatever follows.
+    async fn step(&mut self, changes: &mut Changes, early: Option<Rendering>) -> Flow {
+        let Rendering { revision, inputs, task, .. } = self.current_render(changes, early).await;
+        let outcome = match task.await {
             Ok((outcome, known)) => {
                 self.known_regexes = known;
                 outcome
@@ -269,7 +307,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 return Flow::Idle;
             }
         };
-        self.metrics.render_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics.render_duration.observe(outcome.duration.as_secs_f64());
         self.metrics.source_warnings.set(outcome.source_warnings.len() as i64);
         self.log_news(&outcome);
         self.update_config_metrics(&inputs, &outcome.frame);
@@ -432,9 +470,21 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
     }
 }
 
+/// A render on its way: of which state, and the task doing it.
+struct Rendering {
+    revision: u64,
+    /// The address of the snapshot rendered, to recognise it (the snapshot is not held: the
+    /// source changes it in place when nobody does).
+    snapshot: usize,
+    inputs: Arc<RenderInputs>,
+    task: tokio::task::JoinHandle<(Outcome, KnownRegexes)>,
+}
+
 /// What one render produced: everything the rest of the step needs, and nothing bigger (the
 /// snapshot and the rules are dropped before the write).
 struct Outcome {
+    /// Time spent translating, rendering and validating.
+    duration: std::time::Duration,
     /// The config to write.
     text: String,
     rule_count: usize,
@@ -459,6 +509,7 @@ struct Outcome {
 /// back to exactly what was validated (docs/architecture.md, "Validation"). `known` carries the
 /// regexes found valid from one render to the next.
 fn render_and_validate(state: SourceState, inputs: &RenderInputs, known: &mut KnownRegexes) -> Outcome {
+    let started = std::time::Instant::now();
     let SourceState { snapshot, warnings: source_warnings, .. } = state;
     let translation = translate::translate(&snapshot, &inputs.settings);
     // Let the source change its snapshot in place again (it copies it while we hold it).
@@ -469,6 +520,7 @@ fn render_and_validate(state: SourceState, inputs: &RenderInputs, known: &mut Kn
     let report = validate::validate_rendered(&translation.rules, &frame, known);
     let Translation { statuses, rejections, routes_accepted, routes_rejected, .. } = translation;
     Outcome {
+        duration: started.elapsed(),
         text,
         rule_count,
         render_warnings,

@@ -150,6 +150,11 @@ struct Harness {
 
 impl Harness {
     fn start(initial: SourceState, recorder: Recorder) -> Harness {
+        let debounce = Debounce { quiet: Duration::from_millis(10), max_delay: Duration::from_millis(100) };
+        Harness::start_with(initial, recorder, debounce)
+    }
+
+    fn start_with(initial: SourceState, recorder: Recorder, debounce: Debounce) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let writer = ConfigWriter::new(&dir.path().join("config.yml")).unwrap();
         let (source, source_rx) = watch::channel(initial);
@@ -158,10 +163,7 @@ impl Harness {
         let (status_tx, status) = watch::channel(None);
         let health = Arc::new(Health::default());
         let verifier = ScriptedVerifier::default();
-        let config = PipelineConfig {
-            debounce: Debounce { quiet: Duration::from_millis(10), max_delay: Duration::from_millis(100) },
-            verify_timeout: Duration::from_secs(1),
-        };
+        let config = PipelineConfig { debounce, verify_timeout: Duration::from_secs(1) };
         let pipeline = Pipeline::new(
             config,
             writer,
@@ -431,5 +433,33 @@ async fn the_reloader_is_told_the_metrics_key_of_the_base_config() {
     })
     .await;
     h.until("reloaded", |h| h.recorder.config_metrics() == Some(None)).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_during_the_debounce_makes_the_early_render_moot() {
+    // A quiet period long enough for the second change to come inside it on a busy machine.
+    let debounce = Debounce { quiet: Duration::from_millis(400), max_delay: Duration::from_secs(5) };
+    let h = Harness::start_with(state(&[("a", "a.example.com")], 1), Recorder::new(), debounce);
+    h.until("first write", has("a.example.com")).await;
+    h.until("first reload", |h| h.recorder.reload_count() == 1).await;
+
+    // B is rendered early as soon as it arrives; C comes while the debounce waits.
+    h.source.send_replace(state(&[("a", "a.example.com"), ("b", "b.example.com")], 2));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    h.source.send_replace(state(&[("a", "a.example.com"), ("c", "c.example.com")], 3));
+    h.until("the latest state written", has("c.example.com")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!h.file().unwrap().contains("b.example.com"), "the moot render is never written");
+    let contents = h.recorder.reloaded_contents();
+    assert_eq!(contents.len(), 2, "one write and one reload for the burst");
+    assert!(contents.iter().all(|c| !c.as_deref().unwrap_or_default().contains("b.example.com")));
+
+    // Alone, a change is written once the quiet period ends, from its early render.
+    let before = std::time::Instant::now();
+    h.source.send_replace(state(&[("d", "d.example.com")], 4));
+    h.until("written", has("d.example.com")).await;
+    assert!(before.elapsed() >= Duration::from_millis(400), "not before the quiet period ended");
+    h.until("reloaded", |h| h.recorder.reload_count() == 3).await;
     h.stop().await;
 }
