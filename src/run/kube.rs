@@ -256,6 +256,9 @@ struct KindState {
     /// A (re-)list in progress: swapped in whole at its end, so that a half-listed kind is never
     /// published (a 410 re-list must not look like a mass deletion).
     relist: Option<(BTreeMap<String, Object>, BTreeMap<String, String>)>,
+    /// The first list before the source is synced: nothing is published until every kind has
+    /// listed, so its objects go straight into the snapshot instead of `relist`.
+    listing_directly: bool,
     /// The first list completed.
     listed: bool,
     /// Optional kind the API server does not serve (yet).
@@ -414,9 +417,35 @@ impl Store {
         let state = &mut self.kinds[kind as usize];
         let positions = &mut self.positions;
         match event {
+            Event::Init if !self.synced && !state.listed => {
+                // (Again, after a failed first list: what it had read goes.)
+                state.listing_directly = true;
+                state.unreadable.clear();
+                let old: Vec<Arc<str>> = positions.by_key[kind as usize].keys().cloned().collect();
+                for key in old {
+                    positions.remove(Arc::make_mut(snapshot), kind, &key);
+                }
+                false
+            }
             Event::Init => {
                 state.relist = Some(Default::default());
                 false
+            }
+            Event::InitApply(object) if state.listing_directly => {
+                let (key, read) = read_object(kind, object);
+                match read {
+                    Ok(object) => positions.insert(Arc::make_mut(snapshot), kind, &key, object),
+                    Err(why) => {
+                        state.unreadable.insert(key, why);
+                    }
+                }
+                false
+            }
+            Event::InitDone if state.listing_directly => {
+                state.listing_directly = false;
+                state.listed = true;
+                state.missing = false;
+                true
             }
             Event::InitApply(object) => {
                 let (key, read) = read_object(kind, object);

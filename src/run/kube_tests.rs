@@ -374,22 +374,36 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
 proptest::proptest! {
     /// Whatever the events (lists, re-lists, changes, deletions, of two kinds sharing the
     /// routes vector and one other), the snapshot changed in place holds exactly what a plain
-    /// map per kind says, and an event reports a change exactly when that map changed.
+    /// map per kind says, and an event reports a change exactly when that map changed. (Not
+    /// synced: a first list goes straight into the snapshot; later ones are swapped in whole.)
     #[test]
     fn the_snapshot_changed_in_place_is_the_objects_of_the_events(steps in proptest::collection::vec(step(), 0..60)) {
         let mut store = TestStore::default();
         // The model: per kind, the objects (name → value) and a list in progress.
         let mut model: [ModelKind; 3] = Default::default();
         let mut listed = [false; 3];
+        // Never synced here: a kind's first list goes straight into the snapshot.
+        let mut direct = [false; 3];
         for step in steps {
             let (changed, model_changed) = match step {
+                Step::Init(k) if !listed[k] => {
+                    direct[k] = true;
+                    model[k].0.clear();
+                    (store.apply(TESTED_KINDS[k], Event::Init, None), false)
+                }
                 Step::Init(k) => {
                     model[k].1 = Some(BTreeMap::new());
                     (store.apply(TESTED_KINDS[k], Event::Init, None), false)
                 }
                 Step::InitApply(k, n, v) => {
-                    model[k].1.get_or_insert_with(BTreeMap::new).insert(format!("o{n}"), v);
+                    let objects = if direct[k] { &mut model[k].0 } else { model[k].1.get_or_insert_with(BTreeMap::new) };
+                    objects.insert(format!("o{n}"), v);
                     (store.apply(TESTED_KINDS[k], Event::InitApply(object(TESTED_KINDS[k], &format!("o{n}"), v)), None), false)
+                }
+                Step::InitDone(k) if direct[k] => {
+                    direct[k] = false;
+                    listed[k] = true;
+                    (store.apply(TESTED_KINDS[k], Event::InitDone, None), true)
                 }
                 Step::InitDone(k) => {
                     let list = model[k].1.take().unwrap_or_default();
@@ -444,4 +458,21 @@ fn the_snapshot_is_copied_only_while_a_render_holds_it() {
     assert!(apply(&mut store, Event::Delete(route("apps", "a", "/a"))));
     assert_eq!(Arc::as_ptr(&store.snapshot), second, "in place again once the render let go");
     assert_eq!(paths(&store), ["apps/b:/b", "apps/c:/c"]);
+}
+
+#[test]
+fn once_synced_a_kind_listed_late_is_still_swapped_in_whole() {
+    let mut store = TestStore::default();
+    for kind in KINDS.into_iter().filter(|k| *k != Kind::GrpcRoute) {
+        store.apply(kind, Event::Init, None);
+        store.apply(kind, Event::InitDone, None);
+    }
+    store.kind_mut(Kind::GrpcRoute).missing = true;
+    assert!(store.check_synced());
+    // GRPCRoute's CRD is installed later: its first list must not be published half-done.
+    store.apply(Kind::GrpcRoute, Event::Init, None);
+    store.apply(Kind::GrpcRoute, Event::InitApply(grpc_route("apps", "a", "pkg.S1")), None);
+    assert!(store.snapshot().routes.is_empty(), "not before the list completes");
+    assert!(store.apply(Kind::GrpcRoute, Event::InitDone, None));
+    assert_eq!(store.snapshot().routes.len(), 1);
 }
