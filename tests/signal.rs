@@ -159,10 +159,12 @@ async fn the_proc_scan_finds_cloudflared_by_name() {
 
     let mut signaller = Signaller::new(Duration::from_secs(10)).with_process_name(&name);
     assert_eq!(signaller.find().unwrap(), vec![old as i32], "found by /proc scan");
-    // The metrics address comes from the config's `metrics:` key when not given.
+    // The metrics address comes from the config's `metrics:` key when not given (the pipeline
+    // reads it from what it rendered and tells the reloader).
     let config =
         format!("metrics: 0.0.0.0:{}\n{}", setup.port, config_yaml(&[("v2.example.com", "http://v2:80")]));
-    std::fs::write(&setup.config, config).unwrap();
+    std::fs::write(&setup.config, &config).unwrap();
+    signaller.use_config_metrics(cloudflared_routes::run::reload::metrics_from_config(&config));
     tokio::time::timeout(BOUND, signaller.reload(&setup.config))
         .await
         .expect("bounded")

@@ -27,13 +27,42 @@ fn with_status(mut object: DynamicObject, status: Value) -> DynamicObject {
     object
 }
 
-fn apply(store: &mut Store, event: Event<DynamicObject>) -> bool {
+/// A [`Store`] with the snapshot it keeps (in `run`, the published one).
+#[derive(Default)]
+struct TestStore {
+    store: Store,
+    snapshot: Arc<Snapshot>,
+}
+
+impl TestStore {
+    fn apply(&mut self, kind: Kind, event: Event<DynamicObject>, hook: Option<&EventHook>) -> bool {
+        self.store.apply(&mut self.snapshot, kind, event, hook)
+    }
+
+    fn check_synced(&mut self) -> bool {
+        self.store.check_synced()
+    }
+
+    fn warnings(&self, discovery_interval: Duration) -> Vec<String> {
+        self.store.warnings(discovery_interval)
+    }
+
+    fn kind_mut(&mut self, kind: Kind) -> &mut KindState {
+        self.store.kind_mut(kind)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        (*self.snapshot).clone()
+    }
+}
+
+fn apply(store: &mut TestStore, event: Event<DynamicObject>) -> bool {
     store.apply(Kind::HttpRoute, event, None)
 }
 
 /// A store whose every kind but HTTPRoute has completed its list.
-fn listed_store() -> Store {
-    let mut store = Store::default();
+fn listed_store() -> TestStore {
+    let mut store = TestStore::default();
     for kind in KINDS.into_iter().filter(|k| *k != Kind::HttpRoute) {
         store.apply(kind, Event::Init, None);
         store.apply(kind, Event::InitDone, None);
@@ -41,16 +70,19 @@ fn listed_store() -> Store {
     store
 }
 
-fn paths(store: &Store) -> Vec<String> {
+/// `namespace/name:path` of every route, sorted (the snapshot's order does not matter).
+fn paths(store: &TestStore) -> Vec<String> {
     let snapshot = store.snapshot();
-    snapshot
+    let mut paths: Vec<String> = snapshot
         .routes
         .iter()
         .map(|r| match &r.rules[0].matches[0] {
             model::RouteMatch::Http(m) => format!("{}:{}", r.meta.key(), m.path.value),
             other => panic!("{other:?}"),
         })
-        .collect()
+        .collect();
+    paths.sort();
+    paths
 }
 
 #[test]
@@ -67,7 +99,7 @@ fn not_synced_until_every_kind_listed() {
 
 #[test]
 fn missing_optional_kind_counts_as_listed_and_warns() {
-    let mut store = Store::default();
+    let mut store = TestStore::default();
     for kind in KINDS.into_iter().filter(|k| *k != Kind::GrpcRoute) {
         store.apply(kind, Event::Init, None);
         store.apply(kind, Event::InitDone, None);
@@ -258,4 +290,189 @@ fn durations_parse_with_units() {
     for bad in ["", "s", "15 days", "-1s", "1e3"] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
+}
+
+// ---- the snapshot, changed in place ----
+
+fn grpc_route(ns: &str, name: &str, service: &str) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+        "metadata": {"namespace": ns, "name": name},
+        "spec": {"parentRefs": [{"name": "tunnel"}],
+                 "rules": [{"matches": [{"method": {"service": service}}],
+                            "backendRefs": [{"name": "grpc", "port": 50051}]}]},
+    }))
+    .unwrap()
+}
+
+fn service(ns: &str, name: &str, port: i32) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"namespace": ns, "name": name},
+        "spec": {"ports": [{"port": port}]},
+    }))
+    .unwrap()
+}
+
+/// One object of the property test: its kind, name (namespace `apps`) and a value that
+/// distinguishes its versions (a path, a gRPC service, a port).
+fn object(kind: Kind, name: &str, value: u8) -> DynamicObject {
+    match kind {
+        Kind::HttpRoute => route("apps", name, &format!("/{value}")),
+        Kind::GrpcRoute => grpc_route("apps", name, &format!("pkg.S{value}")),
+        _ => service("apps", name, 1000 + i32::from(value)),
+    }
+}
+
+/// What the snapshot holds, as `(kind, key, value)`, sorted.
+fn contents(snapshot: &Snapshot) -> Vec<(&'static str, String, String)> {
+    let mut all: Vec<_> = snapshot
+        .routes
+        .iter()
+        .map(|r| {
+            let value = match &r.rules[0].matches[0] {
+                model::RouteMatch::Http(m) => m.path.value.trim_start_matches('/').to_string(),
+                model::RouteMatch::Grpc(m) => {
+                    m.method.as_ref().and_then(|m| m.service.clone()).unwrap_or_default().replace("pkg.S", "")
+                }
+            };
+            (r.kind.kind(), r.meta.key(), value)
+        })
+        .chain(
+            snapshot.services.iter().map(|s| ("Service", s.meta.key(), (s.ports[0].port - 1000).to_string())),
+        )
+        .collect();
+    all.sort();
+    all
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Init(usize),
+    InitApply(usize, u8, u8),
+    InitDone(usize),
+    Apply(usize, u8, u8),
+    Delete(usize, u8),
+}
+
+/// The property test's model of one kind: its objects (name → value), and a list in progress.
+type ModelKind = (BTreeMap<String, u8>, Option<BTreeMap<String, u8>>);
+
+const TESTED_KINDS: [Kind; 3] = [Kind::HttpRoute, Kind::GrpcRoute, Kind::Service];
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        1 => (0usize..3).prop_map(Step::Init),
+        3 => (0usize..3, 0u8..6, 0u8..3).prop_map(|(k, n, v)| Step::InitApply(k, n, v)),
+        1 => (0usize..3).prop_map(Step::InitDone),
+        4 => (0usize..3, 0u8..6, 0u8..3).prop_map(|(k, n, v)| Step::Apply(k, n, v)),
+        2 => (0usize..3, 0u8..6).prop_map(|(k, n)| Step::Delete(k, n)),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever the events (lists, re-lists, changes, deletions, of two kinds sharing the
+    /// routes vector and one other), the snapshot changed in place holds exactly what a plain
+    /// map per kind says, and an event reports a change exactly when that map changed. (Not
+    /// synced: a first list goes straight into the snapshot; later ones are swapped in whole.)
+    #[test]
+    fn the_snapshot_changed_in_place_is_the_objects_of_the_events(steps in proptest::collection::vec(step(), 0..60)) {
+        let mut store = TestStore::default();
+        // The model: per kind, the objects (name → value) and a list in progress.
+        let mut model: [ModelKind; 3] = Default::default();
+        let mut listed = [false; 3];
+        // Never synced here: a kind's first list goes straight into the snapshot.
+        let mut direct = [false; 3];
+        for step in steps {
+            let (changed, model_changed) = match step {
+                Step::Init(k) if !listed[k] => {
+                    direct[k] = true;
+                    model[k].0.clear();
+                    (store.apply(TESTED_KINDS[k], Event::Init, None), false)
+                }
+                Step::Init(k) => {
+                    model[k].1 = Some(BTreeMap::new());
+                    (store.apply(TESTED_KINDS[k], Event::Init, None), false)
+                }
+                Step::InitApply(k, n, v) => {
+                    let objects = if direct[k] { &mut model[k].0 } else { model[k].1.get_or_insert_with(BTreeMap::new) };
+                    objects.insert(format!("o{n}"), v);
+                    (store.apply(TESTED_KINDS[k], Event::InitApply(object(TESTED_KINDS[k], &format!("o{n}"), v)), None), false)
+                }
+                Step::InitDone(k) if direct[k] => {
+                    direct[k] = false;
+                    listed[k] = true;
+                    (store.apply(TESTED_KINDS[k], Event::InitDone, None), true)
+                }
+                Step::InitDone(k) => {
+                    let list = model[k].1.take().unwrap_or_default();
+                    let differs = list != model[k].0 || !listed[k];
+                    model[k].0 = list;
+                    listed[k] = true;
+                    (store.apply(TESTED_KINDS[k], Event::InitDone, None), differs)
+                }
+                Step::Apply(k, n, v) => {
+                    let differs = model[k].0.insert(format!("o{n}"), v) != Some(v);
+                    (store.apply(TESTED_KINDS[k], Event::Apply(object(TESTED_KINDS[k], &format!("o{n}"), v)), None), differs)
+                }
+                Step::Delete(k, n) => {
+                    let differs = model[k].0.remove(&format!("o{n}")).is_some();
+                    (store.apply(TESTED_KINDS[k], Event::Delete(object(TESTED_KINDS[k], &format!("o{n}"), 0)), None), differs)
+                }
+            };
+            proptest::prop_assert_eq!(changed, model_changed);
+            let mut expected: Vec<(&'static str, String, String)> = TESTED_KINDS
+                .iter()
+                .zip(&model)
+                .flat_map(|(kind, (objects, _))| {
+                    objects.iter().map(move |(name, v)| (kind.name(), format!("apps/{name}"), v.to_string()))
+                })
+                .collect();
+            expected.sort();
+            proptest::prop_assert_eq!(contents(&store.snapshot), expected);
+        }
+    }
+}
+
+#[test]
+fn the_snapshot_is_copied_only_while_a_render_holds_it() {
+    let mut store = listed_store();
+    apply(&mut store, Event::Init);
+    apply(&mut store, Event::InitApply(route("apps", "a", "/a")));
+    apply(&mut store, Event::InitDone);
+    let first = Arc::as_ptr(&store.snapshot);
+    assert!(apply(&mut store, Event::Apply(route("apps", "b", "/b"))));
+    assert_eq!(Arc::as_ptr(&store.snapshot), first, "nobody else holds it: changed in place");
+
+    // A render holds it: the change goes to a copy, and the render's snapshot stays as it was.
+    let held = store.snapshot.clone();
+    assert!(!apply(&mut store, Event::Apply(route("apps", "b", "/b"))), "no change, no copy");
+    assert_eq!(Arc::as_ptr(&store.snapshot), first);
+    assert!(apply(&mut store, Event::Apply(route("apps", "c", "/c"))));
+    assert_ne!(Arc::as_ptr(&store.snapshot), first);
+    assert_eq!(held.routes.len(), 2);
+    assert_eq!(paths(&store), ["apps/a:/a", "apps/b:/b", "apps/c:/c"]);
+    drop(held);
+    let second = Arc::as_ptr(&store.snapshot);
+    assert!(apply(&mut store, Event::Delete(route("apps", "a", "/a"))));
+    assert_eq!(Arc::as_ptr(&store.snapshot), second, "in place again once the render let go");
+    assert_eq!(paths(&store), ["apps/b:/b", "apps/c:/c"]);
+}
+
+#[test]
+fn once_synced_a_kind_listed_late_is_still_swapped_in_whole() {
+    let mut store = TestStore::default();
+    for kind in KINDS.into_iter().filter(|k| *k != Kind::GrpcRoute) {
+        store.apply(kind, Event::Init, None);
+        store.apply(kind, Event::InitDone, None);
+    }
+    store.kind_mut(Kind::GrpcRoute).missing = true;
+    assert!(store.check_synced());
+    // GRPCRoute's CRD is installed later: its first list must not be published half-done.
+    store.apply(Kind::GrpcRoute, Event::Init, None);
+    store.apply(Kind::GrpcRoute, Event::InitApply(grpc_route("apps", "a", "pkg.S1")), None);
+    assert!(store.snapshot().routes.is_empty(), "not before the list completes");
+    assert!(store.apply(Kind::GrpcRoute, Event::InitDone, None));
+    assert_eq!(store.snapshot().routes.len(), 1);
 }

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod files;
 pub mod kube;
 pub mod leader;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod reload;

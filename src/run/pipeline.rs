@@ -2,7 +2,14 @@
 //!
 //! ```text
 //! synced? → change → debounce → translate → render → validate → compare bytes → atomic write → reload → verify
+//!                    └ translate → render → validate, started at once ┘ (used if nothing changed meanwhile)
 //! ```
+//!
+//! The debounce coalesces writes and restarts of cloudflared, not work: the render of the state a
+//! change brought starts when the change arrives, and if no other change comes before the quiet
+//! period ends, that render is the one written (so a lone change reaches the file at the end of
+//! the quiet period, not a render later). A change during the wait makes it moot: the latest
+//! state is rendered again, so a burst costs at most one render more than it did.
 //!
 //! Nothing else writes the file or calls the reloader, so there is never a race between two
 //! writes or two restarts of cloudflared. Sources publish their latest state on `watch`
@@ -25,15 +32,16 @@ use std::time::Duration;
 
 use routes_core::render::{self, Rendered};
 use routes_core::status::{Programmed, Statuses};
-use routes_core::translate::{self, Translation};
-use routes_core::validate::{self, Report};
+use routes_core::translate::{self, Rejection, Translation};
+use routes_core::validate::{self, KnownRegexes, Report};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 use super::admin::Health;
 use super::files::{InputsReceiver, RenderInputs};
+use super::memory;
 use super::metrics::{Metrics, ResultLabel};
-use super::reload::{ReloadError, Reloader};
+use super::reload::{self, ReloadError, Reloader};
 use super::source::{SourceReceiver, SourceState};
 use super::writer::{ConfigWriter, WriteOutcome};
 
@@ -170,6 +178,10 @@ pub struct Pipeline<R, V> {
     programmed: Programmed,
     /// Last logged warnings and rejections, to log only what is new.
     last_notes: Vec<String>,
+    /// The `metrics:` key of the rendered config, and the render inputs it was read from.
+    config_metrics: Option<(Arc<RenderInputs>, Option<SocketAddr>)>,
+    /// The paths the last validation found valid (not checked again in the next one).
+    known_regexes: KnownRegexes,
 }
 
 impl<R: Reloader, V: Verifier> Pipeline<R, V> {
@@ -194,6 +206,8 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             retry: false,
             programmed: Programmed::Pending,
             last_notes: Vec::new(),
+            config_metrics: None,
+            known_regexes: KnownRegexes::default(),
         }
     }
 
@@ -213,64 +227,105 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 Wake::Closed => anyhow::bail!("the source of objects stopped before it synced"),
             }
         }
-        let mut flow = self.step(changes).await;
+        let mut flow = self.step(changes, None).await;
+        memory::release_soon();
         loop {
             let wake = match flow {
                 Flow::Shutdown => return Ok(()),
                 Flow::Changed => Wake::Changed,
                 Flow::Idle => changes.next().await,
             };
-            let wake = match wake {
-                Wake::Changed => self.config.debounce.settle(changes).await,
-                other => other,
+            let (wake, early) = match wake {
+                Wake::Changed => {
+                    // Render what changed while the debounce waits for quiet: most changes come
+                    // alone, and then the config is ready to be written when the quiet period
+                    // ends. A change during the wait makes it moot (it is rendered again).
+                    let early = self.start_render(changes);
+                    (self.config.debounce.settle(changes).await, Some(early))
+                }
+                other => (other, None),
             };
             match wake {
-                Wake::Changed => flow = self.step(changes).await,
+                Wake::Changed => {
+                    flow = self.step(changes, early).await;
+                    // The render's temporaries are gone: give their pages back.
+                    memory::release_soon();
+                }
                 Wake::Shutdown => return Ok(()),
                 Wake::Closed => anyhow::bail!("the source of objects stopped"),
             }
         }
     }
 
-    /// One render of the latest state, and whatever follows from it.
-    async fn step(&mut self, changes: &mut Changes) -> Flow {
+    /// Starts translate → render → validate of the latest state on a blocking thread
+    /// (thousands of routes take a while: off the async workers).
+    fn start_render(&mut self, changes: &mut Changes) -> Rendering {
         let state: SourceState = changes.source.borrow_and_update().clone();
         let inputs: Arc<RenderInputs> = changes.inputs.borrow_and_update().clone();
-        let revision = state.revision;
-        let started = std::time::Instant::now();
-        // Translation of thousands of routes takes a while: keep it off the async workers.
-        let rendered = tokio::task::spawn_blocking(move || {
-            let translation = translate::translate(&state.snapshot, &inputs.settings);
-            let rendered = render::render(&translation, &inputs.base, &inputs.tunnel);
-            let report = validate::validate_str(&rendered.text);
-            (translation, rendered, report, state.warnings)
-        })
-        .await;
-        let (translation, rendered, report, source_warnings) = match rendered {
-            Ok(r) => r,
+        let (revision, snapshot) = (state.revision, Arc::as_ptr(&state.snapshot) as usize);
+        let render_inputs = inputs.clone();
+        let mut known = std::mem::take(&mut self.known_regexes);
+        let task = tokio::task::spawn_blocking(move || {
+            let outcome = render_and_validate(state, &render_inputs, &mut known);
+            (outcome, known)
+        });
+        Rendering { revision, snapshot, inputs, task }
+    }
+
+    /// The render of the latest state: `early`, if it rendered what is current (no change
+    /// since it started), else a new one.
+    async fn current_render(&mut self, changes: &mut Changes, early: Option<Rendering>) -> Rendering {
+        let Some(early) = early else { return self.start_render(changes) };
+        let current = {
+            let state = changes.source.borrow();
+            early.revision == state.revision
+                && early.snapshot == Arc::as_ptr(&state.snapshot) as usize
+                && Arc::ptr_eq(&early.inputs, &changes.inputs.borrow())
+        };
+        if current {
+            return early;
+        }
+        tracing::debug!(revision = early.revision, "changed while rendering early; rendering again");
+        // Its regexes found valid are valid still; a panic is the new render's to report.
+        if let Ok((_, known)) = early.task.await {
+            self.known_regexes = known;
+        }
+        self.start_render(changes)
+    }
+
+    /// One render of the latest state (`early`, if still current), and whatever follows.
+    async fn step(&mut self, changes: &mut Changes, early: Option<Rendering>) -> Flow {
+        let Rendering { revision, inputs, task, .. } = self.current_render(changes, early).await;
+        let outcome = match task.await {
+            Ok((outcome, known)) => {
+                self.known_regexes = known;
+                outcome
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the render task failed; keeping the last config");
                 self.metrics.renders.get_or_create(&ResultLabel::new("panic")).inc();
                 return Flow::Idle;
             }
         };
-        self.metrics.render_duration.observe(started.elapsed().as_secs_f64());
-        self.metrics.source_warnings.set(source_warnings.len() as i64);
-        self.log_news(&translation, &rendered);
+        self.metrics.render_duration.observe(outcome.duration.as_secs_f64());
+        self.metrics.source_warnings.set(outcome.source_warnings.len() as i64);
+        self.log_news(&outcome);
+        self.update_config_metrics(&inputs, &outcome.frame);
+        let Outcome { text, rule_count, report, statuses, routes_accepted, routes_rejected, .. } = outcome;
 
-        if !report.is_valid() || rendered.text.trim().is_empty() {
+        if !report.is_valid() || text.trim().is_empty() {
             self.metrics.renders.get_or_create(&ResultLabel::new("invalid")).inc();
             let why = refusal(&report);
             tracing::error!(revision, "{why}; keeping the last good config.yml");
-            self.publish(translation.statuses, Programmed::No(why));
+            self.publish(statuses, Programmed::No(why));
             return Flow::Idle;
         }
         self.metrics.renders.get_or_create(&ResultLabel::new("ok")).inc();
-        self.metrics.ingress_rules.set(rendered.rule_count as i64);
-        self.metrics.set_routes(translation.routes_accepted, translation.routes_rejected);
+        self.metrics.ingress_rules.set(rule_count as i64);
+        self.metrics.set_routes(routes_accepted, routes_rejected);
 
         let writer = self.writer.clone();
-        let text = Arc::new(rendered.text);
+        let text = Arc::new(text);
         let bytes = text.clone();
         let written = tokio::task::spawn_blocking(move || writer.write_if_changed(bytes.as_bytes()))
             .await
@@ -284,9 +339,9 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                     revision,
                     path = %self.writer.target().display(),
                     bytes = n,
-                    rules = rendered.rule_count,
-                    routes_accepted = translation.routes_accepted,
-                    routes_rejected = translation.routes_rejected,
+                    rules = rule_count,
+                    routes_accepted,
+                    routes_rejected,
                     "config written"
                 );
                 true
@@ -299,10 +354,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 self.metrics.config_write_errors.inc();
                 tracing::error!(revision, error = %e, "could not write the config; the previous file stays");
                 self.retry = true;
-                self.publish(
-                    translation.statuses,
-                    Programmed::No(format!("could not write the config: {e}")),
-                );
+                self.publish(statuses, Programmed::No(format!("could not write the config: {e}")));
                 return Flow::Idle;
             }
         };
@@ -310,15 +362,16 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
         if !(written || self.retry || !self.started) {
             // Same bytes: cloudflared's state is what it was; the statuses may still differ.
             let programmed = self.programmed.clone();
-            self.publish(translation.statuses, programmed);
+            self.publish(statuses, programmed);
             return Flow::Idle;
         }
         self.programmed = Programmed::Pending;
-        self.publish(translation.statuses.clone(), Programmed::Pending);
+        self.publish(statuses.clone(), Programmed::Pending);
         // A reload is never cancelled half-way: a supervisor may have a child half-started.
+        self.reloader.use_config_metrics(self.config_metrics.as_ref().and_then(|(_, addr)| *addr));
         if let Err(e) = self.reloader.reload(self.writer.target()).await {
             self.reload_failed(&e);
-            self.publish(translation.statuses, self.programmed.clone());
+            self.publish(statuses, self.programmed.clone());
             return Flow::Idle;
         }
         self.started = true;
@@ -363,7 +416,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                     Programmed::No(format!("cloudflared does not run the rendered config: {e}"));
             }
         }
-        self.publish(translation.statuses, self.programmed.clone());
+        self.publish(statuses, self.programmed.clone());
         Flow::Idle
     }
 
@@ -393,17 +446,91 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
     }
 
     /// Logs rejections and render warnings when they change, not on every render.
-    fn log_news(&mut self, translation: &Translation, rendered: &Rendered) {
-        let notes: Vec<String> = translation
+    fn log_news(&mut self, outcome: &Outcome) {
+        let notes: Vec<String> = outcome
             .rejections
             .iter()
             .map(|r| format!("not rendered: {r}"))
-            .chain(rendered.warnings.iter().cloned())
+            .chain(outcome.render_warnings.iter().cloned())
             .collect();
         for note in notes.iter().filter(|n| !self.last_notes.contains(n)) {
             tracing::warn!("{note}");
         }
         self.last_notes = notes;
+    }
+
+    /// The `metrics:` key of the file, for the reloader: read from the frame (the file's
+    /// top-level keys come from the base config and the tunnel, see [`render_and_validate`]),
+    /// once per change of the render inputs rather than from the written file after each write.
+    fn update_config_metrics(&mut self, inputs: &Arc<RenderInputs>, frame: &str) {
+        if self.config_metrics.as_ref().is_some_and(|(seen, _)| Arc::ptr_eq(seen, inputs)) {
+            return;
+        }
+        self.config_metrics = Some((inputs.clone(), reload::metrics_from_config(frame)));
+    }
+}
+
+/// A render on its way: of which state, and the task doing it.
+struct Rendering {
+    revision: u64,
+    /// The address of the snapshot rendered, to recognise it (the snapshot is not held: the
+    /// source changes it in place when nobody does).
+    snapshot: usize,
+    inputs: Arc<RenderInputs>,
+    task: tokio::task::JoinHandle<(Outcome, KnownRegexes)>,
+}
+
+/// What one render produced: everything the rest of the step needs, and nothing bigger (the
+/// snapshot and the rules are dropped before the write).
+struct Outcome {
+    /// Time spent translating, rendering and validating.
+    duration: std::time::Duration,
+    /// The config to write.
+    text: String,
+    rule_count: usize,
+    render_warnings: Vec<String>,
+    /// The same config without the generated rules (see [`render_and_validate`]).
+    frame: String,
+    report: Report,
+    statuses: Statuses,
+    rejections: Vec<Rejection>,
+    routes_accepted: usize,
+    routes_rejected: usize,
+    source_warnings: Vec<String>,
+}
+
+/// translate → render → validate, on a blocking thread.
+///
+/// Validation does not parse the rendered text back (tens of milliseconds per thousand routes,
+/// and as much memory again as the text): it checks the generated rules as they were rendered,
+/// and parses only the *frame*, the same config rendered without them (its top-level keys,
+/// the base config's rules, the catch-all), which is a few lines. `validate_rendered` gives the
+/// report `validate_str` would give for the whole text; the tests prove that the text parses
+/// back to exactly what was validated (docs/architecture.md, "Validation"). `known` carries the
+/// regexes found valid from one render to the next.
+fn render_and_validate(state: SourceState, inputs: &RenderInputs, known: &mut KnownRegexes) -> Outcome {
+    let started = std::time::Instant::now();
+    let SourceState { snapshot, warnings: source_warnings, .. } = state;
+    let translation = translate::translate(&snapshot, &inputs.settings);
+    // Let the source change its snapshot in place again (it copies it while we hold it).
+    drop(snapshot);
+    let Rendered { text, warnings: render_warnings, rule_count } =
+        render::render(&translation, &inputs.base, &inputs.tunnel);
+    let frame = render::render_rules(&[], translation.uses_grpc, &inputs.base, &inputs.tunnel).text;
+    let report = validate::validate_rendered(&translation.rules, &frame, known);
+    let Translation { statuses, rejections, routes_accepted, routes_rejected, .. } = translation;
+    Outcome {
+        duration: started.elapsed(),
+        text,
+        rule_count,
+        render_warnings,
+        frame,
+        report,
+        statuses,
+        rejections,
+        routes_accepted,
+        routes_rejected,
+        source_warnings,
     }
 }
 

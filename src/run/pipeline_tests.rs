@@ -150,6 +150,11 @@ struct Harness {
 
 impl Harness {
     fn start(initial: SourceState, recorder: Recorder) -> Harness {
+        let debounce = Debounce { quiet: Duration::from_millis(10), max_delay: Duration::from_millis(100) };
+        Harness::start_with(initial, recorder, debounce)
+    }
+
+    fn start_with(initial: SourceState, recorder: Recorder, debounce: Debounce) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let writer = ConfigWriter::new(&dir.path().join("config.yml")).unwrap();
         let (source, source_rx) = watch::channel(initial);
@@ -158,10 +163,7 @@ impl Harness {
         let (status_tx, status) = watch::channel(None);
         let health = Arc::new(Health::default());
         let verifier = ScriptedVerifier::default();
-        let config = PipelineConfig {
-            debounce: Debounce { quiet: Duration::from_millis(10), max_delay: Duration::from_millis(100) },
-            verify_timeout: Duration::from_secs(1),
-        };
+        let config = PipelineConfig { debounce, verify_timeout: Duration::from_secs(1) };
         let pipeline = Pipeline::new(
             config,
             writer,
@@ -303,5 +305,161 @@ async fn a_failed_reload_is_counted_and_retried_on_the_next_change() {
     h.source.send_replace(state(&[("a", "a.example.com")], 2));
     h.until("reloaded again", |h| h.recorder.reload_count() == 2).await;
     h.until("ready", |h| h.health.is_ready()).await;
+    h.stop().await;
+}
+
+// ---- validation without parsing the rendered text back ----
+
+/// Every fixture's objects (the conformance and gRPC fixtures, the examples), each with
+/// several base configs and tunnels: `render_and_validate` gives the report that parsing the
+/// whole rendered text gives, and the text reads back as the rules it was rendered from,
+/// followed by the frame's (docs/architecture.md, "Validation").
+#[test]
+fn validating_the_rendered_parts_is_validating_the_written_text() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut snapshots = Vec::new();
+    for dir in ["tests/fixtures/conformance", "tests/fixtures/grpc"] {
+        let mut names: Vec<_> =
+            std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        for path in names {
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name == "base.yaml" || name.ends_with(".expect.yaml") || !name.ends_with(".yaml") {
+                continue;
+            }
+            let loaded = crate::manifests::load_paths(&[root.join(dir).join("base.yaml"), path]).unwrap();
+            snapshots.push((name, loaded.snapshot));
+        }
+    }
+    let examples = crate::manifests::load_paths(&[root.join("examples")]).unwrap();
+    snapshots.push(("examples/".to_string(), examples.snapshot));
+    assert!(snapshots.len() > 40, "fixtures found: {}", snapshots.len());
+
+    let example_base = std::fs::read_to_string(root.join("examples/base-config/config.yml")).unwrap();
+    let bases = [
+        "",
+        example_base.as_str(),
+        // Refused: a rule without a scheme, a wrongly typed duration, a catch-all mid-list.
+        "originRequest: {connectTimeout: 30}\ningress:\n  - {hostname: ssh.example.net, service: nope}\n  - service: http_status:503\n  - {hostname: b.example.net, service: 'http://b:80'}\n",
+    ];
+    let tunnels = [
+        Tunnel { id: Some("6ff42ae2-765d-4adf-8112-31c55c1551ef".into()), credentials_file: None },
+        Tunnel { id: None, credentials_file: Some("/etc/cloudflared/creds/credentials.json".into()) },
+    ];
+    let (mut valid, mut refused) = (0, 0);
+    // Carried from one render to the next, as in the pipeline.
+    let mut known = KnownRegexes::default();
+    for (name, snapshot) in &snapshots {
+        let snapshot = Arc::new(snapshot.clone());
+        for base in bases {
+            for tunnel in &tunnels {
+                let inputs = RenderInputs { tunnel: tunnel.clone(), ..inputs(base) };
+                let state =
+                    SourceState { snapshot: snapshot.clone(), synced: true, ..SourceState::default() };
+                let outcome = render_and_validate(state, &inputs, &mut known);
+                let from_text = validate::validate_str(&outcome.text);
+                assert_eq!(outcome.report, from_text, "{name} with base {base:?}:\n{}", outcome.text);
+                if from_text.is_valid() {
+                    valid += 1;
+                } else {
+                    refused += 1;
+                }
+
+                // The generated rules, in order, then the frame's (unless a catch-all ended them).
+                let translation = translate::translate(&snapshot, &inputs.settings);
+                let read: serde_json::Value = serde_saphyr::from_str(&outcome.text).unwrap();
+                let frame: serde_json::Value = serde_saphyr::from_str(&outcome.frame).unwrap();
+                let ingress = read["ingress"].as_array().unwrap();
+                let generated = translation.rules.len();
+                for (rule, value) in translation.rules.iter().zip(ingress) {
+                    assert_eq!(value["service"].as_str(), Some(&*rule.service), "{name}");
+                    assert_eq!(
+                        value.get("hostname").and_then(|v| v.as_str()),
+                        rule.hostname.as_deref(),
+                        "{name}"
+                    );
+                    assert_eq!(value.get("path").and_then(|v| v.as_str()), rule.path.as_deref(), "{name}");
+                    let origin = &rule.origin_request;
+                    let read_origin = |key: &str| value.get("originRequest").and_then(|o| o.get(key));
+                    assert_eq!(
+                        read_origin("httpHostHeader").and_then(|v| v.as_str()),
+                        origin.http_host_header.as_deref()
+                    );
+                    assert_eq!(
+                        read_origin("originServerName").and_then(|v| v.as_str()),
+                        origin.origin_server_name.as_deref()
+                    );
+                    assert_eq!(read_origin("http2Origin").is_some(), origin.http2_origin);
+                    assert_eq!(read_origin("noTLSVerify").is_some(), origin.no_tls_verify);
+                    let keys = value.as_object().unwrap().len();
+                    assert_eq!(
+                        keys,
+                        1 + usize::from(rule.hostname.is_some())
+                            + usize::from(rule.path.is_some())
+                            + usize::from(!origin.is_empty()),
+                        "{name}: {value}"
+                    );
+                }
+                let terminated = translation.rules.last().is_some_and(|r| r.is_catch_all());
+                let tail: &[serde_json::Value] =
+                    if terminated { &[] } else { frame["ingress"].as_array().unwrap() };
+                assert_eq!(&ingress[generated..], tail, "{name}");
+                let mut top = read.clone();
+                let mut frame_top = frame.clone();
+                top.as_object_mut().unwrap().remove("ingress");
+                frame_top.as_object_mut().unwrap().remove("ingress");
+                assert_eq!(top, frame_top, "{name}: the same top-level keys");
+            }
+        }
+    }
+    assert!(valid > 40 && refused > 40, "{valid} valid, {refused} refused");
+}
+
+#[tokio::test]
+async fn the_reloader_is_told_the_metrics_key_of_the_base_config() {
+    let recorder = Recorder::new();
+    let h = Harness::start(state(&[("a", "a.example.com")], 1), recorder);
+    h.inputs.send_replace(Arc::new(inputs("metrics: 0.0.0.0:2000\n")));
+    h.until("written with the metrics key", |h| {
+        h.file().is_some_and(|f| f.contains("metrics: '0.0.0.0:2000'"))
+    })
+    .await;
+    h.until("reloaded", |h| h.recorder.config_metrics() == Some(Some("127.0.0.1:2000".parse().unwrap())))
+        .await;
+
+    h.inputs.send_replace(Arc::new(inputs("loglevel: debug\n")));
+    h.until("written without it", |h| {
+        h.file().is_some_and(|f| f.contains("loglevel") && !f.contains("metrics"))
+    })
+    .await;
+    h.until("reloaded", |h| h.recorder.config_metrics() == Some(None)).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_during_the_debounce_makes_the_early_render_moot() {
+    // A quiet period long enough for the second change to come inside it on a busy machine.
+    let debounce = Debounce { quiet: Duration::from_millis(400), max_delay: Duration::from_secs(5) };
+    let h = Harness::start_with(state(&[("a", "a.example.com")], 1), Recorder::new(), debounce);
+    h.until("first write", has("a.example.com")).await;
+    h.until("first reload", |h| h.recorder.reload_count() == 1).await;
+
+    // B is rendered early as soon as it arrives; C comes while the debounce waits.
+    h.source.send_replace(state(&[("a", "a.example.com"), ("b", "b.example.com")], 2));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    h.source.send_replace(state(&[("a", "a.example.com"), ("c", "c.example.com")], 3));
+    h.until("the latest state written", has("c.example.com")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!h.file().unwrap().contains("b.example.com"), "the moot render is never written");
+    let contents = h.recorder.reloaded_contents();
+    assert_eq!(contents.len(), 2, "one write and one reload for the burst");
+    assert!(contents.iter().all(|c| !c.as_deref().unwrap_or_default().contains("b.example.com")));
+
+    // Alone, a change is written once the quiet period ends, from its early render.
+    let before = std::time::Instant::now();
+    h.source.send_replace(state(&[("d", "d.example.com")], 4));
+    h.until("written", has("d.example.com")).await;
+    assert!(before.elapsed() >= Duration::from_millis(400), "not before the quiet period ended");
+    h.until("reloaded", |h| h.recorder.reload_count() == 3).await;
     h.stop().await;
 }

@@ -46,30 +46,44 @@ pub trait Reloader: Send {
     /// cloudflared's metrics server (`/ready`, `/config`) now, if known, for verification.
     fn metrics_addr(&self) -> Option<SocketAddr>;
 
+    /// The `metrics:` key of the config file about to be reloaded (`None`: it has no usable
+    /// one), told before each `reload`. A reloader that takes its address from the config
+    /// (when no flag gives one) uses it; the others ignore it.
+    fn use_config_metrics(&mut self, _addr: Option<SocketAddr>) {}
+
     /// cloudflared-routes is stopping: drain what this reloader started.
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
 }
 
 /// `--reload none`: write only.
 ///
-/// `metrics` is where verification looks; when it is `None` (no `--cloudflared-metrics`), each
-/// `reload` fills it from the written config's `metrics:` key, so a cloudflared started by
+/// `metrics` (`--cloudflared-metrics`) is where verification looks; without it, the written
+/// config's `metrics:` key ([`Reloader::use_config_metrics`]), so a cloudflared started by
 /// someone else on that config can still be verified.
 #[derive(Debug, Default)]
 pub struct NoReload {
     pub metrics: Option<SocketAddr>,
+    config_metrics: Option<SocketAddr>,
+}
+
+impl NoReload {
+    /// `metrics`: the `--cloudflared-metrics` flag.
+    pub fn new(metrics: Option<SocketAddr>) -> NoReload {
+        NoReload { metrics, config_metrics: None }
+    }
 }
 
 impl Reloader for NoReload {
-    async fn reload(&mut self, path: &Path) -> Result<(), ReloadError> {
-        if self.metrics.is_none() {
-            self.metrics = metrics_from_config_file(path).await;
-        }
+    async fn reload(&mut self, _path: &Path) -> Result<(), ReloadError> {
         Ok(())
     }
 
     fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics
+        self.metrics.or(self.config_metrics)
+    }
+
+    fn use_config_metrics(&mut self, addr: Option<SocketAddr>) {
+        self.config_metrics = addr;
     }
 
     async fn shutdown(&mut self) {}
@@ -176,6 +190,14 @@ impl Reloader for AnyReloader {
         }
     }
 
+    fn use_config_metrics(&mut self, addr: Option<SocketAddr>) {
+        match self {
+            AnyReloader::None(r) => r.use_config_metrics(addr),
+            AnyReloader::Supervise(r) => r.use_config_metrics(addr),
+            AnyReloader::Signal(r) => r.use_config_metrics(addr),
+        }
+    }
+
     async fn shutdown(&mut self) {
         match self {
             AnyReloader::None(r) => r.shutdown().await,
@@ -192,7 +214,7 @@ pub fn build(opts: &ReloadOptions, config_path: &Path) -> anyhow::Result<AnyRelo
         bail!("a cloudflared command line after `--` is only used with --reload supervise");
     }
     Ok(match opts.mode {
-        ReloadMode::None => AnyReloader::None(NoReload { metrics: opts.cloudflared_metrics }),
+        ReloadMode::None => AnyReloader::None(NoReload::new(opts.cloudflared_metrics)),
         ReloadMode::Signal => {
             let mut signaller = Signaller::new(opts.ready_timeout);
             if let Some(pidfile) = &opts.cloudflared_pidfile {
@@ -246,7 +268,8 @@ pub fn parse_metrics_addr(value: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// The connectable address of a config's `metrics:` key, if it has a usable one.
+/// The connectable address of a config's `metrics:` key, if it has a usable one (the pipeline
+/// reads it from the config's frame, see [`Reloader::use_config_metrics`]).
 pub fn metrics_from_config(yaml: &str) -> Option<SocketAddr> {
     #[derive(Deserialize)]
     struct Metrics {
@@ -260,11 +283,6 @@ pub fn metrics_from_config(yaml: &str) -> Option<SocketAddr> {
             None
         }
     }
-}
-
-pub(crate) async fn metrics_from_config_file(path: &Path) -> Option<SocketAddr> {
-    let yaml = tokio::fs::read_to_string(path).await.ok()?;
-    metrics_from_config(&yaml)
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
@@ -307,6 +325,8 @@ struct RecorderState {
     calls: Vec<RecordedCall>,
     failures: std::collections::VecDeque<ReloadError>,
     metrics: Option<SocketAddr>,
+    /// What the last `use_config_metrics` said (`None`: never called).
+    config_metrics: Option<Option<SocketAddr>>,
     delay: Duration,
 }
 
@@ -352,6 +372,12 @@ impl Recorder {
         self.reloaded_contents().len()
     }
 
+    /// The config's `metrics:` address the last `use_config_metrics` gave (`None`: never
+    /// called).
+    pub fn config_metrics(&self) -> Option<Option<SocketAddr>> {
+        self.lock().config_metrics
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, RecorderState> {
         // A test that panicked while holding the lock must not hide the record from the others.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -377,6 +403,10 @@ impl Reloader for Recorder {
 
     fn metrics_addr(&self) -> Option<SocketAddr> {
         self.lock().metrics
+    }
+
+    fn use_config_metrics(&mut self, addr: Option<SocketAddr>) {
+        self.lock().config_metrics = Some(addr);
     }
 
     async fn shutdown(&mut self) {

@@ -161,16 +161,21 @@ fn durations() {
 }
 
 #[tokio::test]
-async fn no_reload_reads_the_metrics_key_of_the_written_config() {
+async fn no_reload_verifies_on_the_config_metrics_key_unless_given() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yml");
-    std::fs::write(&config, "metrics: 0.0.0.0:2000\ningress:\n  - service: http_status:404\n").unwrap();
+    std::fs::write(&config, "ingress:\n  - service: http_status:404\n").unwrap();
+    let from_config: SocketAddr = "127.0.0.1:2000".parse().unwrap();
     let mut none = NoReload::default();
+    none.use_config_metrics(Some(from_config));
     none.reload(&config).await.unwrap();
-    assert_eq!(none.metrics_addr(), Some("127.0.0.1:2000".parse().unwrap()));
+    assert_eq!(none.metrics_addr(), Some(from_config));
+    none.use_config_metrics(None);
+    assert_eq!(none.metrics_addr(), None, "the key was taken out of the config");
 
     let given = "127.0.0.1:9".parse().unwrap();
-    let mut none = NoReload { metrics: Some(given) };
+    let mut none = NoReload::new(Some(given));
+    none.use_config_metrics(Some(from_config));
     none.reload(&config).await.unwrap();
     assert_eq!(none.metrics_addr(), Some(given), "--cloudflared-metrics wins");
 }

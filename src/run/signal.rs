@@ -36,7 +36,7 @@ use tokio::time::{sleep, timeout, Instant};
 use tracing::{debug, error, info, warn};
 
 use super::leader::{Attempt, LeaderElectionOptions, LeaseLock};
-use super::reload::{metrics_from_config_file, parse_duration, ReloadError, Reloader};
+use super::reload::{parse_duration, ReloadError, Reloader};
 use super::verify::{self, Readiness, POLL_INTERVAL};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -454,10 +454,7 @@ impl Signaller {
 }
 
 impl Reloader for Signaller {
-    async fn reload(&mut self, path: &Path) -> Result<(), ReloadError> {
-        if self.metrics.is_none() {
-            self.config_metrics = metrics_from_config_file(path).await;
-        }
+    async fn reload(&mut self, _path: &Path) -> Result<(), ReloadError> {
         let addr = self.metrics_addr().ok_or_else(|| {
             ReloadError::Other(
                 "no address to check cloudflared's readiness on: set --cloudflared-metrics or a metrics: key in the base config"
@@ -473,6 +470,10 @@ impl Reloader for Signaller {
 
     fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.or(self.config_metrics)
+    }
+
+    fn use_config_metrics(&mut self, addr: Option<SocketAddr>) {
+        self.config_metrics = addr;
     }
 
     /// cloudflared is not ours to stop: the kubelet stops its container.

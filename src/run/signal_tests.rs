@@ -95,16 +95,19 @@ async fn metrics_address_comes_from_the_config_unless_given() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yml");
     std::fs::write(&config, "metrics: 0.0.0.0:2000\ningress:\n  - service: http_status:404\n").unwrap();
+    let from_config: SocketAddr = "127.0.0.1:2000".parse().unwrap();
     let mut signaller = Signaller::new(Duration::from_millis(10)).with_process_name("no-such-process-name");
+    signaller.use_config_metrics(Some(from_config));
     // The first reload waits (here 10 ms) for a cloudflared that may not have started yet.
     let err = signaller.reload(&config).await.unwrap_err();
     assert!(matches!(err, ReloadError::NotReady(_)), "{err:?}");
-    assert_eq!(signaller.metrics_addr(), Some("127.0.0.1:2000".parse().unwrap()));
+    assert_eq!(signaller.metrics_addr(), Some(from_config));
 
     let given: SocketAddr = "127.0.0.1:3000".parse().unwrap();
     let mut signaller = Signaller::new(Duration::from_millis(10))
         .with_process_name("no-such-process-name")
         .with_metrics(given);
+    signaller.use_config_metrics(Some(from_config));
     let _ = signaller.reload(&config).await;
     assert_eq!(signaller.metrics_addr(), Some(given), "the flag wins over the config");
 }

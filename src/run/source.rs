@@ -8,7 +8,9 @@ use routes_core::model::Snapshot;
 
 #[derive(Clone, Debug, Default)]
 pub struct SourceState {
-    /// Every object the source currently knows.
+    /// Every object the source currently knows. The Kubernetes source changes it in place
+    /// (`Arc::make_mut`) when nobody else holds it, and copies it otherwise: hold a clone only
+    /// as long as needed (the pipeline drops it once translated).
     pub snapshot: Arc<Snapshot>,
     /// Objects that could not be read (file, kind, name and why), kept out of the snapshot.
     pub warnings: Vec<String>,

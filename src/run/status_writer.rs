@@ -13,6 +13,7 @@
 //! change a 409 Conflict, after which we read and merge again, instead of a lost update.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,28 +140,37 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// What the core says one object's status should be.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Desired {
-    GatewayClass(GatewayClassStatus),
-    Gateway(GatewayStatus),
-    Route(RouteStatus),
+/// What the core says one object's status should be (borrowed from the pipeline's report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Desired<'a> {
+    GatewayClass(&'a GatewayClassStatus),
+    Gateway(&'a GatewayStatus),
+    Route(&'a RouteStatus),
 }
 
-fn desired(statuses: &Statuses) -> BTreeMap<Target, Desired> {
+impl Desired<'_> {
+    /// A 64-bit hash of the whole status: what the writer remembers of what it wrote, instead
+    /// of a copy of every status (as much memory again as the pipeline's report). Two
+    /// different statuses of one object with the same fingerprint (odds of 2^-64 per change)
+    /// would skip a write until the next resync.
+    fn fingerprint(&self) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+fn desired(statuses: &Statuses) -> BTreeMap<Target, Desired<'_>> {
     let classes = statuses
         .gateway_classes
         .iter()
-        .map(|c| (Target::GatewayClass(c.name.clone()), Desired::GatewayClass(c.clone())));
+        .map(|c| (Target::GatewayClass(c.name.clone()), Desired::GatewayClass(c)));
     let gateways = statuses.gateways.iter().map(|g| {
-        (
-            Target::Gateway { namespace: g.namespace.clone(), name: g.name.clone() },
-            Desired::Gateway(g.clone()),
-        )
+        (Target::Gateway { namespace: g.namespace.clone(), name: g.name.clone() }, Desired::Gateway(g))
     });
     let routes = statuses.routes.iter().map(|r| {
         let target = Target::Route { kind: r.kind, namespace: r.namespace.clone(), name: r.name.clone() };
-        (target, Desired::Route(r.clone()))
+        (target, Desired::Route(r))
     });
     classes.chain(gateways).chain(routes).collect()
 }
@@ -198,9 +208,9 @@ const ATTEMPTS: usize = 3;
 struct Writer {
     client: Client,
     opts: StatusWriterOptions,
-    /// What was last written (or found already there) per object during this leadership term:
-    /// an object whose desired status did not change is not read again.
-    written: BTreeMap<Target, Desired>,
+    /// The fingerprint of what was last written (or found already there) per object during
+    /// this leadership term: an object whose desired status did not change is not read again.
+    written: BTreeMap<Target, u64>,
 }
 
 impl Writer {
@@ -213,6 +223,8 @@ impl Writer {
                 let current = statuses.borrow_and_update().clone();
                 if let Some(report) = current {
                     failed = !self.pass(&report.statuses, &leader).await;
+                    // The pass's JSON documents are gone: give their pages back.
+                    super::memory::release_soon();
                 }
             } else {
                 // A new term starts from what is in the cluster, not from what we once wrote.
@@ -238,12 +250,13 @@ impl Writer {
             if !*leader.borrow() {
                 return false;
             }
-            if self.written.get(target) == Some(want) {
+            let fingerprint = want.fingerprint();
+            if self.written.get(target) == Some(&fingerprint) {
                 continue;
             }
             match self.write(target, Some(want)).await {
                 Some(Written::Applied | Written::Unchanged) => {
-                    self.written.insert(target.clone(), want.clone());
+                    self.written.insert(target.clone(), fingerprint);
                 }
                 // Not remembered: if it is created again, its status must be written.
                 Some(Written::NotFound) => {
@@ -268,7 +281,7 @@ impl Writer {
     }
 
     /// One object's write, reported to the hook and the log; `None` when it failed.
-    async fn write(&self, target: &Target, want: Option<&Desired>) -> Option<Written> {
+    async fn write(&self, target: &Target, want: Option<&Desired<'_>>) -> Option<Written> {
         let result = self.write_object(target, want).await;
         let label = match &result {
             Ok(Written::Applied) => "applied",
@@ -291,7 +304,7 @@ impl Writer {
         }
     }
 
-    async fn write_object(&self, target: &Target, want: Option<&Desired>) -> Result<Written, WriteError> {
+    async fn write_object(&self, target: &Target, want: Option<&Desired<'_>>) -> Result<Written, WriteError> {
         let (api, name) = target.api(&self.client);
         let limit = self.opts.call_timeout;
         for _ in 0..ATTEMPTS {
@@ -331,7 +344,7 @@ fn now() -> Time {
 
 /// The whole new `status` of an object: `current` (its `status`, or null) with our part
 /// replaced by `want`, keeping foreign route parents and unchanged conditions' times.
-fn merged_status(want: &Desired, current: &Value, controller_name: &str, now: &Time) -> Value {
+fn merged_status(want: &Desired<'_>, current: &Value, controller_name: &str, now: &Time) -> Value {
     // Compared field by field below with values that never hold nulls.
     let mut current = current.clone();
     strip_nulls(&mut current);

@@ -63,7 +63,7 @@ fn route_merge_keeps_foreign_parents_and_replaces_ours() {
     let want = route(3, vec![accepted(3), resolved(3)]);
     let mut stale = written_at_old(&route(2, vec![accepted(2)]));
     stale["parents"].as_array_mut().unwrap().insert(0, foreign_parent());
-    let merged = merged_status(&Desired::Route(want.clone()), &stale, US, &time("2026-01-01T00:00:00Z"));
+    let merged = merged_status(&Desired::Route(&want), &stale, US, &time("2026-01-01T00:00:00Z"));
     let parents = merged["parents"].as_array().unwrap();
     assert_eq!(parents.len(), 2, "{merged:#}");
     assert_eq!(parents[0], foreign_parent());
@@ -89,7 +89,7 @@ fn unchanged_conditions_keep_their_time_and_the_write_is_a_no_op() {
     let want = route(3, vec![accepted(3), resolved(3)]);
     let mut current = written_at_old(&want);
     current["parents"].as_array_mut().unwrap().push(foreign_parent());
-    let merged = merged_status(&Desired::Route(want), &current, US, &time("2026-01-01T00:00:00Z"));
+    let merged = merged_status(&Desired::Route(&want), &current, US, &time("2026-01-01T00:00:00Z"));
     assert!(same_status(&current, &merged), "{current:#}\n{merged:#}");
 }
 
@@ -98,7 +98,7 @@ fn only_the_changed_condition_gets_a_new_time() {
     let current = written_at_old(&route(3, vec![accepted(3), resolved(3)]));
     let broken = Condition::new("ResolvedRefs", ConditionStatus::False, "BackendNotFound", "no web", 3);
     let merged = merged_status(
-        &Desired::Route(route(3, vec![accepted(3), broken])),
+        &Desired::Route(&route(3, vec![accepted(3), broken])),
         &current,
         US,
         &time("2026-01-01T00:00:00Z"),
@@ -113,7 +113,7 @@ fn a_parent_order_difference_alone_is_no_change() {
     let want = route(3, vec![accepted(3)]);
     let ours = written_at_old(&want)["parents"][0].clone();
     let current = json!({"parents": [ours, foreign_parent()]});
-    let merged = merged_status(&Desired::Route(want), &current, US, &time("2026-01-01T00:00:00Z"));
+    let merged = merged_status(&Desired::Route(&want), &current, US, &time("2026-01-01T00:00:00Z"));
     assert_eq!(merged["parents"][0], foreign_parent(), "ours go after the others'");
     assert!(same_status(&current, &merged));
 }
@@ -149,7 +149,7 @@ fn gateway_merge_keeps_times_per_listener_and_condition() {
     let before = gateway(vec!["t.cfargotunnel.com".into()], ConditionStatus::Unknown);
     let current = to_json(&status_yaml::gateway_status(&before, &time(OLD)));
     let after = gateway(vec!["t.cfargotunnel.com".into()], ConditionStatus::True);
-    let merged = merged_status(&Desired::Gateway(after), &current, US, &time("2026-01-01T00:00:00Z"));
+    let merged = merged_status(&Desired::Gateway(&after), &current, US, &time("2026-01-01T00:00:00Z"));
     assert_eq!(merged["conditions"][0]["lastTransitionTime"], OLD, "Accepted did not change");
     assert_eq!(merged["conditions"][1]["lastTransitionTime"], "2026-01-01T00:00:00Z");
     assert_eq!(merged["listeners"][0]["conditions"][0]["lastTransitionTime"], OLD);
@@ -162,7 +162,7 @@ fn patch_deletes_keys_we_no_longer_write_and_carries_the_resource_version() {
     let with_address = gateway(vec!["t.cfargotunnel.com".into()], ConditionStatus::True);
     let current = to_json(&status_yaml::gateway_status(&with_address, &time(OLD)));
     let without = gateway(vec![], ConditionStatus::True);
-    let merged = merged_status(&Desired::Gateway(without), &current, US, &time(OLD));
+    let merged = merged_status(&Desired::Gateway(&without), &current, US, &time(OLD));
     assert!(!same_status(&current, &merged));
     let body = patch_body(&current, merged, "42");
     assert_eq!(body["metadata"], json!({"resourceVersion": "42"}));
@@ -179,9 +179,9 @@ fn gateway_class_merge_writes_features_and_keeps_time() {
         conditions: vec![accepted(1)],
         supported_features: vec!["GRPCRoute".into(), "HTTPRoute".into()],
     };
-    let fresh = merged_status(&Desired::GatewayClass(class.clone()), &Value::Null, US, &time(OLD));
+    let fresh = merged_status(&Desired::GatewayClass(&class), &Value::Null, US, &time(OLD));
     assert_eq!(fresh["supportedFeatures"], json!([{"name": "GRPCRoute"}, {"name": "HTTPRoute"}]));
-    let again = merged_status(&Desired::GatewayClass(class), &fresh, US, &time("2026-01-01T00:00:00Z"));
+    let again = merged_status(&Desired::GatewayClass(&class), &fresh, US, &time("2026-01-01T00:00:00Z"));
     assert!(same_status(&fresh, &again));
 }
 
@@ -208,4 +208,27 @@ fn targets_cover_every_object_once() {
         targets,
         ["GatewayClass c", "Gateway infra/tunnel", "HTTPRoute apps/web", "GRPCRoute apps/web"]
     );
+}
+
+#[test]
+fn the_fingerprint_changes_with_any_part_of_the_status() {
+    let base = route(3, vec![accepted(3), resolved(3)]);
+    let fingerprint = |r: &RouteStatus| Desired::Route(r).fingerprint();
+    assert_eq!(fingerprint(&base), fingerprint(&base.clone()), "the same status, the same fingerprint");
+    let mut message = base.clone();
+    message.parents[0].conditions[1].message = "Service apps/web not found".into();
+    let mut status = base.clone();
+    status.parents[0].conditions[0].status = ConditionStatus::False;
+    let mut parent = base.clone();
+    parent.parents[0].parent_ref.section_name = Some("http".into());
+    let mut order = base.clone();
+    order.parents[0].conditions.reverse();
+    let changed =
+        [route(4, vec![accepted(4), resolved(4)]), message, status, parent, order, route(3, vec![])];
+    for other in &changed {
+        assert_ne!(fingerprint(other), fingerprint(&base), "{other:?}");
+    }
+    // Another kind of object with the same fields is another status.
+    let grpc = RouteStatus { kind: RouteKind::Grpc, ..base.clone() };
+    assert_ne!(fingerprint(&grpc), fingerprint(&base));
 }

@@ -185,7 +185,7 @@ pub struct Route {
 }
 
 /// A `spec.parentRefs[]` entry exactly as written (status echoes it back).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
 pub struct ParentRef {
     pub group: Option<String>,
     pub kind: Option<String>,

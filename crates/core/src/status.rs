@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use crate::model::{GroupKind, ParentRef, RouteKind};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConditionStatus {
     True,
     False,
@@ -24,7 +24,7 @@ impl ConditionStatus {
 
 /// A status condition. Types and reasons are a closed set of names (Gateway API's, and ours),
 /// so they are static strings; a message is built only when it says something particular.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Condition {
     pub type_: &'static str,
     pub status: ConditionStatus,
@@ -53,7 +53,7 @@ pub struct Statuses {
     pub routes: Vec<RouteStatus>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GatewayClassStatus {
     pub name: String,
     pub generation: i64,
@@ -62,7 +62,7 @@ pub struct GatewayClassStatus {
     pub supported_features: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GatewayStatus {
     pub namespace: String,
     pub name: String,
@@ -73,7 +73,7 @@ pub struct GatewayStatus {
     pub listeners: Vec<ListenerStatus>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ListenerStatus {
     pub name: String,
     pub supported_kinds: Vec<GroupKind>,
@@ -81,7 +81,7 @@ pub struct ListenerStatus {
     pub conditions: Vec<Condition>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteStatus {
     pub kind: RouteKind,
     pub namespace: String,
@@ -91,7 +91,7 @@ pub struct RouteStatus {
     pub parents: Vec<RouteParentStatus>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteParentStatus {
     /// The parentRef as written.
     pub parent_ref: ParentRef,

@@ -8,12 +8,28 @@
 //! Unknown keys are only warnings, as in cloudflared (a second, strict decode whose errors it
 //! prints as "unused keys"); unknown top-level keys are not even that, since cloudflared keeps
 //! them as command-line settings, so we only warn about near-misses of the keys it parses.
+//!
+//! Two ways in, one set of checks:
+//! - [`validate_str`] / [`validate_value`]: any config file, parsed as cloudflared parses it
+//!   (the `validate` command, `render`);
+//! - [`validate_rendered`]: a config we are about to write, checked from what it was rendered
+//!   from, the generated rules and the rest of the file (its *frame*, small enough to parse),
+//!   instead of parsing back thousands of rules we have just written. The rendered text parses
+//!   back to exactly that structure, and both ways give the same report: the tests of
+//!   `validate_tests.rs` (every kind of hostile string) and of the runtime (every fixture)
+//!   prove it, so what is validated is what is written.
 
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::hash::BuildHasher;
 use std::num::IntErrorKind;
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use serde_json::{Map, Value};
 
 use crate::gostd::{go_parse_cidr, go_parse_duration, go_split_host_port, go_url_hostname, go_url_parse};
+use crate::ingress::IngressRule;
 use crate::re2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,16 +63,156 @@ impl Report {
 /// Parse YAML text (serde_saphyr::from_str into serde_json::Value) and validate; a YAML error is
 /// one error Finding.
 pub fn validate_str(yaml: &str) -> Report {
-    match serde_saphyr::from_str_with_options::<Value>(yaml, crate::yaml::options()) {
+    match parse(yaml) {
         Ok(config) => validate_value(&config),
-        Err(err) => {
-            let message = err.to_string();
-            let message = message.strip_prefix("error: ").unwrap_or(&message);
-            let mut report = Report::default();
-            report.error(None, format!("error parsing YAML in config file: {message}"));
-            report
+        Err(report) => report,
+    }
+}
+
+/// Validate a config we rendered, without parsing its generated rules back: `generated` are
+/// the rules rendered first under `ingress`, and `frame` is the text of the same config
+/// rendered without them (`render::render_rules(&[], uses_grpc, base, tunnel)`: the top-level
+/// keys, then the base config's rules and the catch-all). The whole config holds the frame's
+/// top-level keys and, under `ingress`, `generated` followed by the frame's rules, or by
+/// nothing when the last generated rule already matches everything (the renderer leaves the
+/// rest out then).
+///
+/// The report is the one [`validate_str`] gives for the whole rendered text; a generated rule
+/// is made of strings and booleans only, so it cannot have a type error or an unknown key, and
+/// its checks need no parse. One more check, which the parse could not always make: the
+/// comment the renderer writes above each generated rule (its source) must stay one comment
+/// line, for cloudflared's YAML reader too (which also ends a line at U+0085, U+2028 and
+/// U+2029 and refuses control characters): see [`comment_safe`].
+///
+/// `known` carries the regular expressions found valid from one validation to the next, so that
+/// a change of one route does not check the thousands of unchanged paths again: it holds the
+/// valid paths of this validation when it returns (see [`KnownRegexes`]).
+pub fn validate_rendered(generated: &[IngressRule], frame: &str, known: &mut KnownRegexes) -> Report {
+    let config = match parse(frame) {
+        Ok(config) => config,
+        Err(report) => return report,
+    };
+    let previous = std::mem::take(known);
+    // About as many as last time (so no regrowing).
+    known.text.reserve(previous.text.len());
+    known.spans.reserve(previous.spans.len());
+    let mut regexes = Regexes { previous: &previous, valid: known, services: FxHashMap::default() };
+    let mut report = validate_config(&config, generated, Some(&mut regexes));
+    for (index, rule) in generated.iter().enumerate() {
+        if !comment_safe(&rule.source) {
+            let source = rule.source.to_string();
+            report.error(
+                Some(index),
+                format!("the comment naming this rule's source would not stay one comment line: {source:?}"),
+            );
         }
     }
+    report
+}
+
+/// The paths (regular expressions) a validation found valid, so that the next one need not
+/// check them again: whether Go's `regexp.Compile` accepts a pattern depends on the pattern
+/// alone, and checking one takes microseconds, which thousands of unchanged rules make into
+/// milliseconds on every change. Exact: a pattern counts as known only if its bytes are stored
+/// here. Only the last validation's patterns are kept, one after another in one buffer.
+#[derive(Clone, Debug, Default)]
+pub struct KnownRegexes {
+    text: String,
+    /// Hash of a pattern → where it is in `text`. Two patterns with the same hash: the second
+    /// is not stored (and is checked every time).
+    spans: FxHashMap<u64, (u32, u32)>,
+}
+
+impl KnownRegexes {
+    fn hash(pattern: &str) -> u64 {
+        FxBuildHasher.hash_one(pattern)
+    }
+
+    /// `pattern` was found valid by the validation that stored it.
+    pub fn contains(&self, pattern: &str) -> bool {
+        let span = self.spans.get(&Self::hash(pattern));
+        span.is_some_and(|&(start, len)| {
+            self.text.get(start as usize..(start + len) as usize) == Some(pattern)
+        })
+    }
+
+    fn insert(&mut self, pattern: &str) {
+        let (Ok(start), Ok(len)) = (u32::try_from(self.text.len()), u32::try_from(pattern.len())) else {
+            return; // 4 GiB of patterns: not stored, checked again next time
+        };
+        if start.checked_add(len).is_none() {
+            return;
+        }
+        if let Entry::Vacant(slot) = self.spans.entry(Self::hash(pattern)) {
+            slot.insert((start, len));
+            self.text.push_str(pattern);
+        }
+    }
+
+    /// Number of patterns stored.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+/// The regexes known valid before a validation, and those found valid by it; and the outcome
+/// of each service's check during this validation.
+struct Regexes<'a> {
+    previous: &'a KnownRegexes,
+    valid: &'a mut KnownRegexes,
+    services: FxHashMap<String, Result<(), String>>,
+}
+
+impl Regexes<'_> {
+    fn check(&mut self, pattern: &str) -> Result<(), re2::Re2Error> {
+        if !self.previous.contains(pattern) {
+            re2::check(pattern)?;
+        }
+        self.valid.insert(pattern);
+        Ok(())
+    }
+}
+
+/// Whether `text` (written with `Display`) can be the rest of a YAML comment line: only
+/// characters both serde-saphyr and cloudflared's yaml.v3 accept, and none that either reads
+/// as a line break. Checked as it is written, without building the text.
+pub fn comment_safe(text: &impl std::fmt::Display) -> bool {
+    struct Check(bool);
+    impl std::fmt::Write for Check {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 &= s.chars().all(|c| {
+                matches!(c, '\t' | ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+                    && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
+            });
+            Ok(())
+        }
+    }
+    let mut check = Check(true);
+    // Writing into Check cannot fail.
+    let _ = std::fmt::write(&mut check, format_args!("{text}"));
+    check.0
+}
+
+/// The YAML text as cloudflared reads it, or the report of its YAML error.
+fn parse(yaml: &str) -> Result<Value, Report> {
+    serde_saphyr::from_str_with_options::<Value>(yaml, crate::yaml::options()).map_err(|err| {
+        let message = err.to_string();
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        let mut report = Report::default();
+        report.error(None, format!("error parsing YAML in config file: {message}"));
+        report
+    })
+}
+
+/// One rule of the config: one we generated (typed), or one read from YAML.
+#[derive(Clone, Copy)]
+enum Rule<'a> {
+    Generated(&'a IngressRule),
+    Written(&'a Value),
 }
 
 // cloudflared's messages, from ingress/ingress.go.
@@ -76,6 +232,15 @@ const NOT_HTTP: &str = "is not an HTTP origin: cloudflared serves every scheme b
 
 /// Validate an already parsed config (the YAML document as JSON values).
 pub fn validate_value(config: &Value) -> Report {
+    validate_config(config, &[], None)
+}
+
+/// `config` with `generated` in front of its own ingress rules (see [`validate_rendered`]).
+fn validate_config(
+    config: &Value,
+    generated: &[IngressRule],
+    mut regexes: Option<&mut Regexes<'_>>,
+) -> Report {
     let mut report = Report::default();
     let empty = Map::new();
     let top = match config {
@@ -108,38 +273,102 @@ pub fn validate_value(config: &Value) -> Report {
     }
     // Rule-level `originRequest` fields override the top-level ones one by one (setConfig).
     let default_bastion = top.get("originRequest").and_then(|o| o.get("bastionMode")).and_then(go_bool);
-    let rules = match top.get("ingress") {
-        Some(Value::Array(rules)) if !rules.is_empty() => rules,
-        Some(Value::Array(_) | Value::Null) | None => {
-            report.error(None, NO_INGRESS_RULES);
-            return report;
-        }
+    // A last generated rule that matches everything ends the list: the rest is not rendered.
+    let terminated = generated.last().is_some_and(IngressRule::is_catch_all);
+    let written: &[Value] = match top.get("ingress") {
+        Some(Value::Array(rules)) if !terminated => rules,
+        Some(Value::Array(_) | Value::Null) | None => &[],
         Some(_) => return report, // a type error, reported above
     };
-    for (index, rule) in rules.iter().enumerate() {
-        check_rule(index, rules.len(), rule, default_bastion, &mut report);
+    let total = generated.len() + written.len();
+    if total == 0 {
+        report.error(None, NO_INGRESS_RULES);
+        return report;
+    }
+    let rules = generated.iter().map(Rule::Generated).chain(written.iter().map(Rule::Written));
+    for (index, rule) in rules.enumerate() {
+        check_rule(index, total, rule, default_bastion, regexes.as_deref_mut(), &mut report);
     }
     report
 }
 
+/// A rule's fields as cloudflared decodes them; `None` for a field of the wrong type.
+struct RuleFields<'a> {
+    hostname: Option<Cow<'a, str>>,
+    path: Option<Cow<'a, str>>,
+    service: Option<Cow<'a, str>>,
+    /// The rule's own `originRequest`, where the keys a generated rule never has are looked up
+    /// (`bastionMode`, `ipRules`, `access`).
+    origin_request: Option<&'a Value>,
+}
+
 /// `ingress.validateIngress` for one rule: service, access, hostname, path, in that order.
-fn check_rule(index: usize, total: usize, rule: &Value, default_bastion: Option<bool>, report: &mut Report) {
+fn check_rule(
+    index: usize,
+    total: usize,
+    rule: Rule<'_>,
+    default_bastion: Option<bool>,
+    regexes: Option<&mut Regexes<'_>>,
+    report: &mut Report,
+) {
     let here = Some(index);
-    check_value(rule, &Kind::Struct(&INGRESS_RULE), "", here, report);
-    let empty = Map::new();
     let fields = match rule {
-        Value::Object(fields) => fields,
-        Value::Null => &empty,
-        _ => return, // a type error, reported just above
+        // Strings and booleans under known keys (render.rs writes each string so that it
+        // reads back as itself): nothing for check_value to find.
+        Rule::Generated(rule) => RuleFields {
+            hostname: Some(Cow::Borrowed(rule.hostname.as_deref().unwrap_or(""))),
+            path: Some(Cow::Borrowed(rule.path.as_deref().unwrap_or(""))),
+            service: Some(Cow::Borrowed(&rule.service)),
+            origin_request: None,
+        },
+        Rule::Written(rule) => {
+            check_value(rule, &Kind::Struct(&INGRESS_RULE), "", here, report);
+            // A null rule has the zero value of every field.
+            let field = |key: &str| match rule {
+                Value::Object(fields) => fields.get(key),
+                _ => None,
+            };
+            if !rule.is_object() && !rule.is_null() {
+                return; // a type error, reported just above
+            }
+            RuleFields {
+                hostname: scalar_text(field("hostname")),
+                path: scalar_text(field("path")),
+                service: scalar_text(field("service")),
+                origin_request: field("originRequest"),
+            }
+        }
     };
+    check_rule_fields(index, total, fields, default_bastion, regexes, report);
+}
+
+fn check_rule_fields(
+    index: usize,
+    total: usize,
+    fields: RuleFields<'_>,
+    default_bastion: Option<bool>,
+    mut regexes: Option<&mut Regexes<'_>>,
+    report: &mut Report,
+) {
+    let here = Some(index);
     // `None` when the field has the wrong type (already reported): skip what depends on it.
-    let hostname = scalar_text(fields.get("hostname"));
-    let path = scalar_text(fields.get("path"));
-    let service = scalar_text(fields.get("service"));
-    let origin_request = fields.get("originRequest");
+    let RuleFields { hostname, path, service, origin_request } = fields;
     let bastion = origin_request.and_then(|o| o.get("bastionMode")).and_then(go_bool).or(default_bastion);
     if let Some(service) = service {
-        match check_service(&service, bastion.unwrap_or(false), origin_request) {
+        let checked = match (regexes.as_deref_mut(), origin_request) {
+            // Without a rule-level originRequest, the outcome depends on the service alone (and
+            // the config-wide bastion mode): thousands of rules share a hundred services.
+            (Some(memo), None) => match memo.services.get(&*service) {
+                Some(known) => known.clone(),
+                None => {
+                    let checked = check_service(&service, bastion.unwrap_or(false), None);
+                    memo.services.insert(service.to_string(), checked.clone());
+                    checked
+                }
+            },
+            _ => check_service(&service, bastion.unwrap_or(false), origin_request),
+        };
+        match checked {
             Err(message) => report.error(here, message),
             // isHTTPService: only http, https, ws and wss are HTTP origins; h2c is a likely mistake.
             Ok(()) if service.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("h2c://")) => {
@@ -181,7 +410,11 @@ fn check_rule(index: usize, total: usize, rule: &Value, default_bastion: Option<
     }
     if let Some(path) = path.filter(|path| !path.is_empty()) {
         // cloudflared compiles it with Go's regexp.Compile.
-        if let Err(err) = re2::check(&path) {
+        let checked = match regexes {
+            Some(regexes) => regexes.check(&path),
+            None => re2::check(&path),
+        };
+        if let Err(err) = checked {
             report.error(here, format!("Rule #{} has an invalid regex: {err}", index + 1));
         }
     }
@@ -440,12 +673,12 @@ fn prefix(path: &str) -> String {
 }
 
 /// The text yaml.v3 puts in a Go string field: any scalar, `None` for a sequence or mapping.
-fn scalar_text(value: Option<&Value>) -> Option<String> {
+fn scalar_text(value: Option<&Value>) -> Option<Cow<'_, str>> {
     match value {
-        None | Some(Value::Null) => Some(String::new()),
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
-        Some(Value::Number(n)) => Some(n.to_string()),
+        None | Some(Value::Null) => Some(Cow::Borrowed("")),
+        Some(Value::String(s)) => Some(Cow::Borrowed(s)),
+        Some(Value::Bool(b)) => Some(Cow::Owned(b.to_string())),
+        Some(Value::Number(n)) => Some(Cow::Owned(n.to_string())),
         Some(Value::Array(_) | Value::Object(_)) => None,
     }
 }
