@@ -161,8 +161,10 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
     out.push_str("ingress:\n");
     let mut count = 0;
     for rule in rules {
+        out.push_str("  # ");
         // Writing into a String cannot fail.
-        let _ = writeln!(out, "  # {}", rule.source);
+        let _ = write!(Comment(&mut out), "{}", rule.source);
+        out.push('\n');
         rule_entry(&mut out, rule);
         count += 1;
     }
@@ -191,6 +193,35 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
         }
     }
     Rendered { text: out, warnings, rule_count: count }
+}
+
+/// A character that may stand in a YAML comment line: one both serde-saphyr and cloudflared's
+/// yaml.v3 accept and neither reads as a line break.
+fn comment_char(c: char) -> bool {
+    matches!(c, '\t' | ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+        && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
+}
+
+/// Writes text into a comment line, escaping (`\u{2028}`) every character that could end the
+/// line or that a YAML reader refuses: an object name read from a file may hold anything, and
+/// must never turn into YAML of its own.
+struct Comment<'a>(&'a mut String);
+
+impl std::fmt::Write for Comment<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if s.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+            self.0.push_str(s);
+            return Ok(());
+        }
+        for c in s.chars() {
+            if comment_char(c) {
+                self.0.push(c);
+            } else {
+                write!(self.0, "\\u{{{:x}}}", c as u32)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn is_catch_all_value(rule: &Value) -> bool {
@@ -336,7 +367,16 @@ fn push_scalar(out: &mut String, s: &str) {
         }
         out.push('\'');
     } else {
-        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+        // JSON's escapes are YAML's; JSON leaves these raw, but YAML readers take U+0085,
+        // U+2028 and U+2029 for line breaks (and fold them), and U+FEFF for a byte-order mark.
+        for c in serde_json::to_string(s).unwrap_or_default().chars() {
+            match c {
+                '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}' => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
     }
 }
 

@@ -194,3 +194,41 @@ fn rendered_text_fits_the_estimate_without_growing() {
     assert_eq!(rendered.text.capacity(), estimate, "the text outgrew its estimate of {estimate} bytes");
     assert!(rendered.text.len() * 2 > estimate, "the estimate is more than twice the text");
 }
+
+#[test]
+fn source_comments_stay_one_line_whatever_the_names_hold() {
+    // An object name read from a file may hold a line break: it must not become YAML.
+    let mut r = rule(Some("a.example.com"), None, "http://a:80");
+    r.source = RuleSource::Route {
+        route: std::sync::Arc::new(crate::ingress::RouteName {
+            kind: RouteKind::Http,
+            namespace: "default".into(),
+            name: "web\n  - service: http://evil:80\u{2028}x\u{85}y\u{7}".into(),
+        }),
+        rule: 0,
+        match_index: 0,
+    };
+    let rendered = render_rules(&[r], false, &BaseConfig::default(), &tunnel());
+    assert!(
+        rendered.text.contains(
+            "# HTTPRoute default/web\\u{a}  - service: http://evil:80\\u{2028}x\\u{85}y\\u{7} rule 0"
+        ),
+        "{}",
+        rendered.text
+    );
+    let config = parse(&rendered.text);
+    assert_eq!(config["ingress"].as_array().map(Vec::len), Some(2), "{}", rendered.text);
+    assert!(crate::validate::validate_str(&rendered.text).is_valid());
+}
+
+#[test]
+fn yaml_line_breaks_in_values_are_escaped() {
+    for c in ['\u{85}', '\u{2028}', '\u{2029}', '\u{feff}'] {
+        let value = format!("http://a{c}b:80");
+        let mut out = String::new();
+        push_scalar(&mut out, &value);
+        assert!(!out.contains(c), "{c:?} written raw: {out}");
+        let parsed: String = serde_saphyr::from_str(&out).unwrap();
+        assert_eq!(parsed, value, "{out}");
+    }
+}

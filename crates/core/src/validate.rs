@@ -79,10 +79,8 @@ pub fn validate_str(yaml: &str) -> Report {
 ///
 /// The report is the one [`validate_str`] gives for the whole rendered text; a generated rule
 /// is made of strings and booleans only, so it cannot have a type error or an unknown key, and
-/// its checks need no parse. One more check, which the parse could not always make: the
-/// comment the renderer writes above each generated rule (its source) must stay one comment
-/// line, for cloudflared's YAML reader too (which also ends a line at U+0085, U+2028 and
-/// U+2029 and refuses control characters): see [`comment_safe`].
+/// its checks need no parse. The comment the renderer writes above each generated rule (its
+/// source) is escaped so that it stays one comment line whatever the names hold.
 ///
 /// `known` carries the regular expressions found valid from one validation to the next, so that
 /// a change of one route does not check the thousands of unchanged paths again: it holds the
@@ -97,17 +95,7 @@ pub fn validate_rendered(generated: &[IngressRule], frame: &str, known: &mut Kno
     known.text.reserve(previous.text.len());
     known.spans.reserve(previous.spans.len());
     let mut regexes = Regexes { previous: &previous, valid: known, services: FxHashMap::default() };
-    let mut report = validate_config(&config, generated, Some(&mut regexes));
-    for (index, rule) in generated.iter().enumerate() {
-        if !comment_safe(&rule.source) {
-            let source = rule.source.to_string();
-            report.error(
-                Some(index),
-                format!("the comment naming this rule's source would not stay one comment line: {source:?}"),
-            );
-        }
-    }
-    report
+    validate_config(&config, generated, Some(&mut regexes))
 }
 
 /// The paths (regular expressions) a validation found valid, so that the next one need not
@@ -175,26 +163,6 @@ impl Regexes<'_> {
         self.valid.insert(pattern);
         Ok(())
     }
-}
-
-/// Whether `text` (written with `Display`) can be the rest of a YAML comment line: only
-/// characters both serde-saphyr and cloudflared's yaml.v3 accept, and none that either reads
-/// as a line break. Checked as it is written, without building the text.
-pub fn comment_safe(text: &impl std::fmt::Display) -> bool {
-    struct Check(bool);
-    impl std::fmt::Write for Check {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            self.0 &= s.chars().all(|c| {
-                matches!(c, '\t' | ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
-                    && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
-            });
-            Ok(())
-        }
-    }
-    let mut check = Check(true);
-    // Writing into Check cannot fail.
-    let _ = std::fmt::write(&mut check, format_args!("{text}"));
-    check.0
 }
 
 /// The YAML text as cloudflared reads it, or the report of its YAML error.

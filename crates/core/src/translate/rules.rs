@@ -169,16 +169,19 @@ fn rule_target(
 }
 
 /// The path regex and rank of one match, or (field suffix, why) when it cannot be expressed.
+/// A match's rendered path (none: every path) and its precedence rank.
+type MatchPath = (Option<Arc<str>>, PathRank);
+
 /// `scratch` is a buffer reused from match to match.
 fn match_path(
     route_match: &RouteMatch,
     scratch: &mut String,
-) -> Result<(Option<Arc<str>>, PathRank), (String, String)> {
+) -> Result<MatchPath, (String, String)> {
     match route_match {
         RouteMatch::Http(m) => {
             unexpressible_http(m)?;
             let some = http_path_into(&m.path, scratch).map_err(|e| (".path".to_string(), e.to_string()))?;
-            let path = some.then(|| scratch.as_str());
+            let path = some.then_some(scratch.as_str());
             Ok((path.map(Arc::from), PathRank::http(&m.path, path)))
         }
         RouteMatch::Grpc(m) => {
