@@ -33,7 +33,7 @@ use std::time::Duration;
 use routes_core::render::{self, Rendered};
 use routes_core::status::{Programmed, Statuses};
 use routes_core::translate::{self, Rejection, Translation};
-use routes_core::validate::{self, KnownRegexes, Report};
+use routes_core::validate::{self, Report};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
@@ -180,8 +180,6 @@ pub struct Pipeline<R, V> {
     last_notes: Vec<String>,
     /// The `metrics:` key of the rendered config, and the render inputs it was read from.
     config_metrics: Option<(Arc<RenderInputs>, Option<SocketAddr>)>,
-    /// The paths the last validation found valid (not checked again in the next one).
-    known_regexes: KnownRegexes,
 }
 
 impl<R: Reloader, V: Verifier> Pipeline<R, V> {
@@ -207,7 +205,6 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             programmed: Programmed::Pending,
             last_notes: Vec::new(),
             config_metrics: None,
-            known_regexes: KnownRegexes::default(),
         }
     }
 
@@ -264,11 +261,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
         let inputs: Arc<RenderInputs> = changes.inputs.borrow_and_update().clone();
         let (revision, snapshot) = (state.revision, Arc::as_ptr(&state.snapshot) as usize);
         let render_inputs = inputs.clone();
-        let mut known = std::mem::take(&mut self.known_regexes);
-        let task = tokio::task::spawn_blocking(move || {
-            let outcome = render_and_validate(state, &render_inputs, &mut known);
-            (outcome, known)
-        });
+        let task = tokio::task::spawn_blocking(move || render_and_validate(state, &render_inputs));
         Rendering { revision, snapshot, inputs, task }
     }
 
@@ -286,10 +279,8 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             return early;
         }
         tracing::debug!(revision = early.revision, "changed while rendering early; rendering again");
-        // Its regexes found valid are valid still; a panic is the new render's to report.
-        if let Ok((_, known)) = early.task.await {
-            self.known_regexes = known;
-        }
+        // Not awaited: its result is moot, and the task ends on its own.
+        drop(early.task);
         self.start_render(changes)
     }
 
@@ -297,10 +288,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
     async fn step(&mut self, changes: &mut Changes, early: Option<Rendering>) -> Flow {
         let Rendering { revision, inputs, task, .. } = self.current_render(changes, early).await;
         let outcome = match task.await {
-            Ok((outcome, known)) => {
-                self.known_regexes = known;
-                outcome
-            }
+            Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(error = %e, "the render task failed; keeping the last config");
                 self.metrics.renders.get_or_create(&ResultLabel::new("panic")).inc();
@@ -477,7 +465,7 @@ struct Rendering {
     /// source changes it in place when nobody does).
     snapshot: usize,
     inputs: Arc<RenderInputs>,
-    task: tokio::task::JoinHandle<(Outcome, KnownRegexes)>,
+    task: tokio::task::JoinHandle<Outcome>,
 }
 
 /// What one render produced: everything the rest of the step needs, and nothing bigger (the
@@ -506,9 +494,8 @@ struct Outcome {
 /// and parses only the *frame*, the same config rendered without them (its top-level keys,
 /// the base config's rules, the catch-all), which is a few lines. `validate_rendered` gives the
 /// report `validate_str` would give for the whole text; the tests prove that the text parses
-/// back to exactly what was validated (docs/architecture.md, "Validation"). `known` carries the
-/// regexes found valid from one render to the next.
-fn render_and_validate(state: SourceState, inputs: &RenderInputs, known: &mut KnownRegexes) -> Outcome {
+/// back to exactly what was validated (docs/architecture.md, "Validation").
+fn render_and_validate(state: SourceState, inputs: &RenderInputs) -> Outcome {
     let started = std::time::Instant::now();
     let SourceState { snapshot, warnings: source_warnings, .. } = state;
     let translation = translate::translate(&snapshot, &inputs.settings);
@@ -517,7 +504,7 @@ fn render_and_validate(state: SourceState, inputs: &RenderInputs, known: &mut Kn
     let Rendered { text, warnings: render_warnings, rule_count } =
         render::render(&translation, &inputs.base, &inputs.tunnel);
     let frame = render::render_rules(&[], translation.uses_grpc, &inputs.base, &inputs.tunnel).text;
-    let report = validate::validate_rendered(&translation.rules, &frame, known);
+    let report = validate::validate_rendered(&translation.rules, &frame);
     let Translation { statuses, rejections, routes_accepted, routes_rejected, .. } = translation;
     Outcome {
         duration: started.elapsed(),

@@ -597,11 +597,6 @@ mod rendered {
         report.errors.iter().any(|f| f.message.starts_with("error parsing YAML"))
     }
 
-    thread_local! {
-        /// The regexes the previous proptest case found valid.
-        static PREVIOUS_CASE: std::cell::RefCell<KnownRegexes> = Default::default();
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
@@ -616,13 +611,7 @@ mod rendered {
         ) {
             let text = render_rules(&rules, uses_grpc, &base, &tunnel).text;
             let frame = render_rules(&[], uses_grpc, &base, &tunnel).text;
-            let mut known = KnownRegexes::default();
-            let from_parts = validate_rendered(&rules, &frame, &mut known);
-            // Again, with what the first validation found valid, and with what the previous
-            // case's config left: the same report.
-            prop_assert_eq!(&validate_rendered(&rules, &frame, &mut known), &from_parts);
-            let after_other = PREVIOUS_CASE.with(|k| validate_rendered(&rules, &frame, &mut k.borrow_mut()));
-            prop_assert_eq!(&after_other, &from_parts);
+            let from_parts = validate_rendered(&rules, &frame);
             let from_text = validate_str(&text);
             if is_yaml_error(&from_text) || is_yaml_error(&from_parts) {
                 // The same verdict; the messages differ by line numbers.
@@ -668,7 +657,7 @@ mod rendered {
             "a\u{feff}",
         ] {
             let rules = [rule(name)];
-            let report = validate_rendered(&rules, &frame, &mut KnownRegexes::default());
+            let report = validate_rendered(&rules, &frame);
             assert!(report.is_valid(), "{name:?}: {report:?}");
             let text = render_rules(&rules, false, &base, &tunnel).text;
             assert_eq!(validate_str(&text), report, "{name:?}\n{text}");
@@ -687,21 +676,20 @@ mod rendered {
         };
         let frame = "tunnel: x\ningress:\n  - {hostname: legacy.example.com, service: nope}\n  - service: http_status:404\n";
         // The frame's rule is numbered after the generated ones.
-        let known = &mut KnownRegexes::default();
-        let report = validate_rendered(&[rule(Some("a.example.com"), "http://a:80")], frame, known);
+        let report = validate_rendered(&[rule(Some("a.example.com"), "http://a:80")], frame);
         assert_eq!(report.errors.len(), 1, "{report:?}");
         assert_eq!(report.errors[0].rule, Some(1));
         assert!(report.errors[0].message.starts_with("nope is an invalid address"), "{report:?}");
         // A generated catch-all ends the list: the frame's rules are not rendered, nor checked.
-        assert!(validate_rendered(&[rule(None, "http://all:80")], frame, known).is_valid());
+        assert!(validate_rendered(&[rule(None, "http://all:80")], frame).is_valid());
         // No rules at all, and a frame that does not parse.
-        assert!(!validate_rendered(&[], "tunnel: x\n", known).is_valid());
-        let report = validate_rendered(&[rule(None, "http://all:80")], "ingress: [\n", known);
+        assert!(!validate_rendered(&[], "tunnel: x\n").is_valid());
+        let report = validate_rendered(&[rule(None, "http://all:80")], "ingress: [\n");
         assert!(report.errors[0].message.starts_with("error parsing YAML"), "{report:?}");
     }
 
     #[test]
-    fn known_regexes_are_those_of_the_last_validation_and_only_valid_ones() {
+    fn an_invalid_generated_path_is_refused_every_time() {
         let rule = |path: &str| IngressRule {
             hostname: Some("a.example.com".into()),
             path: Some(path.into()),
@@ -710,22 +698,11 @@ mod rendered {
             source: RuleSource::CatchAll,
         };
         let frame = "ingress:\n  - {path: '^/base$', service: 'http://b:80'}\n  - service: http_status:404\n";
-        let mut known = KnownRegexes::default();
-        let report = validate_rendered(&[rule("^/a$"), rule("^/(?=b)$"), rule("^/c$")], frame, &mut known);
-        assert_eq!(report.errors.len(), 1, "{report:?}");
-        assert!(report.errors[0].message.contains("Rule #2 has an invalid regex"), "{report:?}");
-        assert!(known.contains("^/a$") && known.contains("^/c$") && known.contains("^/base$"));
-        assert!(!known.contains("^/(?=b)$"), "an invalid pattern is never known");
-        assert!(!known.contains("^/a") && !known.contains("^/c$ ") && !known.contains(""));
-        assert_eq!(known.len(), 3);
-
-        // The next validation keeps only its own paths; the invalid one is refused again.
-        let report = validate_rendered(&[rule("^/(?=b)$"), rule("^/c$"), rule("^/d$")], frame, &mut known);
-        assert_eq!(report.errors.len(), 1, "{report:?}");
-        assert!(report.errors[0].message.contains("Rule #1 has an invalid regex"), "{report:?}");
-        assert!(!known.contains("^/a$"), "gone with the rule that had it");
-        assert!(known.contains("^/c$") && known.contains("^/d$"));
-        assert_eq!(known.len(), 3);
+        for _ in 0..2 {
+            let report = validate_rendered(&[rule("^/a$"), rule("^/(?=b)$"), rule("^/c$")], frame);
+            assert_eq!(report.errors.len(), 1, "{report:?}");
+            assert!(report.errors[0].message.contains("Rule #2 has an invalid regex"), "{report:?}");
+        }
     }
 
     #[test]
@@ -743,11 +720,7 @@ mod rendered {
             rule("c.example.com", "nope"),
         ];
         let rules = [rules.as_slice(), &[rule("d.example.com", "h2c://g:1")]].concat();
-        let report = validate_rendered(
-            &rules,
-            "ingress:\n  - service: http_status:404\n",
-            &mut KnownRegexes::default(),
-        );
+        let report = validate_rendered(&rules, "ingress:\n  - service: http_status:404\n");
         let errors: Vec<Option<usize>> = report.errors.iter().map(|f| f.rule).collect();
         assert_eq!(errors, [Some(0), Some(2)], "{report:?}");
         let warnings: Vec<Option<usize>> = report.warnings.iter().map(|f| f.rule).collect();

@@ -173,10 +173,7 @@ fn rule_target(
 type MatchPath = (Option<Arc<str>>, PathRank);
 
 /// `scratch` is a buffer reused from match to match.
-fn match_path(
-    route_match: &RouteMatch,
-    scratch: &mut String,
-) -> Result<MatchPath, (String, String)> {
+fn match_path(route_match: &RouteMatch, scratch: &mut String) -> Result<MatchPath, (String, String)> {
     match route_match {
         RouteMatch::Http(m) => {
             unexpressible_http(m)?;
