@@ -150,8 +150,8 @@ fn parent_ref(
     port: Option<i32>,
 ) -> model::ParentRef {
     model::ParentRef {
-        group: Some(group.clone().unwrap_or_else(|| model::GATEWAY_GROUP.to_string())),
-        kind: Some(kind.clone().unwrap_or_else(|| "Gateway".to_string())),
+        group: Some(model::name(group.as_deref().unwrap_or(model::GATEWAY_GROUP))),
+        kind: Some(model::name(kind.as_deref().unwrap_or("Gateway"))),
         namespace: namespace.clone(),
         name: name.to_string(),
         section_name: section_name.clone(),
@@ -271,10 +271,10 @@ fn backend_ref(
 ) -> model::BackendRef {
     model::BackendRef {
         group: match group {
-            None | Some("core") => String::new(),
-            Some(g) => g.to_string(),
+            None | Some("core") => model::name(""),
+            Some(g) => model::name(g),
         },
-        kind: kind.unwrap_or("Service").to_string(),
+        kind: model::name(kind.unwrap_or("Service")),
         name: name.to_string(),
         namespace: namespace.map(str::to_string),
         port,

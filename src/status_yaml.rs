@@ -177,8 +177,8 @@ pub fn http_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
                     conditions: conditions(&p.conditions, time),
                     controller_name: controller_name.to_string(),
                     parent_ref: HttpRouteStatusParentsParentRef {
-                        group,
-                        kind,
+                        group: group.map(String::from),
+                        kind: kind.map(String::from),
                         name,
                         namespace,
                         port,
@@ -201,8 +201,8 @@ pub fn grpc_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
                     conditions: conditions(&p.conditions, time),
                     controller_name: controller_name.to_string(),
                     parent_ref: GrpcRouteStatusParentsParentRef {
-                        group,
-                        kind,
+                        group: group.map(String::from),
+                        kind: kind.map(String::from),
                         name,
                         namespace,
                         port,

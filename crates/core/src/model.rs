@@ -38,6 +38,22 @@ impl Meta {
     }
 }
 
+/// A group or kind name. Nearly every route names the same few (`Service`, the core group,
+/// `gateway.networking.k8s.io`, `Gateway`): those are borrowed, not allocated for each
+/// reference of each route.
+pub type Name = std::borrow::Cow<'static, str>;
+
+/// `value` as a [`Name`]: borrowed when it is one of the usual names.
+pub fn name(value: &str) -> Name {
+    match value {
+        "" => Name::Borrowed(""),
+        "Service" => Name::Borrowed("Service"),
+        "Gateway" => Name::Borrowed("Gateway"),
+        GATEWAY_GROUP => Name::Borrowed(GATEWAY_GROUP),
+        other => Name::Owned(other.to_string()),
+    }
+}
+
 /// A `namespace/name` pair naming a namespaced object.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectRef {
@@ -187,8 +203,8 @@ pub struct Route {
 /// A `spec.parentRefs[]` entry exactly as written (status echoes it back).
 #[derive(Clone, Debug, PartialEq, Eq, Default, Hash)]
 pub struct ParentRef {
-    pub group: Option<String>,
-    pub kind: Option<String>,
+    pub group: Option<Name>,
+    pub kind: Option<Name>,
     pub namespace: Option<String>,
     pub name: String,
     pub section_name: Option<String>,
@@ -274,9 +290,9 @@ pub enum Filter {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendRef {
     /// Empty for the core group (the default).
-    pub group: String,
+    pub group: Name,
     /// `Service` by default.
-    pub kind: String,
+    pub kind: Name,
     pub name: String,
     pub namespace: Option<String>,
     pub port: Option<i32>,
@@ -289,8 +305,8 @@ pub struct BackendRef {
 impl BackendRef {
     pub fn service(name: &str, port: i32) -> Self {
         BackendRef {
-            group: String::new(),
-            kind: "Service".to_string(),
+            group: Name::Borrowed(""),
+            kind: Name::Borrowed("Service"),
             name: name.to_string(),
             namespace: None,
             port: Some(port),

@@ -197,8 +197,8 @@ impl<'a> Resolver<'a> {
             let key = (
                 route.meta.namespace.as_str(),
                 route.kind,
-                backend.group.as_str(),
-                backend.kind.as_str(),
+                backend.group.as_ref(),
+                backend.kind.as_ref(),
                 backend.namespace.as_deref(),
                 backend.name.as_str(),
                 backend.port,
