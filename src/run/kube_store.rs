@@ -1,0 +1,299 @@
+//! The kinds' state and the snapshot they publish: objects put, replaced and removed in place
+//! (copied only while a render still holds the snapshot), a kind's (re-)list swapped in whole.
+
+use super::*;
+
+/// What is known of one kind; its objects themselves are in the published snapshot.
+#[derive(Default)]
+pub(super) struct KindState {
+    /// Objects that could not be read, by `namespace/name`: why.
+    pub(super) unreadable: BTreeMap<String, String>,
+    /// A (re-)list in progress: swapped in whole at its end, so that a half-listed kind is never
+    /// published (a 410 re-list must not look like a mass deletion).
+    pub(super) relist: Option<(BTreeMap<String, Object>, BTreeMap<String, String>)>,
+    /// The first list before the source is synced: nothing is published until every kind has
+    /// listed, so its objects go straight into the snapshot instead of `relist`.
+    listing_directly: bool,
+    /// The first list completed.
+    listed: bool,
+    /// Optional kind the API server does not serve (yet).
+    pub(super) missing: bool,
+    /// A watch runs for this kind (a kind found late is not watched twice while it lists).
+    pub(super) watching: bool,
+}
+
+/// The vectors of a [`Snapshot`], by index: where each kind's objects are (both route kinds
+/// share `routes`).
+const VECTORS: usize = 7;
+
+impl Kind {
+    fn vector(self) -> usize {
+        match self {
+            Kind::GatewayClass => 0,
+            Kind::Gateway => 1,
+            Kind::HttpRoute | Kind::GrpcRoute => 2,
+            Kind::ReferenceGrant => 3,
+            Kind::BackendTlsPolicy => 4,
+            Kind::Service => 5,
+            Kind::Namespace => 6,
+        }
+    }
+}
+
+/// Whether `object` is what `snapshot` holds at `pos` of the object's vector.
+fn same_at(snapshot: &Snapshot, pos: usize, object: &Object) -> bool {
+    match object {
+        Object::GatewayClass(o) => snapshot.gateway_classes.get(pos) == Some(o),
+        Object::Gateway(o) => snapshot.gateways.get(pos) == Some(o),
+        Object::Route(o) => snapshot.routes.get(pos) == Some(o),
+        Object::ReferenceGrant(o) => snapshot.reference_grants.get(pos) == Some(o),
+        Object::BackendTlsPolicy(o) => snapshot.backend_tls_policies.get(pos) == Some(o),
+        Object::Service(o) => snapshot.services.get(pos) == Some(o),
+        Object::Namespace(o) => snapshot.namespaces.get(pos) == Some(o),
+    }
+}
+
+/// Puts `object` at `pos` of its vector, or at its end; where it is now.
+fn put_at(snapshot: &mut Snapshot, pos: Option<usize>, object: Object) -> usize {
+    fn put<T>(objects: &mut Vec<T>, pos: Option<usize>, object: T) -> usize {
+        match pos {
+            Some(pos) => {
+                objects[pos] = object;
+                pos
+            }
+            None => {
+                objects.push(object);
+                objects.len() - 1
+            }
+        }
+    }
+    match object {
+        Object::GatewayClass(o) => put(&mut snapshot.gateway_classes, pos, o),
+        Object::Gateway(o) => put(&mut snapshot.gateways, pos, o),
+        Object::Route(o) => put(&mut snapshot.routes, pos, o),
+        Object::ReferenceGrant(o) => put(&mut snapshot.reference_grants, pos, o),
+        Object::BackendTlsPolicy(o) => put(&mut snapshot.backend_tls_policies, pos, o),
+        Object::Service(o) => put(&mut snapshot.services, pos, o),
+        Object::Namespace(o) => put(&mut snapshot.namespaces, pos, o),
+    }
+}
+
+/// Room for `more` objects in vector `vector`.
+fn reserve_exact(snapshot: &mut Snapshot, vector: usize, more: usize) {
+    match vector {
+        0 => snapshot.gateway_classes.reserve_exact(more),
+        1 => snapshot.gateways.reserve_exact(more),
+        2 => snapshot.routes.reserve_exact(more),
+        3 => snapshot.reference_grants.reserve_exact(more),
+        4 => snapshot.backend_tls_policies.reserve_exact(more),
+        5 => snapshot.services.reserve_exact(more),
+        _ => snapshot.namespaces.reserve_exact(more),
+    }
+}
+
+/// Removes what is at `pos` of vector `vector`, moving the last object there.
+fn swap_remove(snapshot: &mut Snapshot, vector: usize, pos: usize) {
+    match vector {
+        0 => drop(snapshot.gateway_classes.swap_remove(pos)),
+        1 => drop(snapshot.gateways.swap_remove(pos)),
+        2 => drop(snapshot.routes.swap_remove(pos)),
+        3 => drop(snapshot.reference_grants.swap_remove(pos)),
+        4 => drop(snapshot.backend_tls_policies.swap_remove(pos)),
+        5 => drop(snapshot.services.swap_remove(pos)),
+        _ => drop(snapshot.namespaces.swap_remove(pos)),
+    }
+}
+
+/// Where every object is in the snapshot.
+#[derive(Default)]
+struct Positions {
+    /// Per kind: `namespace/name` → position in the kind's vector.
+    by_key: [HashMap<Arc<str>, usize>; KINDS.len()],
+    /// Per vector: the kind and key of the object at each position.
+    at: [Vec<(Kind, Arc<str>)>; VECTORS],
+}
+
+impl Positions {
+    fn get(&self, kind: Kind, key: &str) -> Option<usize> {
+        self.by_key[kind as usize].get(key).copied()
+    }
+
+    fn insert(&mut self, snapshot: &mut Snapshot, kind: Kind, key: &str, object: Object) {
+        let pos = self.get(kind, key);
+        let at = put_at(snapshot, pos, object);
+        if pos.is_none() {
+            let key: Arc<str> = key.into();
+            self.by_key[kind as usize].insert(key.clone(), at);
+            self.at[kind.vector()].push((kind, key));
+        }
+    }
+
+    /// Removes the object; false when there was none.
+    fn remove(&mut self, snapshot: &mut Snapshot, kind: Kind, key: &str) -> bool {
+        let Some(pos) = self.by_key[kind as usize].remove(key) else { return false };
+        let vector = kind.vector();
+        swap_remove(snapshot, vector, pos);
+        self.at[vector].swap_remove(pos);
+        if let Some((moved_kind, moved_key)) = self.at[vector].get(pos) {
+            self.by_key[*moved_kind as usize].insert(moved_key.clone(), pos);
+        }
+        true
+    }
+}
+
+/// The source's bookkeeping. The objects are in the published [`SourceState`]'s snapshot and
+/// only there: [`Store::apply`] changes it in place (`Arc::make_mut`), which copies it only
+/// while a render still holds the previous one, instead of building a new snapshot (a copy of
+/// every object) for every change.
+#[derive(Default)]
+pub(super) struct Store {
+    pub(super) kinds: [KindState; KINDS.len()],
+    positions: Positions,
+    pub(super) synced: bool,
+    pub(super) revision: u64,
+}
+
+impl Store {
+    pub(super) fn kind_mut(&mut self, kind: Kind) -> &mut KindState {
+        &mut self.kinds[kind as usize]
+    }
+
+    /// Applies one watch event to `snapshot`; true when the published state changes.
+    pub(super) fn apply(
+        &mut self,
+        snapshot: &mut Arc<Snapshot>,
+        kind: Kind,
+        event: Event<DynamicObject>,
+        hook: Option<&EventHook>,
+    ) -> bool {
+        if let (Some(hook), Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)) = (hook, &event) {
+            hook(kind.name());
+        }
+        let state = &mut self.kinds[kind as usize];
+        let positions = &mut self.positions;
+        match event {
+            Event::Init if !self.synced && !state.listed => {
+                // (Again, after a failed first list: what it had read goes.)
+                state.listing_directly = true;
+                state.unreadable.clear();
+                let old: Vec<Arc<str>> = positions.by_key[kind as usize].keys().cloned().collect();
+                for key in old {
+                    positions.remove(Arc::make_mut(snapshot), kind, &key);
+                }
+                false
+            }
+            Event::Init => {
+                state.relist = Some(Default::default());
+                false
+            }
+            Event::InitApply(object) if state.listing_directly => {
+                let (key, read) = read_object(kind, object);
+                match read {
+                    Ok(object) => positions.insert(Arc::make_mut(snapshot), kind, &key, object),
+                    Err(why) => {
+                        state.unreadable.insert(key, why);
+                    }
+                }
+                false
+            }
+            Event::InitDone if state.listing_directly => {
+                state.listing_directly = false;
+                state.listed = true;
+                state.missing = false;
+                true
+            }
+            Event::InitApply(object) => {
+                let (key, read) = read_object(kind, object);
+                let (objects, unreadable) = state.relist.get_or_insert_with(Default::default);
+                match read {
+                    Ok(object) => {
+                        objects.insert(key, object);
+                    }
+                    Err(why) => {
+                        unreadable.insert(key, why);
+                    }
+                }
+                false
+            }
+            Event::InitDone => {
+                let (objects, unreadable) = state.relist.take().unwrap_or_default();
+                let same_objects = positions.by_key[kind as usize].len() == objects.len()
+                    && objects.iter().all(|(key, object)| {
+                        positions.get(kind, key).is_some_and(|pos| same_at(snapshot, pos, object))
+                    });
+                if !same_objects {
+                    let snapshot = Arc::make_mut(snapshot);
+                    let old: Vec<Arc<str>> = positions.by_key[kind as usize].keys().cloned().collect();
+                    for key in old {
+                        positions.remove(snapshot, kind, &key);
+                    }
+                    // A first list of thousands of objects: no spare room for as many again.
+                    reserve_exact(snapshot, kind.vector(), objects.len());
+                    for (key, object) in objects {
+                        positions.insert(snapshot, kind, &key, object);
+                    }
+                }
+                let changed =
+                    !state.listed || state.missing || !same_objects || unreadable != state.unreadable;
+                state.unreadable = unreadable;
+                state.listed = true;
+                state.missing = false;
+                changed
+            }
+            Event::Apply(object) => {
+                let (key, read) = read_object(kind, object);
+                match read {
+                    Ok(object) => {
+                        let was_unreadable = state.unreadable.remove(&key).is_some();
+                        let same =
+                            positions.get(kind, &key).is_some_and(|pos| same_at(snapshot, pos, &object));
+                        if !same {
+                            positions.insert(Arc::make_mut(snapshot), kind, &key, object);
+                        }
+                        was_unreadable || !same
+                    }
+                    Err(why) => {
+                        // Kept out of the snapshot (SourceState): serving the older version
+                        // would route traffic the user has changed.
+                        let removed = positions.get(kind, &key).is_some()
+                            && positions.remove(Arc::make_mut(snapshot), kind, &key);
+                        let old = state.unreadable.insert(key, why.clone());
+                        removed || old.as_ref() != Some(&why)
+                    }
+                }
+            }
+            Event::Delete(object) => {
+                let key = object_key(&object);
+                let removed = positions.get(kind, &key).is_some()
+                    && positions.remove(Arc::make_mut(snapshot), kind, &key);
+                state.unreadable.remove(&key).is_some() || removed
+            }
+        }
+    }
+
+    /// Every watched kind has completed its first list (a missing optional kind counts as
+    /// listed: it has no objects). Once true it stays true: a kind found later, or re-listed,
+    /// is swapped in whole when its list completes.
+    pub(super) fn check_synced(&mut self) -> bool {
+        self.synced = self.synced || self.kinds.iter().all(|k| k.listed || k.missing);
+        self.synced
+    }
+
+    pub(super) fn warnings(&self, discovery_interval: Duration) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (kind, state) in KINDS.iter().zip(&self.kinds) {
+            if state.missing {
+                warnings.push(format!(
+                    "{}: not served by the API server (is its CRD installed?); ignored, asking again \
+                     every {}s",
+                    kind.name(),
+                    discovery_interval.as_secs_f64()
+                ));
+            }
+            for (key, why) in &state.unreadable {
+                warnings.push(format!("{} {key} skipped: {why}", kind.name()));
+            }
+        }
+        warnings
+    }
+}
