@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::json;
 
 use super::options::parse_duration;
+use super::store::KindState;
 use super::*;
 
 fn route(ns: &str, name: &str, path: &str) -> DynamicObject {
@@ -62,8 +63,13 @@ fn apply(store: &mut TestStore, event: Event<DynamicObject>) -> bool {
 
 /// A store whose every kind but HTTPRoute has completed its list.
 fn listed_store() -> TestStore {
+    listed_but(Kind::HttpRoute)
+}
+
+/// A store in which every kind but `unlisted` has completed its first (empty) list.
+fn listed_but(unlisted: Kind) -> TestStore {
     let mut store = TestStore::default();
-    for kind in KINDS.into_iter().filter(|k| *k != Kind::HttpRoute) {
+    for kind in KINDS.into_iter().filter(|k| *k != unlisted) {
         store.apply(kind, Event::Init, None);
         store.apply(kind, Event::InitDone, None);
     }
@@ -99,11 +105,7 @@ fn not_synced_until_every_kind_listed() {
 
 #[test]
 fn missing_optional_kind_counts_as_listed_and_warns() {
-    let mut store = TestStore::default();
-    for kind in KINDS.into_iter().filter(|k| *k != Kind::GrpcRoute) {
-        store.apply(kind, Event::Init, None);
-        store.apply(kind, Event::InitDone, None);
-    }
+    let mut store = listed_but(Kind::GrpcRoute);
     store.kind_mut(Kind::GrpcRoute).missing = true;
     assert!(store.check_synced());
     let warnings = store.warnings(Duration::from_secs(30));
@@ -462,11 +464,7 @@ fn the_snapshot_is_copied_only_while_a_render_holds_it() {
 
 #[test]
 fn once_synced_a_kind_listed_late_is_still_swapped_in_whole() {
-    let mut store = TestStore::default();
-    for kind in KINDS.into_iter().filter(|k| *k != Kind::GrpcRoute) {
-        store.apply(kind, Event::Init, None);
-        store.apply(kind, Event::InitDone, None);
-    }
+    let mut store = listed_but(Kind::GrpcRoute);
     store.kind_mut(Kind::GrpcRoute).missing = true;
     assert!(store.check_synced());
     // GRPCRoute's CRD is installed later: its first list must not be published half-done.
