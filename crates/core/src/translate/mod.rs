@@ -214,6 +214,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         } else {
             routes_rejected += 1;
         }
+        // Who claims the hostnames below: built once per route, and only when claims are kept.
+        let claimant = if both_kinds { object_name(route) } else { String::new() };
         for outcome in &outcomes {
             match &outcome.result {
                 Err((reason, message)) => rejections.push(Rejection {
@@ -227,7 +229,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                         let listener = &gateways[outcome.gateway].listeners[a.listener];
                         listener.attached.set(listener.attached.get() + 1);
                         for h in a.hostnames.iter().filter(|_| both_kinds) {
-                            claims.claim(listener.hostname.as_ref(), route.kind, *h, &object_name(route));
+                            claims.claim(listener.hostname.as_ref(), route.kind, *h, &claimant);
                         }
                     }
                 }
