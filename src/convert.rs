@@ -152,9 +152,9 @@ fn parent_ref(
     model::ParentRef {
         group: Some(model::name(group.as_deref().unwrap_or(model::GATEWAY_GROUP))),
         kind: Some(model::name(kind.as_deref().unwrap_or("Gateway"))),
-        namespace: namespace.clone(),
-        name: name.to_string(),
-        section_name: section_name.clone(),
+        namespace: namespace.as_deref().map(Into::into),
+        name: name.into(),
+        section_name: section_name.as_deref().map(Into::into),
         port,
     }
 }

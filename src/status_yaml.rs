@@ -179,10 +179,10 @@ pub fn http_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
                     parent_ref: HttpRouteStatusParentsParentRef {
                         group: group.map(String::from),
                         kind: kind.map(String::from),
-                        name,
-                        namespace,
+                        name: name.to_string(),
+                        namespace: namespace.as_deref().map(String::from),
                         port,
-                        section_name,
+                        section_name: section_name.as_deref().map(String::from),
                     },
                 }
             })
@@ -203,10 +203,10 @@ pub fn grpc_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
                     parent_ref: GrpcRouteStatusParentsParentRef {
                         group: group.map(String::from),
                         kind: kind.map(String::from),
-                        name,
-                        namespace,
+                        name: name.to_string(),
+                        namespace: namespace.as_deref().map(String::from),
                         port,
-                        section_name,
+                        section_name: section_name.as_deref().map(String::from),
                     },
                 }
             })
@@ -238,21 +238,23 @@ mod tests {
     fn sample() -> Statuses {
         let route = |kind, name: &str| RouteStatus {
             kind,
-            namespace: "apps".to_string(),
-            name: name.to_string(),
+            namespace: "apps".into(),
+            name: name.into(),
             generation: 3,
             parents: vec![RouteParentStatus {
                 parent_ref: ParentRef {
-                    name: "tunnel".to_string(),
-                    namespace: Some("infra".to_string()),
-                    section_name: Some("https".to_string()),
+                    name: "tunnel".into(),
+                    namespace: Some("infra".into()),
+                    section_name: Some("https".into()),
                     ..Default::default()
                 },
                 conditions: vec![
                     accepted(3),
                     status::Condition::new("ResolvedRefs", ConditionStatus::False, "BackendNotFound", "", 3),
-                ],
-            }],
+                ]
+                .into(),
+            }]
+            .into(),
         };
         Statuses {
             gateway_classes: vec![CoreClass {

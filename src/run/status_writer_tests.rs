@@ -39,8 +39,9 @@ fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
                 section_name: Some("https".into()),
                 port: None,
             },
-            conditions,
-        }],
+            conditions: conditions.into(),
+        }]
+        .into(),
     }
 }
 

@@ -92,8 +92,8 @@ impl Route {
     /// A parentRef to the whole Gateway `namespace/name`.
     pub fn parent(mut self, namespace: &str, name: &str) -> Self {
         self.parent_refs.push(ParentRef {
-            namespace: Some(namespace.to_string()),
-            name: name.to_string(),
+            namespace: Some(namespace.into()),
+            name: name.into(),
             ..ParentRef::default()
         });
         self
@@ -101,9 +101,9 @@ impl Route {
     /// A parentRef to one listener (`sectionName`).
     pub fn parent_section(mut self, namespace: &str, name: &str, section: &str) -> Self {
         self.parent_refs.push(ParentRef {
-            namespace: Some(namespace.to_string()),
-            name: name.to_string(),
-            section_name: Some(section.to_string()),
+            namespace: Some(namespace.into()),
+            name: name.into(),
+            section_name: Some(section.into()),
             ..ParentRef::default()
         });
         self

@@ -45,8 +45,8 @@ impl OriginRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteName {
     pub kind: RouteKind,
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 /// Where a rule came from, for the comment above it and the render summary.

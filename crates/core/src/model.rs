@@ -6,6 +6,7 @@
 //! translation's job, because a bad value is a status condition, not a load error.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Group of the Gateway API kinds.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -205,9 +206,10 @@ pub struct Route {
 pub struct ParentRef {
     pub group: Option<Name>,
     pub kind: Option<Name>,
-    pub namespace: Option<String>,
-    pub name: String,
-    pub section_name: Option<String>,
+    // Shared: every route status repeats its parentRefs.
+    pub namespace: Option<Arc<str>>,
+    pub name: Arc<str>,
+    pub section_name: Option<Arc<str>>,
     pub port: Option<i32>,
 }
 

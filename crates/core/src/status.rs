@@ -2,6 +2,9 @@
 //! stamping `lastTransitionTime`) is the caller's business.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::model::{GroupKind, ParentRef, RouteKind};
 
@@ -81,21 +84,24 @@ pub struct ListenerStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// The status of a route. There is one per route of a cluster, made on every translation, so
+/// its lists are inline (a route usually has one parent with two or three conditions) and its
+/// strings are shared with the rules.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteStatus {
     pub kind: RouteKind,
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
     pub generation: i64,
     /// One entry per parentRef that names a Gateway we own, in parentRef order.
-    pub parents: Vec<RouteParentStatus>,
+    pub parents: SmallVec<[RouteParentStatus; 1]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteParentStatus {
     /// The parentRef as written.
     pub parent_ref: ParentRef,
-    pub conditions: Vec<Condition>,
+    pub conditions: SmallVec<[Condition; 3]>,
 }
 
 /// What is known about cloudflared running the rendered config; it decides `Programmed`.

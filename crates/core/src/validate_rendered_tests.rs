@@ -39,8 +39,8 @@ fn source() -> impl Strategy<Value = RuleSource> {
             |(namespace, name, rule, match_index, grpc)| RuleSource::Route {
                 route: std::sync::Arc::new(crate::ingress::RouteName {
                     kind: if grpc { RouteKind::Grpc } else { RouteKind::Http },
-                    namespace,
-                    name,
+                    namespace: namespace.into(),
+                    name: name.into(),
                 }),
                 rule,
                 match_index,
@@ -50,7 +50,7 @@ fn source() -> impl Strategy<Value = RuleSource> {
             route: std::sync::Arc::new(crate::ingress::RouteName {
                 kind: RouteKind::Http,
                 namespace: "default".into(),
-                name,
+                name: name.into(),
             }),
             rule: 0,
             match_index: 0,

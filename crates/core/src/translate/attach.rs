@@ -6,6 +6,8 @@
 //! (`allowedRoutes.namespaces.from`: Same, All, Selector) and its kind, and whose hostname
 //! intersects the route's hostnames.
 
+use smallvec::SmallVec;
+
 use crate::hostname::{intersect, Hostname};
 use crate::model::{ParentRef, Route, RouteNamespaces, GATEWAY_GROUP};
 
@@ -19,15 +21,20 @@ pub(crate) struct ParentOutcome<'r> {
     pub parent_ref: &'r ParentRef,
     pub gateway: usize,
     /// The listeners reached and the hostnames the route takes on each, or why none.
-    pub result: Result<Vec<Attachment<'r>>, (Reason, String)>,
+    pub result: Result<Attachments<'r>, (Reason, String)>,
 }
+
+/// Inline: a parentRef usually reaches one or two listeners, with one or two hostnames, and
+/// these are made for every route on every translation.
+pub(crate) type Attachments<'r> = SmallVec<[Attachment<'r>; 2]>;
+pub(crate) type Outcomes<'r> = SmallVec<[ParentOutcome<'r>; 1]>;
 
 /// The route on one listener: `hostnames` are the intersections (`None` = every host), each
 /// the listener's hostname or one of the route's.
 #[derive(Clone, Debug)]
 pub(crate) struct Attachment<'r> {
     pub listener: usize,
-    pub hostnames: Vec<Option<&'r Hostname>>,
+    pub hostnames: SmallVec<[Option<&'r Hostname>; 2]>,
 }
 
 /// The parentRefs of `route` that name one of `gateways`, in parentRef order. Those naming
@@ -37,8 +44,8 @@ pub(crate) fn resolve<'r>(
     hostnames: &'r [Hostname],
     gateways: &'r [GatewayView<'_>],
     index: &Index<'_>,
-) -> Vec<ParentOutcome<'r>> {
-    let mut outcomes = Vec::new();
+) -> Outcomes<'r> {
+    let mut outcomes = Outcomes::new();
     for (i, parent_ref) in route.parent_refs.iter().enumerate() {
         let group = parent_ref.group.as_deref().unwrap_or(GATEWAY_GROUP);
         let kind = parent_ref.kind.as_deref().unwrap_or("Gateway");
@@ -47,7 +54,7 @@ pub(crate) fn resolve<'r>(
         }
         let namespace = parent_ref.namespace.as_deref().unwrap_or(&route.meta.namespace);
         let Some(g) =
-            gateways.iter().position(|g| g.id.namespace == namespace && g.id.name == parent_ref.name)
+            gateways.iter().position(|g| g.id.namespace == namespace && *g.id.name == *parent_ref.name)
         else {
             continue;
         };
@@ -63,20 +70,21 @@ fn attach<'r>(
     hostnames: &'r [Hostname],
     gateway: &'r GatewayView<'_>,
     index: &Index<'_>,
-) -> Result<Vec<Attachment<'r>>, (Reason, String)> {
+) -> Result<Attachments<'r>, (Reason, String)> {
     // A Gateway refused for its requested addresses has no usable listener at all; one with
     // only invalid listeners is answered listener by listener below (NotAllowedByListeners).
     if let Some(("UnsupportedAddress", message)) = &gateway.rejected {
         return Err((Reason::NoMatchingParent, format!("Gateway {} is not accepted: {message}", gateway.id)));
     }
-    let candidates: Vec<(usize, &ListenerView<'_>)> = gateway
-        .listeners
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| parent_ref.section_name.as_ref().is_none_or(|s| *s == l.listener.name))
-        .filter(|(_, l)| parent_ref.port.is_none_or(|p| p == l.listener.port))
-        .collect();
-    if candidates.is_empty() {
+    let named = || {
+        gateway
+            .listeners
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| parent_ref.section_name.as_ref().is_none_or(|s| **s == *l.listener.name))
+            .filter(|(_, l)| parent_ref.port.is_none_or(|p| p == l.listener.port))
+    };
+    if named().next().is_none() {
         let wanted = match (&parent_ref.section_name, parent_ref.port) {
             (Some(s), Some(p)) => format!("named {s:?} on port {p}"),
             (Some(s), None) => format!("named {s:?}"),
@@ -85,25 +93,20 @@ fn attach<'r>(
         };
         return Err((Reason::NoMatchingParent, format!("Gateway {} has no listener {wanted}", gateway.id)));
     }
-    let mut refusals = Vec::new();
-    let allowed: Vec<(usize, &ListenerView<'_>)> = candidates
-        .into_iter()
-        .filter(|(_, l)| match allows(route, gateway, l, index) {
-            Ok(()) => true,
-            Err(why) => {
-                refusals.push(format!("listener {:?} {why}", l.listener.name));
-                false
-            }
-        })
-        .collect();
+    let allowed: SmallVec<[(usize, &ListenerView<'_>); 4]> =
+        named().filter(|(_, l)| allows(route, gateway, l, index).is_ok()).collect();
     if allowed.is_empty() {
+        let refusals: Vec<String> = named()
+            .filter_map(|(_, l)| allows(route, gateway, l, index).err().map(|why| (l, why)))
+            .map(|(l, why)| format!("listener {:?} {why}", l.listener.name))
+            .collect();
         return Err((Reason::NotAllowedByListeners, refusals.join("; ")));
     }
-    let attachments: Vec<Attachment> = allowed
+    let attachments: Attachments = allowed
         .iter()
         .filter_map(|(i, l)| {
-            let mut taken: Vec<Option<&Hostname>> = if hostnames.is_empty() {
-                vec![l.hostname.as_ref()]
+            let mut taken: SmallVec<[Option<&Hostname>; 2]> = if hostnames.is_empty() {
+                smallvec::smallvec![l.hostname.as_ref()]
             } else {
                 hostnames.iter().filter_map(|h| intersect(l.hostname.as_ref(), h)).map(Some).collect()
             };

@@ -12,6 +12,8 @@ mod status;
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::hostname::Hostname;
 use crate::ingress::{IngressRule, RouteName, RuleSource};
 use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
@@ -124,14 +126,8 @@ pub struct Translation {
     pub routes_rejected: usize,
 }
 
-/// One route after attachment and rule translation, kept until its rules are ordered.
-struct RouteWork<'r> {
-    id: Arc<RouteName>,
-    outcomes: Vec<attach::ParentOutcome<'r>>,
-    out: rules::RouteOut,
-    /// Rendered: accepted on some parent and some rule survived.
-    rendered: bool,
-}
+/// A route's hostnames, or the index of the first the schema refuses and why.
+type ParsedHostnames = Result<SmallVec<[Hostname; 2]>, (usize, String)>;
 
 /// `HTTPRoute ns/name`: how rejections and notes name a route.
 fn object_name(route: &Route) -> String {
@@ -156,7 +152,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     });
 
     // Every route's hostnames, parsed once and borrowed by its attachments.
-    let parsed: Vec<Result<Vec<Hostname>, (usize, String)>> = routes
+    let parsed: Vec<ParsedHostnames> = routes
         .iter()
         .map(|route| {
             route
@@ -168,7 +164,6 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         })
         .collect();
 
-    let mut works: Vec<RouteWork<'_>> = Vec::with_capacity(routes.len());
     let mut route_statuses = Vec::with_capacity(routes.len());
     let mut rejections = Vec::new();
     let mut notes = Vec::new();
@@ -177,9 +172,17 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // Conflicts need both kinds; with one, indexing every hostname would be wasted work.
     let both_kinds = [RouteKind::Http, RouteKind::Grpc].iter().all(|k| routes.iter().any(|r| r.kind == *k));
     let mut resolver = backends::Resolver::new(&index, settings);
+    // Reused from route to route.
+    let mut out = rules::RouteOut::default();
+    let mut scratch = String::new();
+    let mut namespaces: rustc_hash::FxHashMap<&str, Arc<str>> = Default::default();
+    // One rule per match and hostname: sized for one hostname each, plus the fences.
+    let matches: usize = routes.iter().flat_map(|r| &r.rules).map(|r| r.matches.len()).sum();
+    let mut candidates = order::Candidates::with_capacity(matches + 64);
+    let mut hosts = order::HostIds::default();
 
     for (route, hostnames) in routes.into_iter().zip(&parsed) {
-        let hostnames_ok = hostnames.as_ref().map(Vec::as_slice).unwrap_or(&[]);
+        let hostnames_ok = hostnames.as_ref().map(SmallVec::as_slice).unwrap_or(&[]);
         let mut outcomes = attach::resolve(route, hostnames_ok, &gateways, &index);
         if outcomes.is_empty() {
             continue; // not ours
@@ -191,8 +194,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }
         }
-        let out = rules::route_out(route, &mut resolver, settings);
-        notes.extend(out.notes.iter().cloned());
+        rules::route_out(route, &mut resolver, settings, &mut out, &mut scratch);
+        notes.append(&mut out.notes);
         let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
 
         // HTTPRoute and GRPCRoute on the same listener hostname: the older route keeps it.
@@ -236,49 +239,60 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
-        rejections.extend(out.rejections.iter().cloned());
-        route_statuses.push(status::route_status(route, &outcomes, &out, all_rules_dropped));
-        let id = Arc::new(RouteName {
-            kind: route.kind,
-            namespace: route.meta.namespace.clone(),
-            name: route.meta.name.clone(),
-        });
-        works.push(RouteWork { id, outcomes, out, rendered: accepted });
-    }
-
-    let count: usize = works
-        .iter()
-        .filter(|w| w.rendered)
-        .map(|w| {
-            let hosts: usize = w
-                .outcomes
-                .iter()
-                .filter_map(|o| o.result.as_ref().ok())
-                .flatten()
-                .map(|a| a.hostnames.len())
-                .sum();
-            hosts * w.out.matches.len()
-        })
-        .sum();
-    let mut candidates = Vec::with_capacity(count + 64);
-    let mut hosts = order::HostIds::default();
-    // `works` is in route order (oldest, then namespace/name, then kind): its index ranks routes.
-    for (rank, work) in works.iter().enumerate().filter(|(_, w)| w.rendered) {
-        for outcome in &work.outcomes {
-            let Ok(attachments) = &outcome.result else { continue };
-            for a in attachments {
-                let block = hosts.id(gateways[outcome.gateway].listeners[a.listener].hostname.as_ref());
-                for h in &a.hostnames {
-                    let host = hosts.id(*h);
-                    candidates.extend(work.out.matches.iter().map(|m| order::Candidate {
-                        listener: block,
-                        host,
-                        route: Some((rank as u32, &work.id, m)),
-                    }));
+        // Shared by the status and the rules; a namespace is written once for all its routes.
+        let namespace = Arc::clone(
+            namespaces
+                .entry(route.meta.namespace.as_str())
+                .or_insert_with(|| Arc::from(route.meta.namespace.as_str())),
+        );
+        let name: Arc<str> = Arc::from(route.meta.name.as_str());
+        route_statuses.push(status::route_status(
+            route,
+            &namespace,
+            &name,
+            &outcomes,
+            &out,
+            all_rules_dropped,
+        ));
+        rejections.append(&mut out.rejections);
+        if accepted {
+            // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
+            let id = Arc::new(RouteName { kind: route.kind, namespace, name });
+            for outcome in &outcomes {
+                let Ok(attachments) = &outcome.result else { continue };
+                for a in attachments {
+                    let block = gateways[outcome.gateway].listeners[a.listener].hostname.as_ref();
+                    let listener = hosts.id(block);
+                    for h in &a.hostnames {
+                        let host = hosts.id(*h);
+                        let hostname = hosts.text(host);
+                        for m in &out.matches {
+                            let key = order::Candidate {
+                                listener,
+                                host,
+                                fence: false,
+                                rank: m.rank,
+                                path_hash: m.path_hash,
+                            };
+                            let rule = IngressRule {
+                                hostname: hostname.clone(),
+                                path: m.path.clone(),
+                                service: Arc::clone(&m.service),
+                                origin_request: m.origin_request.clone(),
+                                source: RuleSource::Route {
+                                    route: Arc::clone(&id),
+                                    rule: m.rule,
+                                    match_index: m.match_index,
+                                },
+                            };
+                            candidates.push(key, rule);
+                        }
+                    }
                 }
             }
         }
     }
+
     // Every accepted listener with a hostname closes its block, routes or not: its hostname
     // belongs to it and must not fall through to a broader listener.
     let mut fenced: Vec<&Hostname> = gateways
@@ -290,9 +304,10 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         .collect();
     fenced.sort();
     fenced.dedup();
+    let not_found: Arc<str> = Arc::from("http_status:404");
     for listener in fenced {
         let id = hosts.id(Some(listener));
-        candidates.push(order::Candidate::fence(id));
+        candidates.push_fence(id, &hosts, &not_found);
     }
 
     let (rules, shadowed) = order::finish(candidates, &hosts);

@@ -10,51 +10,84 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
-use crate::ingress::{IngressRule, OriginRequest, RouteName, RuleSource};
+use crate::ingress::{IngressRule, OriginRequest, RuleSource};
 use crate::path::PathRank;
 
-use super::rules::MatchOut;
-
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
-/// check then index vectors instead of hashing and comparing strings for every rule.
+/// check then index vectors instead of hashing and comparing strings for every rule. Each
+/// distinct hostname is also written once, as the text its rules share.
 #[derive(Default)]
 pub(crate) struct HostIds<'a> {
     ids: HashMap<Option<&'a Hostname>, u32>,
     values: Vec<Option<&'a Hostname>>,
+    text: Vec<Option<Arc<str>>>,
 }
 
 impl<'a> HostIds<'a> {
     pub(crate) fn id(&mut self, h: Option<&'a Hostname>) -> u32 {
-        let values = &mut self.values;
+        let (values, text) = (&mut self.values, &mut self.text);
         *self.ids.entry(h).or_insert_with(|| {
             values.push(h);
+            text.push(h.map(|h| Arc::from(h.as_string())));
             (values.len() - 1) as u32
         })
     }
+
+    /// The `hostname:` of rules with the hostname `id` (lower case; `None`: every host).
+    pub(crate) fn text(&self, id: u32) -> Option<Arc<str>> {
+        self.text[id as usize].clone()
+    }
 }
 
-/// A rule before ordering; it borrows everything.
+/// What ordering needs to know of one rule, kept apart from the rule itself: sorting and the
+/// reachability check then read a few small fields per rule, and each rule is touched once,
+/// when it is moved to its place.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Candidate<'a> {
+pub(crate) struct Candidate {
     /// The hostname of the listener block the rule belongs to (a [`HostIds`] id; the hostname
     /// `None` is a listener without one).
     pub listener: u32,
     /// The rule's hostname (a [`HostIds`] id; `None`: every host).
     pub host: u32,
-    /// The route (with its rank in route order: oldest, then `namespace/name`, then kind) and
-    /// the match; `None` for the block's fence, which closes it. [`finish`] relies on a
-    /// route's candidates being made in rule and match order.
-    pub route: Option<(u32, &'a Arc<RouteName>, &'a MatchOut)>,
+    /// The block's closing `http_status:404` rather than a route's rule.
+    pub fence: bool,
+    pub rank: PathRank,
+    /// A hash of the rule's path (never 0), 0 without one.
+    pub path_hash: u64,
 }
 
-impl<'a> Candidate<'a> {
-    /// The fence of the block of `listener`, the id of its hostname.
-    pub(crate) fn fence(listener: u32) -> Self {
-        Candidate { listener, host: listener, route: None }
+/// The rules to order, in the order they were made, and their [`Candidate`]s (same index).
+/// Route rules must be added in route order (oldest, then `namespace/name`, then kind) and
+/// within a route in rule and match order: the order of addition breaks the last ties.
+#[derive(Default)]
+pub(crate) struct Candidates {
+    keys: Vec<Candidate>,
+    rules: Vec<IngressRule>,
+}
+
+impl Candidates {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Candidates { keys: Vec::with_capacity(n), rules: Vec::with_capacity(n) }
     }
 
-    fn path(&self) -> Option<&'a str> {
-        self.route.and_then(|(_, _, m)| m.path.as_deref())
+    pub(crate) fn push(&mut self, key: Candidate, rule: IngressRule) {
+        debug_assert_eq!(key.fence, !matches!(rule.source, RuleSource::Route { .. }));
+        self.keys.push(key);
+        self.rules.push(rule);
+    }
+
+    /// The fence closing the block of `listener`, the id of its hostname.
+    pub(crate) fn push_fence(&mut self, listener: u32, hosts: &HostIds<'_>, service: &Arc<str>) {
+        let hostname = hosts.text(listener);
+        let rule = IngressRule {
+            hostname: hostname.clone(),
+            path: None,
+            service: Arc::clone(service),
+            origin_request: OriginRequest::default(),
+            source: RuleSource::ListenerFence { hostname: hostname.unwrap_or_else(|| Arc::from("")) },
+        };
+        let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
+        self.push(Candidate { listener, host: listener, fence: true, rank: all_paths, path_hash: 0 }, rule);
     }
 }
 
@@ -171,22 +204,12 @@ fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
 }
 
 /// The candidates' indices in first-match order.
-fn sorted(candidates: &[Candidate<'_>], listener_rank: &[u32], host_rank: &[u32]) -> Vec<usize> {
-    let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
-    let field = |c: &Candidate<'_>| {
-        let (fence, path) = match c.route {
-            Some((_, _, m)) => (false, m.rank),
-            None => (true, all_paths),
-        };
-        (listener_rank[c.listener as usize], fence, host_rank[c.host as usize], path)
-    };
+fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) -> Vec<usize> {
+    let field =
+        |c: &Candidate| (listener_rank[c.listener as usize], c.fence, host_rank[c.host as usize], c.rank);
     let max = |ranks: &[u32]| ranks.iter().copied().filter(|r| *r != u32::MAX).max().unwrap_or(0);
-    let packing = Packing::new(
-        max(listener_rank),
-        max(host_rank),
-        candidates.iter().map(|c| field(c).3),
-        candidates.len(),
-    );
+    let packing =
+        Packing::new(max(listener_rank), max(host_rank), candidates.iter().map(|c| c.rank), candidates.len());
     match packing {
         Some(packing) => {
             let keys = candidates.iter().enumerate().map(|(i, c)| {
@@ -238,25 +261,14 @@ fn ranks(
     rank
 }
 
-/// Sort, drop unreachable rules, and turn candidates into ingress rules. A rule is
-/// unreachable when an earlier rule has the same path (or none) and a hostname covering its
-/// own (the same, a wildcard over it, or none); everything after a rule that matches all
-/// traffic is unreachable.
-pub(crate) fn finish(
-    candidates: Vec<Candidate<'_>>,
-    hosts: &HostIds<'_>,
-) -> (Vec<IngressRule>, Vec<Shadowed>) {
+/// Sort, and drop unreachable rules. A rule is unreachable when an earlier rule has the same
+/// path (or none) and a hostname covering its own (the same, a wildcard over it, or none);
+/// everything after a rule that matches all traffic is unreachable.
+pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<IngressRule>, Vec<Shadowed>) {
+    let Candidates { keys: candidates, rules: made } = candidates;
     let listener_rank = ranks(hosts, candidates.iter().map(|c| c.listener), listener_cmp);
     let host_rank = ranks(hosts, candidates.iter().map(|c| c.host), specificity_cmp);
 
-    debug_assert!(
-        candidates.windows(2).all(|w| match (w[0].route, w[1].route) {
-            (Some((a, _, _)), Some((b, _, _))) => a <= b,
-            (None, Some(_)) => false,
-            _ => true,
-        }),
-        "candidates must come in route order, fences last"
-    );
     // Equal (key, route, rule, match) happens only for the same match of the same route
     // reached twice (two listeners with the same hostname): identical rules, one of which is
     // kept below. So the same objects in any input order give the same rules.
@@ -274,10 +286,9 @@ pub(crate) fn finish(
         covering_ids.extend(covering(*h).filter_map(|k| by_key.get(&k).copied()));
     }
     covering_from.push(covering_ids.len());
-    // Each distinct hostname written once and shared by its rules.
-    let host_text: Vec<Option<Arc<str>>> =
-        hosts.values.iter().map(|h| h.map(|h| Arc::from(h.as_string()))).collect();
 
+    // Each rule is moved to its place once (`None` afterwards).
+    let mut made: Vec<Option<IngressRule>> = made.into_iter().map(Some).collect();
     let mut rules: Vec<IngressRule> = Vec::with_capacity(candidates.len());
     let mut shadowed = Vec::new();
     // Of every host id: the first kept rule without a path, and whether any kept rule has one.
@@ -292,8 +303,9 @@ pub(crate) fn finish(
     let mut catch_all: Option<usize> = None;
     for i in order {
         let c = &candidates[i];
-        let path = c.route.map_or(0, |(_, _, m)| m.path_hash);
-        let same_path = |first: &usize| rules[*first].path.as_deref() == c.path();
+        let Some(rule) = made[i].take() else { continue };
+        let path = c.path_hash;
+        let same_path = |first: &usize| rules[*first].path == rule.path;
         let earlier = catch_all.or_else(|| {
             let host = c.host as usize;
             covering_ids[covering_from[host]..covering_from[host + 1]].iter().find_map(|&h| {
@@ -305,12 +317,11 @@ pub(crate) fn finish(
             })
         });
         if let Some(first) = earlier {
-            if c.route.is_some() {
-                shadowed.push(Shadowed { source: source(c, hosts), by: rules[first].source.clone() });
+            if !c.fence {
+                shadowed.push(Shadowed { source: rule.source, by: rules[first].source.clone() });
             }
             continue;
         }
-        let rule = ingress_rule(c, hosts, host_text[c.host as usize].clone());
         if rule.is_catch_all() {
             catch_all = Some(rules.len());
         }
@@ -344,26 +355,6 @@ fn covering(h: Option<&Hostname>) -> impl Iterator<Item = (u8, &str)> {
     let own = h.map(|h| host_key(Some(h)));
     let wildcards = name.match_indices('.').map(move |(i, _)| (2, &name[i + 1..]));
     own.into_iter().chain(wildcards).chain(std::iter::once((0, "")))
-}
-
-fn ingress_rule(c: &Candidate<'_>, hosts: &HostIds<'_>, hostname: Option<Arc<str>>) -> IngressRule {
-    let (service, origin_request, path) = match c.route {
-        Some((_, _, m)) => (m.service.clone(), m.origin_request.clone(), m.path.clone()),
-        None => (Arc::from("http_status:404"), OriginRequest::default(), None),
-    };
-    IngressRule { hostname, path, service, origin_request, source: source(c, hosts) }
-}
-
-fn source(c: &Candidate<'_>, hosts: &HostIds<'_>) -> RuleSource {
-    match c.route {
-        None => RuleSource::ListenerFence {
-            hostname: hosts.values[c.listener as usize]
-                .map_or_else(|| Arc::from(""), |h| Arc::from(h.as_string())),
-        },
-        Some((_, route, m)) => {
-            RuleSource::Route { route: Arc::clone(route), rule: m.rule, match_index: m.match_index }
-        }
-    }
 }
 
 #[cfg(test)]

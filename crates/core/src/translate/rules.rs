@@ -28,7 +28,9 @@ pub(crate) struct MatchOut {
     pub origin_request: OriginRequest,
 }
 
-/// Everything one route renders to, before hostnames and order.
+/// Everything one route renders to, before hostnames and order. One value is reused from
+/// route to route ([`route_out`] clears it).
+#[derive(Default)]
 pub(crate) struct RouteOut {
     pub matches: Vec<MatchOut>,
     /// Dropped matches and rules.
@@ -40,15 +42,19 @@ pub(crate) struct RouteOut {
     pub notes: Vec<String>,
 }
 
-pub(crate) fn route_out<'a>(route: &'a Route, resolver: &mut Resolver<'a>, settings: &Settings) -> RouteOut {
-    let mut out = RouteOut {
-        matches: Vec::with_capacity(route.rules.iter().map(|r| r.matches.len()).sum()),
-        rejections: Vec::new(),
-        rules_kept: 0,
-        unresolved: Vec::new(),
-        notes: Vec::new(),
-    };
-    let mut scratch = String::new();
+/// `scratch` is a buffer reused from match to match.
+pub(crate) fn route_out<'a>(
+    route: &'a Route,
+    resolver: &mut Resolver<'a>,
+    settings: &Settings,
+    out: &mut RouteOut,
+    scratch: &mut String,
+) {
+    out.matches.clear();
+    out.rejections.clear();
+    out.rules_kept = 0;
+    out.unresolved.clear();
+    out.notes.clear();
     for (r, rule) in route.rules.iter().enumerate() {
         let reject = |field: String, message: String| Rejection {
             object: super::object_name(route),
@@ -75,7 +81,7 @@ pub(crate) fn route_out<'a>(route: &'a Route, resolver: &mut Resolver<'a>, setti
                 }
                 let before = out.matches.len();
                 for (m, route_match) in rule.matches.iter().enumerate() {
-                    match match_path(route_match, &mut scratch) {
+                    match match_path(route_match, scratch) {
                         Ok((path, rank)) => out.matches.push(MatchOut {
                             rule: r,
                             match_index: m,
@@ -96,7 +102,6 @@ pub(crate) fn route_out<'a>(route: &'a Route, resolver: &mut Resolver<'a>, setti
             }
         }
     }
-    out
 }
 
 /// A hash of a rendered path, never 0 (which stands for "no path").

@@ -1,5 +1,9 @@
 //! Route and Gateway status from the translation's outcomes (DOMAIN.md §5).
 
+use std::sync::Arc;
+
+use smallvec::{smallvec, SmallVec};
+
 use crate::model::Route;
 use crate::status::{
     Condition, ConditionStatus, GatewayStatus, ListenerStatus, RouteParentStatus, RouteStatus,
@@ -10,8 +14,11 @@ use super::gateways::GatewayView;
 use super::rules::RouteOut;
 use super::{Reason, Settings};
 
+/// `namespace` and `name` are the route's, shared with its rules.
 pub(crate) fn route_status(
     route: &Route,
+    namespace: &Arc<str>,
+    name: &Arc<str>,
     outcomes: &[ParentOutcome<'_>],
     out: &RouteOut,
     all_rules_dropped: bool,
@@ -63,7 +70,7 @@ pub(crate) fn route_status(
                     )
                 }
             };
-            let mut conditions = vec![accepted, resolved];
+            let mut conditions: SmallVec<[Condition; 3]> = smallvec![accepted, resolved];
             if !dropped.is_empty() && !all_rules_dropped && outcome.result.is_ok() {
                 conditions.push(Condition::new(
                     "PartiallyInvalid",
@@ -78,8 +85,8 @@ pub(crate) fn route_status(
         .collect();
     RouteStatus {
         kind: route.kind,
-        namespace: route.meta.namespace.clone(),
-        name: route.meta.name.clone(),
+        namespace: Arc::clone(namespace),
+        name: Arc::clone(name),
         generation,
         parents,
     }

@@ -65,7 +65,7 @@ pub(super) fn parent_condition<'a>(
     type_: &str,
 ) -> &'a crate::status::Condition {
     let route =
-        t.statuses.routes.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no status for {name}"));
+        t.statuses.routes.iter().find(|r| *r.name == *name).unwrap_or_else(|| panic!("no status for {name}"));
     route.parents[0]
         .conditions
         .iter()
