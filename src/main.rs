@@ -5,7 +5,10 @@ use cloudflared_routes::cli::{run, Cli};
 
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    cloudflared_routes::run::memory::set_release(glibc::trim);
+    {
+        glibc::tune();
+        cloudflared_routes::run::memory::set_release(glibc::trim);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -18,8 +21,26 @@ fn main() -> ExitCode {
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod glibc {
+    use std::ffi::c_int;
+
     extern "C" {
-        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        fn malloc_trim(pad: usize) -> c_int;
+        fn mallopt(param: c_int, value: c_int) -> c_int;
+    }
+
+    // <malloc.h>
+    const M_MMAP_THRESHOLD: c_int = -3;
+    const M_ARENA_MAX: c_int = -8;
+
+    /// A fixed mmap threshold and at most two arenas (`cloudflared_routes::run::memory` says
+    /// why).
+    pub fn tune() {
+        // SAFETY: mallopt takes no pointer; it is called first thing in main, before any
+        // other thread exists.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+            mallopt(M_ARENA_MAX, 2);
+        }
     }
 
     /// glibc's `malloc_trim(0)`: returns the free pages of every arena to the kernel

@@ -85,8 +85,8 @@ pub struct ListenerStatus {
 }
 
 /// The status of a route. There is one per route of a cluster, made on every translation, so
-/// its lists are inline (a route usually has one parent with two or three conditions) and its
-/// strings are shared with the rules.
+/// its lists are inline (a route usually has one parent and two conditions; a third,
+/// `PartiallyInvalid`, moves them to the heap) and its strings are shared with the rules.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteStatus {
     pub kind: RouteKind,
@@ -101,7 +101,7 @@ pub struct RouteStatus {
 pub struct RouteParentStatus {
     /// The parentRef as written.
     pub parent_ref: ParentRef,
-    pub conditions: SmallVec<[Condition; 3]>,
+    pub conditions: SmallVec<[Condition; 2]>,
 }
 
 /// What is known about cloudflared running the rendered config; it decides `Programmed`.

@@ -17,7 +17,7 @@ use smallvec::SmallVec;
 use crate::hostname::Hostname;
 use crate::ingress::{IngressRule, RouteName, RuleSource};
 use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
-use crate::status::{Programmed, Statuses};
+use crate::status::{Programmed, RouteStatus, Statuses};
 
 pub use gateways::SUPPORTED_FEATURES;
 
@@ -151,6 +151,21 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         ))
     });
 
+    // Every route's namespace and name as its status and rules hold them. Made together, before
+    // anything that lives only as long as the translation: the status outlives it, and a page
+    // holding a few of these among freed values could not be given back to the system.
+    let mut namespaces: rustc_hash::FxHashMap<&str, Arc<str>> = Default::default();
+    let names: Vec<(Arc<str>, Arc<str>)> = routes
+        .iter()
+        .map(|route| {
+            let namespace = namespaces
+                .entry(route.meta.namespace.as_str())
+                .or_insert_with(|| Arc::from(route.meta.namespace.as_str()));
+            (Arc::clone(namespace), Arc::from(route.meta.name.as_str()))
+        })
+        .collect();
+    drop(namespaces);
+
     // Every route's hostnames, parsed once and borrowed by its attachments.
     let parsed: Vec<ParsedHostnames> = routes
         .iter()
@@ -175,13 +190,12 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // Reused from route to route.
     let mut out = rules::RouteOut::default();
     let mut scratch = String::new();
-    let mut namespaces: rustc_hash::FxHashMap<&str, Arc<str>> = Default::default();
     // One rule per match and hostname: sized for one hostname each, plus the fences.
     let matches: usize = routes.iter().flat_map(|r| &r.rules).map(|r| r.matches.len()).sum();
     let mut candidates = order::Candidates::with_capacity(matches + 64);
     let mut hosts = order::HostIds::default();
 
-    for (route, hostnames) in routes.into_iter().zip(&parsed) {
+    for ((route, hostnames), (namespace, name)) in routes.into_iter().zip(&parsed).zip(names) {
         let hostnames_ok = hostnames.as_ref().map(SmallVec::as_slice).unwrap_or(&[]);
         let mut outcomes = attach::resolve(route, hostnames_ok, &gateways, &index);
         if outcomes.is_empty() {
@@ -239,13 +253,6 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
-        // Shared by the status and the rules; a namespace is written once for all its routes.
-        let namespace = Arc::clone(
-            namespaces
-                .entry(route.meta.namespace.as_str())
-                .or_insert_with(|| Arc::from(route.meta.namespace.as_str())),
-        );
-        let name: Arc<str> = Arc::from(route.meta.name.as_str());
         route_statuses.push(status::route_status(
             route,
             &namespace,
@@ -315,9 +322,16 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         .iter()
         .any(|r| matches!(&r.source, RuleSource::Route { route, .. } if route.kind == RouteKind::Grpc));
 
-    // Identities are unique: an unstable sort is deterministic.
-    route_statuses
-        .sort_unstable_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+    // By identity (unique: an unstable sort is deterministic). The statuses are large, so their
+    // order is found on indices and each is moved once.
+    let mut by_identity: Vec<u32> = (0..route_statuses.len() as u32).collect();
+    by_identity.sort_unstable_by(|a, b| {
+        let (a, b) = (&route_statuses[*a as usize], &route_statuses[*b as usize]);
+        (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name))
+    });
+    let mut route_statuses: Vec<Option<RouteStatus>> = route_statuses.into_iter().map(Some).collect();
+    let route_statuses: Vec<RouteStatus> =
+        by_identity.into_iter().filter_map(|i| route_statuses[i as usize].take()).collect();
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     notes.sort();
     let mut statuses = Statuses {

@@ -62,7 +62,8 @@ pub(crate) struct Candidate {
 #[derive(Default)]
 pub(crate) struct Candidates {
     keys: Vec<Candidate>,
-    rules: Vec<IngressRule>,
+    /// Each is moved to its place once (`None` afterwards).
+    rules: Vec<Option<IngressRule>>,
 }
 
 impl Candidates {
@@ -73,7 +74,7 @@ impl Candidates {
     pub(crate) fn push(&mut self, key: Candidate, rule: IngressRule) {
         debug_assert_eq!(key.fence, !matches!(rule.source, RuleSource::Route { .. }));
         self.keys.push(key);
-        self.rules.push(rule);
+        self.rules.push(Some(rule));
     }
 
     /// The fence closing the block of `listener`, the id of its hostname.
@@ -265,7 +266,7 @@ fn ranks(
 /// path (or none) and a hostname covering its own (the same, a wildcard over it, or none);
 /// everything after a rule that matches all traffic is unreachable.
 pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<IngressRule>, Vec<Shadowed>) {
-    let Candidates { keys: candidates, rules: made } = candidates;
+    let Candidates { keys: candidates, rules: mut made } = candidates;
     let listener_rank = ranks(hosts, candidates.iter().map(|c| c.listener), listener_cmp);
     let host_rank = ranks(hosts, candidates.iter().map(|c| c.host), specificity_cmp);
 
@@ -287,8 +288,6 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
     }
     covering_from.push(covering_ids.len());
 
-    // Each rule is moved to its place once (`None` afterwards).
-    let mut made: Vec<Option<IngressRule>> = made.into_iter().map(Some).collect();
     let mut rules: Vec<IngressRule> = Vec::with_capacity(candidates.len());
     let mut shadowed = Vec::new();
     // Of every host id: the first kept rule without a path, and whether any kept rule has one.

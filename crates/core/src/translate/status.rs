@@ -70,7 +70,7 @@ pub(crate) fn route_status(
                     )
                 }
             };
-            let mut conditions: SmallVec<[Condition; 3]> = smallvec![accepted, resolved];
+            let mut conditions: SmallVec<[Condition; 2]> = smallvec![accepted, resolved];
             if !dropped.is_empty() && !all_rules_dropped && outcome.result.is_ok() {
                 conditions.push(Condition::new(
                     "PartiallyInvalid",
