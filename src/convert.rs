@@ -124,7 +124,9 @@ pub fn http_route(o: &HttpRoute) -> model::Route {
         // CRD: `+kubebuilder:default={{matches: {{path: {type: "PathPrefix", value: "/"}}}}}`
         // on `spec.rules`: a route without rules has one rule matching every path and no
         // backends (which the translation answers with a 500).
-        None => vec![model::RouteRule { matches: vec![all_paths()], ..Default::default() }],
+        None => {
+            vec![model::RouteRule { matches: std::iter::once(all_paths()).collect(), ..Default::default() }]
+        }
     };
     model::Route {
         kind: model::RouteKind::Http,
@@ -160,7 +162,7 @@ fn parent_ref(
 }
 
 fn http_rule(r: &HttpRouteRules) -> model::RouteRule {
-    let mut matches: Vec<_> = each(&r.matches, http_match);
+    let mut matches: model::Matches = each(&r.matches, http_match);
     // "If no matches are specified, the default is a prefix path match on "/", which has the
     // effect of matching every HTTP request."
     if matches.is_empty() {
@@ -299,7 +301,7 @@ fn grpc_parent_ref(p: &GrpcRouteParentRefs) -> model::ParentRef {
 }
 
 fn grpc_rule(r: &GrpcRouteRules) -> model::RouteRule {
-    let mut matches: Vec<_> = each(&r.matches, grpc_match);
+    let mut matches: model::Matches = each(&r.matches, grpc_match);
     // "If no matches are specified, the implementation MUST match every gRPC request."
     if matches.is_empty() {
         matches.push(model::RouteMatch::Grpc(model::GrpcMatch { method: None, headers: 0 }));
@@ -451,7 +453,7 @@ pub fn backend_tls_policy(o: &BackendTlsPolicy) -> model::BackendTlsPolicy {
 /// Converts every element of an optional list. Collecting from the slice (not from a
 /// flattened `Option`) sizes each vector exactly: with tens of thousands of rules, the spare
 /// capacity of vectors grown from an unknown length was a third of the cached objects.
-fn each<T, U>(list: &Option<Vec<T>>, convert: impl Fn(&T) -> U) -> Vec<U> {
+fn each<T, U, C: FromIterator<U>>(list: &Option<Vec<T>>, convert: impl Fn(&T) -> U) -> C {
     list.as_deref().unwrap_or_default().iter().map(convert).collect()
 }
 

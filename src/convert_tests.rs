@@ -58,14 +58,14 @@ fn http_match_defaults() {
     ];
     for (name, spec, want) in cases {
         let route = http(spec);
-        assert_eq!(&route.rules[0].matches, want, "{name}");
+        assert_eq!(route.rules[0].matches.as_slice(), want.as_slice(), "{name}");
     }
 }
 
 #[test]
 fn route_without_rules_gets_the_crd_default_rule() {
     let route = http("{hostnames: [a.example.com]}");
-    assert_eq!(route.rules, vec![RouteRule { matches: vec![prefix_slash()], ..Default::default() }]);
+    assert_eq!(route.rules, vec![RouteRule { matches: vec![prefix_slash()].into(), ..Default::default() }]);
     // An explicit empty list is not defaulted by the API server either.
     assert!(http("{rules: []}").rules.is_empty());
 }
@@ -77,13 +77,14 @@ fn header_query_and_method_conditions_are_counted() {
          queryParams: [{name: q, value: v}]}]}]}",
     );
     assert_eq!(
-        route.rules[0].matches,
+        route.rules[0].matches.as_slice(),
         vec![RouteMatch::Http(HttpMatch {
             path: PathMatch { kind: PathKind::PathPrefix, value: "/a".into() },
             headers: 2,
             query_params: 1,
             method: Some("GET".into()),
         })]
+        .as_slice()
     );
 }
 
@@ -209,7 +210,7 @@ fn grpc_match_defaults() {
         ),
     ];
     for (name, spec, want) in cases {
-        assert_eq!(&grpc(spec).rules[0].matches, want, "{name}");
+        assert_eq!(grpc(spec).rules[0].matches.as_slice(), want.as_slice(), "{name}");
     }
 }
 

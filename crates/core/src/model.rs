@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 /// Group of the Gateway API kinds.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
@@ -213,14 +215,23 @@ pub struct ParentRef {
     pub port: Option<i32>,
 }
 
+/// A rule's matches: inline when there is one.
+pub type Matches = SmallVec<[RouteMatch; 1]>;
+/// A rule's backendRefs: inline when there is one.
+pub type Backends = SmallVec<[BackendRef; 1]>;
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RouteRule {
     pub name: Option<String>,
     /// Never empty: the edge turns "no matches" into the API default (one match of all
     /// paths for HTTPRoute; one match without a method for GRPCRoute).
-    pub matches: Vec<RouteMatch>,
+    ///
+    /// Matches and backends are inline when there is one, as there usually is: a snapshot
+    /// holds every route of the cluster, and each translation reads them all, so a separate
+    /// allocation for each list is memory and, above all, a cache miss per rule.
+    pub matches: Matches,
     pub filters: Vec<Filter>,
-    pub backends: Vec<BackendRef>,
+    pub backends: Backends,
     /// Rule fields we cannot honour, by field name (e.g. `timeouts`): the rule is dropped.
     pub unsupported_fields: Vec<String>,
 }
