@@ -38,7 +38,7 @@ mod glibc {
         // SAFETY: mallopt takes no pointer; it is called first thing in main, before any
         // other thread exists.
         unsafe {
-            mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+            mallopt(M_MMAP_THRESHOLD, 4 << 20);
             mallopt(M_ARENA_MAX, 2);
         }
     }

@@ -11,20 +11,22 @@
 //! file is already written), so no change waits for it.
 //!
 //! Two settings make that trim effective (`main.rs` sets them at start, for every command):
-//! - A fixed mmap threshold (128 KiB, glibc's initial one). By default glibc raises the
-//!   threshold to the size of each large block freed, up to 32 MiB; the large transient
-//!   buffers of a render (the rules, the text, the statuses while they are ordered) then come
-//!   from the arenas, and `malloc_trim` does not give back the top of a thread's arena, where
-//!   they end. With 10,000 routes that kept about 13 MiB resident for good. With the threshold
-//!   fixed, such buffers are mapped for the render and unmapped when freed; the cost is their
-//!   page faults, a few milliseconds per render of 10,000 routes.
+//! - A fixed mmap threshold of 4 MiB. By default glibc raises the threshold to the size of
+//!   each large block freed, up to 32 MiB; the large buffers of a render of 10,000 routes (the
+//!   rules, the text, the statuses while they are ordered, 4 to 7 MB each) then come from the
+//!   arenas, and `malloc_trim` does not give back the top of a thread's arena, where they end:
+//!   that kept about 13 MiB resident for good. Fixed at 4 MiB, buffers that large are mapped
+//!   for the render and unmapped when freed, at the cost of their page faults (a fresh page
+//!   costs about 3 µs on the development VM, 0.8 ms per MiB: some 15 ms per render of 10,000
+//!   routes). Smaller buffers, which is all of them up to a few thousand routes, still reuse
+//!   the arenas' memory: at 128 KiB, a render of 1,000 routes paid about 2 ms of page faults.
 //! - At most two arenas. Renders run on tokio's blocking threads and status passes on its
 //!   workers; each thread that allocates may get an arena of its own, each with its own free
 //!   memory. Two keep the resident size lower (about 1 MiB with 10,000 routes, and 5 MiB at
 //!   the peak) at the cost of some contention between threads that allocate at once, which
 //!   here are few.
 //!
-//! The calls themselves are the binary's (`main.rs`): it is foreign and `unsafe`, and this crate
+//! The calls themselves are the binary's (`main.rs`): they are foreign and `unsafe`, and this crate
 //! forbids unsafe code. A build without it (another libc, the tests) releases nothing.
 
 use std::sync::OnceLock;
