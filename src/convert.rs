@@ -132,7 +132,7 @@ pub fn http_route(o: &HttpRoute) -> model::Route {
         kind: model::RouteKind::Http,
         meta: meta(&o.metadata),
         parent_refs: each(&o.spec.parent_refs, http_parent_ref),
-        hostnames: o.spec.hostnames.clone().unwrap_or_default(),
+        hostnames: o.spec.hostnames.iter().flatten().cloned().collect(),
         rules,
     }
 }
@@ -290,7 +290,7 @@ pub fn grpc_route(o: &GrpcRoute) -> model::Route {
         kind: model::RouteKind::Grpc,
         meta: meta(&o.metadata),
         parent_refs: each(&o.spec.parent_refs, grpc_parent_ref),
-        hostnames: o.spec.hostnames.clone().unwrap_or_default(),
+        hostnames: o.spec.hostnames.iter().flatten().cloned().collect(),
         // Unlike HTTPRoute, GRPCRoute's `spec.rules` has no CRD default.
         rules: each(&o.spec.rules, grpc_rule),
     }

@@ -165,8 +165,8 @@ fn parent_refs_get_the_crd_defaults_for_group_and_kind() {
         ..Default::default()
     };
     assert_eq!(
-        route.parent_refs,
-        vec![
+        route.parent_refs.as_slice(),
+        [
             defaulted.clone(),
             ParentRef {
                 group: Some("gateway.networking.k8s.io".into()),
@@ -178,7 +178,7 @@ fn parent_refs_get_the_crd_defaults_for_group_and_kind() {
             },
         ]
     );
-    assert_eq!(grpc("{parentRefs: [{name: g}]}").parent_refs, vec![defaulted]);
+    assert_eq!(grpc("{parentRefs: [{name: g}]}").parent_refs.as_slice(), [defaulted]);
 }
 
 #[test]

@@ -33,7 +33,7 @@ fn broken_file_keeps_its_last_good_content_and_the_others() {
         loaded.warnings
     );
     let host = |files: &ManifestFiles| {
-        files.loaded().snapshot.routes.iter().find(|r| r.meta.name == "b").unwrap().hostnames.clone()
+        files.loaded().snapshot.routes.iter().find(|r| r.meta.name == "b").unwrap().hostnames.to_vec()
     };
     assert_eq!(host(&files), ["b.example.com"]);
 
@@ -96,7 +96,7 @@ fn configmap_volume_layout_is_read_once_and_temp_files_are_ignored() {
     std::os::unix::fs::symlink("..2024_01_01_00_00_01.2", dir.path().join("..data_tmp")).unwrap();
     fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
     assert!(files.rescan().unwrap());
-    assert_eq!(files.loaded().snapshot.routes[0].hostnames, ["new.example.com"]);
+    assert_eq!(files.loaded().snapshot.routes[0].hostnames.as_slice(), ["new.example.com"]);
 }
 
 #[test]

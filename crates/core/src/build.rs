@@ -78,8 +78,8 @@ pub fn http_route(namespace: &str, name: &str) -> Route {
     Route {
         kind: RouteKind::Http,
         meta: Meta::new(namespace, name),
-        parent_refs: Vec::new(),
-        hostnames: Vec::new(),
+        parent_refs: Default::default(),
+        hostnames: Default::default(),
         rules: Vec::new(),
     }
 }

@@ -197,9 +197,10 @@ impl std::fmt::Display for RouteKind {
 pub struct Route {
     pub kind: RouteKind,
     pub meta: Meta,
-    pub parent_refs: Vec<ParentRef>,
+    /// Inline when there is one, as there usually is (see [`RouteRule::matches`]).
+    pub parent_refs: SmallVec<[ParentRef; 1]>,
     /// As written; checked by the translation.
-    pub hostnames: Vec<String>,
+    pub hostnames: SmallVec<[String; 1]>,
     pub rules: Vec<RouteRule>,
 }
 
