@@ -129,6 +129,49 @@ pub struct Translation {
 /// A route's hostnames, or the index of the first the schema refuses and why.
 type ParsedHostnames = Result<SmallVec<[Hostname; 2]>, (usize, String)>;
 
+/// The rules of an accepted route: each of its matches on each hostname it takes on each
+/// listener it is attached to, with the route's shared parts.
+fn add_rules<'a>(
+    candidates: &mut order::Candidates,
+    hosts: &mut order::HostIds<'a>,
+    gateways: &'a [gateways::GatewayView<'_>],
+    outcomes: &[attach::ParentOutcome<'a>],
+    matches: &[rules::MatchOut],
+    id: &Arc<RouteName>,
+) {
+    for outcome in outcomes {
+        let Ok(attachments) = &outcome.result else { continue };
+        for a in attachments {
+            let listener = hosts.id(gateways[outcome.gateway].listeners[a.listener].hostname.as_ref());
+            for h in &a.hostnames {
+                let host = hosts.id(*h);
+                let hostname = hosts.text(host);
+                for m in matches {
+                    let key = order::Candidate {
+                        listener,
+                        host,
+                        fence: false,
+                        rank: m.rank,
+                        path_hash: m.path_hash,
+                    };
+                    let rule = IngressRule {
+                        hostname: hostname.clone(),
+                        path: m.path.clone(),
+                        service: Arc::clone(&m.service),
+                        origin_request: m.origin_request.clone(),
+                        source: RuleSource::Route {
+                            route: Arc::clone(id),
+                            rule: m.rule,
+                            match_index: m.match_index,
+                        },
+                    };
+                    candidates.push(key, rule);
+                }
+            }
+        }
+    }
+}
+
 /// `HTTPRoute ns/name`: how rejections and notes name a route.
 fn object_name(route: &Route) -> String {
     format!("{} {}", route.kind, route.meta.key())
@@ -151,9 +194,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         ))
     });
 
-    // Every route's namespace and name as its status and rules hold them. Made together, before
-    // anything that lives only as long as the translation: the status outlives it, and a page
-    // holding a few of these among freed values could not be given back to the system.
+    // Every route's namespace and name as its status and rules hold them (a namespace once for
+    // all its routes). Made together, before the translation's temporaries, since they outlive
+    // it in the statuses.
     let mut namespaces: rustc_hash::FxHashMap<&str, Arc<str>> = Default::default();
     let names: Vec<(Arc<str>, Arc<str>)> = routes
         .iter()
@@ -265,38 +308,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
             let id = Arc::new(RouteName { kind: route.kind, namespace, name });
-            for outcome in &outcomes {
-                let Ok(attachments) = &outcome.result else { continue };
-                for a in attachments {
-                    let block = gateways[outcome.gateway].listeners[a.listener].hostname.as_ref();
-                    let listener = hosts.id(block);
-                    for h in &a.hostnames {
-                        let host = hosts.id(*h);
-                        let hostname = hosts.text(host);
-                        for m in &out.matches {
-                            let key = order::Candidate {
-                                listener,
-                                host,
-                                fence: false,
-                                rank: m.rank,
-                                path_hash: m.path_hash,
-                            };
-                            let rule = IngressRule {
-                                hostname: hostname.clone(),
-                                path: m.path.clone(),
-                                service: Arc::clone(&m.service),
-                                origin_request: m.origin_request.clone(),
-                                source: RuleSource::Route {
-                                    route: Arc::clone(&id),
-                                    rule: m.rule,
-                                    match_index: m.match_index,
-                                },
-                            };
-                            candidates.push(key, rule);
-                        }
-                    }
-                }
-            }
+            add_rules(&mut candidates, &mut hosts, &gateways, &outcomes, &out.matches, &id);
         }
     }
 
