@@ -76,6 +76,15 @@ fn listed_but(unlisted: Kind) -> TestStore {
     store
 }
 
+/// A whole (re-)list of HTTPRoutes: `Init`, each object, `InitDone`; what `InitDone` returned.
+fn list(store: &mut TestStore, objects: impl IntoIterator<Item = DynamicObject>) -> bool {
+    apply(store, Event::Init);
+    for object in objects {
+        apply(store, Event::InitApply(object));
+    }
+    apply(store, Event::InitDone)
+}
+
 /// `namespace/name:path` of every route, sorted (the snapshot's order does not matter).
 fn paths(store: &TestStore) -> Vec<String> {
     let snapshot = store.snapshot();
@@ -120,8 +129,7 @@ fn missing_optional_kind_counts_as_listed_and_warns() {
 #[test]
 fn added_changed_and_deleted_route_changes_the_snapshot() {
     let mut store = listed_store();
-    apply(&mut store, Event::Init);
-    apply(&mut store, Event::InitDone);
+    list(&mut store, []);
     assert!(apply(&mut store, Event::Apply(route("apps", "web", "/a"))));
     assert_eq!(paths(&store), ["apps/web:/a"]);
     assert!(apply(&mut store, Event::Apply(route("apps", "web", "/b"))));
@@ -134,9 +142,7 @@ fn added_changed_and_deleted_route_changes_the_snapshot() {
 #[test]
 fn status_and_managed_fields_changes_publish_nothing() {
     let mut store = listed_store();
-    apply(&mut store, Event::Init);
-    apply(&mut store, Event::InitApply(route("apps", "web", "/")));
-    apply(&mut store, Event::InitDone);
+    list(&mut store, [route("apps", "web", "/")]);
     let mut written = with_status(route("apps", "web", "/"), json!({"parents": [{"controllerName": "x"}]}));
     written.metadata.resource_version = Some("8".into());
     written.metadata.managed_fields = None;
@@ -149,10 +155,7 @@ fn unreadable_object_is_a_warning_and_the_rest_arrives() {
     let mut bad = route("apps", "bad", "/");
     // An experimental-channel filter the generated enum does not know.
     bad.data["spec"]["rules"][0]["filters"] = json!([{"type": "ExternalAuth", "externalAuth": {}}]);
-    apply(&mut store, Event::Init);
-    apply(&mut store, Event::InitApply(bad.clone()));
-    apply(&mut store, Event::InitApply(route("apps", "good", "/")));
-    assert!(apply(&mut store, Event::InitDone));
+    assert!(list(&mut store, [bad.clone(), route("apps", "good", "/")]));
     assert_eq!(paths(&store), ["apps/good:/"]);
     let warnings = store.warnings(Duration::from_secs(30));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
@@ -169,9 +172,7 @@ fn unreadable_object_is_a_warning_and_the_rest_arrives() {
 #[test]
 fn good_object_turned_bad_leaves_the_snapshot() {
     let mut store = listed_store();
-    apply(&mut store, Event::Init);
-    apply(&mut store, Event::InitApply(route("apps", "web", "/")));
-    apply(&mut store, Event::InitDone);
+    list(&mut store, [route("apps", "web", "/")]);
     let mut bad = route("apps", "web", "/");
     bad.data["spec"]["rules"][0]["matches"][0]["method"] = json!("BREW");
     assert!(apply(&mut store, Event::Apply(bad)));
@@ -182,10 +183,7 @@ fn good_object_turned_bad_leaves_the_snapshot() {
 #[test]
 fn relist_is_swapped_in_whole() {
     let mut store = listed_store();
-    apply(&mut store, Event::Init);
-    apply(&mut store, Event::InitApply(route("apps", "a", "/")));
-    apply(&mut store, Event::InitApply(route("apps", "b", "/")));
-    apply(&mut store, Event::InitDone);
+    list(&mut store, [route("apps", "a", "/"), route("apps", "b", "/")]);
     // A 410 re-list in progress: the published objects stay until it completes.
     assert!(!apply(&mut store, Event::Init));
     assert!(!apply(&mut store, Event::InitApply(route("apps", "a", "/"))));
@@ -194,10 +192,7 @@ fn relist_is_swapped_in_whole() {
     assert!(apply(&mut store, Event::InitDone));
     assert_eq!(paths(&store), ["apps/a:/", "apps/c:/"]);
     // The same list again is no change.
-    apply(&mut store, Event::Init);
-    apply(&mut store, Event::InitApply(route("apps", "a", "/")));
-    apply(&mut store, Event::InitApply(route("apps", "c", "/")));
-    assert!(!apply(&mut store, Event::InitDone));
+    assert!(!list(&mut store, [route("apps", "a", "/"), route("apps", "c", "/")]));
 }
 
 #[test]
@@ -440,9 +435,7 @@ proptest::proptest! {
 #[test]
 fn the_snapshot_is_copied_only_while_a_render_holds_it() {
     let mut store = listed_store();
-    apply(&mut store, Event::Init);
-    apply(&mut store, Event::InitApply(route("apps", "a", "/a")));
-    apply(&mut store, Event::InitDone);
+    list(&mut store, [route("apps", "a", "/a")]);
     let first = Arc::as_ptr(&store.snapshot);
     assert!(apply(&mut store, Event::Apply(route("apps", "b", "/b"))));
     assert_eq!(Arc::as_ptr(&store.snapshot), first, "nobody else holds it: changed in place");
