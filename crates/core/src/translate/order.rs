@@ -142,7 +142,7 @@ impl Packing {
             max_primary = max_primary.max(primary as u64);
             max_secondary = max_secondary.max(secondary as u64);
         }
-        let packing = Packing {
+        let mut packing = Packing {
             host_bits: bits(u64::from(max_host)),
             class_bits: 2,
             primary_bits: bits(max_primary),
@@ -152,7 +152,7 @@ impl Packing {
             max_secondary,
             bits: 0,
         };
-        let mut packing = packing;
+        // The listener's rank, then the fence bit, then the fields above.
         packing.bits = bits(u64::from(max_listener))
             + 1
             + packing.host_bits

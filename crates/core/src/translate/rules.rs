@@ -42,7 +42,8 @@ pub(crate) struct RouteOut {
     pub notes: Vec<String>,
 }
 
-/// `scratch` is a buffer reused from match to match.
+/// What `route`'s rules render to, into `out` (cleared first); `scratch` is a buffer reused
+/// from match to match.
 pub(crate) fn route_out<'a>(
     route: &'a Route,
     resolver: &mut Resolver<'a>,
@@ -173,10 +174,10 @@ fn rule_target(
     Ok((service, origin_request))
 }
 
-/// The path regex and rank of one match, or (field suffix, why) when it cannot be expressed.
 /// A match's rendered path (none: every path) and its precedence rank.
 type MatchPath = (Option<Arc<str>>, PathRank);
 
+/// The path regex and rank of one match, or (field suffix, why) when it cannot be expressed.
 /// `scratch` is a buffer reused from match to match.
 fn match_path(route_match: &RouteMatch, scratch: &mut String) -> Result<MatchPath, (String, String)> {
     match route_match {
