@@ -14,7 +14,7 @@ pub struct IngressRule {
     pub hostname: Option<Arc<str>>,
     pub path: Option<Arc<str>>,
     pub service: Arc<str>,
-    pub origin_request: OriginRequest,
+    pub origin_request: SharedOriginRequest,
     pub source: RuleSource,
 }
 
@@ -41,6 +41,32 @@ impl OriginRequest {
     }
 }
 
+/// A rule's [`OriginRequest`], read through `Deref`. Empty keys (most rules) take no memory
+/// beyond a null pointer, and the rules of one rule share one value: a list of tens of
+/// thousands of rules stays small, which is what makes it quick to build, sort and write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedOriginRequest(Option<Arc<OriginRequest>>);
+
+static NO_KEYS: OriginRequest = OriginRequest {
+    http_host_header: None,
+    origin_server_name: None,
+    http2_origin: false,
+    no_tls_verify: false,
+};
+
+impl std::ops::Deref for SharedOriginRequest {
+    type Target = OriginRequest;
+    fn deref(&self) -> &OriginRequest {
+        self.0.as_deref().unwrap_or(&NO_KEYS)
+    }
+}
+
+impl From<OriginRequest> for SharedOriginRequest {
+    fn from(keys: OriginRequest) -> Self {
+        SharedOriginRequest((!keys.is_empty()).then(|| Arc::new(keys)))
+    }
+}
+
 /// A route as its rules name it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteName {
@@ -55,8 +81,8 @@ pub enum RuleSource {
     Route {
         /// Shared by all of the route's rules.
         route: Arc<RouteName>,
-        rule: usize,
-        match_index: usize,
+        rule: u32,
+        match_index: u32,
     },
     /// The `http_status:404` rule closing a listener hostname's block, so that a request for
     /// that hostname never falls through to a less specific listener's routes.

@@ -8,7 +8,7 @@ fn rule(hostname: Option<&str>, path: Option<&str>, service: &str) -> IngressRul
         hostname: hostname.map(Into::into),
         path: path.map(Into::into),
         service: service.into(),
-        origin_request: OriginRequest::default(),
+        origin_request: OriginRequest::default().into(),
         source: RuleSource::Route {
             route: std::sync::Arc::new(crate::ingress::RouteName {
                 kind: RouteKind::Http,
@@ -133,7 +133,8 @@ fn origin_request_keys_render_under_the_rule() {
         origin_server_name: Some("g.internal".into()),
         http2_origin: true,
         no_tls_verify: true,
-    };
+    }
+    .into();
     let v = parse(&render_rules(&[r], true, &BaseConfig::default(), &tunnel()).text);
     let o = &v["ingress"][0]["originRequest"];
     assert_eq!(
@@ -187,7 +188,8 @@ fn rendered_text_fits_the_estimate_without_growing() {
     // being written.
     let mut r =
         rule(Some("*.apps.example.com"), Some("^/api(?s:/.*)?$"), "http://web.default.svc.cluster.local:80");
-    r.origin_request = OriginRequest { http2_origin: true, no_tls_verify: true, ..OriginRequest::default() };
+    r.origin_request =
+        OriginRequest { http2_origin: true, no_tls_verify: true, ..OriginRequest::default() }.into();
     let rules = vec![r; 1000];
     let rendered = render_rules(&rules, false, &BaseConfig::default(), &tunnel());
     let estimate = 4096 + rules.iter().map(estimated_len).sum::<usize>();

@@ -35,7 +35,7 @@ fn text() -> impl Strategy<Value = String> {
 
 fn source() -> impl Strategy<Value = RuleSource> {
     prop_oneof![
-        4 => ("[a-z0-9-]{1,12}", "[a-z0-9.-]{1,20}", 0usize..4, 0usize..4, any::<bool>()).prop_map(
+        4 => ("[a-z0-9-]{1,12}", "[a-z0-9.-]{1,20}", 0u32..4, 0u32..4, any::<bool>()).prop_map(
             |(namespace, name, rule, match_index, grpc)| RuleSource::Route {
                 route: std::sync::Arc::new(crate::ingress::RouteName {
                     kind: if grpc { RouteKind::Grpc } else { RouteKind::Http },
@@ -102,7 +102,8 @@ fn any_rule(
                     origin_server_name: server_name.map(Into::into),
                     http2_origin: http2,
                     no_tls_verify: no_verify,
-                },
+                }
+                .into(),
                 source,
             }
         })
@@ -247,7 +248,7 @@ fn a_source_with_line_breaks_is_written_escaped_and_accepted() {
         hostname: Some("a.example.com".into()),
         path: None,
         service: "http://a:80".into(),
-        origin_request: OriginRequest::default(),
+        origin_request: OriginRequest::default().into(),
         source: RuleSource::Route {
             route: std::sync::Arc::new(crate::ingress::RouteName {
                 kind: RouteKind::Http,
@@ -281,7 +282,7 @@ fn generated_rules_come_before_the_frame_rules_unless_one_matches_everything() {
         hostname: hostname.map(Into::into),
         path: None,
         service: service.into(),
-        origin_request: OriginRequest::default(),
+        origin_request: OriginRequest::default().into(),
         source: RuleSource::CatchAll,
     };
     let frame = "tunnel: x\ningress:\n  - {hostname: legacy.example.com, service: nope}\n  - service: http_status:404\n";
@@ -304,7 +305,7 @@ fn an_invalid_generated_path_is_refused_every_time() {
         hostname: Some("a.example.com".into()),
         path: Some(path.into()),
         service: "http://a:80".into(),
-        origin_request: OriginRequest::default(),
+        origin_request: OriginRequest::default().into(),
         source: RuleSource::CatchAll,
     };
     let frame = "ingress:\n  - {path: '^/base$', service: 'http://b:80'}\n  - service: http_status:404\n";
@@ -321,7 +322,7 @@ fn a_service_shared_by_rules_is_reported_on_each() {
         hostname: Some(hostname.into()),
         path: None,
         service: service.into(),
-        origin_request: OriginRequest::default(),
+        origin_request: OriginRequest::default().into(),
         source: RuleSource::CatchAll,
     };
     let rules =

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::hostname::Hostname;
+use crate::hostname::{self, Hostname};
 use crate::ingress::{IngressRule, RouteName, RuleSource};
 use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
 use crate::status::{Programmed, RouteStatus, Statuses};
@@ -131,43 +131,69 @@ type ParsedHostnames = Result<SmallVec<[Hostname; 2]>, (usize, String)>;
 
 /// The rules of an accepted route: each of its matches on each hostname it takes on each
 /// listener it is attached to, with the route's shared parts.
+///
+/// A hostname the route also takes through a more specific listener (or through another
+/// listener with the same hostname) gets no rules here: they would repeat, in a later
+/// listener block, the rules that block already has, so they could never serve a request,
+/// and reporting them as unreachable would only say the route is shadowed by itself.
+///
+/// The matches are used up: the last hostname's rules take their strings rather than
+/// another reference to them.
 fn add_rules<'a>(
     candidates: &mut order::Candidates,
     hosts: &mut order::HostIds<'a>,
     gateways: &'a [gateways::GatewayView<'_>],
     outcomes: &[attach::ParentOutcome<'a>],
-    matches: &[rules::MatchOut],
+    matches: &mut Vec<rules::MatchOut>,
     id: &Arc<RouteName>,
 ) {
+    // (listener hostname, its id, route hostname id) of every attachment.
+    let mut pairs: SmallVec<[(Option<&'a Hostname>, u32, u32); 4]> = SmallVec::new();
     for outcome in outcomes {
         let Ok(attachments) = &outcome.result else { continue };
         for a in attachments {
-            let listener = hosts.id(gateways[outcome.gateway].listeners[a.listener].hostname.as_ref());
-            for h in &a.hostnames {
-                let host = hosts.id(*h);
-                let hostname = hosts.text(host);
-                for m in matches {
-                    let key = order::Candidate {
-                        listener,
-                        host,
-                        fence: false,
-                        rank: m.rank,
-                        path_hash: m.path_hash,
-                    };
-                    let rule = IngressRule {
-                        hostname: hostname.clone(),
-                        path: m.path.clone(),
-                        service: Arc::clone(&m.service),
-                        origin_request: m.origin_request.clone(),
-                        source: RuleSource::Route {
-                            route: Arc::clone(id),
-                            rule: m.rule,
-                            match_index: m.match_index,
-                        },
-                    };
-                    candidates.push(key, rule);
+            let block = gateways[outcome.gateway].listeners[a.listener].hostname.as_ref();
+            let listener = hosts.id(block);
+            pairs.extend(a.hostnames.iter().map(|h| (block, listener, hosts.id(*h))));
+        }
+    }
+    let repeated = |i: usize| {
+        let (block, _, host) = pairs[i];
+        pairs.iter().enumerate().any(|(j, other)| {
+            other.2 == host
+                && match hostname::listener_cmp(other.0, block) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Equal => j < i,
+                    std::cmp::Ordering::Greater => false,
                 }
-            }
+        })
+    };
+    let kept: SmallVec<[(u32, u32); 4]> =
+        (0..pairs.len()).filter(|i| !repeated(*i)).map(|i| (pairs[i].1, pairs[i].2)).collect();
+    for (n, &(listener, host)) in kept.iter().enumerate() {
+        let hostname = hosts.text(host);
+        let mut add = |m: rules::MatchOut| {
+            let key = order::Candidate {
+                listener,
+                host,
+                fence: false,
+                grpc: id.kind == RouteKind::Grpc,
+                rank: m.rank,
+                path_hash: m.path_hash,
+            };
+            let rule = IngressRule {
+                hostname: hostname.clone(),
+                path: m.path,
+                service: m.service,
+                origin_request: m.origin_request,
+                source: RuleSource::Route { route: Arc::clone(id), rule: m.rule, match_index: m.match_index },
+            };
+            candidates.push(key, rule);
+        };
+        if n + 1 == kept.len() {
+            matches.drain(..).for_each(&mut add);
+        } else {
+            matches.iter().cloned().for_each(&mut add);
         }
     }
 }
@@ -308,7 +334,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
             let id = Arc::new(RouteName { kind: route.kind, namespace, name });
-            add_rules(&mut candidates, &mut hosts, &gateways, &outcomes, &out.matches, &id);
+            add_rules(&mut candidates, &mut hosts, &gateways, &outcomes, &mut out.matches, &id);
         }
     }
 
@@ -329,10 +355,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         candidates.push_fence(id, &hosts, &not_found);
     }
 
-    let (rules, shadowed) = order::finish(candidates, &hosts);
-    let uses_grpc = rules
-        .iter()
-        .any(|r| matches!(&r.source, RuleSource::Route { route, .. } if route.kind == RouteKind::Grpc));
+    let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts);
 
     // By identity (unique: an unstable sort is deterministic). The statuses are large, so their
     // order is found on indices and each is moved once.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
-use crate::ingress::{IngressRule, OriginRequest, RuleSource};
+use crate::ingress::{IngressRule, RuleSource};
 use crate::path::PathRank;
 
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
@@ -51,6 +51,8 @@ pub(crate) struct Candidate {
     pub host: u32,
     /// The block's closing `http_status:404` rather than a route's rule.
     pub fence: bool,
+    /// A GRPCRoute's rule.
+    pub grpc: bool,
     pub rank: PathRank,
     /// A hash of the rule's path (never 0), 0 without one.
     pub path_hash: u64,
@@ -84,11 +86,13 @@ impl Candidates {
             hostname: hostname.clone(),
             path: None,
             service: Arc::clone(service),
-            origin_request: OriginRequest::default(),
+            origin_request: Default::default(),
             source: RuleSource::ListenerFence { hostname: hostname.unwrap_or_else(|| Arc::from("")) },
         };
         let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
-        self.push(Candidate { listener, host: listener, fence: true, rank: all_paths, path_hash: 0 }, rule);
+        let key =
+            Candidate { listener, host: listener, fence: true, grpc: false, rank: all_paths, path_hash: 0 };
+        self.push(key, rule);
     }
 }
 
@@ -264,15 +268,16 @@ fn ranks(
 
 /// Sort, and drop unreachable rules. A rule is unreachable when an earlier rule has the same
 /// path (or none) and a hostname covering its own (the same, a wildcard over it, or none);
-/// everything after a rule that matches all traffic is unreachable.
-pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<IngressRule>, Vec<Shadowed>) {
+/// everything after a rule that matches all traffic is unreachable. Also says whether a
+/// GRPCRoute rule is kept.
+pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<IngressRule>, Vec<Shadowed>, bool) {
     let Candidates { keys: candidates, rules: mut made } = candidates;
     let listener_rank = ranks(hosts, candidates.iter().map(|c| c.listener), listener_cmp);
     let host_rank = ranks(hosts, candidates.iter().map(|c| c.host), specificity_cmp);
 
-    // Equal (key, route, rule, match) happens only for the same match of the same route
-    // reached twice (two listeners with the same hostname): identical rules, one of which is
-    // kept below. So the same objects in any input order give the same rules.
+    // Keys are distinct (each holds its candidate's index), and candidates are made in an
+    // order that does not depend on the input's: the same objects in any order give the same
+    // rules.
     let order = sorted(&candidates, &listener_rank, &host_rank);
 
     // For each hostname, the ids of the hostnames whose rules catch all its requests: itself,
@@ -288,31 +293,63 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
     }
     covering_from.push(covering_ids.len());
 
+    // Path rules are looked up by (host id, hash of the path). Sorting puts the rules of one
+    // listener block and route hostname next to each other, so most hostnames are only ever
+    // looked up while their own run lasts: those are kept in a small map cleared at each run,
+    // which stays in cache. The rest ("shared": a hostname covering another one, or one that
+    // occurs in more than one listener block) go to a map that lives for the whole loop.
+    let mut shared = vec![false; hosts.values.len()];
+    for (id, from) in covering_from.windows(2).enumerate() {
+        for &h in &covering_ids[from[0]..from[1]] {
+            if h as usize != id {
+                shared[h as usize] = true;
+            }
+        }
+    }
+    let mut block_of: Vec<u32> = vec![u32::MAX; hosts.values.len()];
+    for c in candidates.iter().filter(|c| c.path_hash != 0) {
+        let block = &mut block_of[c.host as usize];
+        if *block == u32::MAX {
+            *block = c.listener;
+        } else if *block != c.listener {
+            shared[c.host as usize] = true;
+        }
+    }
+    drop(block_of);
+
     let mut rules: Vec<IngressRule> = Vec::with_capacity(candidates.len());
     let mut shadowed = Vec::new();
     // Of every host id: the first kept rule without a path, and whether any kept rule has one.
     let mut no_path_first: Vec<Option<usize>> = vec![None; hosts.values.len()];
     let mut has_paths: Vec<bool> = vec![false; hosts.values.len()];
-    // (host id, hash of the path) of every kept rule with a path → index of the first one. A
-    // hash names the path without hashing or comparing strings per lookup; a hit is confirmed
-    // on the strings. A collision of two different paths (one in 2^64) only keeps a rule that
-    // could have been dropped: never drops one that is reachable.
-    let mut seen: HashMap<(u32, u64), usize> =
-        HashMap::with_capacity_and_hasher(candidates.len(), Default::default());
+    // Index of the first kept rule with a given path: `seen` by (host id, hash of the path) for
+    // shared hostnames, `run` by the hash for the hostname of the current run (listener block,
+    // hostname). A hash names the path without hashing or comparing strings per lookup; a hit
+    // is confirmed on the strings. A collision of two different paths (one in 2^64) only keeps
+    // a rule that could have been dropped: never drops one that is reachable.
+    let mut seen: HashMap<(u32, u64), usize> = HashMap::default();
+    let mut run: HashMap<u64, usize> = HashMap::default();
+    let mut run_of: Option<(u32, u32)> = None;
     let mut catch_all: Option<usize> = None;
+    let mut uses_grpc = false;
     for i in order {
         let c = &candidates[i];
         let Some(rule) = made[i].take() else { continue };
         let path = c.path_hash;
-        let same_path = |first: &usize| rules[*first].path == rule.path;
+        if run_of != Some((c.listener, c.host)) {
+            run.clear();
+            run_of = Some((c.listener, c.host));
+        }
+        let first_with_path = |h: u32| {
+            let first = if shared[h as usize] { seen.get(&(h, path)) } else { run.get(&path) };
+            first.filter(|f| rules[**f].path == rule.path).copied()
+        };
         let earlier = catch_all.or_else(|| {
             let host = c.host as usize;
+            // A hostname other than the rule's own is shared (it covers the rule's).
             covering_ids[covering_from[host]..covering_from[host + 1]].iter().find_map(|&h| {
-                no_path_first[h as usize].or_else(|| {
-                    (path != 0 && has_paths[h as usize])
-                        .then(|| seen.get(&(h, path)).filter(|f| same_path(f)).copied())
-                        .flatten()
-                })
+                no_path_first[h as usize]
+                    .or_else(|| (path != 0 && has_paths[h as usize]).then(|| first_with_path(h)).flatten())
             })
         });
         if let Some(first) = earlier {
@@ -328,11 +365,16 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
             no_path_first[c.host as usize].get_or_insert(rules.len());
         } else {
             has_paths[c.host as usize] = true;
-            seen.entry((c.host, path)).or_insert(rules.len());
+            if shared[c.host as usize] {
+                seen.entry((c.host, path)).or_insert(rules.len());
+            } else {
+                run.entry(path).or_insert(rules.len());
+            }
         }
+        uses_grpc |= c.grpc;
         rules.push(rule);
     }
-    (rules, shadowed)
+    (rules, shadowed, uses_grpc)
 }
 
 /// A hostname pattern as a borrowed key: (0 = every host | 1 = exact | 2 = `*.suffix`, name).
@@ -398,6 +440,88 @@ mod tests {
             expected.sort_unstable();
             radix_sort(&mut keys, 41);
             proptest::prop_assert_eq!(keys, expected);
+        }
+    }
+
+    /// Does a rule for hostname `a` catch every request a rule for `b` would get (cloudflared:
+    /// exact names, `*.` a suffix match, none every host)? Written from strings, apart from
+    /// [`covering`].
+    fn covers(a: Option<&Hostname>, b: Option<&Hostname>) -> bool {
+        match (a, b) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(Hostname::Exact(x)), Some(Hostname::Exact(y))) => x == y,
+            (Some(Hostname::Exact(_)), Some(Hostname::Wildcard(_))) => false,
+            (Some(Hostname::Wildcard(s)), Some(Hostname::Exact(y))) => y.ends_with(&format!(".{s}")),
+            (Some(Hostname::Wildcard(s)), Some(Hostname::Wildcard(y))) => {
+                y == s || y.ends_with(&format!(".{s}"))
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// `finish` keeps exactly the rules that no earlier kept rule serves all the traffic of
+        /// (a hostname covering theirs, and no path or the same one), checked one by one
+        /// against every earlier rule: the per-run and shared lookups drop nothing reachable.
+        #[test]
+        fn finish_drops_exactly_the_unreachable_rules(
+            made in proptest::collection::vec((0usize..3, 0usize..7, 0usize..4), 0..60)
+        ) {
+            let names = [None, Some("a.com"), Some("x.a.com"), Some("*.a.com"), Some("y.x.a.com"), Some("*.x.a.com"), Some("b.org")];
+            let hostnames: Vec<Option<Hostname>> =
+                names.iter().map(|n| n.map(|n| Hostname::parse(n).expect("valid"))).collect();
+            let listeners = [0usize, 3, 2];
+            let paths = [None, Some("^/a$"), Some("^/a(?s:/.*)?$"), Some("^/b(?s:/.*)?$")];
+            let mut hosts = HostIds::default();
+            let mut candidates = Candidates::default();
+            let route = Arc::new(crate::ingress::RouteName {
+                kind: crate::model::RouteKind::Http,
+                namespace: "ns".into(),
+                name: "r".into(),
+            });
+            for (i, &(l, h, p)) in made.iter().enumerate() {
+                let listener = hosts.id(hostnames[listeners[l]].as_ref());
+                let host = hosts.id(hostnames[h].as_ref());
+                let path = paths[p].map(Arc::from);
+                let key = Candidate {
+                    listener,
+                    host,
+                    fence: false,
+                    grpc: false,
+                    rank: rank((p % 3) as u8, p),
+                    path_hash: paths[p].map_or(0, super::super::rules::path_hash),
+                };
+                let rule = IngressRule {
+                    hostname: hosts.text(host),
+                    path,
+                    service: Arc::from("http://s"),
+                    origin_request: Default::default(),
+                    source: RuleSource::Route { route: Arc::clone(&route), rule: i as u32, match_index: 0 },
+                };
+                candidates.push(key, rule);
+            }
+            for l in [3usize, 2] {
+                let id = hosts.id(hostnames[l].as_ref());
+                candidates.push_fence(id, &hosts, &Arc::from("http_status:404"));
+            }
+
+            let listener_rank = ranks(&hosts, candidates.keys.iter().map(|c| c.listener), listener_cmp);
+            let host_rank = ranks(&hosts, candidates.keys.iter().map(|c| c.host), specificity_cmp);
+            let order = sorted(&candidates.keys, &listener_rank, &host_rank);
+            let mut expected: Vec<IngressRule> = Vec::new();
+            for i in order {
+                let rule = candidates.rules[i].clone().expect("each rule once");
+                let host = hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == rule.hostname.as_deref());
+                let served = expected.iter().any(|e| {
+                    let e_host = hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == e.hostname.as_deref());
+                    covers(e_host, host) && (e.path.is_none() || e.path == rule.path)
+                });
+                if !served {
+                    expected.push(rule);
+                }
+            }
+            let (kept, _, _) = finish(candidates, &hosts);
+            proptest::prop_assert_eq!(kept, expected);
         }
     }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::hostname::Hostname;
-use crate::ingress::OriginRequest;
+use crate::ingress::{OriginRequest, SharedOriginRequest};
 use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
 use crate::path::{grpc_path, http_path_into, PathRank};
 
@@ -18,14 +18,14 @@ use super::{Reason, Rejection, Settings};
 /// One rendered match of one rule.
 #[derive(Clone, Debug)]
 pub(crate) struct MatchOut {
-    pub rule: usize,
-    pub match_index: usize,
+    pub rule: u32,
+    pub match_index: u32,
     pub path: Option<Arc<str>>,
     /// A hash of `path` (never 0), 0 without one: [`super::order::finish`] looks paths up by it.
     pub path_hash: u64,
     pub rank: PathRank,
     pub service: Arc<str>,
-    pub origin_request: OriginRequest,
+    pub origin_request: SharedOriginRequest,
 }
 
 /// Everything one route renders to, before hostnames and order. One value is reused from
@@ -84,8 +84,8 @@ pub(crate) fn route_out<'a>(
                 for (m, route_match) in rule.matches.iter().enumerate() {
                     match match_path(route_match, scratch) {
                         Ok((path, rank)) => out.matches.push(MatchOut {
-                            rule: r,
-                            match_index: m,
+                            rule: r as u32,
+                            match_index: m as u32,
                             path_hash: path.as_deref().map_or(0, path_hash),
                             path,
                             rank,
@@ -106,7 +106,7 @@ pub(crate) fn route_out<'a>(
 }
 
 /// A hash of a rendered path, never 0 (which stands for "no path").
-fn path_hash(path: &str) -> u64 {
+pub(super) fn path_hash(path: &str) -> u64 {
     use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one(path).max(1)
 }
@@ -118,7 +118,7 @@ fn rule_target(
     rule: &RouteRule,
     origin: &Option<backends::Origin>,
     settings: &Settings,
-) -> Result<(Arc<str>, OriginRequest), (String, String)> {
+) -> Result<(Arc<str>, SharedOriginRequest), (String, String)> {
     if let Some(field) = rule.unsupported_fields.first() {
         return Err((
             format!("spec.rules[{r}].{field}"),
@@ -171,7 +171,7 @@ fn rule_target(
         // gRPC clients read 503 as UNAVAILABLE.
         (None, RouteKind::Grpc) => Arc::from("http_status:503"),
     };
-    Ok((service, origin_request))
+    Ok((service, origin_request.into()))
 }
 
 /// A match's rendered path (none: every path) and its precedence rank.

@@ -407,3 +407,51 @@ fn same_objects_in_any_order_give_the_same_rules() {
     backward.services.reverse();
     assert_eq!(run(&forward), run(&backward));
 }
+
+#[test]
+fn a_route_on_several_listeners_is_not_reported_as_shadowed_by_itself() {
+    // `web` attaches to both listeners (no sectionName), and to both listeners with the same
+    // hostname: its rules belong to the most specific block, once. `stray` takes a hostname of
+    // the wildcard listener through the listener without one: the wildcard's fence makes it
+    // unreachable, which the user must hear about.
+    let gw = gateway("infra", "gw", "cf")
+        .listener(listener("apps").hostname("*.apps.example.com").from_all())
+        .listener(listener("apps-8080").hostname("*.apps.example.com").port(8080).from_all())
+        .listener(listener("any").from_all());
+    let snapshot = Snapshot::default()
+        .with_class(gateway_class("cf", CTRL))
+        .with_gateway(gw)
+        .with_service(service("infra", "v1").port(8080))
+        .with_route(
+            http_route("infra", "web")
+                .parent("infra", "gw")
+                .hostname("web.apps.example.com")
+                .rule(rule().prefix("/api").backend("v1", 8080)),
+        )
+        .with_route(
+            http_route("infra", "stray")
+                .parent_section("infra", "gw", "any")
+                .hostname("stray.apps.example.com")
+                .rule(rule().prefix("/x").backend("v1", 8080)),
+        );
+    let t = run(&snapshot);
+    check(
+        "several_listeners",
+        &t,
+        &[
+            ("web.apps.example.com", "/api", "v1"),
+            ("web.apps.example.com", "/b", "404"),
+            ("stray.apps.example.com", "/x", "404"),
+        ],
+    );
+    let web = |s: &RuleSource| matches!(s, RuleSource::Route { route, .. } if &*route.name == "web");
+    assert_eq!(t.rules.iter().filter(|r| web(&r.source)).count(), 1, "{:#?}", t.rules);
+    let shadowed: Vec<_> = t.shadowed.iter().map(|(s, by)| (s.to_string(), by.to_string())).collect();
+    assert_eq!(
+        shadowed,
+        [(
+            "HTTPRoute infra/stray rule 0 match 0".to_string(),
+            "listener *.apps.example.com: nothing else on this hostname".to_string()
+        )]
+    );
+}
