@@ -43,11 +43,7 @@ pub fn render_summary(prepared: &Prepared, translation: &Translation, rendered: 
     section(
         &mut out,
         "unreachable, left out (an earlier rule serves all their traffic):",
-        translation
-            .shadowed
-            .iter()
-            .filter(|(source, _)| matches!(source, RuleSource::Route { .. }))
-            .map(|(source, by)| format!("{source} (by {by})")),
+        translation.unreachable(),
     );
     section(&mut out, "notes:", translation.notes.iter().cloned());
     for warning in prepared.loaded.warnings.iter().chain(&rendered.warnings) {

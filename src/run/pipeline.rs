@@ -25,6 +25,7 @@
 //! - the statuses it computed, with `Programmed` from the verification, are published on a
 //!   [`StatusReceiver`] for the status writer.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use routes_core::render::{self, Rendered};
 use routes_core::status::{Programmed, Statuses};
-use routes_core::translate::{self, Rejection, Translation};
+use routes_core::translate::{self, Translation};
 use routes_core::validate::{self, Report};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
@@ -176,8 +177,8 @@ pub struct Pipeline<R, V> {
     retry: bool,
     /// What is known about cloudflared running the file on disk.
     programmed: Programmed,
-    /// Last logged warnings and rejections, to log only what is new.
-    last_notes: Vec<String>,
+    /// Last logged warnings, rejections, unreachable rules and notes, to log only what is new.
+    last_notes: HashSet<String>,
     /// The `metrics:` key of the rendered config, and the render inputs it was read from.
     config_metrics: Option<(Arc<RenderInputs>, Option<SocketAddr>)>,
 }
@@ -203,7 +204,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             started: false,
             retry: false,
             programmed: Programmed::Pending,
-            last_notes: Vec::new(),
+            last_notes: HashSet::new(),
             config_metrics: None,
         }
     }
@@ -435,16 +436,11 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
 
     /// Logs rejections and render warnings when they change, not on every render.
     fn log_news(&mut self, outcome: &Outcome) {
-        let notes: Vec<String> = outcome
-            .rejections
-            .iter()
-            .map(|r| format!("not rendered: {r}"))
-            .chain(outcome.render_warnings.iter().cloned())
-            .collect();
-        for note in notes.iter().filter(|n| !self.last_notes.contains(n)) {
+        let notes: Vec<String> = outcome.news.iter().chain(outcome.render_warnings.iter()).cloned().collect();
+        for note in notes.iter().filter(|n| !self.last_notes.contains(*n)) {
             tracing::warn!("{note}");
         }
-        self.last_notes = notes;
+        self.last_notes = notes.into_iter().collect();
     }
 
     /// The `metrics:` key of the file, for the reloader: read from the frame (the file's
@@ -481,7 +477,9 @@ struct Outcome {
     frame: String,
     report: Report,
     statuses: Statuses,
-    rejections: Vec<Rejection>,
+    /// What the user should hear about the routes, as `render`'s summary says it: what is not
+    /// rendered, unreachable rules, weights that cannot be split.
+    news: Vec<String>,
     routes_accepted: usize,
     routes_rejected: usize,
     source_warnings: Vec<String>,
@@ -505,7 +503,11 @@ fn render_and_validate(state: SourceState, inputs: &RenderInputs) -> Outcome {
         render::render(&translation, &inputs.base, &inputs.tunnel);
     let frame = render::render_rules(&[], translation.uses_grpc, &inputs.base, &inputs.tunnel).text;
     let report = validate::validate_rendered(&translation.rules, &frame);
-    let Translation { statuses, rejections, routes_accepted, routes_rejected, .. } = translation;
+    let news = (translation.rejections.iter().map(|r| format!("not rendered: {r}")))
+        .chain(translation.unreachable().map(|u| format!("unreachable, left out: {u}")))
+        .chain(translation.notes.iter().cloned())
+        .collect();
+    let Translation { statuses, routes_accepted, routes_rejected, .. } = translation;
     Outcome {
         duration: started.elapsed(),
         text,
@@ -514,7 +516,7 @@ fn render_and_validate(state: SourceState, inputs: &RenderInputs) -> Outcome {
         frame,
         report,
         statuses,
-        rejections,
+        news,
         routes_accepted,
         routes_rejected,
         source_warnings,

@@ -123,6 +123,41 @@ fn inputs(base: &str) -> RenderInputs {
     }
 }
 
+#[test]
+fn the_log_hears_what_the_render_summary_says() {
+    // `b` repeats `a` (same hostname, every path): its rule is unreachable. `split` spreads its
+    // traffic over two Services, which a cloudflared rule cannot.
+    let mut text = CLASS_AND_GATEWAY.to_string();
+    text.push_str(&route("a", "a.example.com"));
+    text.push_str(&route("b", "a.example.com"));
+    text.push_str(
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: split, namespace: web}\n\
+         spec:\n  parentRefs: [{name: gw}]\n  hostnames: [s.example.com]\n  rules:\n  \
+         - backendRefs: [{name: one, port: 80, weight: 1}, {name: two, port: 80, weight: 3}]\n",
+    );
+    let mut loaded = Loaded::default();
+    load_str("test.yaml", &text, &mut loaded).unwrap();
+    let state =
+        SourceState { snapshot: Arc::new(loaded.snapshot), warnings: vec![], synced: true, revision: 1 };
+    let outcome = render_and_validate(state, &inputs(""));
+    assert!(
+        outcome.news.contains(
+            &"unreachable, left out: HTTPRoute web/b rule 0 match 0 (by HTTPRoute web/a rule 0 match 0)"
+                .to_string()
+        ),
+        "{:#?}",
+        outcome.news
+    );
+    assert!(
+        outcome
+            .news
+            .iter()
+            .any(|n| n.starts_with("HTTPRoute web/split spec.rules[0]: weighted backends cannot be split")),
+        "{:#?}",
+        outcome.news
+    );
+}
+
 #[derive(Clone, Default)]
 struct ScriptedVerifier {
     results: Arc<Mutex<VecDeque<Result<(), String>>>>,

@@ -198,6 +198,17 @@ fn add_rules<'a>(
     }
 }
 
+impl Translation {
+    /// The route rules left out as unreachable, one line each: `HTTPRoute ns/a rule 0 match 0
+    /// (by HTTPRoute ns/b rule 1 match 0)`. Fences left out are not listed: nobody wrote them.
+    pub fn unreachable(&self) -> impl Iterator<Item = String> + '_ {
+        self.shadowed
+            .iter()
+            .filter(|(source, _)| matches!(source, RuleSource::Route { .. }))
+            .map(|(source, by)| format!("{source} (by {by})"))
+    }
+}
+
 /// `HTTPRoute ns/name`: how rejections and notes name a route.
 fn object_name(route: &Route) -> String {
     format!("{} {}", route.kind, route.meta.key())
