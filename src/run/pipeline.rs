@@ -307,6 +307,9 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             let why = refusal(&report);
             tracing::error!(revision, "{why}; keeping the last good config.yml");
             self.publish(statuses, Programmed::No(why));
+            if !self.started && self.reloader.starts_cloudflared() {
+                self.start_on_the_file_there().await;
+            }
             return Flow::Idle;
         }
         self.metrics.renders.get_or_create(&ResultLabel::new("ok")).inc();
@@ -407,6 +410,49 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
         }
         self.publish(statuses, self.programmed.clone());
         Flow::Idle
+    }
+
+    /// The first render was refused, and cloudflared runs only once we start it: start it on
+    /// the config already on disk (the last good one, from an earlier run) if cloudflared would
+    /// accept it, so the tunnel keeps serving what it served until the objects are fixed.
+    /// Nothing is verified and `/readyz` stays 503: this is not a config of the current objects.
+    /// The next accepted render is reloaded (and verified) even if its bytes are the same.
+    async fn start_on_the_file_there(&mut self) {
+        let path = self.writer.target().to_path_buf();
+        let text = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || std::fs::read_to_string(path)).await
+        };
+        let text = match text {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %path.display(), "no config.yml from an earlier run either: cloudflared starts once a render is accepted");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not read the config.yml already there: cloudflared starts once a render is accepted");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading the config.yml already there failed");
+                return;
+            }
+        };
+        let report = validate::validate_str(&text);
+        if text.trim().is_empty() || !report.is_valid() {
+            tracing::warn!(path = %path.display(), "the config.yml already there would be refused too: cloudflared starts once a render is accepted");
+            return;
+        }
+        self.reloader.use_config_metrics(reload::metrics_from_config(&text));
+        match self.reloader.reload(&path).await {
+            Ok(()) => {
+                tracing::warn!(path = %path.display(), "cloudflared started on the config.yml already there (an earlier run's); the current objects are not served until a render is accepted");
+                self.started = true;
+                self.retry = true;
+                self.metrics.reloads.get_or_create(&ResultLabel::new("ok")).inc();
+            }
+            Err(e) => self.reload_failed(&e),
+        }
     }
 
     fn reload_failed(&mut self, e: &ReloadError) {

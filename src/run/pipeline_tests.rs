@@ -190,10 +190,27 @@ impl Harness {
     }
 
     fn start_with(initial: SourceState, recorder: Recorder, debounce: Debounce) -> Harness {
+        Harness::start_in(tempfile::tempdir().unwrap(), initial, inputs(""), recorder, debounce)
+    }
+
+    /// Starts over a `config.yml` an earlier run left, with `first` as the render inputs.
+    fn start_over(existing: &str, initial: SourceState, first: RenderInputs, recorder: Recorder) -> Harness {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.yml"), existing).unwrap();
+        let debounce = Debounce { quiet: Duration::from_millis(10), max_delay: Duration::from_millis(100) };
+        Harness::start_in(dir, initial, first, recorder, debounce)
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        initial: SourceState,
+        first: RenderInputs,
+        recorder: Recorder,
+        debounce: Debounce,
+    ) -> Harness {
         let writer = ConfigWriter::new(&dir.path().join("config.yml")).unwrap();
         let (source, source_rx) = watch::channel(initial);
-        let (inputs_tx, inputs_rx) = watch::channel(Arc::new(inputs("")));
+        let (inputs_tx, inputs_rx) = watch::channel(Arc::new(first));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (status_tx, status) = watch::channel(None);
         let health = Arc::new(Health::default());
@@ -287,6 +304,64 @@ async fn writes_reloads_once_per_change_and_skips_same_bytes() {
     assert_eq!(h.programmed(), Some(Programmed::Pending), "unverified: Programmed stays Pending");
     let recorder = h.stop().await;
     assert_eq!(recorder.calls().last(), Some(&crate::run::reload::RecordedCall::Shutdown));
+}
+
+/// A base config that makes every render refused: a rule without a scheme.
+const REFUSED_BASE: &str = "ingress: [{hostname: ssh.example.net, service: nope}]";
+
+#[tokio::test]
+async fn a_refused_first_render_starts_cloudflared_on_the_last_good_file() {
+    let last_good = render_and_validate(state(&[("a", "a.example.com")], 0), &inputs("")).text;
+    let h = Harness::start_over(
+        &last_good,
+        state(&[("a", "a.example.com"), ("b", "b.example.com")], 1),
+        inputs(REFUSED_BASE),
+        Recorder::new().starting_cloudflared(),
+    );
+    h.until("refusal reported", |h| matches!(h.programmed(), Some(Programmed::No(_)))).await;
+    h.until("started on the old file", |h| h.recorder.reload_count() == 1).await;
+    assert_eq!(h.recorder.reloaded_contents(), [Some(last_good.clone())]);
+    assert_eq!(h.file().as_deref(), Some(last_good.as_str()), "the last good file stays");
+    assert!(!h.health.is_ready(), "not ready: the current objects are not served");
+
+    // Fixed: the new render is written, and cloudflared restarted on it.
+    h.inputs.send_replace(Arc::new(inputs("")));
+    h.until("written", has("b.example.com")).await;
+    h.until("reloaded", |h| h.recorder.reload_count() == 2).await;
+    assert!(h.health.is_ready());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_first_render_starts_nothing_on_a_file_cloudflared_would_refuse() {
+    let broken = "ingress:\n  - service: nope\n";
+    let h = Harness::start_over(
+        broken,
+        state(&[("a", "a.example.com")], 1),
+        inputs(REFUSED_BASE),
+        Recorder::new().starting_cloudflared(),
+    );
+    h.until("refusal reported", |h| matches!(h.programmed(), Some(Programmed::No(_)))).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.recorder.reload_count(), 0);
+    assert_eq!(h.file().as_deref(), Some(broken));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_first_render_restarts_no_cloudflared_that_runs_without_us() {
+    // `signal` and `none`: cloudflared already runs on the file there; a restart gains nothing.
+    let last_good = render_and_validate(state(&[("a", "a.example.com")], 0), &inputs("")).text;
+    let h = Harness::start_over(
+        &last_good,
+        state(&[("a", "a.example.com")], 1),
+        inputs(REFUSED_BASE),
+        Recorder::new(),
+    );
+    h.until("refusal reported", |h| matches!(h.programmed(), Some(Programmed::No(_)))).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.recorder.reload_count(), 0);
+    h.stop().await;
 }
 
 #[tokio::test]

@@ -46,6 +46,13 @@ pub trait Reloader: Send {
     /// cloudflared's metrics server (`/ready`, `/config`) now, if known, for verification.
     fn metrics_addr(&self) -> Option<SocketAddr>;
 
+    /// cloudflared runs only once this reloader started it (`supervise`: it is our child), so
+    /// when the first render is refused, cloudflared is started on the file already there
+    /// rather than not at all. Elsewhere cloudflared runs on that file without us.
+    fn starts_cloudflared(&self) -> bool {
+        false
+    }
+
     /// The `metrics:` key of the config file about to be reloaded (`None`: it has no usable
     /// one), told before each `reload`. A reloader that takes its address from the config
     /// (when no flag gives one) uses it; the others ignore it.
@@ -190,6 +197,14 @@ impl Reloader for AnyReloader {
         }
     }
 
+    fn starts_cloudflared(&self) -> bool {
+        match self {
+            AnyReloader::None(r) => r.starts_cloudflared(),
+            AnyReloader::Supervise(r) => r.starts_cloudflared(),
+            AnyReloader::Signal(r) => r.starts_cloudflared(),
+        }
+    }
+
     fn use_config_metrics(&mut self, addr: Option<SocketAddr>) {
         match self {
             AnyReloader::None(r) => r.use_config_metrics(addr),
@@ -328,6 +343,7 @@ struct RecorderState {
     /// What the last `use_config_metrics` said (`None`: never called).
     config_metrics: Option<Option<SocketAddr>>,
     delay: Duration,
+    starts_cloudflared: bool,
 }
 
 impl Recorder {
@@ -338,6 +354,12 @@ impl Recorder {
     /// What `metrics_addr()` answers (a fake cloudflared's `/config` server, say).
     pub fn with_metrics(self, addr: SocketAddr) -> Self {
         self.lock().metrics = Some(addr);
+        self
+    }
+
+    /// Answers `starts_cloudflared()` as `supervise` does.
+    pub fn starting_cloudflared(self) -> Self {
+        self.lock().starts_cloudflared = true;
         self
     }
 
@@ -403,6 +425,10 @@ impl Reloader for Recorder {
 
     fn metrics_addr(&self) -> Option<SocketAddr> {
         self.lock().metrics
+    }
+
+    fn starts_cloudflared(&self) -> bool {
+        self.lock().starts_cloudflared
     }
 
     fn use_config_metrics(&mut self, addr: Option<SocketAddr>) {

@@ -434,6 +434,10 @@ impl Supervisor {
 }
 
 impl Reloader for Supervisor {
+    fn starts_cloudflared(&self) -> bool {
+        true
+    }
+
     async fn reload(&mut self, path: &Path) -> Result<(), ReloadError> {
         if !same_file(path, &self.config_path) {
             return Err(ReloadError::Other(format!(
