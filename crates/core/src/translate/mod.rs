@@ -17,7 +17,7 @@ use smallvec::SmallVec;
 use crate::hostname::{self, Hostname};
 use crate::ingress::{IngressRule, RouteName, RuleSource};
 use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
-use crate::status::{Programmed, RouteStatus, Statuses};
+use crate::status::{Programmed, Statuses};
 
 pub use gateways::SUPPORTED_FEATURES;
 
@@ -369,15 +369,14 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts);
 
     // By identity (unique: an unstable sort is deterministic). The statuses are large, so their
-    // order is found on indices and each is moved once.
+    // order is found on indices, then they are swapped into it in place: a second vector of
+    // them would be megabytes of fresh memory.
     let mut by_identity: Vec<u32> = (0..route_statuses.len() as u32).collect();
     by_identity.sort_unstable_by(|a, b| {
         let (a, b) = (&route_statuses[*a as usize], &route_statuses[*b as usize]);
         (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name))
     });
-    let mut route_statuses: Vec<Option<RouteStatus>> = route_statuses.into_iter().map(Some).collect();
-    let route_statuses: Vec<RouteStatus> =
-        by_identity.into_iter().filter_map(|i| route_statuses[i as usize].take()).collect();
+    status::reorder(&mut route_statuses, &by_identity);
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     notes.sort();
     let mut statuses = Statuses {

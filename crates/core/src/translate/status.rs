@@ -92,6 +92,24 @@ pub(crate) fn route_status(
     }
 }
 
+/// Puts `items` in `order` in place: `items[k]` becomes the old `items[order[k]]`. `order`
+/// must be a permutation of the indices. Each item is moved by one swap at most.
+pub(crate) fn reorder<T>(items: &mut [T], order: &[u32]) {
+    debug_assert_eq!(items.len(), order.len());
+    // Where the item now at each index goes.
+    let mut to = vec![0u32; order.len()];
+    for (k, &from) in order.iter().enumerate() {
+        to[from as usize] = k as u32;
+    }
+    for i in 0..items.len() {
+        while to[i] as usize != i {
+            let j = to[i] as usize;
+            items.swap(i, j);
+            to.swap(i, j);
+        }
+    }
+}
+
 pub(crate) fn gateway_status(g: &GatewayView<'_>, settings: &Settings) -> GatewayStatus {
     let generation = g.gateway.meta.generation;
     let accepted = match &g.rejected {
@@ -116,5 +134,20 @@ pub(crate) fn gateway_status(g: &GatewayView<'_>, settings: &Settings) -> Gatewa
                 conditions: l.conditions(generation),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    proptest::proptest! {
+        #[test]
+        fn reorder_puts_items_in_the_given_order(keys in proptest::collection::vec(0u16..1000, 0..300)) {
+            let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+            order.sort_by_key(|i| (keys[*i as usize], *i));
+            let expected: Vec<(u16, u32)> = order.iter().map(|&i| (keys[i as usize], i)).collect();
+            let mut items: Vec<(u16, u32)> = keys.iter().copied().zip(0..).collect();
+            super::reorder(&mut items, &order);
+            proptest::prop_assert_eq!(items, expected);
+        }
     }
 }
