@@ -160,7 +160,8 @@ fn add_rules<'a>(
     let repeated = |i: usize| {
         let (block, _, host) = pairs[i];
         pairs.iter().enumerate().any(|(j, other)| {
-            other.2 == host
+            j != i
+                && other.2 == host
                 && match hostname::listener_cmp(other.0, block) {
                     std::cmp::Ordering::Less => true,
                     std::cmp::Ordering::Equal => j < i,

@@ -337,7 +337,12 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
         let Some(rule) = made[i].take() else { continue };
         let path = c.path_hash;
         if run_of != Some((c.listener, c.host)) {
-            run.clear();
+            // Clearing writes the whole table: a map grown by a long run is dropped instead.
+            if run.capacity() > 64 {
+                run = HashMap::default();
+            } else if !run.is_empty() {
+                run.clear();
+            }
             run_of = Some((c.listener, c.host));
         }
         let first_with_path = |h: u32| {
