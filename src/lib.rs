@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod convert;
 pub mod credentials;
+pub mod kinds;
 pub mod manifests;
 pub mod run;
 pub mod status_yaml;

@@ -20,12 +20,13 @@ use gateway_api::grpcroutes::GrpcRoute;
 use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use routes_core::model::{RouteKind, Snapshot, GATEWAY_GROUP};
+use routes_core::model::{RouteKind, Snapshot};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use serde_saphyr::MessageFormatter;
 
 use crate::convert;
+use crate::kinds::Kind;
 
 /// What was read: the snapshot and what was skipped or replaced on the way, in reading order.
 #[derive(Debug, Default)]
@@ -67,7 +68,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
         let metadata = fs::metadata(path).map_err(|source| unreadable(path, source))?;
         let mut files = Vec::new();
         if metadata.is_dir() {
-            walk(path, &mut files, &mut loaded.warnings)?;
+            walk(path, Unreadable::Fail, &|_| false, &mut files, &mut loaded.warnings)?;
         } else {
             files.push(path.clone());
         }
@@ -83,18 +84,48 @@ fn unreadable(path: &Path, source: std::io::Error) -> LoadError {
     LoadError::Unreadable { path: path.to_path_buf(), source }
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Result<(), LoadError> {
-    let entries = fs::read_dir(dir).map_err(|source| unreadable(dir, source))?;
-    let mut entries = entries.collect::<Result<Vec<_>, _>>().map_err(|source| unreadable(dir, source))?;
+/// What [`walk`] does with a directory or entry it cannot read: `render` and `status` fail
+/// (unusable input); `run`'s watch warns and goes on, since files come and go under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unreadable {
+    Fail,
+    Warn,
+}
+
+/// The manifest files under `dir`, into `files`: sorted by name at each level, `*.yaml` and
+/// `*.yml`, entries named `..*` (ConfigMap volume internals) and those `skip` names left
+/// out, symlinked files followed, symlinked directories not (a warning says so).
+pub fn walk(
+    dir: &Path,
+    on_error: Unreadable,
+    skip: &dyn Fn(&str) -> bool,
+    files: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<(), LoadError> {
+    let listed = fs::read_dir(dir).and_then(|entries| entries.collect::<Result<Vec<_>, _>>());
+    let mut entries = match (listed, on_error) {
+        (Ok(entries), _) => entries,
+        (Err(source), Unreadable::Fail) => return Err(unreadable(dir, source)),
+        // E.g. a directory that vanished mid-walk.
+        (Err(e), Unreadable::Warn) => {
+            warnings.push(format!("{}: {e}", dir.display()));
+            return Ok(());
+        }
+    };
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
-        if entry.file_name().as_encoded_bytes().starts_with(b"..") {
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b"..") || skip(&name.to_string_lossy()) {
             continue;
         }
         let path = entry.path();
-        let file_type = entry.file_type().map_err(|source| unreadable(&path, source))?;
+        let file_type = match (entry.file_type(), on_error) {
+            (Ok(file_type), _) => file_type,
+            (Err(source), Unreadable::Fail) => return Err(unreadable(&path, source)),
+            (Err(_), Unreadable::Warn) => continue,
+        };
         if file_type.is_dir() {
-            walk(&path, files, warnings)?;
+            walk(&path, on_error, skip, files, warnings)?;
             continue;
         }
         let is_yaml = path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml");
@@ -105,7 +136,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) -> Res
                 warnings.push(format!("{}: symlinked directory not followed", path.display()))
             }
             Ok(_) => {}
-            // A dangling symlink, e.g. while a ConfigMap volume swaps `..data`.
+            // A dangling symlink (a ConfigMap volume swapping `..data` never leaves one).
             Err(e) if is_yaml => warnings.push(format!("{}: skipped: {e}", path.display())),
             Err(_) => {}
         }
@@ -139,40 +170,6 @@ fn malformed(file_name: &str, e: &serde_saphyr::Error) -> LoadError {
     }
 }
 
-/// The kinds we read, by API group and kind; any version is read into the v1 types (the
-/// served versions of these kinds share one schema).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Known {
-    GatewayClass,
-    Gateway,
-    HttpRoute,
-    GrpcRoute,
-    ReferenceGrant,
-    BackendTlsPolicy,
-    Service,
-    Namespace,
-}
-
-impl Known {
-    fn from_group_kind(group: &str, kind: &str) -> Option<Known> {
-        Some(match (group, kind) {
-            (GATEWAY_GROUP, "GatewayClass") => Known::GatewayClass,
-            (GATEWAY_GROUP, "Gateway") => Known::Gateway,
-            (GATEWAY_GROUP, "HTTPRoute") => Known::HttpRoute,
-            (GATEWAY_GROUP, "GRPCRoute") => Known::GrpcRoute,
-            (GATEWAY_GROUP, "ReferenceGrant") => Known::ReferenceGrant,
-            (GATEWAY_GROUP, "BackendTLSPolicy") => Known::BackendTlsPolicy,
-            ("", "Service") => Known::Service,
-            ("", "Namespace") => Known::Namespace,
-            _ => return None,
-        })
-    }
-
-    fn namespaced(self) -> bool {
-        !matches!(self, Known::GatewayClass | Known::Namespace)
-    }
-}
-
 fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
     let Some(object) = value.as_object_mut() else {
         return;
@@ -187,7 +184,7 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
         }
     }
     let group = api_version.rsplit_once('/').map_or("", |(group, _version)| group);
-    let Some(known) = Known::from_group_kind(group, &kind) else {
+    let Some(known) = Kind::from_group_kind(group, &kind) else {
         return;
     };
 
@@ -217,39 +214,39 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
 
     let snapshot = &mut into.snapshot;
     let replaced = match known {
-        Known::GatewayClass => decode::<GatewayClass>(value).map(|o| {
+        Kind::GatewayClass => decode::<GatewayClass>(value).map(|o| {
             let o = convert::gateway_class(&o);
             put(&mut snapshot.gateway_classes, o, |x| x.meta.name == name)
         }),
-        Known::Gateway => decode::<Gateway>(value).map(|o| {
+        Kind::Gateway => decode::<Gateway>(value).map(|o| {
             let o = convert::gateway(&o);
             put(&mut snapshot.gateways, o, |x| x.meta.namespace == namespace && x.meta.name == name)
         }),
-        Known::HttpRoute => decode::<HttpRoute>(value.clone()).map(|o| {
+        Kind::HttpRoute => decode::<HttpRoute>(value.clone()).map(|o| {
             let mut o = convert::http_route(&o);
             convert::mark_unknown_rule_fields(&value, &mut o);
             put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Http, &namespace, &name))
         }),
-        Known::GrpcRoute => decode::<GrpcRoute>(value.clone()).map(|o| {
+        Kind::GrpcRoute => decode::<GrpcRoute>(value.clone()).map(|o| {
             let mut o = convert::grpc_route(&o);
             convert::mark_unknown_rule_fields(&value, &mut o);
             put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Grpc, &namespace, &name))
         }),
-        Known::ReferenceGrant => decode::<ReferenceGrant>(value).map(|o| {
+        Kind::ReferenceGrant => decode::<ReferenceGrant>(value).map(|o| {
             let o = convert::reference_grant(&o);
             put(&mut snapshot.reference_grants, o, |x| x.meta.namespace == namespace && x.meta.name == name)
         }),
-        Known::BackendTlsPolicy => decode::<BackendTlsPolicy>(value).map(|o| {
+        Kind::BackendTlsPolicy => decode::<BackendTlsPolicy>(value).map(|o| {
             let o = convert::backend_tls_policy(&o);
             put(&mut snapshot.backend_tls_policies, o, |x| {
                 x.meta.namespace == namespace && x.meta.name == name
             })
         }),
-        Known::Service => decode::<Service>(value).map(|o| {
+        Kind::Service => decode::<Service>(value).map(|o| {
             let o = convert::service(&o);
             put(&mut snapshot.services, o, |x| x.meta.namespace == namespace && x.meta.name == name)
         }),
-        Known::Namespace => decode::<Namespace>(value).map(|o| {
+        Kind::Namespace => decode::<Namespace>(value).map(|o| {
             let o = convert::namespace(&o);
             put(&mut snapshot.namespaces, o, |x| x.name == name)
         }),

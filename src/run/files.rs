@@ -142,7 +142,9 @@ impl ManifestFiles {
             let metadata = fs::metadata(root)
                 .map_err(|source| manifests::LoadError::Unreadable { path: root.clone(), source })?;
             if metadata.is_dir() {
-                walk(root, &mut paths, &mut walk_warnings);
+                // Our own temp files, should `--config-out` be under a watched directory.
+                let skip = |name: &str| is_temp_file_name(name);
+                manifests::walk(root, manifests::Unreadable::Warn, &skip, &mut paths, &mut walk_warnings)?;
             } else {
                 paths.push(root.clone());
             }
@@ -201,43 +203,6 @@ impl ManifestFiles {
             }
         }
         loaded
-    }
-}
-
-/// `manifests::load_paths`' walk: sorted by name at each level, `*.yaml`/`*.yml`, entries named
-/// `..*` skipped (ConfigMap volume internals), symlinked files followed, symlinked directories
-/// not. A directory that vanishes mid-walk is skipped.
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, warnings: &mut Vec<String>) {
-    let mut entries = match fs::read_dir(dir) {
-        Ok(entries) => entries.flatten().collect::<Vec<_>>(),
-        Err(e) => {
-            warnings.push(format!("{}: {e}", dir.display()));
-            return;
-        }
-    };
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name();
-        if name.as_encoded_bytes().starts_with(b"..") || is_temp_file_name(&name.to_string_lossy()) {
-            continue;
-        }
-        let path = entry.path();
-        let Ok(file_type) = entry.file_type() else { continue };
-        if file_type.is_dir() {
-            walk(&path, files, warnings);
-            continue;
-        }
-        let is_yaml = path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml");
-        match fs::metadata(&path) {
-            Ok(m) if m.is_file() && is_yaml => files.push(path),
-            Ok(m) if m.is_dir() && file_type.is_symlink() => {
-                warnings.push(format!("{}: symlinked directory not followed", path.display()))
-            }
-            Ok(_) => {}
-            // A dangling symlink: left out (a ConfigMap swap never leaves one behind).
-            Err(e) if is_yaml => warnings.push(format!("{}: skipped: {e}", path.display())),
-            Err(_) => {}
-        }
     }
 }
 

@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 
 use super::source::{SourceReceiver, SourceState};
 use crate::convert;
+use crate::kinds::Kind;
 
 #[path = "kube_options.rs"]
 mod options;
@@ -84,44 +85,8 @@ impl std::fmt::Debug for KubeSourceOptions {
     }
 }
 
-/// The kinds we watch, in the order their warnings are listed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    GatewayClass,
-    Gateway,
-    HttpRoute,
-    GrpcRoute,
-    ReferenceGrant,
-    BackendTlsPolicy,
-    Service,
-    Namespace,
-}
-
-const KINDS: [Kind; 8] = [
-    Kind::GatewayClass,
-    Kind::Gateway,
-    Kind::HttpRoute,
-    Kind::GrpcRoute,
-    Kind::ReferenceGrant,
-    Kind::BackendTlsPolicy,
-    Kind::Service,
-    Kind::Namespace,
-];
-
+/// How each kind is watched.
 impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::GatewayClass => "GatewayClass",
-            Kind::Gateway => "Gateway",
-            Kind::HttpRoute => "HTTPRoute",
-            Kind::GrpcRoute => "GRPCRoute",
-            Kind::ReferenceGrant => "ReferenceGrant",
-            Kind::BackendTlsPolicy => "BackendTLSPolicy",
-            Kind::Service => "Service",
-            Kind::Namespace => "Namespace",
-        }
-    }
-
     fn plural(self) -> &'static str {
         match self {
             Kind::GatewayClass => "gatewayclasses",
@@ -132,13 +97,6 @@ impl Kind {
             Kind::BackendTlsPolicy => "backendtlspolicies",
             Kind::Service => "services",
             Kind::Namespace => "namespaces",
-        }
-    }
-
-    fn group(self) -> &'static str {
-        match self {
-            Kind::Service | Kind::Namespace => "",
-            _ => model::GATEWAY_GROUP,
         }
     }
 
@@ -182,7 +140,7 @@ pub async fn spawn(
 ) -> anyhow::Result<(SourceReceiver, JoinHandle<()>)> {
     let mut store = Store::default();
     let mut streams = SelectAll::new();
-    for kind in KINDS {
+    for kind in Kind::ALL {
         match discover(&client, kind).await? {
             Some(resource) => {
                 store.kind_mut(kind).watching = true;
@@ -311,7 +269,7 @@ async fn watch_found_kinds(
     store: &mut Store,
     streams: &mut SelectAll<KindEvents>,
 ) {
-    let unwatched: Vec<Kind> = KINDS.into_iter().filter(|k| !store.kinds[*k as usize].watching).collect();
+    let unwatched: Vec<Kind> = Kind::ALL.into_iter().filter(|k| !store.kinds[*k as usize].watching).collect();
     for kind in unwatched {
         // Bounded: events wait while this runs.
         let found = tokio::time::timeout(DISCOVERY_TIMEOUT, discover(client, kind)).await;

@@ -108,7 +108,7 @@ fn swap_remove(snapshot: &mut Snapshot, vector: usize, pos: usize) {
 #[derive(Default)]
 struct Positions {
     /// Per kind: `namespace/name` → position in the kind's vector.
-    by_key: [HashMap<Arc<str>, usize>; KINDS.len()],
+    by_key: [HashMap<Arc<str>, usize>; Kind::ALL.len()],
     /// Per vector: the kind and key of the object at each position.
     at: [Vec<(Kind, Arc<str>)>; VECTORS],
 }
@@ -147,7 +147,7 @@ impl Positions {
 /// every object) for every change.
 #[derive(Default)]
 pub(super) struct Store {
-    pub(super) kinds: [KindState; KINDS.len()],
+    pub(super) kinds: [KindState; Kind::ALL.len()],
     positions: Positions,
     pub(super) synced: bool,
     pub(super) revision: u64,
@@ -281,7 +281,7 @@ impl Store {
 
     pub(super) fn warnings(&self, discovery_interval: Duration) -> Vec<String> {
         let mut warnings = Vec::new();
-        for (kind, state) in KINDS.iter().zip(&self.kinds) {
+        for (kind, state) in Kind::ALL.iter().zip(&self.kinds) {
             if state.missing {
                 warnings.push(format!(
                     "{}: not served by the API server (is its CRD installed?); ignored, asking again \

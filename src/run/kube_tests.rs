@@ -69,7 +69,7 @@ fn listed_store() -> TestStore {
 /// A store in which every kind but `unlisted` has completed its first (empty) list.
 fn listed_but(unlisted: Kind) -> TestStore {
     let mut store = TestStore::default();
-    for kind in KINDS.into_iter().filter(|k| *k != unlisted) {
+    for kind in Kind::ALL.into_iter().filter(|k| *k != unlisted) {
         store.apply(kind, Event::Init, None);
         store.apply(kind, Event::InitDone, None);
     }
