@@ -142,32 +142,26 @@ type ParsedHostnames = Result<SmallVec<[Hostname; 2]>, (usize, String)>;
 fn add_rules<'a>(
     candidates: &mut order::Candidates,
     hosts: &mut order::HostIds<'a>,
-    gateways: &'a [gateways::GatewayView<'_>],
+    listeners: &[Vec<ListenerKey>],
     outcomes: &[attach::ParentOutcome<'a>],
     matches: &mut Vec<rules::MatchOut>,
     id: &Arc<RouteName>,
 ) {
-    // (listener hostname, its id, route hostname id) of every attachment.
-    let mut pairs: SmallVec<[(Option<&'a Hostname>, u32, u32); 4]> = SmallVec::new();
+    // (listener's place, its hostname's id, route hostname id) of every attachment.
+    let mut pairs: SmallVec<[(u32, u32, u32); 4]> = SmallVec::new();
     for outcome in outcomes {
         let Ok(attachments) = &outcome.result else { continue };
         for a in attachments {
-            let block = gateways[outcome.gateway].listeners[a.listener].hostname.as_ref();
-            let listener = hosts.id(block);
-            pairs.extend(a.hostnames.iter().map(|h| (block, listener, hosts.id(*h))));
+            let ListenerKey { place, id } = listeners[outcome.gateway][a.listener];
+            pairs.extend(a.hostnames.iter().map(|h| (place, id, hosts.id(*h))));
         }
     }
     let repeated = |i: usize| {
-        let (block, _, host) = pairs[i];
-        pairs.iter().enumerate().any(|(j, other)| {
-            j != i
-                && other.2 == host
-                && match hostname::listener_cmp(other.0, block) {
-                    std::cmp::Ordering::Less => true,
-                    std::cmp::Ordering::Equal => j < i,
-                    std::cmp::Ordering::Greater => false,
-                }
-        })
+        let (place, _, host) = pairs[i];
+        pairs
+            .iter()
+            .enumerate()
+            .any(|(j, other)| j != i && other.2 == host && (other.0 < place || (other.0 == place && j < i)))
     };
     let kept: SmallVec<[(u32, u32); 4]> =
         (0..pairs.len()).filter(|i| !repeated(*i)).map(|i| (pairs[i].1, pairs[i].2)).collect();
@@ -208,6 +202,37 @@ impl Translation {
             .filter(|(source, _)| matches!(source, RuleSource::Route { .. }))
             .map(|(source, by)| format!("{source} (by {by})"))
     }
+}
+
+/// What [`add_rules`] needs of a listener, worked out once per translation: its place in
+/// [`hostname::listener_cmp`] order (the same for the same hostname) and its hostname's id.
+#[derive(Clone, Copy)]
+struct ListenerKey {
+    place: u32,
+    id: u32,
+}
+
+fn listener_keys<'a>(
+    gateways: &'a [gateways::GatewayView<'_>],
+    hosts: &mut order::HostIds<'a>,
+) -> Vec<Vec<ListenerKey>> {
+    let mut order: Vec<Option<&Hostname>> =
+        gateways.iter().flat_map(|g| g.listeners.iter().map(|l| l.hostname.as_ref())).collect();
+    order.sort_by(|a, b| hostname::listener_cmp(*a, *b));
+    order.dedup();
+    gateways
+        .iter()
+        .map(|g| {
+            g.listeners
+                .iter()
+                .map(|l| {
+                    let h = l.hostname.as_ref();
+                    let place = order.partition_point(|x| hostname::listener_cmp(*x, h).is_lt()) as u32;
+                    ListenerKey { place, id: hosts.id(h) }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// `HTTPRoute ns/name`: how rejections and notes name a route.
@@ -275,6 +300,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let matches: usize = routes.iter().flat_map(|r| &r.rules).map(|r| r.matches.len()).sum();
     let mut candidates = order::Candidates::with_capacity(matches + 64);
     let mut hosts = order::HostIds::default();
+    let listeners = listener_keys(&gateways, &mut hosts);
 
     for ((route, hostnames), (namespace, name)) in routes.into_iter().zip(&parsed).zip(names) {
         let hostnames_ok = hostnames.as_ref().map(SmallVec::as_slice).unwrap_or(&[]);
@@ -346,7 +372,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
             let id = Arc::new(RouteName { kind: route.kind, namespace, name });
-            add_rules(&mut candidates, &mut hosts, &gateways, &outcomes, &mut out.matches, &id);
+            add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, &mut out.matches, &id);
         }
     }
 
