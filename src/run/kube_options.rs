@@ -9,6 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::run::leader::{self, LeaderElectionOptions};
+use crate::run::reload::parse_duration;
 use crate::run::status_writer::StatusWriterOptions;
 
 #[derive(Clone, Debug, clap::Args)]
@@ -82,21 +83,4 @@ impl KubeOptions {
     pub fn status_writer(&self, controller_name: &str) -> StatusWriterOptions {
         StatusWriterOptions { call_timeout: self.status_timeout, ..StatusWriterOptions::new(controller_name) }
     }
-}
-
-/// `15s`, `500ms`, `2m`, `1h`, or a number of seconds (`15`, `0.5`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 =
-        number.parse().map_err(|_| format!("`{text}` is not a duration (e.g. 15s, 500ms, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        other => return Err(format!("`{other}` is not a unit of time (ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }

@@ -2,7 +2,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
 
-use super::options::parse_duration;
 use super::store::KindState;
 use super::*;
 
@@ -269,24 +268,6 @@ fn backoff_doubles_to_its_max_with_jitter_and_resets() {
     }
     backoff.reset();
     assert!(backoff.next().unwrap() <= Duration::from_millis(100));
-}
-
-#[test]
-fn durations_parse_with_units() {
-    let cases = [
-        ("15s", Duration::from_secs(15)),
-        ("15", Duration::from_secs(15)),
-        ("500ms", Duration::from_millis(500)),
-        ("2m", Duration::from_secs(120)),
-        ("1h", Duration::from_secs(3600)),
-        ("0.5s", Duration::from_millis(500)),
-    ];
-    for (text, want) in cases {
-        assert_eq!(parse_duration(text), Ok(want), "{text}");
-    }
-    for bad in ["", "s", "15 days", "-1s", "1e3"] {
-        assert!(parse_duration(bad).is_err(), "{bad}");
-    }
 }
 
 // ---- the snapshot, changed in place ----

@@ -300,13 +300,14 @@ pub fn metrics_from_config(yaml: &str) -> Option<SocketAddr> {
     }
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
+/// Parses `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds (`15`, `0.5`): every
+/// duration flag of `run`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
     let split = value.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
     let number: f64 = number.parse().map_err(|_| format!("{value:?} is not a duration like 30s"))?;
-    let seconds = match unit {
+    let seconds = match unit.trim() {
         "ms" => number / 1000.0,
         "" | "s" => number,
         "m" => number * 60.0,
