@@ -82,6 +82,10 @@ pub struct RunOptions {
     /// How long cloudflared's /config may take to show the rendered rules after a reload
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
     pub verify_timeout: Duration,
+    /// Render again after this long without a change (0: never): retries a failed reload or
+    /// verification, and puts back a config.yml changed or removed by someone else
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    pub resync: Duration,
     /// The admin HTTP server: /healthz, /readyz, /metrics (port 0: any free port, logged)
     #[arg(long, value_name = "HOST:PORT", default_value = admin::DEFAULT_ADMIN_ADDR, env = "CLOUDFLARED_ROUTES_ADMIN_ADDR")]
     pub admin_addr: SocketAddr,
@@ -152,6 +156,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let config = PipelineConfig {
         debounce: Debounce { quiet: opts.debounce, max_delay: opts.max_delay },
         verify_timeout: opts.verify_timeout,
+        resync: (!opts.resync.is_zero()).then_some(opts.resync),
     };
     let pipeline = Pipeline::new(config, writer, reloader, CloudflaredVerifier, metrics, status_tx, health);
     let mut task = tokio::spawn(pipeline.run(Changes::new(source, inputs, shutdown_rx)));

@@ -21,7 +21,8 @@
 //!   file stays and the failure is logged and counted. An empty set of routes is not such a
 //!   config: it renders the catch-all alone, and that is written;
 //! - the file is replaced only when its bytes differ; the reloader runs once at start and
-//!   after every write, and again on the next change after a failed reload or verification;
+//!   after every write, and again on the next change (or resync) after a failed reload or
+//!   verification;
 //! - the statuses it computed, with `Programmed` from the verification, are published on a
 //!   [`StatusReceiver`] for the status writer.
 
@@ -36,14 +37,13 @@ use routes_core::status::{Programmed, Statuses};
 use routes_core::translate::{self, Translation};
 use routes_core::validate::{self, Report};
 use tokio::sync::watch;
-use tokio::time::{sleep_until, Instant};
 
 use super::admin::Health;
-use super::files::{InputsReceiver, RenderInputs};
+use super::files::RenderInputs;
 use super::memory;
 use super::metrics::{Metrics, ResultLabel};
 use super::reload::{self, ReloadError, Reloader};
-use super::source::{SourceReceiver, SourceState};
+use super::source::SourceState;
 use super::writer::{ConfigWriter, WriteOutcome};
 
 /// What the status writer needs: the statuses of the last render, with `Programmed` set from
@@ -70,87 +70,18 @@ pub trait Verifier: Send + Sync {
     ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-/// Why the pipeline woke up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wake {
-    /// The objects or the render inputs changed.
-    Changed,
-    /// SIGTERM/SIGINT: stop.
-    Shutdown,
-    /// The source went away (its task ended): nothing more will come.
-    Closed,
-}
-
-/// A stream of change notifications (the real one: [`Changes`]; tests use a channel).
-pub trait ChangeStream: Send {
-    fn next(&mut self) -> impl Future<Output = Wake> + Send;
-}
-
-/// Coalesces bursts: after a first change, wait until there has been no change for `quiet`,
-/// but never longer than `max_delay` after that first change, so a steady trickle of changes
-/// (a busy cluster) still reaches the file.
-#[derive(Clone, Copy, Debug)]
-pub struct Debounce {
-    pub quiet: Duration,
-    pub max_delay: Duration,
-}
-
-impl Debounce {
-    /// Call after a change arrived. `Changed` means: settled, render now.
-    pub async fn settle(&self, changes: &mut impl ChangeStream) -> Wake {
-        let deadline = Instant::now() + self.max_delay;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return Wake::Changed;
-            }
-            let quiet_end = (now + self.quiet).min(deadline);
-            tokio::select! {
-                _ = sleep_until(quiet_end) => return Wake::Changed,
-                wake = changes.next() => match wake {
-                    Wake::Changed => continue,
-                    other => return other,
-                },
-            }
-        }
-    }
-}
-
-/// The pipeline's inputs: the source, the render inputs, and the shutdown flag.
-pub struct Changes {
-    pub source: SourceReceiver,
-    pub inputs: InputsReceiver,
-    pub shutdown: watch::Receiver<bool>,
-    /// The render inputs' sender is gone when no file is watched: they never change then.
-    inputs_open: bool,
-}
-
-impl Changes {
-    pub fn new(source: SourceReceiver, inputs: InputsReceiver, shutdown: watch::Receiver<bool>) -> Changes {
-        Changes { source, inputs, shutdown, inputs_open: true }
-    }
-}
-
-impl ChangeStream for Changes {
-    async fn next(&mut self) -> Wake {
-        loop {
-            tokio::select! {
-                biased;
-                _ = self.shutdown.wait_for(|stop| *stop) => return Wake::Shutdown,
-                r = self.source.changed() => return if r.is_ok() { Wake::Changed } else { Wake::Closed },
-                r = self.inputs.changed(), if self.inputs_open => match r {
-                    Ok(()) => return Wake::Changed,
-                    Err(_) => self.inputs_open = false,
-                },
-            }
-        }
-    }
-}
+#[path = "pipeline_changes.rs"]
+mod changes;
+pub use changes::{ChangeStream, Changes, Debounce, Wake};
 
 #[derive(Clone, Copy, Debug)]
 pub struct PipelineConfig {
     pub debounce: Debounce,
     pub verify_timeout: Duration,
+    /// After this long without a change, render again anyway (`None`: never). Same bytes are
+    /// not written, so this only acts when something went wrong: a reload or verification that
+    /// failed is retried, and a `config.yml` changed or removed behind our back is put back.
+    pub resync: Option<Duration>,
 }
 
 /// What to do after a step.
@@ -231,7 +162,16 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             let wake = match flow {
                 Flow::Shutdown => return Ok(()),
                 Flow::Changed => Wake::Changed,
-                Flow::Idle => changes.next().await,
+                Flow::Idle => match self.config.resync {
+                    None => changes.next().await,
+                    Some(period) => tokio::select! {
+                        wake = changes.next() => wake,
+                        () = tokio::time::sleep(period) => {
+                            tracing::debug!("no change for {period:?}: rendering again (resync)");
+                            Wake::Changed
+                        }
+                    },
+                },
             };
             let (wake, early) = match wake {
                 Wake::Changed => {

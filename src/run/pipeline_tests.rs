@@ -4,80 +4,11 @@ use std::sync::Mutex;
 use routes_core::render::{BaseConfig, Tunnel};
 use routes_core::status::ConditionStatus;
 use routes_core::translate::Settings;
-use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::*;
 use crate::manifests::{load_str, Loaded};
 use crate::run::reload::{Recorder, ReloadError};
-
-// ---- debounce, on tokio's paused clock ----
-
-/// Changes delivered by a test through a channel; a closed channel means shutdown.
-struct Scripted(mpsc::UnboundedReceiver<()>);
-
-impl ChangeStream for Scripted {
-    async fn next(&mut self) -> Wake {
-        match self.0.recv().await {
-            Some(()) => Wake::Changed,
-            None => Wake::Shutdown,
-        }
-    }
-}
-
-const DEBOUNCE: Debounce = Debounce { quiet: Duration::from_millis(200), max_delay: Duration::from_secs(2) };
-
-/// Sends a change at each offset (from the start), then keeps the channel open.
-fn changes_at(offsets_ms: Vec<u64>) -> (Scripted, tokio::task::JoinHandle<mpsc::UnboundedSender<()>>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let start = Instant::now();
-    let sender = tokio::spawn(async move {
-        for ms in offsets_ms {
-            sleep_until(start + Duration::from_millis(ms)).await;
-            tx.send(()).unwrap();
-        }
-        tx
-    });
-    (Scripted(rx), sender)
-}
-
-#[tokio::test(start_paused = true)]
-async fn debounce_waits_for_a_quiet_period_after_the_last_change() {
-    let (mut changes, _sender) = changes_at(vec![100, 250]);
-    let start = Instant::now();
-    assert_eq!(DEBOUNCE.settle(&mut changes).await, Wake::Changed);
-    // Last change at 250 ms + 200 ms of quiet.
-    assert_eq!(start.elapsed(), Duration::from_millis(450));
-}
-
-#[tokio::test(start_paused = true)]
-async fn debounce_without_further_changes_waits_the_quiet_period_only() {
-    let (mut changes, _sender) = changes_at(vec![]);
-    let start = Instant::now();
-    assert_eq!(DEBOUNCE.settle(&mut changes).await, Wake::Changed);
-    assert_eq!(start.elapsed(), Duration::from_millis(200));
-}
-
-#[tokio::test(start_paused = true)]
-async fn debounce_gives_up_waiting_at_the_max_delay_under_a_steady_trickle() {
-    // A change every 150 ms for 10 s: never 200 ms of quiet.
-    let (mut changes, _sender) = changes_at((1..=66).map(|i| i * 150).collect());
-    let start = Instant::now();
-    assert_eq!(DEBOUNCE.settle(&mut changes).await, Wake::Changed);
-    assert_eq!(start.elapsed(), Duration::from_secs(2));
-}
-
-#[tokio::test(start_paused = true)]
-async fn debounce_returns_at_once_on_shutdown() {
-    let (tx, rx) = mpsc::unbounded_channel::<()>();
-    let mut changes = Scripted(rx);
-    let start = Instant::now();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        drop(tx);
-    });
-    assert_eq!(DEBOUNCE.settle(&mut changes).await, Wake::Shutdown);
-    assert_eq!(start.elapsed(), Duration::from_millis(50));
-}
 
 // ---- the pipeline, with a recording reloader and a scripted verifier ----
 
@@ -190,7 +121,13 @@ impl Harness {
     }
 
     fn start_with(initial: SourceState, recorder: Recorder, debounce: Debounce) -> Harness {
-        Harness::start_in(tempfile::tempdir().unwrap(), initial, inputs(""), recorder, debounce)
+        Harness::start_in(tempfile::tempdir().unwrap(), initial, inputs(""), recorder, debounce, None)
+    }
+
+    /// Renders again after `resync` without a change.
+    fn start_resyncing(initial: SourceState, recorder: Recorder, resync: Duration) -> Harness {
+        let debounce = Debounce { quiet: Duration::from_millis(10), max_delay: Duration::from_millis(100) };
+        Harness::start_in(tempfile::tempdir().unwrap(), initial, inputs(""), recorder, debounce, Some(resync))
     }
 
     /// Starts over a `config.yml` an earlier run left, with `first` as the render inputs.
@@ -198,7 +135,7 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.yml"), existing).unwrap();
         let debounce = Debounce { quiet: Duration::from_millis(10), max_delay: Duration::from_millis(100) };
-        Harness::start_in(dir, initial, first, recorder, debounce)
+        Harness::start_in(dir, initial, first, recorder, debounce, None)
     }
 
     fn start_in(
@@ -207,6 +144,7 @@ impl Harness {
         first: RenderInputs,
         recorder: Recorder,
         debounce: Debounce,
+        resync: Option<Duration>,
     ) -> Harness {
         let writer = ConfigWriter::new(&dir.path().join("config.yml")).unwrap();
         let (source, source_rx) = watch::channel(initial);
@@ -215,7 +153,7 @@ impl Harness {
         let (status_tx, status) = watch::channel(None);
         let health = Arc::new(Health::default());
         let verifier = ScriptedVerifier::default();
-        let config = PipelineConfig { debounce, verify_timeout: Duration::from_secs(1) };
+        let config = PipelineConfig { debounce, verify_timeout: Duration::from_secs(1), resync };
         let pipeline = Pipeline::new(
             config,
             writer,
@@ -304,6 +242,40 @@ async fn writes_reloads_once_per_change_and_skips_same_bytes() {
     assert_eq!(h.programmed(), Some(Programmed::Pending), "unverified: Programmed stays Pending");
     let recorder = h.stop().await;
     assert_eq!(recorder.calls().last(), Some(&crate::run::reload::RecordedCall::Shutdown));
+}
+
+#[tokio::test]
+async fn a_resync_retries_a_failed_reload_and_puts_back_a_removed_file() {
+    let recorder = Recorder::new();
+    recorder.fail_next(ReloadError::NotReady(Duration::from_secs(1)));
+    let h =
+        Harness::start_resyncing(state(&[("a", "a.example.com")], 1), recorder, Duration::from_millis(100));
+    h.until("first write", has("a.example.com")).await;
+    assert!(!h.health.is_ready(), "the first reload failed");
+    // No change comes; the resync reloads again.
+    h.until("reload retried", |h| h.recorder.reload_count() == 2).await;
+    h.until("ready", |h| h.health.is_ready()).await;
+
+    std::fs::remove_file(h.dir.path().join("config.yml")).unwrap();
+    h.until("file put back", has("a.example.com")).await;
+    h.until("reloaded on it", |h| h.recorder.reload_count() == 3).await;
+    // Nothing wrong any more: resyncs neither write nor reload.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(h.recorder.reload_count(), 3);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn without_resync_nothing_happens_until_a_change() {
+    let recorder = Recorder::new();
+    recorder.fail_next(ReloadError::NotReady(Duration::from_secs(1)));
+    let h = Harness::start(state(&[("a", "a.example.com")], 1), recorder);
+    h.until("first reload", |h| h.recorder.reload_count() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.recorder.reload_count(), 1);
+    h.source.send_replace(state(&[("a", "a.example.com")], 2));
+    h.until("retried on the next change", |h| h.recorder.reload_count() == 2).await;
+    h.stop().await;
 }
 
 /// A base config that makes every render refused: a rule without a scheme.
