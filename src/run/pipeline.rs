@@ -108,6 +108,11 @@ pub struct Pipeline<R, V> {
     retry: bool,
     /// What is known about cloudflared running the file on disk.
     programmed: Programmed,
+    /// The last verification failed: cloudflared was restarted on the file but did not show
+    /// it. A resync then verifies again before it restarts cloudflared again, so a
+    /// verification that cannot succeed (a wrong metrics address) does not restart
+    /// cloudflared at every resync.
+    unverified: bool,
     /// Last logged warnings, rejections, unreachable rules and notes, to log only what is new.
     last_notes: HashSet<String>,
     /// The `metrics:` key of the rendered config, and the render inputs it was read from.
@@ -135,6 +140,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             started: false,
             retry: false,
             programmed: Programmed::Pending,
+            unverified: false,
             last_notes: HashSet::new(),
             config_metrics: None,
         }
@@ -156,9 +162,10 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 Wake::Closed => anyhow::bail!("the source of objects stopped before it synced"),
             }
         }
-        let mut flow = self.step(changes, None).await;
+        let mut flow = self.step(changes, None, false).await;
         memory::release_soon();
         loop {
+            let mut resync = false;
             let wake = match flow {
                 Flow::Shutdown => return Ok(()),
                 Flow::Changed => Wake::Changed,
@@ -168,6 +175,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                         wake = changes.next() => wake,
                         () = tokio::time::sleep(period) => {
                             tracing::debug!("no change for {period:?}: rendering again (resync)");
+                            resync = true;
                             Wake::Changed
                         }
                     },
@@ -185,7 +193,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             };
             match wake {
                 Wake::Changed => {
-                    flow = self.step(changes, early).await;
+                    flow = self.step(changes, early, resync).await;
                     // The render's temporaries are gone: give their pages back.
                     memory::release_soon();
                 }
@@ -225,8 +233,9 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
         self.start_render(changes)
     }
 
-    /// One render of the latest state (`early`, if still current), and whatever follows.
-    async fn step(&mut self, changes: &mut Changes, early: Option<Rendering>) -> Flow {
+    /// One render of the latest state (`early`, if still current), and whatever follows;
+    /// `resync`: woken by the resync period, not by a change.
+    async fn step(&mut self, changes: &mut Changes, early: Option<Rendering>, resync: bool) -> Flow {
         let Rendering { revision, inputs, task, .. } = self.current_render(changes, early).await;
         let outcome = match task.await {
             Ok(outcome) => outcome,
@@ -291,25 +300,30 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             }
         };
 
-        if !(written || self.retry || !self.started) {
+        // A resync after a failed verification of this very file: look again before restarting.
+        let verify_again = resync && !written && self.unverified;
+        if !(verify_again || written || self.retry || !self.started) {
             // Same bytes: cloudflared's state is what it was; the statuses may still differ.
             let programmed = self.programmed.clone();
             self.publish(statuses, programmed);
             return Flow::Idle;
         }
-        self.programmed = Programmed::Pending;
-        self.publish(statuses.clone(), Programmed::Pending);
-        // A reload is never cancelled half-way: a supervisor may have a child half-started.
-        self.reloader.use_config_metrics(self.config_metrics.as_ref().and_then(|(_, addr)| *addr));
-        if let Err(e) = self.reloader.reload(self.writer.target()).await {
-            self.reload_failed(&e);
-            self.publish(statuses, self.programmed.clone());
-            return Flow::Idle;
+        if !verify_again {
+            self.programmed = Programmed::Pending;
+            self.unverified = false;
+            self.publish(statuses.clone(), Programmed::Pending);
+            // A reload is never cancelled half-way: a supervisor may have a child half-started.
+            self.reloader.use_config_metrics(self.config_metrics.as_ref().and_then(|(_, addr)| *addr));
+            if let Err(e) = self.reloader.reload(self.writer.target()).await {
+                self.reload_failed(&e);
+                self.publish(statuses, self.programmed.clone());
+                return Flow::Idle;
+            }
+            self.started = true;
+            self.metrics.reloads.get_or_create(&ResultLabel::new("ok")).inc();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            self.metrics.last_reload_timestamp.set(now.as_secs() as i64);
         }
-        self.started = true;
-        self.metrics.reloads.get_or_create(&ResultLabel::new("ok")).inc();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        self.metrics.last_reload_timestamp.set(now.as_secs() as i64);
 
         let Some(addr) = self.reloader.metrics_addr() else {
             // Nothing to verify against: the file is written, cloudflared's state unknown.
@@ -337,13 +351,15 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 self.metrics.verifications.get_or_create(&ResultLabel::new("ok")).inc();
                 tracing::info!(revision, %addr, "cloudflared runs the rendered config");
                 self.retry = false;
+                self.unverified = false;
                 self.programmed = Programmed::Yes;
                 self.health.set_ready();
             }
             Err(e) => {
                 self.metrics.verifications.get_or_create(&ResultLabel::new("failed")).inc();
-                tracing::warn!(revision, %addr, error = %e, "cloudflared does not run the rendered config; retrying on the next change");
+                tracing::warn!(revision, %addr, error = %e, "cloudflared does not run the rendered config; retrying on the next change or resync");
                 self.retry = true;
+                self.unverified = true;
                 self.programmed =
                     Programmed::No(format!("cloudflared does not run the rendered config: {e}"));
             }

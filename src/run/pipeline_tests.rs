@@ -266,6 +266,23 @@ async fn a_resync_retries_a_failed_reload_and_puts_back_a_removed_file() {
 }
 
 #[tokio::test]
+async fn a_resync_after_a_failed_verification_looks_again_without_restarting_cloudflared() {
+    let recorder = Recorder::new().with_metrics("127.0.0.1:1".parse().unwrap());
+    let h =
+        Harness::start_resyncing(state(&[("a", "a.example.com")], 1), recorder, Duration::from_millis(150));
+    h.verifier
+        .results
+        .lock()
+        .unwrap()
+        .extend([Err("still the old rules".to_string()), Err("still".to_string())]);
+    h.until("verification failed", |h| matches!(h.programmed(), Some(Programmed::No(_)))).await;
+    h.until("verified on a later resync", |h| h.programmed() == Some(Programmed::Yes)).await;
+    assert_eq!(h.verifier.calls.lock().unwrap().len(), 3, "verified at the write and at two resyncs");
+    assert_eq!(h.recorder.reload_count(), 1, "looked again, never restarted");
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn without_resync_nothing_happens_until_a_change() {
     let recorder = Recorder::new();
     recorder.fail_next(ReloadError::NotReady(Duration::from_secs(1)));
