@@ -179,11 +179,11 @@ pub(crate) struct Selection {
 pub(crate) struct Resolver<'a> {
     index: &'a Index<'a>,
     settings: &'a Settings,
-    /// (route namespace, route kind, group, kind, namespace, name, port) → answer.
+    /// Core Services only: (route namespace, route kind, namespace, name, port) → answer.
     cache: FxHashMap<BackendKey<'a>, Result<Origin, Unresolved>>,
 }
 
-type BackendKey<'a> = (&'a str, RouteKind, &'a str, &'a str, Option<&'a str>, &'a str, Option<i32>);
+type BackendKey<'a> = (&'a str, RouteKind, Option<&'a str>, &'a str, Option<i32>);
 
 impl<'a> Resolver<'a> {
     pub(crate) fn new(index: &'a Index<'a>, settings: &'a Settings) -> Self {
@@ -194,17 +194,22 @@ impl<'a> Resolver<'a> {
         let mut best: Option<(i32, Origin)> = None;
         let mut unresolved = Vec::new();
         for (i, backend) in backends.iter().enumerate() {
-            let key = (
-                route.meta.namespace.as_str(),
-                route.kind,
-                backend.group.as_ref(),
-                backend.kind.as_ref(),
-                backend.namespace.as_deref(),
-                backend.name.as_str(),
-                backend.port,
-            );
             let (index, settings) = (self.index, self.settings);
-            let answer = self.cache.entry(key).or_insert_with(|| resolve(route, backend, index, settings));
+            let uncached;
+            let answer = if backend.group.is_empty() && backend.kind == "Service" {
+                let key = (
+                    route.meta.namespace.as_str(),
+                    route.kind,
+                    backend.namespace.as_deref(),
+                    backend.name.as_str(),
+                    backend.port,
+                );
+                &*self.cache.entry(key).or_insert_with(|| resolve(route, backend, index, settings))
+            } else {
+                // Another kind: refused at once, nothing worth remembering.
+                uncached = resolve(route, backend, index, settings);
+                &uncached
+            };
             match answer {
                 Ok(origin)
                     if backend.weight > 0 && best.as_ref().is_none_or(|(w, _)| backend.weight > *w) =>
