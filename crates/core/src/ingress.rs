@@ -42,8 +42,9 @@ impl OriginRequest {
 }
 
 /// A rule's [`OriginRequest`], read through `Deref`. Empty keys (most rules) take no memory
-/// beyond a null pointer, and the rules of one rule share one value: a list of tens of
-/// thousands of rules stays small, which is what makes it quick to build, sort and write.
+/// beyond a null pointer, and the ingress rules made from one route rule share one value: a
+/// list of tens of thousands of rules stays small, which is what makes it quick to build,
+/// sort and write. Make one with `OriginRequest { .. }.into()`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SharedOriginRequest(Option<Arc<OriginRequest>>);
 
