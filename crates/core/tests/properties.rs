@@ -216,6 +216,16 @@ proptest! {
         prop_assert_eq!(render_text(&snapshot), render_text(&shuffled));
     }
 
+    /// A route on several listeners has its rules written once, where they serve: never a copy
+    /// that the summary would report as shadowed by the very rule it copies.
+    #[test]
+    fn no_rule_is_reported_as_shadowed_by_itself(snapshot in snapshot_strategy()) {
+        let t = translate(&snapshot, &Settings::default());
+        for (source, by) in &t.shadowed {
+            prop_assert_ne!(source, by);
+        }
+    }
+
     #[test]
     fn generated_rules_are_anchored_and_lower_case(snapshot in snapshot_strategy()) {
         let t = translate(&snapshot, &Settings::default());
