@@ -142,9 +142,9 @@ impl ManifestFiles {
             let metadata = fs::metadata(root)
                 .map_err(|source| manifests::LoadError::Unreadable { path: root.clone(), source })?;
             if metadata.is_dir() {
-                // Our own temp files, should `--config-out` be under a watched directory.
-                let skip = |name: &str| is_temp_file_name(name);
-                manifests::walk(root, manifests::Unreadable::Warn, &skip, &mut paths, &mut walk_warnings)?;
+                // Our own temp files are skipped, should `--config-out` be under a watched directory.
+                let skip = &is_temp_file_name;
+                manifests::walk(root, manifests::Unreadable::Warn, skip, &mut paths, &mut walk_warnings)?;
             } else {
                 paths.push(root.clone());
             }

@@ -375,18 +375,16 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
     /// The next accepted render is reloaded (and verified) even if its bytes are the same.
     async fn start_on_the_file_there(&mut self) {
         let path = self.writer.target().to_path_buf();
-        let text = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || std::fs::read_to_string(path)).await
-        };
-        let text = match text {
-            Ok(Ok(text)) => text,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+        let writer = self.writer.clone();
+        let text = match tokio::task::spawn_blocking(move || writer.current()).await {
+            // Not UTF-8: empty, which cloudflared would refuse (below).
+            Ok(Ok(Some(bytes))) => String::from_utf8(bytes).unwrap_or_default(),
+            Ok(Ok(None)) => {
                 tracing::warn!(path = %path.display(), "no config.yml from an earlier run either: cloudflared starts once a render is accepted");
                 return;
             }
             Ok(Err(e)) => {
-                tracing::warn!(path = %path.display(), error = %e, "could not read the config.yml already there: cloudflared starts once a render is accepted");
+                tracing::warn!(error = %e, "could not read the config.yml already there: cloudflared starts once a render is accepted");
                 return;
             }
             Err(e) => {
