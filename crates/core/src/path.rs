@@ -252,8 +252,9 @@ fn valid_identifier(s: &str) -> bool {
 /// then "Longest PathPrefix"; for GRPCRoute "characters in a matching service, then in a
 /// matching method". RegularExpression placement is implementation-specific: ours is after
 /// every exact match and before every prefix (longer pattern first), documented in
-/// docs/translation.md. No path constraint comes last. Equal ranks are ordered by the regex
-/// itself, so that the order is total.
+/// docs/translation.md. No path constraint comes last. Equal ranks fall to the spec's
+/// tie-breaks across routes (oldest, then `namespace/name`) and within a route (rule order),
+/// which [`crate::translate::translate`] applies after the rank.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PathRank {
     class: u8,

@@ -340,6 +340,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         // Who claims the hostnames below: built once per route, and only when claims are kept.
         let claimant = if both_kinds { object_name(route) } else { String::new() };
+        // The listeners this route attaches to, each once: several parentRefs (one with a
+        // sectionName, one without) can reach the same listener, which still has one route.
+        let mut attached_to: SmallVec<[(usize, usize); 4]> = SmallVec::new();
         for outcome in &outcomes {
             match &outcome.result {
                 Err((reason, message)) => rejections.push(Rejection {
@@ -351,7 +354,10 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(attachments) if !all_rules_dropped => {
                     for a in attachments {
                         let listener = &gateways[outcome.gateway].listeners[a.listener];
-                        listener.attached.set(listener.attached.get() + 1);
+                        if !attached_to.contains(&(outcome.gateway, a.listener)) {
+                            attached_to.push((outcome.gateway, a.listener));
+                            listener.attached.set(listener.attached.get() + 1);
+                        }
                         for h in a.hostnames.iter().filter(|_| both_kinds) {
                             claims.claim(listener.hostname.as_ref(), route.kind, *h, &claimant);
                         }

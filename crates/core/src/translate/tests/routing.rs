@@ -455,3 +455,21 @@ fn a_route_on_several_listeners_is_not_reported_as_shadowed_by_itself() {
         )]
     );
 }
+
+#[test]
+fn attached_routes_counts_a_route_once_per_listener() {
+    // Two parentRefs reach listener `a` (one by sectionName, one without); `b` only through
+    // the second. Each listener has one route attached.
+    let gw = gateway("infra", "two", "cf")
+        .listener(listener("a").hostname("a.example.com").from_all())
+        .listener(listener("b").from_all());
+    let route = http_route("infra", "r")
+        .parent_section("infra", "two", "a")
+        .parent("infra", "two")
+        .rule(rule().backend("v1", 8080));
+    let t = run(&base().with_gateway(gw).with_route(route));
+    let gw = t.statuses.gateways.iter().find(|g| g.name == "two").unwrap();
+    let counts: Vec<(&str, i32)> =
+        gw.listeners.iter().map(|l| (l.name.as_str(), l.attached_routes)).collect();
+    assert_eq!(counts, [("a", 1), ("b", 1)]);
+}
