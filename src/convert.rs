@@ -422,6 +422,7 @@ pub fn service(o: &Service) -> model::Service {
             })
             .collect(),
         headless: spec.and_then(|s| s.cluster_ip.as_deref()) == Some("None"),
+        external_name: spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName"),
     }
 }
 

@@ -358,7 +358,11 @@ fn service_ports_target_ports_and_headless() {
     );
     let svc =
         service(&parse("apiVersion: v1\nkind: Service\nmetadata: {name: w}\nspec: {clusterIP: 10.0.0.1}\n"));
-    assert!(!svc.headless && svc.ports.is_empty());
+    assert!(!svc.headless && svc.ports.is_empty() && !svc.external_name);
+    let svc = service(&parse(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: w}\nspec: {type: ExternalName, externalName: db.example.com}\n",
+    ));
+    assert!(svc.external_name);
 }
 
 #[test]

@@ -230,7 +230,7 @@ impl BackendRef {
 }
 
 pub fn service(namespace: &str, name: &str) -> Service {
-    Service { meta: Meta::new(namespace, name), ports: Vec::new(), headless: false }
+    Service { meta: Meta::new(namespace, name), ports: Vec::new(), headless: false, external_name: false }
 }
 
 impl Service {
@@ -255,6 +255,10 @@ impl Service {
     }
     pub fn headless(mut self) -> Self {
         self.headless = true;
+        self
+    }
+    pub fn external_name(mut self) -> Self {
+        self.external_name = true;
         self
     }
 }

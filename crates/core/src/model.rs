@@ -357,6 +357,9 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
     /// `spec.clusterIP: None`: DNS answers with pod addresses, so the target port is dialled.
     pub headless: bool,
+    /// `spec.type: ExternalName`: its DNS name is an alias for a name of the author's choice,
+    /// so it is never used as a backend (docs/limitations.md).
+    pub external_name: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

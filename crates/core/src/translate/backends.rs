@@ -5,6 +5,7 @@
 //! Service `http://<svc>.<ns>.svc.<clusterDomain>:<port>`; `https://` for a port whose
 //! appProtocol is `https` or `kubernetes.io/wss`, a Service targeted by a BackendTLSPolicy,
 //! and every GRPCRoute backend (cloudflared speaks HTTP/2 to an origin only over TLS).
+//! ExternalName Services are refused (`InvalidKind`).
 
 use std::sync::Arc;
 
@@ -69,6 +70,19 @@ pub(crate) fn resolve(
     let Some(service) = index.service(namespace, &backend.name) else {
         return fail(Reason::BackendNotFound, format!("Service {namespace}/{} not found", backend.name));
     };
+    if service.external_name {
+        // Gateway API: "Implementations SHOULD NOT support ExternalName Services"
+        // (CVE-2021-25740). Its name is a DNS alias the route's author chooses: another
+        // namespace's Service (past ReferenceGrant) or `localhost` (the pod's own ports).
+        return fail(
+            Reason::InvalidKind,
+            format!(
+                "Service {namespace}/{} is of type ExternalName, which is not supported: its DNS alias could lead \
+                 to another namespace without a ReferenceGrant, or to this pod's own ports",
+                backend.name
+            ),
+        );
+    }
     let Some(service_port) = service.ports.iter().find(|p| p.port == port) else {
         return fail(
             Reason::BackendNotFound,

@@ -117,6 +117,49 @@ fn backends_resolve_with_weights_grants_and_protocols() {
 }
 
 #[test]
+fn external_name_services_are_never_backends() {
+    // An ExternalName aliasing a Service in another namespace would reach it without a
+    // ReferenceGrant; one aliasing `localhost` would publish the pod's own ports.
+    let snapshot = base()
+        .with_service(service("infra", "alias").port(80).external_name())
+        .with_service(service("infra", "plain").port(80))
+        .with_route(
+            http_route("infra", "r")
+                .parent("infra", "gw")
+                .hostname("a.example.com")
+                .rule(rule().exact("/alias").backend("alias", 80))
+                .rule(
+                    rule()
+                        .exact("/fallback")
+                        .backend_ref(BackendRef::service("alias", 80).weight(9))
+                        .backend_ref(BackendRef::service("plain", 80).weight(1)),
+                ),
+        )
+        .with_route(
+            grpc_route("infra", "g")
+                .parent("infra", "gw")
+                .hostname("grpc.example.com")
+                .rule(rule().grpc(Some("pkg.S"), None).backend("alias", 80)),
+        );
+    let t = run(&snapshot);
+    check(
+        "external_name",
+        &t,
+        &[
+            ("a.example.com", "/alias", "500"),
+            ("a.example.com", "/fallback", "plain"),
+            ("grpc.example.com", "/pkg.S/M", "503"),
+        ],
+    );
+    assert!(t.rules.iter().all(|r| !r.service.contains("alias")), "{:#?}", t.rules);
+    for route in ["r", "g"] {
+        let resolved = parent_condition(&t, route, "ResolvedRefs");
+        assert_eq!((resolved.status, resolved.reason), (ConditionStatus::False, "InvalidKind"), "{route}");
+        assert!(resolved.message.contains("infra/alias is of type ExternalName"), "{}", resolved.message);
+    }
+}
+
+#[test]
 fn deleting_the_grant_revokes_the_backend() {
     let route = http_route("infra", "r")
         .parent("infra", "gw")
