@@ -108,10 +108,12 @@ pub struct Pipeline<R, V> {
     retry: bool,
     /// What is known about cloudflared running the file on disk.
     programmed: Programmed,
-    /// The last verification failed: cloudflared was restarted on the file but did not show
-    /// it. A resync then verifies again before it restarts cloudflared again, so a
-    /// verification that cannot succeed (a wrong metrics address) does not restart
-    /// cloudflared at every resync.
+    /// cloudflared was restarted on the file on disk, but has not shown it yet: its
+    /// verification failed, or a change cut it short. With the same bytes, the next step
+    /// verifies again without a restart when a change cut it short (`retry` is false: the
+    /// restart itself went well), and at a resync after a failure, so that a verification
+    /// that cannot succeed (a wrong metrics address) does not restart cloudflared at every
+    /// resync.
     unverified: bool,
     /// Last logged warnings, rejections, unreachable rules and notes, to log only what is new.
     last_notes: HashSet<String>,
@@ -300,8 +302,9 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             }
         };
 
-        // A resync after a failed verification of this very file: look again before restarting.
-        let verify_again = resync && !written && self.unverified;
+        // This very file was reloaded but not seen running: look again before restarting,
+        // after a verification that a change cut short, or at a resync after a failed one.
+        let verify_again = !written && self.unverified && (resync || !self.retry);
         if !(verify_again || written || self.retry || !self.started) {
             // Same bytes: cloudflared's state is what it was; the statuses may still differ.
             let programmed = self.programmed.clone();
@@ -342,8 +345,10 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             }
         };
         let Some(verified) = verified else {
-            // Newer objects: verifying the old file is moot; render them instead.
-            self.retry = true;
+            // Newer objects: render them first. The reload went well, so if they render the
+            // same bytes this file is verified again, and cloudflared is not restarted.
+            self.retry = false;
+            self.unverified = true;
             return Flow::Changed;
         };
         match verified {

@@ -92,12 +92,18 @@ fn the_log_hears_what_the_render_summary_says() {
 #[derive(Clone, Default)]
 struct ScriptedVerifier {
     results: Arc<Mutex<VecDeque<Result<(), String>>>>,
+    /// How long each call takes before it answers (none: at once).
+    delays: Arc<Mutex<VecDeque<Duration>>>,
     calls: Arc<Mutex<Vec<String>>>,
 }
 
 impl Verifier for ScriptedVerifier {
     async fn verify(&self, _addr: SocketAddr, rendered: &str, _timeout: Duration) -> Result<(), String> {
         self.calls.lock().unwrap().push(rendered.to_string());
+        let delay = self.delays.lock().unwrap().pop_front();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         self.results.lock().unwrap().pop_front().unwrap_or(Ok(()))
     }
 }
@@ -279,6 +285,30 @@ async fn a_resync_after_a_failed_verification_looks_again_without_restarting_clo
     h.until("verified on a later resync", |h| h.programmed() == Some(Programmed::Yes)).await;
     assert_eq!(h.verifier.calls.lock().unwrap().len(), 3, "verified at the write and at two resyncs");
     assert_eq!(h.recorder.reload_count(), 1, "looked again, never restarted");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_that_cuts_a_verification_short_does_not_restart_cloudflared_for_the_same_bytes() {
+    let recorder = Recorder::new().with_metrics("127.0.0.1:1".parse().unwrap());
+    let h = Harness::start(state(&[("a", "a.example.com")], 1), recorder);
+    // The first verification is still waiting when a change arrives that renders the same bytes
+    // (another controller's route, a Service's label).
+    h.verifier.delays.lock().unwrap().push_back(Duration::from_secs(30));
+    h.until("first verification started", |h| h.verifier.calls.lock().unwrap().len() == 1).await;
+    h.source.send_replace(state(&[("a", "a.example.com")], 2));
+    h.until("verified", |h| h.programmed() == Some(Programmed::Yes)).await;
+    assert_eq!(h.recorder.reload_count(), 1, "looked again, never restarted");
+    assert_eq!(h.verifier.calls.lock().unwrap().len(), 2);
+
+    // A change that does alter the bytes during a verification is reloaded as usual.
+    h.verifier.delays.lock().unwrap().push_back(Duration::from_secs(30));
+    h.source.send_replace(state(&[("a", "a.example.com"), ("b", "b.example.com")], 3));
+    h.until("second verification started", |h| h.verifier.calls.lock().unwrap().len() == 3).await;
+    h.source.send_replace(state(&[("a", "a.example.com"), ("c", "c.example.com")], 4));
+    h.until("third reload", |h| h.recorder.reload_count() == 3).await;
+    h.until("verified again", |h| h.programmed() == Some(Programmed::Yes)).await;
+    assert!(h.file().unwrap().contains("c.example.com"));
     h.stop().await;
 }
 
