@@ -22,7 +22,9 @@
 //! refuses them (`\Q…\E`, a literal `{` that does not start a repetition, `(?ii)`, a capture
 //! name starting with a digit, nesting deeper than 250 instead of Go's 1000), and Unicode class
 //! names must be spelled exactly as in Go's tables (newer Go also accepts aliases and loose
-//! spelling). `(?<name>x)` is accepted, as by Go 1.22 and later; older Go knows only `(?P<name>x)`.
+//! spelling). Where Go versions differ, the oldest that cloudflared (2023.7 and later) was built
+//! with decides: `(?<name>x)` is refused (Go 1.22 and later accept it; `(?P<name>x)` works in
+//! all), and script names are Unicode 13's (Go 1.20), not Unicode 15's (Go 1.21).
 
 use regex_syntax::ast::parse::ParserBuilder;
 use regex_syntax::ast::{
@@ -418,6 +420,13 @@ impl ast::Visitor for Checker<'_> {
                 GroupKind::CaptureIndex(_) => Ok(()),
                 GroupKind::NonCapturing(flags) => self.flags(flags),
                 // Go's isValidCaptureName: non-empty, only `_` and ASCII letters and digits.
+                // `(?<name>x)` only from Go 1.22; cloudflared releases built with older Go
+                // refuse it, and `(?P<name>x)` means the same everywhere.
+                GroupKind::CaptureName { starts_with_p: false, .. } => Err(self.at_hint(
+                    "invalid or unsupported Perl syntax",
+                    &group.span,
+                    "cloudflared releases built with Go before 1.22 refuse `(?<name>…)`; write `(?P<name>…)`",
+                )),
                 GroupKind::CaptureName { name, .. } => {
                     if !name.name.is_empty()
                         && name.name.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric())
@@ -482,19 +491,22 @@ fn bounds(range: &RepetitionRange) -> (u32, Option<u32>) {
 
 /// Go's `repeatIsValid`: walking down from a counted repetition, each nested counted
 /// repetition divides the budget of 1000 by its bound (its max, or its min when unbounded);
-/// a bound of 0 ends the walk, a bound above the remaining budget is "invalid repeat count".
+/// a max of 0 ends the walk, a bound above the remaining budget is "invalid repeat count".
 fn repetition_is_valid(rep: &Repetition, budget: u32) -> bool {
     let mut budget = budget;
     if let RepetitionKind::Range(range) = &rep.op.kind {
         let (min, max) = bounds(range);
-        let m = max.unwrap_or(min);
-        if m == 0 {
+        // Only an explicit `{0}` (or `{0,0}`) ends the walk; `{0,}` goes on with its budget.
+        if max == Some(0) {
             return true;
         }
+        let m = max.unwrap_or(min);
         if m > budget {
             return false;
         }
-        budget /= m;
+        if m > 0 {
+            budget /= m;
+        }
     }
     repeat_is_valid(&rep.ast, budget)
 }
@@ -554,26 +566,28 @@ const GO_CATEGORIES: &[&str] = &[
     "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm", "So", "Z", "Zl", "Zp", "Zs",
 ];
 
-/// The keys of Go's `unicode.Scripts` (Unicode 15.0.0, Go 1.21 and later), space-separated.
-/// Case-sensitive, as Go looks them up in a map.
+/// The keys of Go's `unicode.Scripts` in Go 1.20 (Unicode 13.0.0), space-separated: the
+/// scripts of Unicode 14 and 15 (Cypro_Minoan, Kawi, Nag_Mundari, Old_Uyghur, Tangsa, Toto,
+/// Vithkuqi) are unknown to cloudflared releases built with it. Case-sensitive, as Go looks
+/// them up in a map.
 const GO_SCRIPTS: &str =
     "Adlam Ahom Anatolian_Hieroglyphs Arabic Armenian Avestan Balinese Bamum Bassa_Vah Batak Bengali \
     Bhaiksuki Bopomofo Brahmi Braille Buginese Buhid Canadian_Aboriginal Carian Caucasian_Albanian \
-    Chakma Cham Cherokee Chorasmian Common Coptic Cuneiform Cypriot Cypro_Minoan Cyrillic Deseret \
+    Chakma Cham Cherokee Chorasmian Common Coptic Cuneiform Cypriot Cyrillic Deseret \
     Devanagari Dives_Akuru Dogra Duployan Egyptian_Hieroglyphs Elbasan Elymaic Ethiopic Georgian \
     Glagolitic Gothic Grantha Greek Gujarati Gunjala_Gondi Gurmukhi Han Hangul Hanifi_Rohingya \
     Hanunoo Hatran Hebrew Hiragana Imperial_Aramaic Inherited Inscriptional_Pahlavi \
-    Inscriptional_Parthian Javanese Kaithi Kannada Katakana Kawi Kayah_Li Kharoshthi \
+    Inscriptional_Parthian Javanese Kaithi Kannada Katakana Kayah_Li Kharoshthi \
     Khitan_Small_Script Khmer Khojki Khudawadi Lao Latin Lepcha Limbu Linear_A Linear_B Lisu Lycian \
     Lydian Mahajani Makasar Malayalam Mandaic Manichaean Marchen Masaram_Gondi Medefaidrin \
     Meetei_Mayek Mende_Kikakui Meroitic_Cursive Meroitic_Hieroglyphs Miao Modi Mongolian Mro Multani \
-    Myanmar Nabataean Nag_Mundari Nandinagari New_Tai_Lue Newa Nko Nushu Nyiakeng_Puachue_Hmong \
+    Myanmar Nabataean Nandinagari New_Tai_Lue Newa Nko Nushu Nyiakeng_Puachue_Hmong \
     Ogham Ol_Chiki Old_Hungarian Old_Italic Old_North_Arabian Old_Permic Old_Persian Old_Sogdian \
-    Old_South_Arabian Old_Turkic Old_Uyghur Oriya Osage Osmanya Pahawh_Hmong Palmyrene Pau_Cin_Hau \
+    Old_South_Arabian Old_Turkic Oriya Osage Osmanya Pahawh_Hmong Palmyrene Pau_Cin_Hau \
     Phags_Pa Phoenician Psalter_Pahlavi Rejang Runic Samaritan Saurashtra Sharada Shavian Siddham \
     SignWriting Sinhala Sogdian Sora_Sompeng Soyombo Sundanese Syloti_Nagri Syriac Tagalog Tagbanwa \
-    Tai_Le Tai_Tham Tai_Viet Takri Tamil Tangsa Tangut Telugu Thaana Thai Tibetan Tifinagh Tirhuta \
-    Toto Ugaritic Vai Vithkuqi Wancho Warang_Citi Yezidi Yi Zanabazar_Square";
+    Tai_Le Tai_Tham Tai_Viet Takri Tamil Tangut Telugu Thaana Thai Tibetan Tifinagh Tirhuta \
+    Ugaritic Vai Wancho Warang_Citi Yezidi Yi Zanabazar_Square";
 
 #[cfg(test)]
 #[path = "re2_tests.rs"]

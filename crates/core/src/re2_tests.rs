@@ -27,7 +27,6 @@ const ACCEPTED: &[(&str, &str)] = &[
     ("text_anchors", r"\A/x\z"),
     ("word_boundaries", r"\bfoo\B"),
     ("named_group_p_syntax", "(?P<n>x)"),
-    ("named_group_angle_syntax", "(?<n>x)"),
     ("named_group_with_digits_and_underscore", "(?P<id_2>x)(?P<other>y)"),
     ("unicode_one_letter_category", r"\pL\PN"),
     ("unicode_two_letter_category", r"\p{Lu}\p{Nd}"),
@@ -41,6 +40,7 @@ const ACCEPTED: &[(&str, &str)] = &[
     ("repeat_at_least", "a{0,}b{3,}"),
     ("nested_repeats_product_1000", "((a{10}){10}){10}"),
     ("nested_repeat_under_zero_count", "(a{0}){1000}"),
+    ("nested_repeat_under_zero_or_more_within_budget", "(?:(?:a{2}){0,}){500}"),
     ("lazy_repeats", "a*?b+?c??d{2}?"),
     ("star_of_group_of_star", "(?:a*)*"),
     ("empty_alternative", "a|"),
@@ -81,6 +81,13 @@ const REJECTED: &[(&str, &str, &str)] = &[
     ("triple_nested_repeat_product", "((a{10}){10}){11}", "invalid repeat count: `{11}`"),
     ("nested_repeat_in_alternation", "(?:a{2}|b{501}){2}", "invalid repeat count: `{2}`"),
     ("nested_unbounded_repeat_uses_min", "(?:a{20,}){51}", "invalid repeat count: `{51}`"),
+    // `{0,}` does not end Go's walk as `{0}` does: the inner `{2}` exceeds the budget of 1.
+    ("repeat_under_zero_or_more_keeps_the_budget", "(?:(?:a{2}){0,}){1000}", "invalid repeat count: `{1000}`"),
+    // Go 1.22 and later accept it, the Go of older cloudflared releases does not.
+    ("named_group_angle_syntax", "(?<n>x)", "invalid or unsupported Perl syntax: `(?<n>x)` (cloudflared releases"),
+    // Unicode 14 and 15 scripts: unknown to Go 1.20.
+    ("script_of_unicode_15", r"\p{Kawi}", "invalid character class range"),
+    ("script_of_unicode_14", r"\p{Vithkuqi}", "invalid character class range"),
     ("stacked_stars", "a**", "invalid nested repetition operator: `**`"),
     ("star_after_plus", "a+*", "invalid nested repetition operator: `+*`"),
     ("stacked_counts", "a{2}{3}", "invalid nested repetition operator: `{2}{3}`"),
@@ -162,8 +169,8 @@ fn go_script_names_are_unicode_scripts() {
         assert!(parsed.is_ok(), "{name} is not a script regex-syntax knows");
         assert!(check(&pattern).is_ok(), "{name}");
     }
-    // Unicode 15.0 counts 161 scripts; Go's table also has Common and Inherited.
-    assert_eq!(GO_SCRIPTS.split(' ').count(), 163);
+    // Unicode 13.0 (Go 1.20) counts 154 scripts; Go's table also has Common and Inherited.
+    assert_eq!(GO_SCRIPTS.split(' ').count(), 156);
 }
 
 #[test]
