@@ -189,7 +189,11 @@ fn escape_into(out: &mut String, text: &str) {
         if regex_syntax::is_meta_character(c) {
             out.push('\\');
             out.push(c);
-        } else if c.is_control() || (c.is_whitespace() && c != ' ') || c == '\u{feff}' {
+        } else if c.is_control()
+            || (c.is_whitespace() && c != ' ')
+            || c == '\u{feff}'
+            || !crate::yaml::go_yaml_reads(c)
+        {
             out.push_str(&format!("\\x{{{:x}}}", c as u32));
         } else {
             out.push(c);

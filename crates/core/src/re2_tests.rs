@@ -82,9 +82,17 @@ const REJECTED: &[(&str, &str, &str)] = &[
     ("nested_repeat_in_alternation", "(?:a{2}|b{501}){2}", "invalid repeat count: `{2}`"),
     ("nested_unbounded_repeat_uses_min", "(?:a{20,}){51}", "invalid repeat count: `{51}`"),
     // `{0,}` does not end Go's walk as `{0}` does: the inner `{2}` exceeds the budget of 1.
-    ("repeat_under_zero_or_more_keeps_the_budget", "(?:(?:a{2}){0,}){1000}", "invalid repeat count: `{1000}`"),
+    (
+        "repeat_under_zero_or_more_keeps_the_budget",
+        "(?:(?:a{2}){0,}){1000}",
+        "invalid repeat count: `{1000}`",
+    ),
     // Go 1.22 and later accept it, the Go of older cloudflared releases does not.
-    ("named_group_angle_syntax", "(?<n>x)", "invalid or unsupported Perl syntax: `(?<n>x)` (cloudflared releases"),
+    (
+        "named_group_angle_syntax",
+        "(?<n>x)",
+        "invalid or unsupported Perl syntax: `(?<n>x)` (cloudflared releases",
+    ),
     // Unicode 14 and 15 scripts: unknown to Go 1.20.
     ("script_of_unicode_15", r"\p{Kawi}", "invalid character class range"),
     ("script_of_unicode_14", r"\p{Vithkuqi}", "invalid character class range"),

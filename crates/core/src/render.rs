@@ -198,8 +198,8 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
 /// A character that may stand in a YAML comment line: one both serde-saphyr and cloudflared's
 /// yaml.v3 accept and neither reads as a line break.
 fn comment_char(c: char) -> bool {
-    matches!(c, '\t' | ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
-        && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
+    crate::yaml::go_yaml_reads(c)
+        && !matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
 }
 
 /// Writes text into a comment line, escaping (`\u{2028}`) every character that could end the
@@ -357,7 +357,7 @@ fn push_scalar(out: &mut String, s: &str) {
         && (s.len() > 5 || !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(s)));
     if plain {
         out.push_str(s);
-    } else if s.chars().all(|c| !c.is_control() && c != '\u{feff}' && !(c.is_whitespace() && c != ' ')) {
+    } else if s.chars().all(|c| c == ' ' || (comment_char(c) && !c.is_whitespace())) {
         out.push('\'');
         for (i, part) in s.split('\'').enumerate() {
             if i > 0 {
@@ -367,16 +367,31 @@ fn push_scalar(out: &mut String, s: &str) {
         }
         out.push('\'');
     } else {
-        // JSON's escapes are YAML's; JSON leaves these raw, but YAML readers take U+0085,
-        // U+2028 and U+2029 for line breaks (and fold them), and U+FEFF for a byte-order mark.
-        for c in serde_json::to_string(s).unwrap_or_default().chars() {
+        // Double-quoted, escaping what a single-quoted scalar cannot hold: line breaks (YAML
+        // readers also take U+0085, U+2028 and U+2029 for them, and fold them), other white
+        // space, U+FEFF (a byte-order mark), and what Go's yaml.v3 refuses in a file (C0 and
+        // C1 controls, DEL, U+FFFE, U+FFFF), which would keep cloudflared from reading it.
+        out.push('"');
+        for c in s.chars() {
             match c {
-                '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}' => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c == ' ' || (comment_char(c) && !c.is_whitespace()) => out.push(c),
+                c if u32::from(c) <= 0xff => {
+                    let _ = write!(out, "\\x{:02x}", u32::from(c));
                 }
-                c => out.push(c),
+                c if u32::from(c) <= 0xffff => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c));
+                }
+                c => {
+                    let _ = write!(out, "\\U{:08x}", u32::from(c));
+                }
             }
         }
+        out.push('"');
     }
 }
 

@@ -173,10 +173,14 @@ fn scalars_that_plain_yaml_would_misread_are_quoted() {
 }
 
 proptest! {
-    /// Whatever the string, the emitted scalar reads back as exactly that string.
+    /// Whatever the string, the emitted scalar reads back as exactly that string, and holds
+    /// nothing Go's yaml.v3 refuses (which would keep cloudflared from reading the file).
     #[test]
-    fn scalar_round_trips(s in "\\PC*|[\\x00-\\x7f]*|[ :#'\"\\\\\n\t-]*") {
+    fn scalar_round_trips(
+        s in "\\PC*|[\\x00-\\x7f]*|[ :#'\"\\\\\n\t-]*|[\\x00-\\xff\u{2028}\u{2029}\u{feff}\u{fffe}\u{ffff}\u{10ffff}]*"
+    ) {
         let yaml = format!("k: {}\n", scalar(&s));
+        prop_assert!(yaml.chars().all(crate::yaml::go_yaml_reads), "{:?}", yaml);
         let v: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{yaml:?}: {e}"));
         prop_assert_eq!(v["k"].as_str(), Some(s.as_str()), "{}", yaml);
     }
@@ -224,8 +228,10 @@ fn source_comments_stay_one_line_whatever_the_names_hold() {
 }
 
 #[test]
-fn yaml_line_breaks_in_values_are_escaped() {
-    for c in ['\u{85}', '\u{2028}', '\u{2029}', '\u{feff}'] {
+fn yaml_line_breaks_and_characters_go_yaml_refuses_are_escaped() {
+    for c in
+        ['\u{85}', '\u{2028}', '\u{2029}', '\u{feff}', '\u{7f}', '\u{80}', '\u{9f}', '\u{fffe}', '\u{ffff}']
+    {
         let value = format!("http://a{c}b:80");
         let mut out = String::new();
         push_scalar(&mut out, &value);

@@ -100,6 +100,25 @@ struct Memo {
 
 /// The YAML text as cloudflared reads it, or the report of its YAML error.
 fn parse(yaml: &str) -> Result<Value, Report> {
+    // Go's yaml.v3 refuses these before it parses anything; serde-saphyr takes them.
+    if let Some((line, c)) = yaml
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.chars().find(|c| !crate::yaml::go_yaml_reads(*c)).map(|c| (i, c)))
+    {
+        let mut report = Report::default();
+        report.error(
+            None,
+            format!(
+                "error parsing YAML in config file: yaml: control characters are not allowed (U+{:04X} on line {})",
+                u32::from(c),
+                line + 1
+            ),
+        );
+        return Err(report);
+    }
+    // cloudflared decodes the first document of the file and ignores the rest.
+    let yaml = crate::yaml::first_document(yaml);
     serde_saphyr::from_str_with_options::<Value>(yaml, crate::yaml::options()).map_err(|err| {
         let message = err.to_string();
         let message = message.strip_prefix("error: ").unwrap_or(&message);

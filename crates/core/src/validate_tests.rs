@@ -329,6 +329,18 @@ const INVALID: &[Case] = &[
         warnings: &[],
     },
     Case {
+        name: "characters_go_yaml_refuses_fail_the_file",
+        yaml: "ingress:\n  - hostname: a.example.com\n    path: '^/a\u{7f}b$'\n    service: http://a:80\n  - service: http_status:404\n",
+        errors: &[(None, "yaml: control characters are not allowed (U+007F on line 3)")],
+        warnings: &[],
+    },
+    Case {
+        name: "only_the_first_document_is_read",
+        yaml: "ingress:\n  - service: http_status:404\n---\ningress: [{hostname: 'a:80', service: nope}]\n",
+        errors: &[],
+        warnings: &[],
+    },
+    Case {
         name: "duplicate_yaml_key_is_rejected",
         yaml: "ingress:\n  - service: http_status:404\n    service: http_status:503\n",
         errors: &[(None, "error parsing YAML in config file")],

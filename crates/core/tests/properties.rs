@@ -56,6 +56,9 @@ fn path_hostile() -> impl Strategy<Value = String> {
         Just("/x{1001}".to_string()),
         "/[a-zA-Z0-9%./_()*+?|^$\\[\\]{}\\\\-]{0,12}",
         "\\PC{0,8}",
+        // What Go's yaml.v3 refuses or reads as a line break, raw in a regular expression.
+        Just("/a\u{7f}b\u{85}c\u{fffe}\u{2028}d".to_string()),
+        "/[\\x00-\\xa0\u{2028}\u{feff}\u{fffe}\u{ffff}a]{0,8}",
     ]
 }
 
