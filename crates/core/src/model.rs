@@ -39,6 +39,21 @@ impl Meta {
             format!("{}/{}", self.namespace, self.name)
         }
     }
+
+    /// The order of [`Meta::key`] strings, without building them: Gateway API breaks ties
+    /// between routes "in alphabetical order by {namespace}/{name}", which is not the order of
+    /// (namespace, name) pairs when one namespace starts another (`team-b/r` < `team/r`, as
+    /// `-` < `/`).
+    pub fn key_cmp(&self, other: &Meta) -> std::cmp::Ordering {
+        if self.namespace == other.namespace {
+            return self.name.cmp(&other.name);
+        }
+        fn key(m: &Meta) -> impl Iterator<Item = &u8> {
+            let slash: &[u8] = if m.namespace.is_empty() { b"" } else { b"/" };
+            m.namespace.as_bytes().iter().chain(slash).chain(m.name.as_bytes())
+        }
+        key(self).cmp(key(other))
+    }
 }
 
 /// A group or kind name. Nearly every route names the same few (`Service`, the core group,

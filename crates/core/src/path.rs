@@ -274,7 +274,14 @@ impl PathRank {
     }
 
     pub fn http(m: &PathMatch, regex: Option<&str>) -> PathRank {
-        let len = m.value.trim_end_matches('/').len();
+        let value = m.value.trim_end_matches('/');
+        // A literal is matched decoded, so its length is the decoded one: `/%61%70%69` is
+        // `/api`, shorter than `/api/v1`.
+        let len = if m.kind != PathKind::RegularExpression && value.contains('%') {
+            percent_encoding::percent_decode_str(value).count()
+        } else {
+            value.len()
+        };
         let class = match (m.kind, regex) {
             (_, None) => 3,
             (PathKind::Exact, _) => 0,

@@ -248,13 +248,10 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let mut routes: Vec<&Route> = snapshot.routes.iter().collect();
     // Oldest first: the HTTPRoute/GRPCRoute conflict goes to the older route.
     routes.sort_unstable_by(|a, b| {
-        (a.meta.created.is_none(), a.meta.created, &a.meta.namespace, &a.meta.name, a.kind).cmp(&(
-            b.meta.created.is_none(),
-            b.meta.created,
-            &b.meta.namespace,
-            &b.meta.name,
-            b.kind,
-        ))
+        (a.meta.created.is_none(), a.meta.created)
+            .cmp(&(b.meta.created.is_none(), b.meta.created))
+            .then_with(|| a.meta.key_cmp(&b.meta))
+            .then(a.kind.cmp(&b.kind))
     });
 
     // Every route's namespace and name as its status and rules hold them (a namespace once for

@@ -33,6 +33,20 @@ fn exact_beats_longer_prefix_and_longest_prefix_wins() {
 }
 
 #[test]
+fn longest_prefix_is_measured_decoded() {
+    // `/%61%70%69` is `/api` (4 characters), shorter than `/api/v1` though its text is longer.
+    let route = http_route("infra", "r")
+        .parent("infra", "gw")
+        .rule(rule().prefix("/%61%70%69").backend("v1", 8080))
+        .rule(rule().prefix("/api/v1").backend("v2", 8080));
+    check(
+        "decoded_prefix",
+        &run(&base().with_route(route)),
+        &[("a", "/api/v1/x", "v2"), ("a", "/api/x", "v1")],
+    );
+}
+
+#[test]
 fn older_route_wins_tie() {
     let young = http_route("infra", "a-young")
         .parent("infra", "gw")
@@ -63,6 +77,44 @@ fn namespace_breaks_timestamp_tie() {
         .with_route(b)
         .with_route(a);
     check("namespace_breaks_timestamp_tie", &run(&snapshot), &[("a", "/x", "v2")]);
+}
+
+#[test]
+fn timestamp_ties_go_to_the_first_namespace_slash_name_string() {
+    // `team-b/r` < `team/r` as strings (`-` < `/`), though `team` < `team-b` as namespaces.
+    let team = http_route("team", "r")
+        .parent("infra", "gw")
+        .created(100)
+        .rule(rule().prefix("/x").backend("v1", 8080));
+    let team_b = http_route("team-b", "r")
+        .parent("infra", "gw")
+        .created(100)
+        .rule(rule().prefix("/x").backend("v2", 8080));
+    let snapshot = base()
+        .with_service(service("team", "v1").port(8080))
+        .with_service(service("team-b", "v2").port(8080))
+        .with_route(team)
+        .with_route(team_b);
+    check("namespace_slash_name", &run(&snapshot), &[("a", "/x", "v2")]);
+    // The same order decides an HTTPRoute/GRPCRoute conflict.
+    let grpc = grpc_route("team", "r")
+        .parent("infra", "gw")
+        .hostname("c.example.com")
+        .created(100)
+        .rule(rule().backend("v1", 8080));
+    let http = http_route("team-b", "r")
+        .parent("infra", "gw")
+        .hostname("c.example.com")
+        .created(100)
+        .rule(rule().backend("v2", 8080));
+    let snapshot = base()
+        .with_service(service("team", "v1").port(8080))
+        .with_service(service("team-b", "v2").port(8080))
+        .with_route(grpc)
+        .with_route(http);
+    let t = run(&snapshot);
+    let conflicted = t.statuses.routes.iter().find(|r| r.kind == RouteKind::Grpc).unwrap();
+    assert_eq!(conflicted.parents[0].conditions[0].reason, "Conflicted", "{:#?}", conflicted);
 }
 
 #[test]
