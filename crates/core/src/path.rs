@@ -24,6 +24,8 @@ pub enum PathError {
     EmptyMethod,
     #[error("gRPC {field} {value:?} is not a valid name (the GRPCRoute schema allows {pattern})")]
     GrpcName { field: &'static str, value: String, pattern: &'static str },
+    #[error("gRPC {field} is {len} characters long; the GRPCRoute schema allows at most 1024")]
+    GrpcTooLong { field: &'static str, len: usize },
 }
 
 /// The regex for an HTTPRoute path match.
@@ -56,6 +58,9 @@ pub fn http_path_into(m: &PathMatch, out: &mut String) -> Result<bool, PathError
             anchored(out, trimmed, "(?s:/.*)?$");
         }
         PathKind::RegularExpression => {
+            if m.value.len() > 1024 {
+                return Err(PathError::Schema { value: m.value.clone(), why: "longer than 1024 characters" });
+            }
             // A value that parses on its own has balanced groups, so it cannot close the
             // wrapping group early (`a)|(b`) and escape the anchors.
             re2::check(&m.value).map_err(|error| PathError::Regex { value: m.value.clone(), error })?;
@@ -215,6 +220,9 @@ pub fn grpc_path(m: Option<&GrpcMethodMatch>) -> Result<Option<String>, PathErro
     }
     let part = |value: Option<&String>, field: &'static str| -> Result<String, PathError> {
         let Some(value) = value else { return Ok("[^/]+".to_string()) };
+        if value.len() > 1024 {
+            return Err(PathError::GrpcTooLong { field, len: value.len() });
+        }
         match m.kind {
             MethodKind::Exact => {
                 let ok = if field == "service" { valid_service(value) } else { valid_method(value) };

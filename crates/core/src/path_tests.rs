@@ -76,6 +76,8 @@ fn values_the_schema_refuses_are_errors() {
         ("lookahead_regex", regex("/a(?=b)")),
         ("backreference_regex", regex("/(a)\\1")),
         ("unbalanced_regex_escaping_anchors", regex("a)|(b")),
+        ("regex_longer_than_the_schema_allows", regex(&format!("/{}", "a".repeat(1024)))),
+        ("literal_longer_than_the_schema_allows", exact(&format!("/{}", "a".repeat(1024)))),
     ];
     for (name, m) in cases {
         assert!(http_path(m).is_err(), "{name}: {m:?} was accepted as {:?}", http_path(m));
@@ -135,10 +137,17 @@ fn invalid_grpc_matches_are_errors() {
         ("method_with_dot", method(Exact, Some("a"), Some("b.c"))),
         ("service_with_regex_chars_as_exact", method(Exact, Some("a.*"), None)),
         ("bad_regex", method(RegularExpression, Some("(a"), None)),
+        ("service_longer_than_the_schema_allows", method(Exact, Some(&"a".repeat(1025)), None)),
+        (
+            "method_regex_longer_than_the_schema_allows",
+            method(RegularExpression, None, Some(&"a".repeat(1025))),
+        ),
     ];
     for (name, m) in cases {
         assert!(grpc_path(Some(m)).is_err(), "{name}: accepted");
     }
+    let m = method(Exact, Some(&"a".repeat(1024)), Some("M"));
+    assert!(grpc_path(Some(&m)).is_ok(), "1024 characters are allowed");
 }
 
 #[test]

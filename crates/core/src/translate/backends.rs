@@ -67,6 +67,18 @@ pub(crate) fn resolve(
             format!("backendRef Service {namespace}/{} has no port", backend.name),
         );
     };
+    // Both end up in the URL: the API server lets no other name exist, but a file may hold
+    // anything (`a@b#` would turn the URL's host into `b`).
+    if !dns_label(namespace) || !dns_label(&backend.name) {
+        return fail(
+            Reason::BackendNotFound,
+            format!(
+                "Service {namespace:?}/{:?} cannot exist: a Service name and a namespace are DNS labels \
+                 (lower-case letters, digits and '-', at most 63)",
+                backend.name
+            ),
+        );
+    }
     let Some(service) = index.service(namespace, &backend.name) else {
         return fail(Reason::BackendNotFound, format!("Service {namespace}/{} not found", backend.name));
     };
@@ -141,6 +153,16 @@ pub(crate) fn resolve(
         server_name: policy.map(Arc::from),
         tls,
     })
+}
+
+/// An RFC 1123 label, as Kubernetes requires of namespaces and Service names.
+fn dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
 }
 
 /// ReferenceGrant: lives in the target namespace; `from` must name the route's group, kind

@@ -160,6 +160,21 @@ fn external_name_services_are_never_backends() {
 }
 
 #[test]
+fn service_names_that_are_not_dns_labels_never_reach_the_url() {
+    // Only a file can hold such a Service; in a URL, `ev@il.com#` would make `il.com` the host.
+    for name in ["ev@il.com#", "Upper", "a.b", "-a", &"a".repeat(64)] {
+        let snapshot = base().with_service(service("infra", name).port(80)).with_route(
+            http_route("infra", "r").parent("infra", "gw").rule(rule().exact("/x").backend(name, 80)),
+        );
+        let t = run(&snapshot);
+        check(name, &t, &[("a", "/x", "500")]);
+        let resolved = parent_condition(&t, "r", "ResolvedRefs");
+        assert_eq!((resolved.status, resolved.reason), (ConditionStatus::False, "BackendNotFound"), "{name}");
+        assert!(resolved.message.contains("cannot exist"), "{name}: {}", resolved.message);
+    }
+}
+
+#[test]
 fn deleting_the_grant_revokes_the_backend() {
     let route = http_route("infra", "r")
         .parent("infra", "gw")
