@@ -504,9 +504,8 @@ fn repetition_is_valid(rep: &Repetition, budget: u32) -> bool {
         if m > budget {
             return false;
         }
-        if m > 0 {
-            budget /= m;
-        }
+        // A bound of 0 (`{0,}`) leaves the budget as it is.
+        budget = budget.checked_div(m).unwrap_or(budget);
     }
     repeat_is_valid(&rep.ast, budget)
 }

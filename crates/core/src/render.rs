@@ -9,6 +9,7 @@
 
 use std::fmt::Write;
 
+use rustc_hash::FxHashMap;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
@@ -178,6 +179,7 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
             ));
         }
     } else {
+        warnings.extend(hidden_base_rules(rules, &base.ingress));
         for (i, rule) in base.ingress.iter().enumerate() {
             out.push_str(&format!("  # base config ingress[{i}]\n"));
             list_item(&mut out, rule);
@@ -193,6 +195,44 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
         }
     }
     Rendered { text: out, warnings, rule_count: count }
+}
+
+/// The base config's rules that a generated rule before them takes every request of: one
+/// without a path whose hostname is theirs or a wildcard over it, typically the fence of a
+/// wildcard listener (`*.example.com` closes its block with a 404, so a base rule for
+/// `ssh.example.com` is never reached). Such a rule is still written, as the user wrote it;
+/// the warning says why it is dead.
+fn hidden_base_rules(rules: &[IngressRule], base: &[Value]) -> Vec<String> {
+    if base.is_empty() {
+        return Vec::new();
+    }
+    // The first generated rule without a path for each hostname.
+    let mut first: FxHashMap<&str, usize> = FxHashMap::default();
+    for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.path.is_none()) {
+        if let Some(h) = rule.hostname.as_deref() {
+            first.entry(h).or_insert(i);
+        }
+    }
+    let mut warnings = Vec::new();
+    for (b, rule) in base.iter().enumerate() {
+        let Some(host) = rule.get("hostname").and_then(Value::as_str).filter(|h| !h.is_empty() && *h != "*")
+        else {
+            continue;
+        };
+        // `host` itself, then `*.` and every suffix after one of its dots.
+        let wildcards = host.match_indices('.').map(|(i, _)| format!("*{}", &host[i..]));
+        let by = std::iter::once(host.to_string())
+            .chain(wildcards)
+            .filter_map(|h| first.get(h.as_str()).copied())
+            .min();
+        if let Some(by) = by {
+            warnings.push(format!(
+                "the base config's ingress[{b}] ({host}) is never reached: {} comes first and takes every request for it",
+                rules[by].source
+            ));
+        }
+    }
+    warnings
 }
 
 /// A character that may stand in a YAML comment line: one both serde-saphyr and cloudflared's

@@ -93,6 +93,32 @@ fn base_without_catch_all_gets_ours_after_its_rules() {
 }
 
 #[test]
+fn base_rules_a_generated_rule_takes_every_request_of_are_reported() {
+    let base = BaseConfig::parse(
+        "ingress:\n  - {hostname: ssh.example.com, service: 'ssh://localhost:22'}\n  - {hostname: '*.a.example.com', service: 'http://x:80'}\n  - {hostname: api.example.com, path: ^/old, service: 'http://y:80'}\n  - {hostname: other.org, service: 'http://z:80'}\n  - service: http_status:404\n",
+    )
+    .unwrap();
+    let mut fence = rule(Some("*.example.com"), None, "http_status:404");
+    fence.source = RuleSource::ListenerFence { hostname: "*.example.com".into() };
+    // A rule with a path hides nothing; the fence after it hides every host under it.
+    let rules = [rule(Some("api.example.com"), Some("^/api$"), "http://a:80"), fence];
+    let r = render_rules(&rules, false, &base, &tunnel());
+    assert_eq!(
+        r.warnings,
+        [
+            "the base config's ingress[0] (ssh.example.com) is never reached: listener *.example.com: nothing else on this hostname comes first and takes every request for it",
+            "the base config's ingress[1] (*.a.example.com) is never reached: listener *.example.com: nothing else on this hostname comes first and takes every request for it",
+            "the base config's ingress[2] (api.example.com) is never reached: listener *.example.com: nothing else on this hostname comes first and takes every request for it",
+        ]
+    );
+    assert_eq!(
+        parse(&r.text)["ingress"].as_array().map(Vec::len),
+        Some(7),
+        "still written as the user wrote them"
+    );
+}
+
+#[test]
 fn grpc_sets_protocol_http2_unless_the_base_says_otherwise() {
     let v = parse(&render_rules(&[], true, &BaseConfig::default(), &tunnel()).text);
     assert_eq!(v["protocol"], "http2");
