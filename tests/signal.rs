@@ -181,6 +181,8 @@ async fn a_cloudflared_that_does_not_come_back_is_not_ready() {
     let kubelet =
         Kubelet::start(fake_cloudflared(), &setup.config, setup.port, &setup.pidfile, &setup.log, false);
     let old = first_ready(&setup).await;
+    // A new file: a cloudflared already running the file is not restarted at all.
+    std::fs::write(&setup.config, config_yaml(&[("v2.example.com", "http://v2:80")])).unwrap();
     let mut signaller = Signaller::new(Duration::from_millis(1500))
         .with_pidfile(setup.pidfile.clone())
         .with_metrics(loopback(setup.port));

@@ -10,7 +10,9 @@
 //! Directories are watched, not files: Kubernetes ConfigMap and Secret volumes update by
 //! swapping a `..data` symlink, so the file names never see an event of their own, and editors
 //! and `kubectl cp` replace files by rename. Any event under a watched directory triggers a full
-//! rescan, which compares contents: a spurious event costs a read, never a render. Our own temp
+//! rescan, which compares contents: a spurious event costs a read, never a render. A symlink on
+//! a watched path (a git-sync checkout, `repo -> worktrees/<rev>`) is watched in its parent
+//! too, and the watch follows it when it is swapped ([`watch_dirs`]). Our own temp
 //! files and the config we write are ignored, so writing `config.yml` beside the manifests or
 //! the base config does not loop.
 
@@ -18,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use routes_core::render::{BaseConfig, Tunnel};
@@ -51,20 +53,27 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 const MAX_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Watches `dirs` and calls `on_change` with the relevant paths of each burst of events, on a
-/// thread of its own. Dropping the returned watcher stops the thread.
+/// thread of its own. Dropping the returned [`DirWatch`] stops the thread.
+///
+/// inotify resolves a symlink once, when the watch is added, so a directory reached through a
+/// symlink that is later swapped (git-sync's `ln -sfn new repo.tmp && mv -T repo.tmp repo`)
+/// would stay watched in the old target, and the new one never seen. So the parent of every
+/// symlink on a watched path is watched too, for the link itself, and after each burst every
+/// watch whose path now resolves elsewhere is added again (then the files are rescanned).
 pub fn watch_dirs(
     dirs: &[(PathBuf, RecursiveMode)],
     ignore: Ignore,
     mut on_change: impl FnMut(Vec<PathBuf>) + Send + 'static,
-) -> notify::Result<RecommendedWatcher> {
+) -> notify::Result<DirWatch> {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
-    let mut watcher = notify::recommended_watcher(move |event| {
+    let watcher = notify::recommended_watcher(move |event| {
         // The receiver is gone only when the thread ended: nothing left to tell.
         let _ = tx.send(event);
     })?;
-    for (dir, mode) in dirs {
-        watcher.watch(dir, *mode)?;
-    }
+    let mut watches = Watches::new(dirs, watcher);
+    watches.refresh()?;
+    let shared = Arc::new(Mutex::new(Some(watches)));
+    let watches = shared.clone();
     std::thread::Builder::new()
         .name("file-watch".to_string())
         .spawn(move || {
@@ -86,10 +95,15 @@ pub fn watch_dirs(
                         break;
                     }
                 }
+                let Some(relevance) = lock(&watches).as_ref().map(Watches::relevance) else { return };
                 for event in events {
                     match event {
+                        // Reading a file is no change (and the rescan reads them all).
+                        Ok(event) if is_read(&event.kind) => {}
                         Ok(event) => {
-                            for path in event.paths.iter().filter(|p| !ignore.ignores(p)) {
+                            for path in
+                                event.paths.iter().filter(|p| !ignore.ignores(p) && relevance.covers(p))
+                            {
                                 relevant = true;
                                 paths.insert(path.clone());
                             }
@@ -101,13 +115,128 @@ pub fn watch_dirs(
                         }
                     }
                 }
+                // A swapped symlink: watch its new target before rescanning, so that nothing
+                // written there after the rescan goes unseen.
+                match lock(&watches).as_mut().map(Watches::refresh) {
+                    None => return,
+                    Some(Ok(moved)) => relevant |= moved,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot watch a swapped directory; rescanning");
+                        relevant = true;
+                    }
+                }
                 if relevant {
                     on_change(paths.into_iter().collect());
                 }
             }
         })
         .map_err(notify::Error::io)?;
-    Ok(watcher)
+    Ok(DirWatch { watches: shared })
+}
+
+/// Keeps a [`watch_dirs`] watch alive; dropping it stops watching.
+pub struct DirWatch {
+    watches: Arc<Mutex<Option<Watches>>>,
+}
+
+impl Drop for DirWatch {
+    fn drop(&mut self) {
+        // Drops the watcher, whose event sender ends the thread's receive loop.
+        lock(&self.watches).take();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// An access that changes nothing: opening a file, closing it unwritten.
+fn is_read(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    matches!(kind, EventKind::Access(access) if *access != AccessKind::Close(AccessMode::Write))
+}
+
+/// The directories to watch, the symlinks on their paths, and what each watch resolved to.
+struct Watches {
+    watcher: RecommendedWatcher,
+    dirs: Vec<(PathBuf, RecursiveMode)>,
+    /// Each watched path, its mode, and the directory it resolved to when it was added.
+    added: BTreeMap<PathBuf, (RecursiveMode, Option<PathBuf>)>,
+}
+
+/// Which event paths concern the watched directories.
+struct Relevance {
+    dirs: Vec<PathBuf>,
+    links: Vec<PathBuf>,
+}
+
+impl Relevance {
+    /// Anything under a watched directory, and a symlink on a watched path (not its neighbours
+    /// in the parent directory watched for it).
+    fn covers(&self, path: &Path) -> bool {
+        self.dirs.iter().any(|d| path.starts_with(d)) || self.links.iter().any(|l| l == path)
+    }
+}
+
+impl Watches {
+    fn new(dirs: &[(PathBuf, RecursiveMode)], watcher: RecommendedWatcher) -> Watches {
+        Watches { watcher, dirs: dirs.to_vec(), added: BTreeMap::new() }
+    }
+
+    /// The symlinks on the watched paths now (a path itself or one of its ancestors).
+    fn links(&self) -> Vec<PathBuf> {
+        let mut links: Vec<PathBuf> = (self.dirs.iter())
+            // Without a trailing `/` or `.`, with which the link itself would be followed.
+            .flat_map(|(dir, _)| {
+                dir.components().collect::<PathBuf>().ancestors().map(Path::to_path_buf).collect::<Vec<_>>()
+            })
+            .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
+            .collect();
+        links.sort();
+        links.dedup();
+        links
+    }
+
+    fn relevance(&self) -> Relevance {
+        Relevance { dirs: self.dirs.iter().map(|(d, _)| d.clone()).collect(), links: self.links() }
+    }
+
+    /// Adds the watches that are missing or whose path resolves elsewhere now (a swapped
+    /// symlink): true when one moved. At start, a directory asked for that cannot be watched
+    /// is an error; later failures are logged and tried again at the next burst.
+    fn refresh(&mut self) -> notify::Result<bool> {
+        let mut wanted: BTreeMap<PathBuf, (RecursiveMode, bool)> =
+            self.dirs.iter().map(|(dir, mode)| (dir.clone(), (*mode, true))).collect();
+        for link in self.links() {
+            wanted.entry(parent_dir(&link)).or_insert((RecursiveMode::NonRecursive, false));
+        }
+        let first = self.added.is_empty();
+        let mut moved = false;
+        for (path, (mode, required)) in wanted {
+            let target = fs::canonicalize(&path).ok();
+            if self.added.get(&path).is_some_and(|(m, t)| *m == mode && t.is_some() && *t == target) {
+                continue;
+            }
+            if self.added.remove(&path).is_some() {
+                tracing::info!(path = %path.display(), target = ?target, "a watched path moved; watching its new target");
+                moved = true;
+                // Gone already when its old target was deleted.
+                let _ = self.watcher.unwatch(&path);
+            }
+            match self.watcher.watch(&path, mode) {
+                Ok(()) => {
+                    self.added.insert(path, (mode, target));
+                }
+                // At start: an unusable input.
+                Err(e) if required && first => return Err(e),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot watch; trying again at the next event");
+                    self.added.insert(path, (mode, None));
+                }
+            }
+        }
+        Ok(moved)
+    }
 }
 
 /// One manifest file as last seen.
@@ -208,7 +337,7 @@ impl ManifestFiles {
 
 /// The `--manifests` source: keeps its watcher alive; dropping it stops watching.
 pub struct ManifestSource {
-    _watcher: RecommendedWatcher,
+    _watcher: DirWatch,
 }
 
 /// Reads `roots` once (an unreadable root is unusable input), publishes `synced`, then watches.
@@ -301,7 +430,7 @@ pub fn spawn_inputs(
     options: &RenderOptions,
     ignore: Ignore,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<(InputsReceiver, Option<RecommendedWatcher>)> {
+) -> anyhow::Result<(InputsReceiver, Option<DirWatch>)> {
     let tunnel = read_tunnel(options).map_err(UnusableInput)?;
     let (settings, base) = read_base(options).map_err(UnusableInput)?;
     let settings = Settings { tunnel_id: tunnel.id.clone(), ..settings };

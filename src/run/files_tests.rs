@@ -1,4 +1,5 @@
 use super::*;
+use crate::run::source::SourceReceiver;
 
 fn route(name: &str, host: &str) -> String {
     format!(
@@ -112,4 +113,126 @@ fn ignore_matches_temp_files_and_the_config() {
     assert!(ignore.ignores(Path::new("/cf/config.yml")));
     assert!(ignore.ignores(Path::new("/m/.cloudflared-routes-AbC123")));
     assert!(!ignore.ignores(Path::new("/m/routes.yaml")));
+}
+
+// ---- the watcher itself, on symlink swaps ----
+
+use std::os::unix::fs::symlink;
+use std::time::{Duration, Instant};
+
+/// Generous: a loaded machine may take a while to deliver and settle events.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// The hostnames of route `name` the source publishes, once they equal `want` (panics after
+/// BOUND with what it saw).
+fn wait_for_host(rx: &SourceReceiver, name: &str, want: &str, what: &str) {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let hosts: Vec<String> = (rx.borrow().snapshot.routes.iter())
+            .filter(|r| r.meta.name == name)
+            .flat_map(|r| r.hostnames.iter().cloned())
+            .collect();
+        if hosts == [want] {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: route {name} has {hosts:?}, not [{want}]");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn watched(root: PathBuf) -> (SourceReceiver, ManifestSource, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let (rx, source) = spawn_manifests(vec![root], Ignore::default(), metrics.clone()).expect("watched");
+    (rx, source, metrics)
+}
+
+/// git-sync: `repo -> worktrees/<rev>`, replaced with `ln -sfn new repo.tmp && mv -T repo.tmp
+/// repo`, the old worktree deleted. `sub` is where the manifests are inside the checkout.
+fn follows_git_sync_swaps(sub: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    let checkout = |rev: &str, host: &str| {
+        let tree = base.join("worktrees").join(rev).join(sub);
+        fs::create_dir_all(&tree).unwrap();
+        fs::write(tree.join("routes.yaml"), route("a", host)).unwrap();
+    };
+    let swap = |rev: &str| {
+        symlink(format!("worktrees/{rev}"), base.join("repo.tmp")).unwrap();
+        fs::rename(base.join("repo.tmp"), base.join("repo")).unwrap();
+    };
+    checkout("r1", "one.example.com");
+    symlink("worktrees/r1", base.join("repo")).unwrap();
+    let root = base.join("repo").join(sub);
+    let (rx, _source, _) = watched(root.clone());
+    wait_for_host(&rx, "a", "one.example.com", "the first read");
+
+    checkout("r2", "two.example.com");
+    swap("r2");
+    wait_for_host(&rx, "a", "two.example.com", "after the first swap");
+    fs::remove_dir_all(base.join("worktrees/r1")).unwrap();
+    // An edit in the new target (no swap): seen only if the new target is watched.
+    fs::write(root.join("routes.yaml"), route("a", "edited.example.com")).unwrap();
+    wait_for_host(&rx, "a", "edited.example.com", "an edit after the swap");
+
+    checkout("r3", "three.example.com");
+    swap("r3");
+    fs::remove_dir_all(base.join("worktrees/r2")).unwrap();
+    wait_for_host(&rx, "a", "three.example.com", "after the second swap");
+    fs::write(root.join("routes.yaml"), route("a", "edited3.example.com")).unwrap();
+    wait_for_host(&rx, "a", "edited3.example.com", "an edit after the second swap");
+}
+
+#[test]
+fn a_symlinked_root_swapped_like_git_sync_is_followed() {
+    // `--manifests /git/repo/`: the trailing `/` must not hide the link.
+    follows_git_sync_swaps("");
+}
+
+#[test]
+fn a_root_inside_a_swapped_checkout_is_followed() {
+    follows_git_sync_swaps("deploy/routes");
+}
+
+#[test]
+fn configmap_volume_updates_are_seen_by_the_watcher() {
+    // The kubelet's atomic writer: `..<timestamp>/` directories, `..data` → the current one,
+    // `<key> → ..data/<key>`; an update writes a new directory, points `..data_tmp` at it,
+    // renames that over `..data`, and removes the old directory.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let update = |stamp: &str, host: &str, old: Option<&str>| {
+        fs::create_dir(root.join(stamp)).unwrap();
+        fs::write(root.join(stamp).join("routes.yaml"), route("a", host)).unwrap();
+        symlink(stamp, root.join("..data_tmp")).unwrap();
+        fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+        if let Some(old) = old {
+            fs::remove_dir_all(root.join(old)).unwrap();
+        }
+    };
+    update("..2026_11_27_00_00_00.1", "one.example.com", None);
+    symlink("..data/routes.yaml", root.join("routes.yaml")).unwrap();
+    let (rx, _source, _) = watched(root.clone());
+    wait_for_host(&rx, "a", "one.example.com", "the first read");
+    update("..2026_11_27_00_01_00.2", "two.example.com", Some("..2026_11_27_00_00_00.1"));
+    wait_for_host(&rx, "a", "two.example.com", "the first update");
+    update("..2026_11_27_00_02_00.3", "three.example.com", Some("..2026_11_27_00_01_00.2"));
+    wait_for_host(&rx, "a", "three.example.com", "the second update");
+}
+
+#[test]
+fn reading_the_files_is_not_a_change() {
+    // Every rescan opens every file: if those opens counted as events, the watcher would
+    // rescan for ever.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "one.example.com")).unwrap();
+    let (rx, _source, metrics) = watched(dir.path().to_path_buf());
+    fs::write(dir.path().join("a.yaml"), route("a", "two.example.com")).unwrap();
+    wait_for_host(&rx, "a", "two.example.com", "the edit");
+    let events =
+        || metrics.watch_events.get_or_create(&crate::run::metrics::KindLabel::new("ManifestFile")).get();
+    // Well past the settle time (50 ms) of any burst the rescan itself could cause.
+    std::thread::sleep(Duration::from_millis(1500));
+    let settled = events();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(events(), settled, "no rescan without a change");
 }

@@ -27,6 +27,11 @@ pub mod supervise;
 pub mod verify;
 pub mod writer;
 
+/// The stand-in cloudflared of the reload tests (its binary, ports, event log), once for all.
+#[cfg(test)]
+#[path = "../../tests/fake_cloudflared/harness.rs"]
+mod fake_cloudflared;
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -133,10 +138,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let (_admin_addr, admin_task) = admin::serve(opts.admin_addr, health.clone(), metrics.clone()).await?;
     let (status_tx, status_rx) = watch::channel(None);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // A reload in progress at SIGTERM gives up its waits (docs/run.md "Logs and signals").
+    reload::Reloader::watch_shutdown(&mut reloader, shutdown_rx.clone());
 
     let (source, guard) = if opts.manifests.is_empty() {
         let client = opts.kube.client().await?;
-        let election = opts.kube.leader_election(&client, &opts.render.controller_name);
+        let election =
+            opts.kube.leader_election(&client, &opts.render.controller_name, &opts.render.gateways);
         reloader = take_turns(reloader, &opts.stagger, &client, &election, shutdown_rx.clone());
         let (source, tasks) = start_kube(&opts, client, election, &metrics, status_rx).await?;
         (source, SourceGuard::Kube(tasks))
@@ -241,17 +249,20 @@ async fn start_kube(
         on_event: Some(Arc::new(move |kind: &str| events.watch_event(kind))),
         ..Default::default()
     };
-    let (source, source_task) = kube::spawn(client.clone(), source_options).await?;
     let controller_name = &opts.render.controller_name;
-    let (leader, leader_task) = leader::spawn_leader_election(client.clone(), election);
     let patches = metrics.clone();
-    let writer_options = status_writer::StatusWriterOptions {
-        call_timeout: opts.kube.status_timeout,
+    let mut writer_options = status_writer::StatusWriterOptions {
         on_result: Some(Arc::new(move |result: &str| {
             patches.status_patches.get_or_create(&metrics::ResultLabel::new(result)).inc();
         })),
-        ..status_writer::StatusWriterOptions::new(controller_name)
+        ..opts.kube.status_writer(controller_name, &opts.render.gateways)
     };
+    // The source notes which routes hold status entries of ours, for the writer to clean up.
+    let owned_routes = status_writer::OwnedRoutes::new(writer_options.ownership.clone());
+    writer_options.owned_routes = Some(owned_routes.clone());
+    let (source, source_task) =
+        kube::spawn_noting(client.clone(), source_options, Some(owned_routes)).await?;
+    let (leader, leader_task) = leader::spawn_leader_election(client.clone(), election);
     let writer_task = status_writer::spawn_status_writer(client, statuses, leader, writer_options);
     Ok((source, KubeTasks { source: source_task, leader: leader_task, status_writer: writer_task }))
 }

@@ -316,8 +316,14 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             self.unverified = false;
             self.publish(statuses.clone(), Programmed::Pending);
             // A reload is never cancelled half-way: a supervisor may have a child half-started.
+            // On SIGTERM the reloader itself gives up its waits, safely.
             self.reloader.use_config_metrics(self.config_metrics.as_ref().and_then(|(_, addr)| *addr));
             if let Err(e) = self.reloader.reload(self.writer.target()).await {
+                if *changes.shutdown.borrow() {
+                    // SIGTERM: the reloader gave up its waits (Reloader::watch_shutdown).
+                    tracing::info!(error = %e, "reload abandoned: stopping");
+                    return Flow::Shutdown;
+                }
                 self.reload_failed(&e);
                 self.publish(statuses, self.programmed.clone());
                 return Flow::Idle;

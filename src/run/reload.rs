@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
+use tokio::sync::watch;
 
 pub use super::signal::{NoTurn, Signaller, Turn};
 pub use super::supervise::Supervisor;
@@ -58,8 +59,25 @@ pub trait Reloader: Send {
     /// (when no flag gives one) uses it; the others ignore it.
     fn use_config_metrics(&mut self, _addr: Option<SocketAddr>) {}
 
+    /// The flag `run` sets on SIGTERM/SIGINT, told once before the first `reload`. A reload in
+    /// progress watches it and gives up promptly and safely once it turns true (a half-started
+    /// child is stopped, a restart turn released), so the pod's termination grace period goes
+    /// to draining, not to waiting out `--ready-timeout`; then [`Reloader::shutdown`] runs.
+    fn watch_shutdown(&mut self, _shutdown: watch::Receiver<bool>) {}
+
     /// cloudflared-routes is stopping: drain what this reloader started.
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Resolves once `run` is stopping; never without a shutdown flag.
+pub async fn stopping(shutdown: &mut Option<watch::Receiver<bool>>) {
+    if let Some(rx) = shutdown {
+        if rx.wait_for(|stop| *stop).await.is_ok() {
+            return;
+        }
+    }
+    // Without a flag (or with its sender gone) nothing will ever ask to stop.
+    std::future::pending().await
 }
 
 /// `--reload none`: write only.
@@ -213,6 +231,14 @@ impl Reloader for AnyReloader {
         }
     }
 
+    fn watch_shutdown(&mut self, shutdown: watch::Receiver<bool>) {
+        match self {
+            AnyReloader::None(r) => r.watch_shutdown(shutdown),
+            AnyReloader::Supervise(r) => r.watch_shutdown(shutdown),
+            AnyReloader::Signal(r) => r.watch_shutdown(shutdown),
+        }
+    }
+
     async fn shutdown(&mut self) {
         match self {
             AnyReloader::None(r) => r.shutdown().await,
@@ -345,6 +371,8 @@ struct RecorderState {
     config_metrics: Option<Option<SocketAddr>>,
     delay: Duration,
     starts_cloudflared: bool,
+    /// What `watch_shutdown` gave: a reload's delay ends with an error once it turns true.
+    shutdown: Option<watch::Receiver<bool>>,
 }
 
 impl Recorder {
@@ -364,7 +392,8 @@ impl Recorder {
         self
     }
 
-    /// Every reload takes this long (to test coalescing behind a slow reload).
+    /// Every reload takes this long (to test coalescing behind a slow reload), or until the
+    /// flag given to `watch_shutdown` turns true (then it fails, as the real reloaders do).
     pub fn with_delay(self, delay: Duration) -> Self {
         self.lock().delay = delay;
         self
@@ -410,13 +439,16 @@ impl Recorder {
 impl Reloader for Recorder {
     async fn reload(&mut self, path: &Path) -> Result<(), ReloadError> {
         let contents = tokio::fs::read_to_string(path).await.ok();
-        let delay = {
+        let (delay, mut shutdown) = {
             let mut state = self.lock();
             state.calls.push(RecordedCall::Reload { path: path.to_path_buf(), contents });
-            state.delay
+            (state.delay, state.shutdown.clone())
         };
         if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stopping(&mut shutdown) => return Err(ReloadError::Other("stopping".into())),
+            }
         }
         match self.lock().failures.pop_front() {
             Some(error) => Err(error),
@@ -434,6 +466,10 @@ impl Reloader for Recorder {
 
     fn use_config_metrics(&mut self, addr: Option<SocketAddr>) {
         self.lock().config_metrics = Some(addr);
+    }
+
+    fn watch_shutdown(&mut self, shutdown: watch::Receiver<bool>) {
+        self.lock().shutdown = Some(shutdown);
     }
 
     async fn shutdown(&mut self) {

@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -201,4 +202,65 @@ async fn recorder_records_calls_with_the_file_contents_and_plays_back_failures()
     assert_eq!(recorder.reloaded_contents(), [Some("first".to_string()), Some("second".to_string()), None]);
     assert_eq!(recorder.calls().last(), Some(&RecordedCall::Shutdown));
     assert_eq!(reloader.metrics_addr(), Some("127.0.0.1:2000".parse().unwrap()));
+}
+
+#[tokio::test]
+async fn sigterm_during_a_reload_ends_the_pipeline_without_a_failure() {
+    use crate::run::admin::Health;
+    use crate::run::files::RenderInputs;
+    use crate::run::metrics::{Metrics, ResultLabel};
+    use crate::run::pipeline::{Changes, Debounce, Pipeline, PipelineConfig};
+    use crate::run::source::SourceState;
+    use crate::run::writer::ConfigWriter;
+    use routes_core::render::{BaseConfig, Tunnel};
+    use routes_core::status::Programmed;
+
+    let dir = tempfile::tempdir().unwrap();
+    let writer = ConfigWriter::new(&dir.path().join("config.yml")).unwrap();
+    // A reload that would take an hour, unless `run` stops.
+    let mut recorder = Recorder::new().with_delay(Duration::from_secs(3600));
+    let (stop, stopping) = watch::channel(false);
+    recorder.watch_shutdown(stopping.clone());
+    let calls = recorder.clone();
+    let (status_tx, status_rx) = watch::channel(None);
+    let metrics = Arc::new(Metrics::new());
+    let config = PipelineConfig {
+        debounce: Debounce { quiet: Duration::from_millis(10), max_delay: Duration::from_millis(100) },
+        verify_timeout: Duration::from_secs(1),
+        resync: None,
+    };
+    let health = Arc::new(Health::default());
+    let pipeline = Pipeline::new(
+        config,
+        writer,
+        recorder,
+        super::super::CloudflaredVerifier,
+        metrics.clone(),
+        status_tx,
+        health,
+    );
+    let (_source, source_rx) = watch::channel(SourceState { synced: true, ..Default::default() });
+    let inputs = RenderInputs {
+        settings: Default::default(),
+        base: BaseConfig::parse("").unwrap(),
+        tunnel: Tunnel { id: Some("6ff42ae2-765d-4adf-8112-31c55c1551ef".into()), credentials_file: None },
+    };
+    let (_inputs, inputs_rx) = watch::channel(Arc::new(inputs));
+    let task = tokio::spawn(pipeline.run(Changes::new(source_rx, inputs_rx, stopping)));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while calls.reload_count() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the first reload never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the pipeline ends without waiting out the reload")
+        .unwrap()
+        .expect("a clean stop");
+    assert_eq!(calls.calls().last(), Some(&RecordedCall::Shutdown), "the reloader is drained");
+    let programmed = status_rx.borrow().as_ref().map(|r| r.programmed.clone());
+    assert_eq!(programmed, Some(Programmed::Pending), "an abandoned reload is no failure to report");
+    assert_eq!(metrics.reloads.get_or_create(&ResultLabel::new("Other")).get(), 0, "nor counted as one");
 }

@@ -36,8 +36,15 @@ use tokio::time::{sleep, timeout, Instant};
 use tracing::{debug, error, info, warn};
 
 use super::leader::{Attempt, LeaderElectionOptions, LeaseLock};
-use super::reload::{parse_duration, ReloadError, Reloader};
+use super::reload::{parse_duration, stopping, ReloadError, Reloader};
 use super::verify::{self, Readiness, POLL_INTERVAL};
+
+#[path = "signal_proc.rs"]
+mod process;
+pub use process::scan;
+#[cfg(test)]
+use process::state;
+use process::{alive, read_pidfile, started_at};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -310,17 +317,6 @@ impl Drop for LeaseTurn {
     }
 }
 
-/// Resolves once `run` is stopping; never without a shutdown flag.
-async fn stopping(shutdown: &mut Option<watch::Receiver<bool>>) {
-    if let Some(rx) = shutdown {
-        if rx.wait_for(|stop| *stop).await.is_ok() {
-            return;
-        }
-    }
-    // Without a flag (or with its sender gone) nothing will ever ask to stop.
-    std::future::pending().await
-}
-
 /// The `signal` reloader (see the module doc).
 pub struct Signaller {
     pidfile: Option<PathBuf>,
@@ -331,9 +327,26 @@ pub struct Signaller {
     ready_timeout: Duration,
     turn: Box<dyn Turn>,
     /// No reload has run yet: cloudflared may not have been started (a native sidecar starts
-    /// before it), and then it will read the file we just wrote on its own.
+    /// before it), and then it will read the file we just wrote on its own; or it may already
+    /// run that file (this container restarted), and then it is left alone.
     first: bool,
+    /// `run` is stopping ([`Reloader::watch_shutdown`]): the waits of a reload give up.
+    shutdown: Option<watch::Receiver<bool>>,
 }
+
+/// What the first reload finds.
+enum AtStart {
+    /// No cloudflared yet: it will read the file when it starts.
+    NotRunning(String),
+    /// cloudflared runs this file already (its `/config`), or started after it was written.
+    RunsIt(String),
+    /// cloudflared runs something else, or nothing shows that it runs this file.
+    Restart(String),
+}
+
+/// A process that started this long after the file's mtime read it (the start time from /proc
+/// is in clock ticks; the margin also covers a file written in the same second).
+const STARTED_AFTER_MARGIN: Duration = Duration::from_secs(1);
 
 impl Signaller {
     /// Finds cloudflared by scanning /proc for `cloudflared`; verifies on the config's
@@ -348,6 +361,7 @@ impl Signaller {
             ready_timeout,
             turn: Box::new(NoTurn),
             first: true,
+            shutdown: None,
         }
     }
 
@@ -410,16 +424,62 @@ impl Signaller {
             if Instant::now() + POLL_INTERVAL > deadline {
                 return Err(ReloadError::NotReady(self.ready_timeout));
             }
-            sleep(POLL_INTERVAL).await;
+            self.pause().await?;
         }
     }
 
-    async fn restart(&self, addr: SocketAddr, first: bool) -> Result<(), ReloadError> {
+    /// The poll interval, or an error once `run` is stopping (a restart turn is then released
+    /// at once, and the pod's grace period is not spent waiting for readiness).
+    async fn pause(&self) -> Result<(), ReloadError> {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            () = sleep(POLL_INTERVAL) => Ok(()),
+            () = stopping(&mut shutdown) => {
+                Err(ReloadError::Other("stopping: gave up waiting for cloudflared to be ready".into()))
+            }
+        }
+    }
+
+    /// At the first reload: does cloudflared need a restart to run the file at `path`? Not
+    /// when its `/config` shows the file's ingress already (the usual case after this container
+    /// restarted: the file was not even rewritten). When `/config` cannot be read, a process
+    /// that started after the file was last written read it; otherwise it is restarted.
+    async fn at_start(&self, addr: SocketAddr, path: &Path) -> Result<AtStart, ReloadError> {
         let pids = match self.find() {
             Ok(pids) => pids,
-            Err(ReloadError::NoProcess(why)) if first => return self.wait_for_start(addr, why).await,
+            Err(ReloadError::NoProcess(why)) => return Ok(AtStart::NotRunning(why)),
             Err(e) => return Err(e),
         };
+        let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
+        let Ok(expected) = verify::rendered_rules(&text) else {
+            return Ok(AtStart::Restart(format!("{} has no readable ingress", path.display())));
+        };
+        let why = match verify::loaded_rules(addr, Duration::from_secs(2)).await {
+            Ok(loaded) => {
+                return Ok(match verify::difference(&expected, &loaded) {
+                    None => AtStart::RunsIt(format!("its /config on {addr} shows the file's ingress")),
+                    Some(difference) => AtStart::Restart(format!("it runs another config: {difference}")),
+                })
+            }
+            Err(why) => why,
+        };
+        let written = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let later = |pid| {
+            started_at(&self.proc_root, pid).zip(written).is_some_and(|(s, w)| s > w + STARTED_AFTER_MARGIN)
+        };
+        Ok(if pids.iter().all(|&pid| later(pid)) {
+            AtStart::RunsIt(format!(
+                "its /config cannot be read ({why}), but it started after the file was written"
+            ))
+        } else {
+            AtStart::Restart(format!(
+                "its /config cannot be read ({why}) and it may have started on an older file"
+            ))
+        })
+    }
+
+    async fn restart(&self, addr: SocketAddr) -> Result<(), ReloadError> {
+        let pids = self.find()?;
         for &pid in &pids {
             match kill(Pid::from_raw(pid), Signal::SIGTERM) {
                 Ok(()) => info!(pid, "sent SIGTERM to cloudflared; waiting for its restart to be ready"),
@@ -448,22 +508,32 @@ impl Signaller {
             if Instant::now() + POLL_INTERVAL > deadline {
                 return Err(ReloadError::NotReady(self.ready_timeout));
             }
-            sleep(POLL_INTERVAL).await;
+            self.pause().await?;
         }
     }
 }
 
 impl Reloader for Signaller {
-    async fn reload(&mut self, _path: &Path) -> Result<(), ReloadError> {
+    async fn reload(&mut self, path: &Path) -> Result<(), ReloadError> {
         let addr = self.metrics_addr().ok_or_else(|| {
             ReloadError::Other(
                 "no address to check cloudflared's readiness on: set --cloudflared-metrics or a metrics: key in the base config"
                     .into(),
             )
         })?;
-        let first = std::mem::replace(&mut self.first, false);
+        if std::mem::replace(&mut self.first, false) {
+            // No turn is taken for what needs no restart.
+            match self.at_start(addr, path).await? {
+                AtStart::NotRunning(why) => return self.wait_for_start(addr, why).await,
+                AtStart::RunsIt(why) => {
+                    info!("cloudflared runs the config already ({why}): not restarting it");
+                    return Ok(());
+                }
+                AtStart::Restart(why) => info!("restarting cloudflared on the config: {why}"),
+            }
+        }
         self.turn.take().await?;
-        let result = self.restart(addr, first).await;
+        let result = self.restart(addr).await;
         self.turn.release().await;
         result
     }
@@ -476,61 +546,12 @@ impl Reloader for Signaller {
         self.config_metrics = addr;
     }
 
+    fn watch_shutdown(&mut self, shutdown: watch::Receiver<bool>) {
+        self.shutdown = Some(shutdown);
+    }
+
     /// cloudflared is not ours to stop: the kubelet stops its container.
     async fn shutdown(&mut self) {}
-}
-
-fn read_pidfile(path: &Path) -> Result<i32, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    text.trim().parse().map_err(|_| format!("{} does not hold a pid: {:?}", path.display(), text.trim()))
-}
-
-/// A process that exists and is not a zombie (an exited child its parent has not reaped yet
-/// still answers `kill(pid, 0)`).
-fn alive(proc_root: &Path, pid: i32) -> bool {
-    let exists = match kill(Pid::from_raw(pid), None) {
-        Ok(()) | Err(Errno::EPERM) => true,
-        Err(_) => false,
-    };
-    exists && state(proc_root, pid).is_some_and(|s| s != 'Z' && s != 'X')
-}
-
-/// The state letter of /proc/PID/stat (after the parenthesised comm, which may hold spaces).
-fn state(proc_root: &Path, pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
-/// Processes named `name`, by executable, `comm` (the kernel truncates it to 15 bytes) or
-/// `argv[0]`; never this process, never a zombie.
-pub fn scan(proc_root: &Path, name: &str) -> Vec<i32> {
-    let own = std::process::id() as i32;
-    let Ok(entries) = std::fs::read_dir(proc_root) else { return Vec::new() };
-    let mut pids: Vec<i32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != own && named(&proc_root.join(pid.to_string()), name))
-        .filter(|&pid| alive(proc_root, pid))
-        .collect();
-    pids.sort_unstable();
-    pids
-}
-
-fn named(dir: &Path, name: &str) -> bool {
-    let basename = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
-    if let Ok(exe) = std::fs::read_link(dir.join("exe")) {
-        let exe = exe.to_string_lossy();
-        if basename(exe.trim_end_matches(" (deleted)")) == name {
-            return true;
-        }
-    }
-    let short = &name.as_bytes()[..name.len().min(15)];
-    if std::fs::read(dir.join("comm")).is_ok_and(|comm| comm.strip_suffix(b"\n").unwrap_or(&comm) == short) {
-        return true;
-    }
-    std::fs::read(dir.join("cmdline")).is_ok_and(|cmdline| {
-        let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-        basename(&String::from_utf8_lossy(argv0)) == name
-    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
@@ -159,4 +160,160 @@ fn stagger_flags_default_to_a_lease_and_can_be_turned_off() {
     let off = Cli::try_parse_from(["run", "--stagger", "none", "--stagger-max-wait", "2m"]).unwrap().stagger;
     assert_eq!((off.stagger, off.stagger_max_wait), (Stagger::None, Duration::from_secs(120)));
     assert!(Cli::try_parse_from(["run", "--stagger", "sometimes"]).is_err());
+}
+
+// ---- the first reload, and SIGTERM during a restart, against the stand-in cloudflared ----
+
+use crate::run::fake_cloudflared as harness;
+
+use harness::{config_yaml, loopback, EventLog};
+
+/// Far above any wait these tests expect.
+const BOUND: Duration = Duration::from_secs(60);
+
+/// A [`Turn`] that records what it was asked.
+#[derive(Clone, Default)]
+struct RecordingTurn(Arc<Mutex<Vec<&'static str>>>);
+
+impl RecordingTurn {
+    fn calls(&self) -> Vec<&'static str> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Turn for RecordingTurn {
+    fn take(&self) -> BoxFuture<'_, Result<(), ReloadError>> {
+        self.0.lock().unwrap().push("take");
+        Box::pin(async { Ok(()) })
+    }
+
+    fn release(&self) -> BoxFuture<'_, ()> {
+        self.0.lock().unwrap().push("release");
+        Box::pin(async {})
+    }
+}
+
+/// cloudflared in its own container: the stand-in on `config`, not restarted when it exits.
+struct Pod {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    pidfile: PathBuf,
+    log: EventLog,
+    metrics: SocketAddr,
+    _cloudflared: tokio::process::Child,
+}
+
+impl Pod {
+    /// Starts it on `config_yaml` and waits until it is ready.
+    async fn start(config: &str) -> Pod {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, pidfile, log) =
+            (dir.path().join("config.yml"), dir.path().join("pid"), EventLog::new(dir.path()));
+        std::fs::write(&path, config).unwrap();
+        let metrics = loopback(harness::free_ports(1)[0]);
+        let cloudflared = tokio::process::Command::new(harness::fake_cloudflared())
+            .args(["tunnel", "--config"])
+            .arg(&path)
+            .args(["--metrics", &metrics.to_string(), "--pidfile"])
+            .arg(&pidfile)
+            .arg("run")
+            .env("FAKE_CF_EVENT_LOG", &log.path)
+            .env("FAKE_CF_READY_AFTER_MS", "100")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the stand-in starts");
+        log.wait_for(BOUND, "cloudflared to be ready", |events| events.iter().any(|e| e.what == "ready"))
+            .await;
+        Pod { dir, config: path, pidfile, log, metrics, _cloudflared: cloudflared }
+    }
+
+    /// A signaller of this pod's cloudflared (by pid file), taking turns through `turn`.
+    fn signaller(&self, ready_timeout: Duration, turn: &RecordingTurn) -> Signaller {
+        Signaller::new(ready_timeout)
+            .with_pidfile(self.pidfile.clone())
+            .with_metrics(self.metrics)
+            .with_process_name("no-such-process-name")
+            .with_turn(Box::new(turn.clone()))
+    }
+
+    fn sigtermed(&self) -> bool {
+        self.log.dump().contains(" sigterm")
+    }
+
+    fn set_config_mtime(&self, mtime: std::time::SystemTime) {
+        let file = std::fs::File::options().write(true).open(&self.config).unwrap();
+        file.set_modified(mtime).unwrap();
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_reload_leaves_a_cloudflared_that_runs_the_file_alone() {
+    let pod = Pod::start(&config_yaml(&[("v1.example.com", "http://v1:80")])).await;
+    let turn = RecordingTurn::default();
+    let mut signaller = pod.signaller(Duration::from_secs(2), &turn);
+    timeout(BOUND, signaller.reload(&pod.config)).await.unwrap().expect("it runs the file already");
+    assert!(!pod.sigtermed(), "not restarted:\n{}", pod.log.dump());
+    assert!(turn.calls().is_empty(), "no turn taken for nothing: {:?}", turn.calls());
+
+    // Later reloads follow a write: they restart (here nothing brings it back: NotReady).
+    let err = timeout(BOUND, signaller.reload(&pod.config)).await.unwrap().unwrap_err();
+    assert!(matches!(err, ReloadError::NotReady(_)), "{err:?}");
+    assert!(pod.sigtermed(), "{}", pod.log.dump());
+    assert_eq!(turn.calls(), ["take", "release"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_reload_restarts_a_cloudflared_that_runs_another_file() {
+    let pod = Pod::start(&config_yaml(&[("v1.example.com", "http://v1:80")])).await;
+    std::fs::write(&pod.config, config_yaml(&[("v2.example.com", "http://v2:80")])).unwrap();
+    let turn = RecordingTurn::default();
+    let mut signaller = pod.signaller(Duration::from_secs(2), &turn);
+    let err = timeout(BOUND, signaller.reload(&pod.config)).await.unwrap().unwrap_err();
+    assert!(matches!(err, ReloadError::NotReady(_)), "nothing restarts it here: {err:?}");
+    assert!(pod.sigtermed(), "{}", pod.log.dump());
+    assert_eq!(turn.calls(), ["take", "release"], "a turn around the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_config_a_cloudflared_started_after_the_write_is_left_alone() {
+    let pod = Pod::start(&config_yaml(&[("v1.example.com", "http://v1:80")])).await;
+    // Nobody listens there: /config cannot be read, only the start time tells.
+    let unreachable = loopback(harness::free_ports(1)[0]);
+    let turn = RecordingTurn::default();
+
+    pod.set_config_mtime(std::time::SystemTime::now() - HOUR);
+    let mut signaller = pod.signaller(Duration::from_millis(500), &turn).with_metrics(unreachable);
+    // Left alone (the pipeline's verification then looks at /config again).
+    timeout(BOUND, signaller.reload(&pod.config)).await.unwrap().expect("it read the file");
+    assert!(!pod.sigtermed(), "it started after the write: not restarted\n{}", pod.log.dump());
+    assert!(turn.calls().is_empty(), "{:?}", turn.calls());
+
+    pod.set_config_mtime(std::time::SystemTime::now() + HOUR);
+    let mut signaller = pod.signaller(Duration::from_millis(500), &turn).with_metrics(unreachable);
+    let _ = timeout(BOUND, signaller.reload(&pod.config)).await.unwrap();
+    assert!(pod.sigtermed(), "the file is newer than the process: restarted\n{}", pod.log.dump());
+    assert_eq!(turn.calls(), ["take", "release"]);
+    drop(pod.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_restart_gives_up_and_releases_the_turn() {
+    let pod = Pod::start(&config_yaml(&[("v1.example.com", "http://v1:80")])).await;
+    std::fs::write(&pod.config, config_yaml(&[("v2.example.com", "http://v2:80")])).unwrap();
+    let turn = RecordingTurn::default();
+    // Nothing restarts it: the reload would wait the whole ready timeout.
+    let mut signaller = pod.signaller(Duration::from_secs(600), &turn);
+    let (stop, stopping) = watch::channel(false);
+    signaller.watch_shutdown(stopping);
+    let sigterm = async {
+        pod.log.wait_for(BOUND, "the SIGTERM", |events| events.iter().any(|e| e.what == "sigterm")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.send_replace(true);
+    };
+    let (reloaded, ()) = tokio::join!(timeout(BOUND, signaller.reload(&pod.config)), sigterm);
+    let err = reloaded.expect("the reload gives up when run stops").unwrap_err();
+    assert!(err.to_string().contains("stopping"), "{err}");
+    assert_eq!(turn.calls(), ["take", "release"], "the turn is given back");
 }

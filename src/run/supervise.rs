@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant};
 use tracing::{info, warn};
 
-use super::reload::{ReloadError, Reloader};
+use super::reload::{stopping, ReloadError, Reloader};
 use super::verify::{self, Readiness};
 
 /// Restart pacing for a child that dies on its own.
@@ -312,6 +312,8 @@ pub struct Supervisor {
     ready_timeout: Duration,
     current: Option<Keeper>,
     draining: Vec<Keeper>,
+    /// `run` is stopping ([`Reloader::watch_shutdown`]): a reload gives up its waits.
+    shutdown: Option<watch::Receiver<bool>>,
 }
 
 impl Supervisor {
@@ -335,6 +337,7 @@ impl Supervisor {
             ready_timeout: Duration::from_secs(60),
             current: None,
             draining: Vec::new(),
+            shutdown: None,
         })
     }
 
@@ -401,14 +404,21 @@ impl Supervisor {
         }
     }
 
-    /// A replaced child still draining on `port` holds its metrics server; wait for it.
-    async fn free_port(&mut self, port: u16) {
-        let (on_port, others): (Vec<_>, Vec<_>) = self.draining.drain(..).partition(|k| k.port == port);
-        self.draining = others;
-        for mut keeper in on_port {
-            let _ = (&mut keeper.task).await;
+    /// A replaced child still draining on `port` holds its metrics server; wait for it (it
+    /// is SIGKILLed after the drain timeout). Gives up when `run` stops: the keeper stays in
+    /// `draining`, where [`Reloader::shutdown`] waits for it.
+    async fn free_port(&mut self, port: u16) -> Result<(), ReloadError> {
+        let mut shutdown = self.shutdown.clone();
+        for keeper in self.draining.iter_mut().filter(|k| k.port == port) {
+            // Awaited by reference: a wait cut short leaves the handle in place, and a handle
+            // that finished is removed below, never awaited twice.
+            tokio::select! {
+                _ = &mut keeper.task => {}
+                () = stopping(&mut shutdown) => return Err(abandoned("waiting for a drained child's port")),
+            }
         }
         self.draining.retain(|k| !k.task.is_finished());
+        Ok(())
     }
 
     /// Waits until `new` serves: ready, or (`old_ready` false) its `/config` shows `rendered`.
@@ -426,11 +436,22 @@ impl Supervisor {
                 })
             }
         };
+        let mut shutdown = self.shutdown.clone();
         tokio::select! {
             result = serving => result,
             how = new.exited() => Err(ReloadError::Spawn(format!("the new cloudflared {how} before it served"))),
+            () = stopping(&mut shutdown) => Err(abandoned("waiting for the new cloudflared to serve")),
         }
     }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(|rx| *rx.borrow())
+    }
+}
+
+/// The error of a reload given up because `run` is stopping.
+fn abandoned(during: &str) -> ReloadError {
+    ReloadError::Other(format!("stopping: the reload was abandoned while {during}"))
 }
 
 impl Reloader for Supervisor {
@@ -450,7 +471,10 @@ impl Reloader for Supervisor {
             .await
             .map_err(|e| ReloadError::Other(format!("cannot read {}: {e}", path.display())))?;
         let port = self.next_port();
-        self.free_port(port).await;
+        self.free_port(port).await?;
+        if self.stopping() {
+            return Err(abandoned("starting"));
+        }
         let old_ready = match &self.current {
             Some(old) => verify::readiness(old.probe, Duration::from_secs(1)).await == Readiness::Ready,
             None => false,
@@ -465,6 +489,14 @@ impl Reloader for Supervisor {
                     self.draining.push(old);
                 }
                 Ok(())
+            }
+            // `run` is stopping: the half-started child is stopped now, and drained with the
+            // others by `shutdown`, bounded by the drain timeout; the serving one stays current.
+            Err(e) if self.stopping() => {
+                warn!("stopping: the new cloudflared is stopped before it served");
+                new.stop();
+                self.draining.push(new);
+                Err(e)
             }
             Err(e) if self.current.is_none() => {
                 // The first child is the only connector there can be: keep it, and let its
@@ -483,6 +515,10 @@ impl Reloader for Supervisor {
 
     fn metrics_addr(&self) -> Option<SocketAddr> {
         self.current.as_ref().map(|k| k.probe)
+    }
+
+    fn watch_shutdown(&mut self, shutdown: watch::Receiver<bool>) {
+        self.shutdown = Some(shutdown);
     }
 
     async fn shutdown(&mut self) {

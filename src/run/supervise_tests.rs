@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 
@@ -95,4 +96,63 @@ fn ports_alternate() {
         .with_metrics(IpAddr::V4(Ipv4Addr::LOCALHOST), [1001, 1002]);
     assert_eq!(supervisor.next_port(), 1001, "the first child takes the first port");
     assert_eq!(supervisor.metrics_addr(), None, "no child yet");
+}
+
+// ---- SIGTERM during a reload, against the stand-in cloudflared ----
+
+use crate::run::fake_cloudflared as harness;
+
+/// Far above any wait these tests expect, far below the ready timeout they give.
+const BOUND: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_reload_stops_the_half_started_child_and_drains_the_serving_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    let log = harness::EventLog::new(dir.path());
+    let ports = harness::free_ports(2);
+    let argv = [harness::fake_cloudflared().display().to_string(), "tunnel".into(), "run".into()];
+    let mut supervisor = Supervisor::new(&argv, &config)
+        .unwrap()
+        .with_metrics(IpAddr::V4(Ipv4Addr::LOCALHOST), [ports[0], ports[1]])
+        // A reload that waited for readiness would outlast the test by far.
+        .with_ready_timeout(Duration::from_secs(600))
+        .with_drain_timeout(Duration::from_secs(20))
+        .with_env("FAKE_CF_EVENT_LOG", log.path.display().to_string())
+        .with_env("FAKE_CF_READY_AFTER_MS", "50");
+    let (stop, stopping) = watch::channel(false);
+    supervisor.watch_shutdown(stopping);
+
+    std::fs::write(&config, harness::config_yaml(&[("v1.example.com", "http://v1:80")])).unwrap();
+    timeout(BOUND, supervisor.reload(&config)).await.expect("bounded").expect("the first child starts");
+    let serving = harness::loopback(ports[0]);
+    assert!(verify::wait_ready(serving, BOUND).await, "the first child becomes ready");
+
+    // The next child never gets an edge connection: the reload waits for its /ready.
+    supervisor = supervisor.with_env("FAKE_CF_READY_AFTER_MS", "never");
+    std::fs::write(&config, harness::config_yaml(&[("v2.example.com", "http://v2:80")])).unwrap();
+    let sigterm = async {
+        log.wait_for(BOUND, "the new child to start", |events| {
+            events.iter().filter(|e| e.what.starts_with("started")).count() == 2
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.send_replace(true);
+    };
+    let (reloaded, ()) = tokio::join!(timeout(BOUND, supervisor.reload(&config)), sigterm);
+    let err = reloaded.expect("the reload gives up when run stops, not after the ready timeout").unwrap_err();
+    assert!(err.to_string().contains("stopping"), "{err}");
+
+    let starts = log.starts();
+    let (old, new) = (starts[0].0, starts[1].0);
+    log.wait_for(BOUND, "the half-started child to get SIGTERM", |_| log.has(new, "sigterm")).await;
+    assert!(!log.has(old, "sigterm"), "the serving child is left to shutdown():\n{}", log.dump());
+    assert_eq!(supervisor.metrics_addr(), Some(serving), "the serving child is still current");
+
+    timeout(BOUND, supervisor.shutdown()).await.expect("shutdown drains within the drain timeout");
+    for pid in [old, new] {
+        assert!(log.has(pid, "exited code=0"), "{pid} drained:\n{}", log.dump());
+        assert!(!harness::process_exists(pid), "{pid} was reaped");
+    }
+    assert!(!log.dump().contains("sighup"), "never SIGHUP:\n{}", log.dump());
 }
