@@ -8,10 +8,12 @@
 //!
 //! Objects are watched as `DynamicObject`s and converted one by one (RUST-NOTES "Traps"): the
 //! generated types have no catch-all enum variant, so a typed watcher would fail its whole list
-//! on one object from the experimental channel and retry forever. Here that object becomes a
-//! warning and the rest arrives. Only the converted model objects are kept (never the raw
+//! on one object from the experimental channel and retry forever. Here an object that cannot
+//! be read becomes a warning and the rest arrives; a route's experimental filters only drop
+//! their rules (`convert::route`). Only the converted model objects are kept (never the raw
 //! objects, so `managedFields` and `status` are not cached at all), which also makes our own
-//! status writes invisible: they change no field the model holds, so they publish nothing.
+//! status writes invisible: they change no field the model holds, so they publish nothing. Of
+//! a route's status, only whether it holds a parent entry of ours is noted ([`OwnedRoutes`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -22,8 +24,6 @@ use futures::{FutureExt, StreamExt};
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
-use gateway_api::grpcroutes::GrpcRoute;
-use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -37,6 +37,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::source::{SourceReceiver, SourceState};
+use super::status_writer::OwnedRoutes;
 use crate::convert;
 use crate::kinds::Kind;
 
@@ -138,7 +139,19 @@ pub async fn spawn(
     client: Client,
     opts: KubeSourceOptions,
 ) -> anyhow::Result<(SourceReceiver, JoinHandle<()>)> {
+    spawn_noting(client, opts, None).await
+}
+
+/// As [`spawn`], also noting in `owned_routes` which routes' status holds parent entries we
+/// own, before the status is dropped: what the status writer takes out when no computed status
+/// covers the route any more.
+pub async fn spawn_noting(
+    client: Client,
+    opts: KubeSourceOptions,
+    owned_routes: Option<OwnedRoutes>,
+) -> anyhow::Result<(SourceReceiver, JoinHandle<()>)> {
     let mut store = Store::default();
+    store.owned_routes = owned_routes;
     let mut streams = SelectAll::new();
     for kind in Kind::ALL {
         match discover(&client, kind).await? {
@@ -362,14 +375,10 @@ fn convert_value(kind: Kind, value: Value) -> Result<Object, String> {
         Kind::GatewayClass => Object::GatewayClass(convert::gateway_class(&decode::<GatewayClass>(value)?)),
         Kind::Gateway => Object::Gateway(convert::gateway(&decode::<Gateway>(value)?)),
         Kind::HttpRoute => {
-            let mut route = convert::http_route(&decode::<HttpRoute>(value.clone())?);
-            convert::mark_unknown_rule_fields(&value, &mut route);
-            Object::Route(route)
+            Object::Route(convert::route(model::RouteKind::Http, value).map_err(|e| e.to_string())?)
         }
         Kind::GrpcRoute => {
-            let mut route = convert::grpc_route(&decode::<GrpcRoute>(value.clone())?);
-            convert::mark_unknown_rule_fields(&value, &mut route);
-            Object::Route(route)
+            Object::Route(convert::route(model::RouteKind::Grpc, value).map_err(|e| e.to_string())?)
         }
         Kind::ReferenceGrant => {
             Object::ReferenceGrant(convert::reference_grant(&decode::<ReferenceGrant>(value)?))

@@ -7,10 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use routes_core::model::ObjectRef;
 
 use crate::run::leader::{self, LeaderElectionOptions};
 use crate::run::reload::parse_duration;
-use crate::run::status_writer::StatusWriterOptions;
+use crate::run::status_writer::{Ownership, StatusWriterOptions};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct KubeOptions {
@@ -69,18 +70,30 @@ impl KubeOptions {
             .unwrap_or_else(|| client.default_namespace().to_string())
     }
 
-    /// Leader election for `controller_name`, with the pod's identity ([`leader::identity`]).
-    pub fn leader_election(&self, client: &Client, controller_name: &str) -> LeaderElectionOptions {
-        LeaderElectionOptions::new(
+    /// Leader election for `controller_name` and the `--gateway` selection (empty: every
+    /// Gateway of our classes), with the pod's identity ([`leader::identity`]).
+    pub fn leader_election(
+        &self,
+        client: &Client,
+        controller_name: &str,
+        gateways: &[ObjectRef],
+    ) -> LeaderElectionOptions {
+        LeaderElectionOptions::for_gateways(
             &self.lease_namespace(client),
             controller_name,
+            gateways,
             &leader::identity(),
             self.lease_duration,
         )
     }
 
-    /// Status writer options for `controller_name`, with `--status-timeout` on every call.
-    pub fn status_writer(&self, controller_name: &str) -> StatusWriterOptions {
-        StatusWriterOptions { call_timeout: self.status_timeout, ..StatusWriterOptions::new(controller_name) }
+    /// Status writer options for `controller_name` and the `--gateway` selection, with
+    /// `--status-timeout` on every call.
+    pub fn status_writer(&self, controller_name: &str, gateways: &[ObjectRef]) -> StatusWriterOptions {
+        StatusWriterOptions {
+            call_timeout: self.status_timeout,
+            ownership: Ownership::new(controller_name, gateways),
+            ..StatusWriterOptions::new(controller_name)
+        }
     }
 }

@@ -38,6 +38,14 @@ impl Kind {
             Kind::Namespace => 6,
         }
     }
+
+    fn route_kind(self) -> Option<model::RouteKind> {
+        match self {
+            Kind::HttpRoute => Some(model::RouteKind::Http),
+            Kind::GrpcRoute => Some(model::RouteKind::Grpc),
+            _ => None,
+        }
+    }
 }
 
 /// Whether `object` is what `snapshot` holds at `pos` of the object's vector.
@@ -151,6 +159,8 @@ pub(super) struct Store {
     positions: Positions,
     pub(super) synced: bool,
     pub(super) revision: u64,
+    /// Where the routes holding status entries of ours are noted, for the status writer.
+    pub(super) owned_routes: Option<OwnedRoutes>,
 }
 
 impl Store {
@@ -168,6 +178,10 @@ impl Store {
     ) -> bool {
         if let (Some(hook), Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)) = (hook, &event) {
             hook(kind.name());
+        }
+        // Before `read_object` drops the status (readable or not, the route's status is there).
+        if let (Some(owned), Some(route_kind)) = (&self.owned_routes, kind.route_kind()) {
+            owned.observe(route_kind, &event);
         }
         let state = &mut self.kinds[kind as usize];
         let positions = &mut self.positions;

@@ -149,22 +149,42 @@ fn status_and_managed_fields_changes_publish_nothing() {
 }
 
 #[test]
+fn routes_holding_our_status_entries_are_noted_though_status_is_dropped() {
+    let owned = OwnedRoutes::new(super::super::status_writer::Ownership::new("us/c", &[]));
+    let mut store = listed_store();
+    store.store.owned_routes = Some(owned.clone());
+    list(&mut store, [route("apps", "web", "/")]);
+    assert!(owned.routes().is_empty());
+    let ours = json!({"parents": [{"controllerName": "us/c", "parentRef": {"name": "tunnel"}}]});
+    assert!(
+        !apply(&mut store, Event::Apply(with_status(route("apps", "web", "/"), ours))),
+        "nothing to render"
+    );
+    assert_eq!(owned.routes(), [(model::RouteKind::Http, "apps".to_string(), "web".to_string())]);
+    apply(&mut store, Event::Delete(route("apps", "web", "/")));
+    assert!(owned.routes().is_empty());
+}
+
+#[test]
 fn unreadable_object_is_a_warning_and_the_rest_arrives() {
     let mut store = listed_store();
     let mut bad = route("apps", "bad", "/");
-    // An experimental-channel filter the generated enum does not know.
-    bad.data["spec"]["rules"][0]["filters"] = json!([{"type": "ExternalAuth", "externalAuth": {}}]);
-    assert!(list(&mut store, [bad.clone(), route("apps", "good", "/")]));
-    assert_eq!(paths(&store), ["apps/good:/"]);
+    // A value the generated enum does not know.
+    bad.data["spec"]["rules"][0]["matches"][0]["path"]["type"] = json!("Glob");
+    // An experimental-channel filter is not unreadable: its rule is dropped, in status.
+    let mut auth = route("apps", "auth", "/auth");
+    auth.data["spec"]["rules"][0]["filters"] = json!([{"type": "ExternalAuth", "externalAuth": {}}]);
+    assert!(list(&mut store, [bad.clone(), auth, route("apps", "good", "/")]));
+    assert_eq!(paths(&store), ["apps/auth:/auth", "apps/good:/"]);
     let warnings = store.warnings(Duration::from_secs(30));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].starts_with("HTTPRoute apps/bad skipped: "), "{warnings:?}");
-    assert!(warnings[0].contains("ExternalAuth"), "{warnings:?}");
+    assert!(warnings[0].contains("Glob"), "{warnings:?}");
 
     // The same bad object again changes nothing; fixing it replaces the warning by the route.
     assert!(!apply(&mut store, Event::Apply(bad)));
     assert!(apply(&mut store, Event::Apply(route("apps", "bad", "/fixed"))));
-    assert_eq!(paths(&store), ["apps/bad:/fixed", "apps/good:/"]);
+    assert_eq!(paths(&store), ["apps/auth:/auth", "apps/bad:/fixed", "apps/good:/"]);
     assert!(store.warnings(Duration::from_secs(30)).is_empty());
 }
 

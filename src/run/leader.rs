@@ -18,6 +18,7 @@
 //! `LeaseLock` is that protocol for one Lease; `--reload signal`'s restart turn
 //! (`signal::LeaseTurn`) holds a second Lease with it.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -25,6 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::Client;
+use routes_core::model::ObjectRef;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -32,7 +34,7 @@ use tokio::task::JoinHandle;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaderElectionOptions {
     pub namespace: String,
-    /// [`lease_name`] of the controller name.
+    /// [`lease_name`] of the controller name and the `--gateway` selection.
     pub lease_name: String,
     /// This replica, as written in `holderIdentity` ([`identity`]).
     pub identity: String,
@@ -46,11 +48,23 @@ pub struct LeaderElectionOptions {
 
 impl LeaderElectionOptions {
     /// client-go's timing ratios (15 s lease, 10 s renew deadline, 2 s retry period), scaled to
-    /// `lease_duration`.
+    /// `lease_duration`. For an instance rendering every Gateway of our classes.
     pub fn new(namespace: &str, controller_name: &str, identity: &str, lease_duration: Duration) -> Self {
+        Self::for_gateways(namespace, controller_name, &[], identity, lease_duration)
+    }
+
+    /// As [`LeaderElectionOptions::new`], for an instance rendering only `gateways`
+    /// (`--gateway`; empty: every Gateway of our classes).
+    pub fn for_gateways(
+        namespace: &str,
+        controller_name: &str,
+        gateways: &[ObjectRef],
+        identity: &str,
+        lease_duration: Duration,
+    ) -> Self {
         LeaderElectionOptions {
             namespace: namespace.to_string(),
-            lease_name: lease_name(controller_name),
+            lease_name: lease_name(controller_name, gateways),
             identity: identity.to_string(),
             lease_duration,
             renew_deadline: lease_duration * 2 / 3,
@@ -59,11 +73,16 @@ impl LeaderElectionOptions {
     }
 }
 
-/// The Lease name for a controller name: a DNS label (lower case, `-`, at most 63
-/// characters) starting with `cloudflared-routes-`, made readable from the controller name and
-/// unique by a hash of it: `cloudflared-routes/gateway-controller` gives
+/// The Lease name for a controller name and a `--gateway` selection: a DNS label (lower case,
+/// `-`, at most 63 characters) starting with `cloudflared-routes-`, made readable from the
+/// controller name and unique by a hash of it: `cloudflared-routes/gateway-controller` gives
 /// `cloudflared-routes-gateway-controller-<8 hex digits>`.
-pub fn lease_name(controller_name: &str) -> String {
+///
+/// With `--gateway`, a second hash of the selection (sorted, without duplicates) follows:
+/// instances sharing a controller name, one per Gateway, each elect their own leader instead of
+/// one of them writing for all (the others' Gateways would get no status). Without it the name
+/// is the one above, so existing deployments keep their Lease.
+pub fn lease_name(controller_name: &str, gateways: &[ObjectRef]) -> String {
     const PREFIX: &str = "cloudflared-routes";
     let mut slug = String::new();
     for c in controller_name.chars() {
@@ -75,10 +94,17 @@ pub fn lease_name(controller_name: &str) -> String {
     }
     let slug = slug.trim_end_matches('-');
     let mut base = if slug.starts_with(PREFIX) { slug.to_string() } else { format!("{PREFIX}-{slug}") };
-    // 63 = base + "-" + 8 hex digits.
-    base.truncate(54);
+    let selection: BTreeSet<String> = gateways.iter().map(ToString::to_string).collect();
+    // 63 = base + "-" + 8 hex digits (+ "-" + 8 hex digits with a selection).
+    base.truncate(if selection.is_empty() { 54 } else { 45 });
     let base = base.trim_end_matches('-');
-    format!("{base}-{:08x}", fnv1a(controller_name.as_bytes()))
+    let name = format!("{base}-{:08x}", fnv1a(controller_name.as_bytes()));
+    if selection.is_empty() {
+        return name;
+    }
+    // `,` appears in neither a namespace nor a name: the joined list is unambiguous.
+    let selection = selection.into_iter().collect::<Vec<_>>().join(",");
+    format!("{name}-{:08x}", fnv1a(selection.as_bytes()))
 }
 
 /// FNV-1a (32 bits): stable across versions and platforms, unlike std's hasher.

@@ -5,14 +5,19 @@
 //! Statuses (watch) → changed objects → GET → merge with what is there → same? skip : PATCH /status
 //! ```
 //!
-//! Merging keeps what is not ours (DOMAIN.md §5): other controllers' `status.parents` entries,
-//! and the `lastTransitionTime` of every condition whose status, reason, message and
-//! observedGeneration did not change. The PATCH is a JSON merge patch of `status` carrying the
-//! `metadata.resourceVersion` that was read: merge patches replace lists whole (so the foreign
-//! entries we read go back with ours), and the resourceVersion makes a concurrent writer's
-//! change a 409 Conflict, after which we read and merge again, instead of a lost update.
+//! Merging keeps what is not ours (DOMAIN.md §5): other controllers' `status.parents` entries
+//! and those of other instances sharing our controller name ([`Ownership`]), and the
+//! `lastTransitionTime` of every condition whose status did not change. The PATCH is a JSON
+//! merge patch of `status` carrying the `metadata.resourceVersion` that was read: merge patches
+//! replace lists whole (so the foreign entries we read go back with ours), and the
+//! resourceVersion makes a concurrent writer's change a 409 Conflict, after which we read and
+//! merge again, instead of a lost update.
+//!
+//! Entries of ours on routes no computed status covers any more are taken out: those written
+//! during this leadership term, and those the watch saw in the cluster ([`OwnedRoutes`]), which
+//! covers routes changed while no replica of ours was leading.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +35,10 @@ use tokio::task::JoinHandle;
 use super::pipeline::StatusReceiver;
 use crate::status_yaml;
 
+#[path = "status_owner.rs"]
+mod owner;
+pub use owner::{OwnedRoutes, Ownership};
+
 /// Field manager of our writes (visible in `managedFields`).
 pub const FIELD_MANAGER: &str = "cloudflared-routes";
 
@@ -40,8 +49,14 @@ pub type ResultHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct StatusWriterOptions {
-    /// `--controller-name`: our `status.parents[].controllerName`.
-    pub controller_name: String,
+    /// `--controller-name` (our `status.parents[].controllerName`) and `--gateway`: the route
+    /// parent entries this instance writes and takes out.
+    pub ownership: Ownership,
+    /// The routes whose status holds entries we own, noted by the Kubernetes source
+    /// (`kube::spawn_noting`, with the same [`Ownership`]): the leader takes out those entries
+    /// when no computed status covers the route. Without it, only routes written during the
+    /// current leadership term are cleaned up.
+    pub owned_routes: Option<OwnedRoutes>,
     /// Time limit of each GET or PATCH.
     pub call_timeout: Duration,
     /// When some write failed, try again after this long even if nothing changes.
@@ -56,7 +71,8 @@ pub struct StatusWriterOptions {
 impl StatusWriterOptions {
     pub fn new(controller_name: &str) -> Self {
         StatusWriterOptions {
-            controller_name: controller_name.to_string(),
+            ownership: Ownership::new(controller_name, &[]),
+            owned_routes: None,
             call_timeout: Duration::from_secs(10),
             retry_interval: Duration::from_secs(10),
             resync_interval: Duration::from_secs(600),
@@ -68,7 +84,8 @@ impl StatusWriterOptions {
 impl std::fmt::Debug for StatusWriterOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StatusWriterOptions")
-            .field("controller_name", &self.controller_name)
+            .field("ownership", &self.ownership)
+            .field("owned_routes", &self.owned_routes.is_some())
             .field("call_timeout", &self.call_timeout)
             .field("retry_interval", &self.retry_interval)
             .field("resync_interval", &self.resync_interval)
@@ -86,7 +103,7 @@ pub fn spawn_status_writer(
     leader: watch::Receiver<bool>,
     opts: StatusWriterOptions,
 ) -> JoinHandle<()> {
-    let writer = Writer { client, opts, written: BTreeMap::new() };
+    let writer = Writer { client, opts, written: BTreeMap::new(), retracted: BTreeSet::new() };
     tokio::spawn(writer.run(statuses, leader))
 }
 
@@ -209,9 +226,14 @@ const ATTEMPTS: usize = 3;
 struct Writer {
     client: Client,
     opts: StatusWriterOptions,
-    /// The fingerprint of what was last written (or found already there) per object during
-    /// this leadership term: an object whose desired status did not change is not read again.
-    written: BTreeMap<Target, u64>,
+    /// The objects written (or found already right) during this leadership term, with the
+    /// fingerprint of that status: an object whose desired status did not change is not read
+    /// again. A resync forgets the fingerprints (`None`: read it again) but keeps the objects,
+    /// so a route that stops being ours in the same pass still loses our entries.
+    written: BTreeMap<Target, Option<u64>>,
+    /// Routes of [`OwnedRoutes`] whose entries were taken out (or found gone) since the last
+    /// resync: not read again while the watch has not yet delivered the change.
+    retracted: BTreeSet<Target>,
 }
 
 impl Writer {
@@ -230,6 +252,7 @@ impl Writer {
             } else {
                 // A new term starts from what is in the cluster, not from what we once wrote.
                 self.written.clear();
+                self.retracted.clear();
             }
             tokio::select! {
                 changed = statuses.changed() => if changed.is_err() { return },
@@ -237,27 +260,34 @@ impl Writer {
                 _ = tokio::time::sleep(self.opts.retry_interval), if failed => {}
                 _ = tokio::time::sleep_until(resync) => {
                     resync = tokio::time::Instant::now() + self.opts.resync_interval;
-                    self.written.clear();
+                    self.resync();
                 }
             }
         }
     }
 
+    /// Every object is read again at its next pass, and every route of [`OwnedRoutes`].
+    fn resync(&mut self) {
+        self.written.values_mut().for_each(|fingerprint| *fingerprint = None);
+        self.retracted.clear();
+    }
+
     /// Writes what changed since the last pass; false when some write failed.
     async fn pass(&mut self, statuses: &Statuses, leader: &watch::Receiver<bool>) -> bool {
         let desired = desired(statuses);
+        self.retracted.retain(|target| !desired.contains_key(target));
         let mut ok = true;
         for (target, want) in &desired {
             if !*leader.borrow() {
                 return false;
             }
             let fingerprint = want.fingerprint();
-            if self.written.get(target) == Some(&fingerprint) {
+            if self.written.get(target) == Some(&Some(fingerprint)) {
                 continue;
             }
             match self.write(target, Some(want)).await {
                 Some(Written::Applied | Written::Unchanged) => {
-                    self.written.insert(target.clone(), fingerprint);
+                    self.written.insert(target.clone(), Some(fingerprint));
                 }
                 // Not remembered: if it is created again, its status must be written.
                 Some(Written::NotFound) => {
@@ -266,19 +296,39 @@ impl Writer {
                 None => ok = false,
             }
         }
-        // Routes we wrote that no longer name one of our Gateways: take our entries out.
-        let gone: Vec<Target> = self.written.keys().filter(|t| !desired.contains_key(t)).cloned().collect();
-        for target in gone {
+        // A Gateway or GatewayClass we no longer render is left as it is.
+        self.written
+            .retain(|target, _| matches!(target, Target::Route { .. }) || desired.contains_key(target));
+        // Routes that no longer name one of our Gateways: take our entries out.
+        for target in self.to_retract(&desired) {
             if !*leader.borrow() {
                 return false;
             }
-            if !matches!(target, Target::Route { .. }) || self.write(&target, None).await.is_some() {
+            if self.write(&target, None).await.is_some() {
                 self.written.remove(&target);
+                self.retracted.insert(target);
             } else {
                 ok = false;
             }
         }
         ok
+    }
+
+    /// Routes with a status entry of ours that no computed status covers: those written this
+    /// term, and those the watch saw holding one (not yet retracted since the last resync).
+    fn to_retract(&self, desired: &BTreeMap<Target, Desired<'_>>) -> BTreeSet<Target> {
+        let mut gone: BTreeSet<Target> = (self.written.keys())
+            .filter(|t| matches!(t, Target::Route { .. }) && !desired.contains_key(t))
+            .cloned()
+            .collect();
+        let seen = self.opts.owned_routes.as_ref().map(OwnedRoutes::routes).unwrap_or_default();
+        for (kind, namespace, name) in seen {
+            let target = Target::Route { kind, namespace, name };
+            if !desired.contains_key(&target) && !self.retracted.contains(&target) {
+                gone.insert(target);
+            }
+        }
+        gone
     }
 
     /// One object's write, reported to the hook and the log; `None` when it failed.
@@ -313,9 +363,12 @@ impl Writer {
                 tokio::time::timeout(limit, api.get_opt(name)).await.map_err(|_| WriteError::Timeout)??;
             let Some(object) = object else { return Ok(Written::NotFound) };
             let current = object.data.get("status").cloned().unwrap_or(Value::Null);
-            let merged = match want {
-                Some(want) => merged_status(want, &current, &self.opts.controller_name, &now()),
-                None => retracted_status(&current, &self.opts.controller_name),
+            let ours = &self.opts.ownership;
+            let merged = match (want, target) {
+                (Some(want), _) => merged_status(want, &current, ours, &now()),
+                (None, Target::Route { namespace, .. }) => retracted_status(&current, ours, namespace),
+                // Only routes are ever retracted.
+                (None, _) => return Ok(Written::Unchanged),
             };
             if same_status(&current, &merged) {
                 return Ok(Written::Unchanged);
@@ -344,8 +397,9 @@ fn now() -> Time {
 }
 
 /// The whole new `status` of an object: `current` (its `status`, or null) with our part
-/// replaced by `want`, keeping foreign route parents and unchanged conditions' times.
-fn merged_status(want: &Desired<'_>, current: &Value, controller_name: &str, now: &Time) -> Value {
+/// replaced by `want`, keeping route parents we do not own and unchanged conditions' times.
+fn merged_status(want: &Desired<'_>, current: &Value, ours: &Ownership, now: &Time) -> Value {
+    let controller_name = ours.controller_name();
     // Compared field by field below with values that never hold nulls.
     let mut current = current.clone();
     strip_nulls(&mut current);
@@ -377,13 +431,12 @@ fn merged_status(want: &Desired<'_>, current: &Value, controller_name: &str, now
                 RouteKind::Http => to_json(&status_yaml::http_route_status(r, controller_name, now)),
                 RouteKind::Grpc => to_json(&status_yaml::grpc_route_status(r, controller_name, now)),
             };
+            let owned = |parent: &Value| ours.owns(&r.namespace, parent);
             let old_parents: Vec<&Value> = current["parents"].as_array().into_iter().flatten().collect();
             let mut parents: Vec<Value> =
-                old_parents.iter().filter(|p| !is_ours(p, controller_name)).map(|p| (*p).clone()).collect();
+                old_parents.iter().filter(|p| !owned(p)).map(|p| (*p).clone()).collect();
             for mut entry in new["parents"].as_array().cloned().unwrap_or_default() {
-                let old = old_parents
-                    .iter()
-                    .find(|old| is_ours(old, controller_name) && old["parentRef"] == entry["parentRef"]);
+                let old = old_parents.iter().find(|old| owned(old) && old["parentRef"] == entry["parentRef"]);
                 if let Some(old) = old {
                     keep_times(&mut entry["conditions"], &old["conditions"]);
                 }
@@ -396,17 +449,14 @@ fn merged_status(want: &Desired<'_>, current: &Value, controller_name: &str, now
     }
 }
 
-/// `current` without our route parent entries (the route no longer names our Gateways).
-fn retracted_status(current: &Value, controller_name: &str) -> Value {
+/// `current` (the status of a route in `route_namespace`) without the parent entries we own:
+/// the route no longer names our Gateways.
+fn retracted_status(current: &Value, ours: &Ownership, route_namespace: &str) -> Value {
     let mut status = current.as_object().cloned().unwrap_or_default();
     if let Some(Value::Array(parents)) = status.get_mut("parents") {
-        parents.retain(|p| !is_ours(p, controller_name));
+        parents.retain(|p| !ours.owns(route_namespace, p));
     }
     Value::Object(status)
-}
-
-fn is_ours(parent: &Value, controller_name: &str) -> bool {
-    parent["controllerName"].as_str() == Some(controller_name)
 }
 
 /// Serialised without nulls: in a merge patch a null deletes, and the API server stores no
@@ -430,15 +480,13 @@ fn strip_nulls(value: &mut Value) {
 }
 
 /// Gives each condition of `new` the `lastTransitionTime` of the same-typed condition of `old`
-/// when nothing else about it changed (metav1.Condition: the time "the condition transitioned
-/// from one status to another").
+/// when its status did not change, whatever its reason, message or observedGeneration:
+/// metav1.Condition defines it as the time "the condition transitioned from one status to
+/// another", and apimachinery's `meta.SetStatusCondition` changes it only with `status`.
 fn keep_times(new: &mut Value, old: &Value) {
     let (Some(new), Some(old)) = (new.as_array_mut(), old.as_array()) else { return };
     for condition in new {
-        let same = old.iter().find(|o| {
-            o["type"] == condition["type"]
-                && ["status", "reason", "message", "observedGeneration"].iter().all(|k| o[k] == condition[k])
-        });
+        let same = old.iter().find(|o| o["type"] == condition["type"] && o["status"] == condition["status"]);
         if let Some(time) = same.and_then(|o| o.get("lastTransitionTime")) {
             condition["lastTransitionTime"] = time.clone();
         }
