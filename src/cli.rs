@@ -163,7 +163,15 @@ impl RenderOptions {
                 )));
             }
         }
-        Ok(Tunnel { id: Some(id), credentials_file: Some(path.display().to_string()) })
+        // Written into config.yml for cloudflared to open: a lossy rendering would name
+        // another file.
+        let Some(shown) = path.to_str() else {
+            return Err(Failure::input(format!(
+                "--credentials-file {}: the path is not UTF-8, so config.yml cannot name it",
+                path.display()
+            )));
+        };
+        Ok(Tunnel { id: Some(id), credentials_file: Some(shown.to_string()) })
     }
 }
 

@@ -148,6 +148,40 @@ fn filters_keep_url_rewrite_hostname_and_name_the_others() {
 }
 
 #[test]
+fn experimental_filters_drop_their_rule_not_the_route() {
+    // `ExternalAuth` (experimental channel) is unknown to the generated types: decoding the
+    // route as it stands fails, and the route would vanish without a status.
+    let raw: serde_json::Value = parse(
+        "metadata: {name: r, namespace: ns}
+spec:
+  rules:
+  - filters:
+    - {type: URLRewrite, urlRewrite: {hostname: api.internal}}
+    - {type: ExternalAuth, externalAuth: {protocol: HTTP, backendRef: {name: auth, port: 80}}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: m, port: 80}}}
+    backendRefs: [{name: web, port: 80}]
+  - backendRefs: [{name: web, port: 80, filters: [{type: ExternalAuth, externalAuth: {protocol: HTTP}}]}]
+  - backendRefs: [{name: web, port: 80}]
+  - {sessionPersistence: {}, backendRefs: [{name: web, port: 80}]}
+",
+    );
+    assert!(serde_json::from_value::<HttpRoute>(raw.clone()).is_err(), "the generated types refuse it");
+    let route = super::route(model::RouteKind::Http, raw).unwrap();
+    assert_eq!(
+        route.rules[0].filters,
+        vec![
+            Filter::UrlRewrite { hostname: Some("api.internal".into()), rewrites_path: false },
+            Filter::Other("ExternalAuth".into()),
+            Filter::Other("RequestMirror".into()),
+        ],
+        "in place"
+    );
+    assert_eq!(route.rules[1].backends[0].filters, 1);
+    assert!(route.rules[2].filters.is_empty() && route.rules[2].backends[0].filters == 0);
+    assert_eq!(route.rules[3].unsupported_fields, ["sessionPersistence"]);
+}
+
+#[test]
 fn rule_timeouts_are_unsupported() {
     let route = http("{rules: [{name: slow, timeouts: {request: 10s}}, {}]}");
     assert_eq!(route.rules[0].unsupported_fields, vec!["timeouts".to_string()]);

@@ -33,7 +33,10 @@ pub fn read_tunnel_id(path: &Path) -> Result<String, CredentialsError> {
         line: e.line(),
         column: e.column(),
     })?;
-    check_tunnel_id(&credentials.tunnel_id).map_err(|e| CredentialsError::TunnelId(format!("{shown}: {e}")))
+    // Not the value: a file with its fields mixed up would print the secret.
+    check_tunnel_id(&credentials.tunnel_id).map_err(|_| {
+        CredentialsError::TunnelId(format!("{shown}: its TunnelID is not a UUID (value not shown)"))
+    })
 }
 
 /// A tunnel id is a UUID (`6ff42ae2-765d-4adf-8112-31c55c1551ef`); returned in lower case.
@@ -67,6 +70,10 @@ mod tests {
 
         let not_uuid = dir.path().join("id.json");
         std::fs::write(&not_uuid, r#"{"TunnelSecret":"c2VjcmV0","TunnelID":"abc"}"#).unwrap();
+        let message = read_tunnel_id(&not_uuid).unwrap_err().to_string();
+        assert!(message.contains("not a UUID") && !message.contains("c2VjcmV0"), "{message}");
+        // Fields mixed up: the secret where the id belongs is not printed either.
+        std::fs::write(&not_uuid, r#"{"TunnelSecret":"abc","TunnelID":"c2VjcmV0"}"#).unwrap();
         let message = read_tunnel_id(&not_uuid).unwrap_err().to_string();
         assert!(message.contains("not a UUID") && !message.contains("c2VjcmV0"), "{message}");
     }

@@ -5,9 +5,10 @@
 //! ```
 //!
 //! Each document is first read into a plain JSON value, as `kubectl` does, and only then into
-//! the generated type of its kind, so that one object the generated types cannot represent (an
-//! experimental-channel filter, a missing required field) is a warning that skips that object,
-//! not an error that stops the whole load (RUST-NOTES "Traps"). Malformed YAML is fatal: no
+//! the generated type of its kind, so that one object the generated types cannot represent (a
+//! missing required field) is a warning that skips that object, not an error that stops the
+//! whole load (RUST-NOTES "Traps"). A route's experimental-channel filters do not skip it: its
+//! rules that hold one are dropped and reported ([`convert::route`]). Malformed YAML is fatal: no
 //! reliable snapshot can be built from a file that cannot be parsed.
 
 use std::fs;
@@ -16,8 +17,6 @@ use std::path::{Path, PathBuf};
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
-use gateway_api::grpcroutes::GrpcRoute;
-use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use routes_core::model::{RouteKind, Snapshot};
@@ -201,7 +200,19 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
     // As `kubectl apply` would: namespaced objects without a namespace land in `default`;
     // cluster-scoped objects have none.
     let namespace = if known.namespaced() {
-        let namespace = str_field(metadata, "namespace").filter(|ns| !ns.is_empty());
+        let namespace = match metadata.get("namespace") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(ns)) => Some(ns.clone()).filter(|ns| !ns.is_empty()),
+            // `namespace: 2024` or `namespace: no` (a YAML 1.1 boolean) was read as a number or a
+            // boolean, and its text is lost; taking it for `default` would hand the object that
+            // namespace's grants.
+            Some(_) => {
+                into.warnings.push(format!(
+                    "{origin}: {kind} {name} skipped: metadata.namespace is not a string (quote it)"
+                ));
+                return;
+            }
+        };
         let namespace = namespace.unwrap_or_else(|| "default".to_string());
         metadata.insert("namespace".to_string(), Value::String(namespace.clone()));
         namespace
@@ -222,16 +233,10 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
             let o = convert::gateway(&o);
             put(&mut snapshot.gateways, o, |x| x.meta.namespace == namespace && x.meta.name == name)
         }),
-        Kind::HttpRoute => decode::<HttpRoute>(value.clone()).map(|o| {
-            let mut o = convert::http_route(&o);
-            convert::mark_unknown_rule_fields(&value, &mut o);
-            put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Http, &namespace, &name))
-        }),
-        Kind::GrpcRoute => decode::<GrpcRoute>(value.clone()).map(|o| {
-            let mut o = convert::grpc_route(&o);
-            convert::mark_unknown_rule_fields(&value, &mut o);
-            put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Grpc, &namespace, &name))
-        }),
+        Kind::HttpRoute => convert::route(RouteKind::Http, value)
+            .map(|o| put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Http, &namespace, &name))),
+        Kind::GrpcRoute => convert::route(RouteKind::Grpc, value)
+            .map(|o| put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Grpc, &namespace, &name))),
         Kind::ReferenceGrant => decode::<ReferenceGrant>(value).map(|o| {
             let o = convert::reference_grant(&o);
             put(&mut snapshot.reference_grants, o, |x| x.meta.namespace == namespace && x.meta.name == name)

@@ -77,7 +77,7 @@ fn versions_are_read_into_the_v1_types() {
             _ => "{}",
         };
         let loaded = load(&format!(
-            "apiVersion: gateway.networking.k8s.io/{version}\nkind: {kind}\nmetadata: {{name: o, namespace: n}}\nspec: {spec}\n"
+            "apiVersion: gateway.networking.k8s.io/{version}\nkind: {kind}\nmetadata: {{name: o, namespace: ns}}\nspec: {spec}\n"
         ));
         let s = &loaded.snapshot;
         let count = s.reference_grants.len() + s.routes.len() + s.gateways.len();
@@ -92,6 +92,18 @@ fn namespaced_objects_without_namespace_land_in_default() {
     // Cluster-scoped objects never carry one.
     let loaded = load("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: c, namespace: x}\nspec: {controllerName: a/b}\n");
     assert_eq!(loaded.snapshot.gateway_classes[0].meta.namespace, "");
+}
+
+#[test]
+fn a_namespace_that_is_not_a_string_skips_the_object() {
+    for namespace in ["2024", "no", "[a]"] {
+        let loaded = load(&ROUTE.replace("  namespace: apps\n", &format!("  namespace: {namespace}\n")));
+        assert!(route_keys(&loaded).is_empty(), "{namespace}: {:?}", route_keys(&loaded));
+        assert_eq!(
+            loaded.warnings,
+            ["x.yaml:1: HTTPRoute web skipped: metadata.namespace is not a string (quote it)"]
+        );
+    }
 }
 
 #[test]
@@ -119,7 +131,7 @@ fn typed_list_items_take_the_list_kind() {
     // What the API returns for `GET .../httproutes`: items without apiVersion and kind.
     let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRouteList\nmetadata: {}\nitems:\n\
                 - metadata: {name: a, namespace: apps}\n  spec: {}\n\
-                - metadata: {name: b, namespace: apps}\n  spec: {rules: [{filters: [{type: ExternalAuth}]}]}\n";
+                - metadata: {name: b, namespace: apps}\n  spec: {rules: [{matches: [{path: {type: Glob}}]}]}\n";
     let loaded = load(text);
     assert_eq!(route_keys(&loaded), ["HTTPRoute apps/a"]);
     assert_eq!(loaded.warnings.len(), 1);
@@ -132,14 +144,28 @@ fn typed_list_items_take_the_list_kind() {
 
 #[test]
 fn unknown_enum_value_skips_that_object_with_a_warning() {
-    let bad = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: auth, namespace: apps}\n\
-               spec:\n  rules:\n  - filters:\n    - type: ExternalAuth\n      externalAuth: {protocol: HTTP}\n";
+    // A value no channel of the CRD allows (the API server would refuse the object).
+    let bad = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: glob, namespace: apps}\n\
+               spec:\n  rules:\n  - matches:\n    - path: {type: Glob, value: /x*}\n";
     let loaded = load(&format!("{bad}---\n{ROUTE}"));
     assert_eq!(route_keys(&loaded), ["HTTPRoute apps/web"]);
     let warning = &loaded.warnings[..];
     assert_eq!(warning.len(), 1, "{warning:?}");
-    assert!(warning[0].starts_with("x.yaml:1: HTTPRoute apps/auth skipped: "), "{}", warning[0]);
-    assert!(warning[0].contains("ExternalAuth"), "{}", warning[0]);
+    assert!(warning[0].starts_with("x.yaml:1: HTTPRoute apps/glob skipped: "), "{}", warning[0]);
+    assert!(warning[0].contains("Glob"), "{}", warning[0]);
+}
+
+#[test]
+fn experimental_filter_types_drop_their_rules_not_the_route() {
+    let auth = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: auth, namespace: apps}\n\
+                spec:\n  rules:\n  - filters:\n    - type: ExternalAuth\n      externalAuth: {protocol: HTTP}\n\
+                \x20 - backendRefs: [{name: web, port: 80}]\n";
+    let loaded = load(&format!("{auth}---\n{ROUTE}"));
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/auth", "HTTPRoute apps/web"]);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let rules = &loaded.snapshot.routes[0].rules;
+    assert_eq!(rules[0].filters, [routes_core::model::Filter::Other("ExternalAuth".into())]);
+    assert!(rules[1].filters.is_empty());
 }
 
 #[test]

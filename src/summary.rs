@@ -32,7 +32,7 @@ pub fn render_summary(prepared: &Prepared, translation: &Translation, rendered: 
         "routes: {} accepted, {} rejected",
         translation.routes_accepted, translation.routes_rejected
     );
-    if gateways == 0 {
+    if gateways == 0 && prepared.settings.gateways.is_empty() {
         let _ = writeln!(
             out,
             "warning: no Gateway of a GatewayClass with controllerName {:?} was found",

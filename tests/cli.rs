@@ -123,6 +123,20 @@ fn credentials_file_sets_tunnel_and_path_and_never_prints_the_secret() {
         "examples/",
     ]);
     assert_eq!(o.status.code(), Some(2), "a differing --tunnel-id is refused: {}", stderr(&o));
+
+    // A path that is not UTF-8 cannot be written into config.yml as it is.
+    use std::os::unix::ffi::OsStrExt;
+    let latin1 = dir.path().join(std::ffi::OsStr::from_bytes(b"cr\xe9dentials.json"));
+    std::fs::copy(&creds, &latin1).unwrap();
+    let o = Command::new(BIN)
+        .arg("render")
+        .arg("--credentials-file")
+        .arg(&latin1)
+        .arg("examples/")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty() && stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
 }
 
 #[test]

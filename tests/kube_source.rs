@@ -113,24 +113,28 @@ async fn route_added_changed_and_deleted_reaches_the_snapshot_and_the_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_with_an_unknown_enum_value_is_a_warning_and_the_rest_arrives() {
     let mut bad = objects::http_route("apps", "bad", "bad.example.com", "/", "web");
-    // An experimental-channel filter: the generated enum has no variant for it.
-    bad["spec"]["rules"][0]["filters"] =
+    // A path type the generated enum has no variant for.
+    bad["spec"]["rules"][0]["matches"][0]["path"]["type"] = json!("Glob");
+    // An experimental-channel filter is not a reason to skip the route: its rule is dropped.
+    let mut auth = objects::http_route("apps", "auth", "auth.example.com", "/", "web");
+    auth["spec"]["rules"][0]["filters"] =
         json!([{"type": "ExternalAuth", "externalAuth": {"protocol": "HTTP"}}]);
     let mut all = objects::base();
     all.push(bad);
+    all.push(auth);
     all.push(objects::http_route("apps", "good", "good.example.com", "/", "web"));
     let server = server_with(all).await;
     let (mut rx, _task) = spawn(server.client(), options(None)).await.unwrap();
 
     let state = wait(&mut rx, "synced", |s| s.synced).await;
-    assert_eq!(routes(&state), ["apps/good /"]);
+    assert_eq!(routes(&state), ["apps/auth /", "apps/good /"]);
     assert_eq!(state.warnings.len(), 1, "{:?}", state.warnings);
     assert!(state.warnings[0].starts_with("HTTPRoute apps/bad skipped:"), "{:?}", state.warnings);
-    assert!(state.warnings[0].contains("ExternalAuth"), "{:?}", state.warnings);
+    assert!(state.warnings[0].contains("Glob"), "{:?}", state.warnings);
 
     // The watch did not stall on it.
     server.apply(objects::http_route("apps", "later", "later.example.com", "/", "web"));
-    wait(&mut rx, "a later route", |s| routes(s) == ["apps/good /", "apps/later /"]).await;
+    wait(&mut rx, "a later route", |s| routes(s) == ["apps/auth /", "apps/good /", "apps/later /"]).await;
     server.delete(V1, "HTTPRoute", "apps", "bad");
     wait(&mut rx, "the warning gone with its object", |s| s.warnings.is_empty()).await;
 }

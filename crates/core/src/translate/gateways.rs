@@ -82,6 +82,31 @@ pub(crate) fn our_gateways<'a>(
     gateways
 }
 
+/// A note for each `--gateway` (`settings.gateways`) that is not rendered: a typo there would
+/// otherwise leave the tunnel with no routes, and nothing saying why.
+pub(crate) fn unrendered_selection(
+    snapshot: &Snapshot,
+    classes: &[&GatewayClass],
+    settings: &Settings,
+) -> Vec<String> {
+    settings
+        .gateways
+        .iter()
+        .filter_map(|id| {
+            let found =
+                snapshot.gateways.iter().find(|g| g.meta.namespace == id.namespace && g.meta.name == id.name);
+            match found {
+                None => Some(format!("--gateway {id}: no such Gateway")),
+                Some(g) if !classes.iter().any(|c| c.meta.name == g.class_name) => Some(format!(
+                    "--gateway {id}: its GatewayClass {:?} is not one with controllerName {:?}",
+                    g.class_name, settings.controller_name
+                )),
+                Some(_) => None,
+            }
+        })
+        .collect()
+}
+
 fn view(gateway: &Gateway, id: ObjectRef) -> GatewayView<'_> {
     let listeners: Vec<ListenerView<'_>> = gateway.listeners.iter().map(listener_view).collect();
     let rejected = if gateway.requested_addresses {

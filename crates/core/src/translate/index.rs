@@ -35,12 +35,14 @@ impl<'a> Index<'a> {
         }
     }
 
-    /// Labels of a namespace. A namespace that no object defines exists with no labels (the
-    /// `kubernetes.io/metadata.name` label the API server adds is added here too).
+    /// Labels of a namespace. A namespace that no object defines exists with no labels. The
+    /// `kubernetes.io/metadata.name` label is always the namespace's name, as the API server
+    /// sets it: a file cannot give namespace `evil` the label `apps` and so pass a listener's
+    /// selector for `apps`.
     pub(crate) fn namespace_labels(&self, name: &str) -> std::borrow::Cow<'_, BTreeMap<String, String>> {
         let mut labels =
             std::borrow::Cow::Borrowed(self.namespaces.get(name).map_or(&self.empty_labels, |n| &n.labels));
-        if !labels.contains_key("kubernetes.io/metadata.name") {
+        if labels.get("kubernetes.io/metadata.name").map(String::as_str) != Some(name) {
             labels.to_mut().insert("kubernetes.io/metadata.name".to_string(), name.to_string());
         }
         labels

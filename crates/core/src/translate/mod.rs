@@ -244,6 +244,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let index = index::Index::new(snapshot);
     let classes = gateways::our_classes(snapshot, settings);
     let gateways = gateways::our_gateways(snapshot, &classes, settings);
+    let mut notes = gateways::unrendered_selection(snapshot, &classes, settings);
 
     let mut routes: Vec<&Route> = snapshot.routes.iter().collect();
     // Oldest first: the HTTPRoute/GRPCRoute conflict goes to the older route.
@@ -284,7 +285,6 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
 
     let mut route_statuses = Vec::with_capacity(routes.len());
     let mut rejections = Vec::new();
-    let mut notes = Vec::new();
     let (mut routes_accepted, mut routes_rejected) = (0, 0);
     let mut claims = claims::Claims::default();
     // Conflicts need both kinds; with one, indexing every hostname would be wasted work.

@@ -311,6 +311,30 @@ fn attachment_failures_have_the_spec_reasons() {
 }
 
 #[test]
+fn a_gateway_selection_that_renders_nothing_says_why() {
+    let snapshot = base()
+        .with_class(gateway_class("theirs", "example.com/other"))
+        .with_gateway(gateway("infra", "foreign", "theirs"));
+    let settings = Settings {
+        gateways: vec![
+            ObjectRef { namespace: "infra".into(), name: "nope".into() },
+            ObjectRef { namespace: "infra".into(), name: "foreign".into() },
+            ObjectRef { namespace: "infra".into(), name: "gw".into() },
+        ],
+        ..Settings::default()
+    };
+    let t = translate(&snapshot, &settings);
+    assert_eq!(
+        t.notes,
+        [
+            "--gateway infra/foreign: its GatewayClass \"theirs\" is not one with controllerName \"cloudflared-routes/gateway-controller\"",
+            "--gateway infra/nope: no such Gateway",
+        ]
+    );
+    assert_eq!(t.statuses.gateways.len(), 1, "infra/gw is rendered");
+}
+
+#[test]
 fn parent_refs_to_other_gateways_get_no_status() {
     let route = http_route("infra", "r").parent("infra", "someone-else").rule(rule().backend("v1", 8080));
     let t = run(&base().with_route(route));
@@ -342,6 +366,30 @@ fn selector_namespaces_follow_namespace_labels() {
         );
     let t = run(&snapshot);
     check("selector", &t, &[("ok.com", "/", "web-backend"), ("no.com", "/", "404")]);
+    assert_eq!(parent_condition(&t, "no", "Accepted").reason, "NotAllowedByListeners");
+}
+
+#[test]
+fn the_namespace_name_label_is_always_the_namespace_name() {
+    // The API server sets `kubernetes.io/metadata.name` itself; a file can claim any value.
+    let gw = gateway("infra", "sel", "cf")
+        .listener(listener("http").from_selector("kubernetes.io/metadata.name", "web"));
+    let snapshot = base()
+        .with_gateway(gw)
+        .with_namespace(namespace("evil", &[("kubernetes.io/metadata.name", "web")]))
+        .with_service(service("web", "w").port(8080))
+        .with_service(service("evil", "e").port(8080))
+        .with_route(
+            http_route("web", "ok").parent("infra", "sel").hostname("ok.com").rule(rule().backend("w", 8080)),
+        )
+        .with_route(
+            http_route("evil", "no")
+                .parent("infra", "sel")
+                .hostname("no.com")
+                .rule(rule().backend("e", 8080)),
+        );
+    let t = run(&snapshot);
+    check("metadata_name_label", &t, &[("ok.com", "/", "w"), ("no.com", "/", "404")]);
     assert_eq!(parent_condition(&t, "no", "Accepted").reason, "NotAllowedByListeners");
 }
 
