@@ -250,7 +250,11 @@ fn run_command(options: Box<run::RunOptions>) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure { code: 1, message: format!("cannot start the async runtime: {e}") })?;
-    runtime.block_on(run::run(*options)).map_err(|e| Failure {
+    let result = runtime.block_on(run::run(*options));
+    // Tasks still running (only after a forced stop) are dropped, their children killed; a
+    // blocking call in progress is not waited for long.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result.map_err(|e| Failure {
         code: if e.is::<run::UnusableInput>() { 2 } else { 1 },
         message: format!("{e:#}"),
     })

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+#[path = "fake_cloudflared/harness.rs"]
+mod harness;
+
 const BIN: &str = env!("CARGO_BIN_EXE_cloudflared-routes");
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,6 +38,12 @@ impl Sidecar {
     }
 
     fn start_with(extra: &[(&str, &str)], args: &[&str]) -> Sidecar {
+        Sidecar::start_env(extra, args, &[])
+    }
+
+    /// `args` come after the fixed options (`--reload none` unless they give `--reload`), so
+    /// they may end with `-- <cloudflared argv>`; `env` is added to the environment.
+    fn start_env(extra: &[(&str, &str)], args: &[&str], env: &[(&str, &str)]) -> Sidecar {
         let manifests = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir("examples").unwrap() {
             let path = entry.unwrap().path();
@@ -52,9 +61,11 @@ impl Sidecar {
             .arg(manifests.path())
             .arg("--config-out")
             .arg(&out)
-            .args(["--reload", "none", "--admin-addr", "127.0.0.1:0", "--debounce", "50ms"])
+            .args(if args.contains(&"--reload") { &[][..] } else { &["--reload", "none"][..] })
+            .args(["--admin-addr", "127.0.0.1:0", "--debounce", "50ms"])
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -313,4 +324,64 @@ fn unusable_input_exits_2_naming_it() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/manifests"), "{stderr}");
+}
+
+#[test]
+fn a_second_sigterm_stops_at_once_and_kills_the_children() {
+    // A supervised cloudflared that takes a minute to drain, as a real one may with open
+    // connections: the first SIGTERM waits for it; the second stops now.
+    let dir = tempfile::tempdir().unwrap();
+    let log = harness::EventLog::new(dir.path());
+    let ports = harness::free_ports(2);
+    let ports = format!("{},{}", ports[0], ports[1]);
+    let fake = harness::fake_cloudflared().display().to_string();
+    let events = log.path.display().to_string();
+    let args = [
+        "--tunnel-id",
+        "6ff42ae2-765d-4adf-8112-31c55c1551ef",
+        "--reload",
+        "supervise",
+        "--supervise-metrics-ports",
+        &ports,
+        "--drain-timeout",
+        "120s",
+        "--",
+        &fake,
+        "tunnel",
+        "run",
+    ];
+    let mut sidecar =
+        Sidecar::start_env(&[], &args, &[("FAKE_CF_GRACE_MS", "60000"), ("FAKE_CF_EVENT_LOG", &events)]);
+    sidecar.wait_for_log("cloudflared verified", |l| {
+        l.contains("cloudflared runs the rendered config").then_some(())
+    });
+    let child = log.starts()[0].0;
+
+    let pid = Pid::from_raw(sidecar.child.id() as i32);
+    kill(pid, Signal::SIGTERM).unwrap();
+    sidecar.wait_for_log("the stop", |l| l.contains("SIGTERM received: stopping").then_some(()));
+    let deadline = Instant::now() + TIMEOUT;
+    while !log.has(child, "sigterm") {
+        assert!(Instant::now() < deadline, "the child got no SIGTERM:\n{}", log.dump());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sidecar.child.try_wait().unwrap().is_none(), "still waiting for the child to drain");
+
+    kill(pid, Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = sidecar.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "a second SIGTERM did not stop it");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let deadline = Instant::now() + TIMEOUT;
+    while harness::process_exists(child) {
+        assert!(Instant::now() < deadline, "the supervised cloudflared {child} was left running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!log.has(child, "exited"), "killed, not drained:\n{}", log.dump());
 }

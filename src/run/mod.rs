@@ -170,10 +170,19 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut task = tokio::spawn(pipeline.run(Changes::new(source, inputs, shutdown_rx)));
     tracing::info!(config = %config_out.display(), "running");
 
-    let result = tokio::select! {
-        _ = terminate.recv() => stop("SIGTERM", &shutdown_tx, task).await,
-        _ = interrupt.recv() => stop("SIGINT", &shutdown_tx, task).await,
-        r = &mut task => r.map_err(anyhow::Error::from).and_then(|r| r),
+    let signalled = tokio::select! {
+        _ = terminate.recv() => Err("SIGTERM"),
+        _ = interrupt.recv() => Err("SIGINT"),
+        r = &mut task => Ok(r.map_err(anyhow::Error::from).and_then(|r| r)),
+    };
+    let result = match signalled {
+        Ok(result) => result,
+        Err(signal) => match stop(signal, &shutdown_tx, task, &mut terminate, &mut interrupt).await {
+            Ok(result) => result,
+            // Nothing more is waited for: the runtime's shutdown drops every task, and with
+            // them the supervised children (killed on drop).
+            Err(again) => return Err(anyhow::anyhow!("{again} received again: stopped without waiting")),
+        },
     };
     match guard {
         SourceGuard::Files(watcher) => drop(watcher),
@@ -268,16 +277,30 @@ async fn start_kube(
 }
 
 /// Stops watching and lets the pipeline drain the reloader (cloudflared children included).
+/// Stops the pipeline (which drains what its reloader started) and waits for it: `Ok` with
+/// its result. A second SIGTERM or SIGINT during that wait gives up waiting (`Err`, naming it):
+/// a stop that takes too long (children draining for `--drain-timeout`) can still be forced,
+/// as with most daemons.
 async fn stop(
     signal: &str,
     shutdown: &watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
-) -> anyhow::Result<()> {
-    tracing::info!("{signal} received: stopping");
+    terminate: &mut tokio::signal::unix::Signal,
+    interrupt: &mut tokio::signal::unix::Signal,
+) -> Result<anyhow::Result<()>, &'static str> {
+    tracing::info!("{signal} received: stopping (a second SIGTERM or SIGINT stops at once)");
     shutdown.send_replace(true);
-    let result = task.await.map_err(anyhow::Error::from).and_then(|r| r);
-    tracing::info!("stopped");
-    result
+    let again = tokio::select! {
+        r = task => {
+            let result = r.map_err(anyhow::Error::from).and_then(|r| r);
+            tracing::info!("stopped");
+            return Ok(result);
+        }
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::warn!("{again} received again: stopping at once; supervised cloudflared children are killed");
+    Err(again)
 }
 
 fn init_logging(opts: &RunOptions) -> anyhow::Result<()> {
