@@ -118,9 +118,12 @@ impl ConfigWriter {
             step: "rename the temp file over it",
             source: e.error,
         })?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error(&self.dir, "fsync the directory"))?;
+        // The new file is in place: a failed fsync of the directory only leaves the rename's
+        // durability across a power loss in doubt. Reported, not an error: cloudflared must be
+        // reloaded on the file it will read.
+        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "config written, but fsync of its directory failed");
+        }
         Ok(())
     }
 
