@@ -7,16 +7,16 @@ from chartlib import (NAMESPACE, SCENARIOS, of_kind, one, pod_spec, render, rend
 
 GATEWAY = "gateway.networking.k8s.io"
 
-# Cluster-wide: the watched kinds (list + watch, and get), and the status subresource of those
-# whose status is written. The status writer GETs the object itself and sends a merge patch to
-# /status: `patch` alone there.
+# Cluster-wide: the watched kinds (list + watch), `get` on those whose status is written (the
+# status writer GETs the object itself), and `patch` on their status subresource (it sends a
+# merge patch to /status). The kinds only watched are never read one by one: no `get`.
+WRITTEN = ("gatewayclasses", "gateways", "httproutes", "grpcroutes")
 CLUSTER = {
-    *{(GATEWAY, r, v) for r in ("gatewayclasses", "gateways", "httproutes", "grpcroutes",
-                                 "referencegrants", "backendtlspolicies")
-       for v in ("get", "list", "watch")},
-    *{(GATEWAY, f"{r}/status", "patch") for r in ("gatewayclasses", "gateways", "httproutes",
-                                                     "grpcroutes")},
-    *{("", r, v) for r in ("services", "namespaces") for v in ("get", "list", "watch")},
+    *{(GATEWAY, r, v) for r in WRITTEN + ("referencegrants", "backendtlspolicies")
+       for v in ("list", "watch")},
+    *{(GATEWAY, r, "get") for r in WRITTEN},
+    *{(GATEWAY, f"{r}/status", "patch") for r in WRITTEN},
+    *{("", r, v) for r in ("services", "namespaces") for v in ("list", "watch")},
 }
 # In the release namespace: the leader-election Lease, read, created and replaced (PUT with the
 # resourceVersion read).

@@ -80,7 +80,8 @@ class Schema(unittest.TestCase):
 
     def test_run_flags_the_chart_sets_itself_are_rejected_in_extra_args(self):
         # Given twice, clap refuses to start; --manifests would stop the Kubernetes source.
-        for arg in ["--reload", "--config-out=/x", "--gateway", "--admin-addr", "--manifests"]:
+        for arg in ["--reload", "--config-out=/x", "--gateway", "--admin-addr", "--manifests", "--stagger",
+                    "--stagger-max-wait=1m"]:
             with self.subTest(arg=arg):
                 self.assertRejected(values({"extraArgs": [arg, "x"]}))
         chart().validate_schema(values({"extraArgs": ["--lease-duration", "30s"]}))

@@ -299,12 +299,14 @@ impl PathRank {
         PathRank { class, primary: Reverse(len), secondary: Reverse(0) }
     }
 
+    /// Gateway API ranks GRPCRoute matches by "characters in a matching service", then "in a
+    /// matching method", whatever their type: an Exact method-only match must not come before
+    /// a RegularExpression one that names the service too.
     pub fn grpc(m: Option<&GrpcMethodMatch>, regex: Option<&str>) -> PathRank {
         let len = |s: Option<&String>| s.map_or(0, String::len);
-        let class = match (m.map(|m| m.kind), regex) {
-            (_, None) | (None, _) => 3,
-            (Some(MethodKind::Exact), _) => 0,
-            (Some(MethodKind::RegularExpression), _) => 1,
+        let class = match (m, regex) {
+            (None, _) | (_, None) => 3,
+            (Some(_), Some(_)) => 0,
         };
         PathRank {
             class,

@@ -181,10 +181,16 @@ fn grpc_rank_prefers_longer_service_then_longer_method() {
         (ranked(method(Exact, None, Some("GetUser"))), "method only"),
         (ranked(method(Exact, Some("pkg.UserService"), None)), "service only"),
         (ranked(method(Exact, Some("pkg.UserService"), Some("GetUser"))), "service and method"),
+        // Characters count, not the type: a regular expression naming the service comes before
+        // an exact method-only match (it would otherwise never serve `/pkg.Svc/Get`).
+        (ranked(method(RegularExpression, Some("pkg\\.Svc"), Some("Get"))), "regex service and method"),
     ];
     ranks.sort();
     let order: Vec<_> = ranks.iter().map(|(_, n)| *n).collect();
-    assert_eq!(order, ["service and method", "service only", "method only", "all"]);
+    assert_eq!(
+        order,
+        ["service and method", "service only", "regex service and method", "method only", "all"]
+    );
 }
 
 proptest::proptest! {

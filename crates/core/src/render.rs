@@ -138,20 +138,35 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
     if let Some(path) = &tunnel.credentials_file {
         line(&mut out, 0, "credentials-file", &scalar(path));
     }
+    // Whether our `protocol: http2` takes the place of the base config's key.
+    let mut protocol_taken = false;
     if uses_grpc {
-        match base.get("protocol").and_then(Value::as_str) {
-            None => line(&mut out, 0, "protocol", "http2"),
-            Some("http2") => {}
-            Some(other) => warnings.push(format!(
+        match base.get("protocol") {
+            // Absent, or written without a value (`protocol:`, `protocol: ~`).
+            None | Some(Value::Null) => {
+                line(&mut out, 0, "protocol", "http2");
+                protocol_taken = true;
+            }
+            Some(Value::String(p)) if p == "http2" => {}
+            Some(Value::String(other)) => warnings.push(format!(
                 "the base config sets `protocol: {other}`, but gRPC through cloudflared needs `protocol: http2` \
                  (QUIC drops the trailers gRPC relies on)"
             )),
+            // Not a string: cloudflared could not read the file; ours replaces it.
+            Some(other) => {
+                warnings.push(format!(
+                    "the base config's `protocol` is not a string ({other}); replaced by `http2`, which gRPC needs"
+                ));
+                line(&mut out, 0, "protocol", "http2");
+                protocol_taken = true;
+            }
         }
     }
     for (key, value) in &base.keys {
         let taken = match key.as_str() {
             "tunnel" => tunnel.id.is_some(),
             "credentials-file" => tunnel.credentials_file.is_some(),
+            "protocol" => protocol_taken,
             _ => false,
         };
         if !taken {

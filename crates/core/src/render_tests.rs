@@ -126,6 +126,13 @@ fn grpc_sets_protocol_http2_unless_the_base_says_otherwise() {
     let r = render_rules(&[], true, &base, &tunnel());
     assert_eq!(parse(&r.text)["protocol"], "quic", "the user's choice is kept");
     assert!(r.warnings.iter().any(|w| w.contains("http2")), "{:?}", r.warnings);
+    // Written without a value, or not a string: ours, once (a second key would be refused).
+    for (base, warned) in [("protocol:\n", false), ("protocol: ~\n", false), ("protocol: [http2]\n", true)] {
+        let r = render_rules(&[], true, &BaseConfig::parse(base).unwrap(), &tunnel());
+        assert_eq!(parse(&r.text)["protocol"], "http2", "{base:?}\n{}", r.text);
+        assert_eq!(r.text.matches("protocol:").count(), 1, "{base:?}\n{}", r.text);
+        assert_eq!(r.warnings.len(), usize::from(warned), "{base:?}: {:?}", r.warnings);
+    }
 }
 
 #[test]

@@ -206,7 +206,7 @@ fn tls_policy(service: &Service, port: &ServicePort, index: &Index<'_>) -> Optio
 pub(crate) struct Selection {
     pub origin: Option<Origin>,
     pub unresolved: Vec<(usize, Unresolved)>,
-    /// More than one backend had weight: only the chosen one gets traffic.
+    /// More than one backend had weight and one was chosen: it gets all the traffic.
     pub split_collapsed: bool,
 }
 
@@ -256,7 +256,9 @@ impl<'a> Resolver<'a> {
                 Err(u) => unresolved.push((i, u.clone())),
             }
         }
-        let weighted = backends.iter().filter(|b| b.weight > 0).count();
+        // A split collapsed onto the chosen backend; with none chosen, the rule's 500 (503) is
+        // not a backend taking all traffic.
+        let weighted = if best.is_some() { backends.iter().filter(|b| b.weight > 0).count() } else { 0 };
         Selection { origin: best.map(|(_, o)| o), unresolved, split_collapsed: weighted > 1 }
     }
 }

@@ -175,6 +175,34 @@ fn service_names_that_are_not_dns_labels_never_reach_the_url() {
 }
 
 #[test]
+fn no_weight_note_when_no_backend_takes_the_traffic() {
+    let weighted = |a: &str, b: &str| {
+        rule()
+            .backend_ref(BackendRef::service(a, 8080).weight(70))
+            .backend_ref(BackendRef::service(b, 8080).weight(30))
+    };
+    let route = http_route("infra", "r")
+        .parent("infra", "gw")
+        .rule(weighted("v1", "v2").exact("/both"))
+        .rule(weighted("v1", "missing").exact("/one"))
+        .rule(weighted("missing", "gone").exact("/none"));
+    let t = run(&base().with_route(route));
+    check("weights", &t, &[("a", "/both", "v1"), ("a", "/one", "v1"), ("a", "/none", "500")]);
+    // Rules 0 and 1 have their split collapsed onto v1; rule 2 has no backend to take it, and
+    // no note says "http_status:500 takes all traffic".
+    assert_eq!(t.notes.len(), 2, "{:?}", t.notes);
+    for (note, rule) in t.notes.iter().zip(0..) {
+        assert!(
+            note.starts_with(&format!(
+                "HTTPRoute infra/r spec.rules[{rule}]: weighted backends cannot be split"
+            )),
+            "{note}"
+        );
+        assert!(note.ends_with("v1.infra.svc.cluster.local:8080 takes all traffic"), "{note}");
+    }
+}
+
+#[test]
 fn deleting_the_grant_revokes_the_backend() {
     let route = http_route("infra", "r")
         .parent("infra", "gw")
