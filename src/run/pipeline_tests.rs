@@ -66,6 +66,11 @@ fn the_log_hears_what_the_render_summary_says() {
          spec:\n  parentRefs: [{name: gw}]\n  hostnames: [s.example.com]\n  rules:\n  \
          - backendRefs: [{name: one, port: 80, weight: 1}, {name: two, port: 80, weight: 3}]\n",
     );
+    for service in ["one", "two"] {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {service}, namespace: web}}\nspec: {{ports: [{{port: 80}}]}}\n"
+        ));
+    }
     let mut loaded = Loaded::default();
     load_str("test.yaml", &text, &mut loaded).unwrap();
     let state =

@@ -337,6 +337,10 @@ fn origin_request(out: &mut String, o: &OriginRequest) {
     }
     if o.no_tls_verify {
         line(out, 6, "noTLSVerify", "true");
+    } else if o.origin_server_name.is_some() {
+        // A BackendTLSPolicy asks for the certificate to be checked: said here, so that a base
+        // config's top-level `noTLSVerify: true` (which every rule inherits) does not undo it.
+        line(out, 6, "noTLSVerify", "false");
     }
 }
 

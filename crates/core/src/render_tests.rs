@@ -179,6 +179,21 @@ fn origin_request_keys_render_under_the_rule() {
 }
 
 #[test]
+fn a_backend_tls_policy_rule_checks_the_certificate_whatever_the_base_says() {
+    // The base config turns verification off for every rule; the rule of a BackendTLSPolicy
+    // (originServerName) turns it back on for itself.
+    let base = BaseConfig::parse("originRequest:\n  noTLSVerify: true\n").unwrap();
+    let mut r = rule(Some("a.example.com"), None, "https://a.default.svc.cluster.local:443");
+    r.origin_request =
+        OriginRequest { origin_server_name: Some("a.internal".into()), ..Default::default() }.into();
+    let plain = rule(Some("b.example.com"), None, "https://b.default.svc.cluster.local:443");
+    let v = parse(&render_rules(&[r, plain], false, &base, &tunnel()).text);
+    assert_eq!(v["originRequest"]["noTLSVerify"], true);
+    assert_eq!(v["ingress"][0]["originRequest"]["noTLSVerify"], false);
+    assert!(v["ingress"][1].get("originRequest").is_none(), "the others inherit the base's choice");
+}
+
+#[test]
 fn base_config_errors_are_reported() {
     assert_eq!(BaseConfig::parse("- a\n- b\n"), Err(BaseConfigError::NotAMapping));
     assert_eq!(BaseConfig::parse("ingress: 3\n"), Err(BaseConfigError::IngressNotAList));

@@ -189,6 +189,8 @@ fn rule_value(rule: &IngressRule) -> Value {
         }
         if o.no_tls_verify {
             origin["noTLSVerify"] = json!(true);
+        } else if o.origin_server_name.is_some() {
+            origin["noTLSVerify"] = json!(false);
         }
         value["originRequest"] = origin;
     }
