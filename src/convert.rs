@@ -453,7 +453,7 @@ fn take_unknown_filters(raw: &mut serde_json::Value, kind: model::RouteKind) -> 
 const HTTP_RULE_FIELDS: &[&str] = &["backendRefs", "filters", "matches", "name", "timeouts"];
 const GRPC_RULE_FIELDS: &[&str] = &["backendRefs", "filters", "matches", "name"];
 
-/// Marks rule fields the generated types do not know (experimental `retry`,
+/// Marks rule and match fields the generated types do not know (experimental `retry`,
 /// `sessionPersistence`, or a typo) as unsupported on the converted route, from the raw object
 /// it was decoded from: deserialisation drops them silently, and a rule must not be served as
 /// if they were absent.
@@ -462,11 +462,34 @@ fn mark_unknown_rule_fields(raw: &serde_json::Value, route: &mut model::Route) {
         model::RouteKind::Http => HTTP_RULE_FIELDS,
         model::RouteKind::Grpc => GRPC_RULE_FIELDS,
     };
+    // A match's fields, and those of the object that narrows it: a typo there (`vlaue`,
+    // `mehtod`) would leave the match wider than written (kubectl refuses such a manifest).
+    let (match_fields, narrowing, narrowing_fields): (&[&str], &str, &[&str]) = match route.kind {
+        model::RouteKind::Http => (&["path", "headers", "queryParams", "method"], "path", &["type", "value"]),
+        model::RouteKind::Grpc => (&["method", "headers"], "method", &["type", "service", "method"]),
+    };
     let Some(raw_rules) = raw.pointer("/spec/rules").and_then(serde_json::Value::as_array) else { return };
     for (rule, raw_rule) in route.rules.iter_mut().zip(raw_rules) {
         let Some(raw_rule) = raw_rule.as_object() else { continue };
         let mut unknown: Vec<_> = raw_rule.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
         unknown.sort();
+        let raw_matches = raw_rule.get("matches").and_then(serde_json::Value::as_array);
+        for (m, raw_match) in raw_matches.into_iter().flatten().enumerate() {
+            let Some(raw_match) = raw_match.as_object() else { continue };
+            let mut fields: Vec<String> = (raw_match.keys())
+                .filter(|k| !match_fields.contains(&k.as_str()))
+                .map(|k| format!("matches[{m}].{k}"))
+                .collect();
+            if let Some(inner) = raw_match.get(narrowing).and_then(serde_json::Value::as_object) {
+                fields.extend(
+                    (inner.keys())
+                        .filter(|k| !narrowing_fields.contains(&k.as_str()))
+                        .map(|k| format!("matches[{m}].{narrowing}.{k}")),
+                );
+            }
+            fields.sort();
+            unknown.extend(fields);
+        }
         rule.unsupported_fields.extend(unknown);
     }
 }

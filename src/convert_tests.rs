@@ -182,6 +182,27 @@ spec:
 }
 
 #[test]
+fn unknown_match_fields_drop_the_rule_rather_than_widen_the_match() {
+    let raw: serde_json::Value = parse(
+        "metadata: {name: r, namespace: ns}
+spec:
+  rules:
+  - matches: [{path: {type: Exact, vlaue: /admin}}]
+  - matches: [{path: {value: /ok}}, {mehtod: GET}]
+  - matches: [{path: {type: PathPrefix, value: /fine}, method: GET}]
+",
+    );
+    let route = super::route(model::RouteKind::Http, raw).unwrap();
+    assert_eq!(route.rules[0].unsupported_fields, ["matches[0].path.vlaue"]);
+    assert_eq!(route.rules[1].unsupported_fields, ["matches[1].mehtod"]);
+    assert!(route.rules[2].unsupported_fields.is_empty());
+    let raw: serde_json::Value =
+        parse("metadata: {name: g, namespace: ns}\nspec:\n  rules:\n  - matches: [{method: {servcie: admin.Admin}}]\n");
+    let route = super::route(model::RouteKind::Grpc, raw).unwrap();
+    assert_eq!(route.rules[0].unsupported_fields, ["matches[0].method.servcie"]);
+}
+
+#[test]
 fn rule_timeouts_are_unsupported() {
     let route = http("{rules: [{name: slow, timeouts: {request: 10s}}, {}]}");
     assert_eq!(route.rules[0].unsupported_fields, vec!["timeouts".to_string()]);
