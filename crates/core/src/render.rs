@@ -416,7 +416,10 @@ fn push_scalar(out: &mut String, s: &str) {
         && (s.len() > 5 || !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(s)));
     if plain {
         out.push_str(s);
-    } else if s.chars().all(|c| c == ' ' || (comment_char(c) && !c.is_whitespace())) {
+    } else if s.bytes().all(|b| (b' '..=b'~').contains(&b))
+        || s.chars().all(|c| c == ' ' || (comment_char(c) && !c.is_whitespace()))
+    {
+        // Printable ASCII (the first test, quick), or nothing a single-quoted scalar cannot hold.
         out.push('\'');
         for (i, part) in s.split('\'').enumerate() {
             if i > 0 {
