@@ -86,6 +86,18 @@ impl Sidecar {
         sidecar
     }
 
+    /// Waits (bounded) for the process to exit.
+    fn wait_exit(&mut self, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn manifests(&self) -> &Path {
         self._dirs.0.path()
     }
@@ -262,14 +274,7 @@ fn admin_endpoints_answer_and_sigterm_exits_zero() {
     assert_eq!(sidecar.get("/nope").0, 404);
 
     kill(Pid::from_raw(sidecar.child.id() as i32), Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = sidecar.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = sidecar.wait_exit("exit after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
@@ -369,14 +374,7 @@ fn a_second_sigterm_stops_at_once_and_kills_the_children() {
     assert!(sidecar.child.try_wait().unwrap().is_none(), "still waiting for the child to drain");
 
     kill(pid, Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = sidecar.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "a second SIGTERM did not stop it");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = sidecar.wait_exit("a stop at once after a second SIGTERM");
     assert_eq!(status.code(), Some(1), "{status:?}");
     let deadline = Instant::now() + TIMEOUT;
     while harness::process_exists(child) {
