@@ -44,8 +44,31 @@ impl Condition {
         message: impl Into<Cow<'static, str>>,
         generation: i64,
     ) -> Self {
-        Condition { type_, status, reason, message: message.into(), observed_generation: generation }
+        Condition {
+            type_,
+            status,
+            reason,
+            message: fit_message(message.into()),
+            observed_generation: generation,
+        }
     }
+}
+
+/// The longest condition message the API server accepts (`metav1.Condition`: 32768
+/// characters). A longer one would fail the whole status write, and the object would get no
+/// status at all.
+pub const MAX_MESSAGE_CHARS: usize = 32768;
+
+/// `message`, cut to [`MAX_MESSAGE_CHARS`] with a note saying so when it is longer: a route
+/// with hundreds of dropped matches lists each one.
+fn fit_message(message: Cow<'static, str>) -> Cow<'static, str> {
+    if message.len() <= MAX_MESSAGE_CHARS || message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message;
+    }
+    const CUT: &str = " … (cut at the API's limit of 32768 characters)";
+    let keep = MAX_MESSAGE_CHARS - CUT.chars().count();
+    let end = message.char_indices().nth(keep).map_or(message.len(), |(i, _)| i);
+    Cow::Owned(format!("{}{CUT}", &message[..end]))
 }
 
 /// Status of all objects this controller owns, each list sorted by identity.
@@ -154,5 +177,27 @@ impl Statuses {
                 set(&mut listener.conditions, gateway.generation, gateway_accepted);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_past_the_api_limit_are_cut_with_a_note() {
+        let short = Condition::new("Accepted", ConditionStatus::True, "Accepted", "fine", 1);
+        assert_eq!(short.message, "fine");
+        // Multi-byte characters: the limit counts characters, and the cut keeps them whole.
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 1);
+        let cut = Condition::new("PartiallyInvalid", ConditionStatus::True, "UnsupportedValue", long, 1);
+        assert_eq!(cut.message.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(
+            cut.message.ends_with("(cut at the API's limit of 32768 characters)"),
+            "{}",
+            &cut.message[..40]
+        );
+        let exact = "é".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(Condition::new("A", ConditionStatus::True, "A", exact.clone(), 1).message, exact);
     }
 }
