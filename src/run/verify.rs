@@ -5,9 +5,12 @@
 //! "originRequest":{…}}}`, one JSON object per rule as `ingress.Rule` marshals it: a rule
 //! without hostname has `"hostname":""`, a rule without path `"path":null`, and `service` is the
 //! origin service's `String()` (a parsed URL for URL services, `http_status:N`, `hello_world`,
-//! …). Durations there are numbers of seconds and every `originRequest` is filled with
-//! defaults, so only hostname, path and service are compared, in order: that is exactly what
-//! decides where a request goes.
+//! …). Every rule's `originRequest` there is the one in effect (the rule's keys over the
+//! top-level ones over cloudflared's defaults), with durations as numbers of seconds. So
+//! hostname, path and service are compared, in order (where a request goes), and of
+//! `originRequest` the keys we render per rule, in effect (how it is sent there:
+//! `httpHostHeader`, `originServerName`, `http2Origin`, `noTLSVerify`). A change of those alone
+//! is then not taken for running before cloudflared has reloaded it.
 //!
 //! The module also holds the small HTTP/1 GET this crate uses against that server (`/ready`,
 //! `/config`), so the reloaders and `verify` probe cloudflared the same way.
@@ -44,22 +47,80 @@ pub enum VerifyError {
     Mismatch { addr: SocketAddr, timeout: Duration, difference: String },
 }
 
-/// One ingress rule as far as routing is concerned.
+/// One ingress rule as far as routing is concerned, and the `originRequest` keys we render,
+/// as in effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleKey {
     pub hostname: String,
     pub path: String,
     pub service: String,
+    pub origin: OriginKeys,
+}
+
+/// The `originRequest` keys the rules we render set, in effect for a rule (cloudflared's
+/// defaults: empty strings, false).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct OriginKeys {
+    #[serde(rename = "httpHostHeader")]
+    pub http_host_header: String,
+    #[serde(rename = "originServerName")]
+    pub origin_server_name: String,
+    #[serde(rename = "http2Origin")]
+    pub http2_origin: bool,
+    #[serde(rename = "noTLSVerify")]
+    pub no_tls_verify: bool,
+}
+
+/// The same keys as a YAML file may give them, each optional (a rule's over the top level's).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct OriginOverrides {
+    #[serde(rename = "httpHostHeader")]
+    http_host_header: Option<String>,
+    #[serde(rename = "originServerName")]
+    origin_server_name: Option<String>,
+    #[serde(rename = "http2Origin")]
+    http2_origin: Option<bool>,
+    #[serde(rename = "noTLSVerify")]
+    no_tls_verify: Option<bool>,
+}
+
+impl OriginOverrides {
+    /// In effect: `self` over `defaults` over cloudflared's defaults.
+    fn over(self, defaults: &OriginOverrides) -> OriginKeys {
+        OriginKeys {
+            http_host_header: self
+                .http_host_header
+                .or_else(|| defaults.http_host_header.clone())
+                .unwrap_or_default(),
+            origin_server_name: (self.origin_server_name)
+                .or_else(|| defaults.origin_server_name.clone())
+                .unwrap_or_default(),
+            http2_origin: self.http2_origin.or(defaults.http2_origin).unwrap_or_default(),
+            no_tls_verify: self.no_tls_verify.or(defaults.no_tls_verify).unwrap_or_default(),
+        }
+    }
 }
 
 impl fmt::Display for RuleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{hostname: {:?}, path: {:?}, service: {:?}}}", self.hostname, self.path, self.service)
+        write!(f, "{{hostname: {:?}, path: {:?}, service: {:?}", self.hostname, self.path, self.service)?;
+        let o = &self.origin;
+        if *o != OriginKeys::default() {
+            write!(
+                f,
+                ", originRequest: {{httpHostHeader: {:?}, originServerName: {:?}, http2Origin: {}, noTLSVerify: {}}}",
+                o.http_host_header, o.origin_server_name, o.http2_origin, o.no_tls_verify
+            )?;
+        }
+        f.write_str("}")
     }
 }
 
 /// Polls `GET http://addr/config` until its ingress equals the ingress of `rendered_yaml`
-/// (hostname, path, service, in order), or `timeout` passes.
+/// (hostname, path, service and the `originRequest` keys of [`OriginKeys`], in order), or
+/// `timeout` passes.
 pub async fn verify(addr: SocketAddr, rendered_yaml: &str, timeout: Duration) -> Result<(), VerifyError> {
     let expected = rendered_rules(rendered_yaml)?;
     let deadline = Instant::now() + timeout;
@@ -88,18 +149,23 @@ pub fn rendered_rules(yaml: &str) -> Result<Vec<RuleKey>, VerifyError> {
     struct File {
         #[serde(default)]
         ingress: Vec<Rule>,
+        #[serde(default, rename = "originRequest")]
+        origin_request: OriginOverrides,
     }
     #[derive(Deserialize)]
     struct Rule {
         hostname: Option<String>,
         path: Option<String>,
         service: Option<String>,
+        #[serde(default, rename = "originRequest")]
+        origin_request: OriginOverrides,
     }
     let file: File = serde_saphyr::from_str_with_options(yaml, routes_core::yaml::options())
         .map_err(|e| VerifyError::Rendered(e.to_string()))?;
     if file.ingress.is_empty() {
         return Err(VerifyError::Rendered("no ingress rules".into()));
     }
+    let defaults = file.origin_request;
     Ok(file
         .ingress
         .into_iter()
@@ -107,6 +173,7 @@ pub fn rendered_rules(yaml: &str) -> Result<Vec<RuleKey>, VerifyError> {
             hostname: r.hostname.unwrap_or_default(),
             path: r.path.unwrap_or_default(),
             service: normalize_service(r.service.as_deref().unwrap_or_default()),
+            origin: r.origin_request.over(&defaults),
         })
         .collect())
 }
@@ -135,6 +202,9 @@ fn parse_loaded(body: &[u8]) -> Result<Vec<RuleKey>, String> {
         hostname: Option<String>,
         path: Option<String>,
         service: Option<serde_json::Value>,
+        /// In effect for the rule; absent (an older cloudflared, a stand-in) means the defaults.
+        #[serde(default, rename = "originRequest")]
+        origin_request: OriginKeys,
     }
     let versioned: Versioned =
         serde_json::from_slice(body).map_err(|e| format!("/config is not the expected JSON: {e}"))?;
@@ -151,6 +221,7 @@ fn parse_loaded(body: &[u8]) -> Result<Vec<RuleKey>, String> {
                 Some(other) => other.to_string(),
                 None => String::new(),
             }),
+            origin: r.origin_request,
         })
         .collect())
 }

@@ -35,10 +35,20 @@ ingress:
 /// What cloudflared reports for `RENDERED`: every rule's originRequest filled with defaults,
 /// durations in seconds, `"hostname":""` and `"path":null` where the YAML had none.
 fn loaded_json(first_service: &str) -> String {
-    let defaults = r#"{"connectTimeout":10,"tlsTimeout":10,"tcpKeepAlive":30,"noHappyEyeballs":false,"keepAliveTimeout":90,"keepAliveConnections":100,"httpHostHeader":"","originServerName":"","caPool":"","noTLSVerify":false,"disableChunkedEncoding":false,"bastionMode":false,"proxyAddress":"127.0.0.1","proxyPort":0,"proxyType":"","ipRules":null,"http2Origin":false,"access":{"teamName":"","audTag":null}}"#;
+    loaded_json_with(first_service, "api.internal")
+}
+
+/// [`loaded_json`] with the first rule's `httpHostHeader` in effect.
+fn loaded_json_with(first_service: &str, host_header: &str) -> String {
+    let origin = |host_header: &str| {
+        format!(
+            r#"{{"connectTimeout":10,"tlsTimeout":10,"tcpKeepAlive":30,"noHappyEyeballs":false,"keepAliveTimeout":90,"keepAliveConnections":100,"httpHostHeader":"{host_header}","originServerName":"","caPool":"","noTLSVerify":false,"disableChunkedEncoding":false,"bastionMode":false,"proxyAddress":"127.0.0.1","proxyPort":0,"proxyType":"","ipRules":null,"http2Origin":false,"access":{{"teamName":"","audTag":null}}}}"#
+        )
+    };
+    let (first, defaults) = (origin(host_header), origin(""));
     format!(
         r#"{{"version":-1,"config":{{"ingress":[
-        {{"hostname":"api.example.com","path":"^/v1(?:/.*)?$","rewrite":"","service":"{first_service}","Handlers":null,"originRequest":{defaults}}},
+        {{"hostname":"api.example.com","path":"^/v1(?:/.*)?$","rewrite":"","service":"{first_service}","Handlers":null,"originRequest":{first}}},
         {{"hostname":"api.example.com","path":"^/","rewrite":"","service":"http_status:404","Handlers":null,"originRequest":{defaults}}},
         {{"hostname":"","path":"^/healthz$","rewrite":"","service":"http://health.default.svc.cluster.local:80","Handlers":null,"originRequest":{defaults}}},
         {{"hostname":"","path":null,"rewrite":"","service":"http_status:404","Handlers":null,"originRequest":{defaults}}}
@@ -86,9 +96,30 @@ fn free_addr() -> SocketAddr {
 }
 
 #[tokio::test]
-async fn equal_ingress_verifies_ignoring_origin_request_and_durations() {
+async fn equal_ingress_verifies_ignoring_other_origin_keys_and_durations() {
     let addr = serve(|_| (200, loaded_json(API), Duration::ZERO)).await;
     verify(addr, RENDERED, Duration::from_secs(2)).await.expect("equal ingress verifies");
+}
+
+#[tokio::test]
+async fn an_origin_request_key_we_render_is_compared_in_effect() {
+    // Same routing, but cloudflared still sends the old Host header: not running the file yet.
+    let addr = serve(|_| (200, loaded_json_with(API, ""), Duration::ZERO)).await;
+    let err = verify(addr, RENDERED, Duration::from_millis(600)).await.unwrap_err();
+    match &err {
+        VerifyError::Mismatch { difference, .. } => {
+            assert!(difference.starts_with("rule #0:"), "{difference}");
+            assert!(difference.contains(r#"httpHostHeader: "api.internal""#), "{difference}");
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    // A top-level key is in effect on every rule that does not set its own.
+    let rendered =
+        RENDERED.replace("originRequest: {connectTimeout: 10s}", "originRequest: {noTLSVerify: true}");
+    let expected = rendered_rules(&rendered).unwrap();
+    assert!(expected.iter().all(|r| r.origin.no_tls_verify));
+    assert_eq!(expected[0].origin.http_host_header, "api.internal");
+    assert_eq!(expected[1].origin, OriginKeys { no_tls_verify: true, ..OriginKeys::default() });
 }
 
 #[tokio::test]

@@ -120,21 +120,28 @@ fn parse_flags(argv: &[String]) -> Flags {
     flags
 }
 
-/// `/config` as cloudflared's orchestrator marshals it.
+/// `/config` as cloudflared's orchestrator marshals it: each rule's `originRequest` is the one
+/// in effect, its own keys over the top-level ones (cloudflared also fills in its defaults,
+/// which this stand-in leaves out).
 fn loaded_config(config: &Value) -> Value {
+    let defaults = config.get("originRequest").and_then(Value::as_object).cloned().unwrap_or_default();
     let rules: Vec<Value> = config["ingress"]
         .as_array()
         .map(|rules| {
             rules
                 .iter()
                 .map(|rule| {
+                    let mut origin = defaults.clone();
+                    if let Some(own) = rule.get("originRequest").and_then(Value::as_object) {
+                        origin.extend(own.clone());
+                    }
                     json!({
                         "hostname": rule["hostname"].as_str().unwrap_or_default(),
                         "path": rule["path"].as_str(),
                         "rewrite": "",
                         "service": rule["service"].as_str().unwrap_or_default(),
                         "Handlers": null,
-                        "originRequest": rule.get("originRequest").cloned().unwrap_or(json!({})),
+                        "originRequest": origin,
                     })
                 })
                 .collect()
