@@ -8,9 +8,10 @@
 //! …). Every rule's `originRequest` there is the one in effect (the rule's keys over the
 //! top-level ones over cloudflared's defaults), with durations as numbers of seconds. So
 //! hostname, path and service are compared, in order (where a request goes), and of
-//! `originRequest` the keys we render per rule, in effect (how it is sent there:
-//! `httpHostHeader`, `originServerName`, `http2Origin`, `noTLSVerify`). A change of those alone
-//! is then not taken for running before cloudflared has reloaded it.
+//! `originRequest` the keys we render per rule (how it is sent there: `httpHostHeader`,
+//! `originServerName`, `http2Origin`, `noTLSVerify`), where the file sets them, against the
+//! values in effect. A change of those alone is then not taken for running before cloudflared
+//! has reloaded it.
 //!
 //! The module also holds the small HTTP/1 GET this crate uses against that server (`/ready`,
 //! `/config`), so the reloaders and `verify` probe cloudflared the same way.
@@ -47,8 +48,7 @@ pub enum VerifyError {
     Mismatch { addr: SocketAddr, timeout: Duration, difference: String },
 }
 
-/// One ingress rule as far as routing is concerned, and the `originRequest` keys we render,
-/// as in effect.
+/// One ingress rule as far as routing is concerned, and the `originRequest` keys we render.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleKey {
     pub hostname: String,
@@ -57,49 +57,52 @@ pub struct RuleKey {
     pub origin: OriginKeys,
 }
 
-/// The `originRequest` keys the rules we render set, in effect for a rule (cloudflared's
-/// defaults: empty strings, false).
+/// The `originRequest` keys the rules we render set. On the file's side, each is the rule's
+/// value, else the top level's, else `None`: a key the file does not set is not compared (a
+/// cloudflared flag may give it a default). On cloudflared's side, the value in effect
+/// (`None` when `/config` does not say, which stands for cloudflared's default: empty, false).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct OriginKeys {
     #[serde(rename = "httpHostHeader")]
-    pub http_host_header: String,
+    pub http_host_header: Option<String>,
     #[serde(rename = "originServerName")]
-    pub origin_server_name: String,
+    pub origin_server_name: Option<String>,
     #[serde(rename = "http2Origin")]
-    pub http2_origin: bool,
+    pub http2_origin: Option<bool>,
     #[serde(rename = "noTLSVerify")]
-    pub no_tls_verify: bool,
+    pub no_tls_verify: Option<bool>,
 }
 
-/// The same keys as a YAML file may give them, each optional (a rule's over the top level's).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-struct OriginOverrides {
-    #[serde(rename = "httpHostHeader")]
-    http_host_header: Option<String>,
-    #[serde(rename = "originServerName")]
-    origin_server_name: Option<String>,
-    #[serde(rename = "http2Origin")]
-    http2_origin: Option<bool>,
-    #[serde(rename = "noTLSVerify")]
-    no_tls_verify: Option<bool>,
-}
-
-impl OriginOverrides {
-    /// In effect: `self` over `defaults` over cloudflared's defaults.
-    fn over(self, defaults: &OriginOverrides) -> OriginKeys {
+impl OriginKeys {
+    /// `self` (a rule's keys) over `defaults` (the file's top level).
+    fn over(self, defaults: &OriginKeys) -> OriginKeys {
         OriginKeys {
-            http_host_header: self
-                .http_host_header
-                .or_else(|| defaults.http_host_header.clone())
-                .unwrap_or_default(),
-            origin_server_name: (self.origin_server_name)
-                .or_else(|| defaults.origin_server_name.clone())
-                .unwrap_or_default(),
-            http2_origin: self.http2_origin.or(defaults.http2_origin).unwrap_or_default(),
-            no_tls_verify: self.no_tls_verify.or(defaults.no_tls_verify).unwrap_or_default(),
+            http_host_header: self.http_host_header.or_else(|| defaults.http_host_header.clone()),
+            origin_server_name: self.origin_server_name.or_else(|| defaults.origin_server_name.clone()),
+            http2_origin: self.http2_origin.or(defaults.http2_origin),
+            no_tls_verify: self.no_tls_verify.or(defaults.no_tls_verify),
         }
+    }
+
+    /// Whether cloudflared's keys in effect (`got`) agree with every key the file sets.
+    fn satisfied_by(&self, got: &OriginKeys) -> bool {
+        fn agrees<T: Default + PartialEq + Clone>(want: &Option<T>, got: &Option<T>) -> bool {
+            want.as_ref().is_none_or(|want| got.clone().unwrap_or_default() == *want)
+        }
+        agrees(&self.http_host_header, &got.http_host_header)
+            && agrees(&self.origin_server_name, &got.origin_server_name)
+            && agrees(&self.http2_origin, &got.http2_origin)
+            && agrees(&self.no_tls_verify, &got.no_tls_verify)
+    }
+}
+
+impl RuleKey {
+    /// cloudflared's rule `got` is this rendered rule: the same routing, and the
+    /// `originRequest` keys the file sets in effect.
+    pub fn satisfied_by(&self, got: &RuleKey) -> bool {
+        (&self.hostname, &self.path, &self.service) == (&got.hostname, &got.path, &got.service)
+            && self.origin.satisfied_by(&got.origin)
     }
 }
 
@@ -107,12 +110,14 @@ impl fmt::Display for RuleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{{hostname: {:?}, path: {:?}, service: {:?}", self.hostname, self.path, self.service)?;
         let o = &self.origin;
-        if *o != OriginKeys::default() {
-            write!(
-                f,
-                ", originRequest: {{httpHostHeader: {:?}, originServerName: {:?}, http2Origin: {}, noTLSVerify: {}}}",
-                o.http_host_header, o.origin_server_name, o.http2_origin, o.no_tls_verify
-            )?;
+        let keys = [
+            ("httpHostHeader", o.http_host_header.as_ref().map(|v| format!("{v:?}"))),
+            ("originServerName", o.origin_server_name.as_ref().map(|v| format!("{v:?}"))),
+            ("http2Origin", o.http2_origin.map(|v| v.to_string())),
+            ("noTLSVerify", o.no_tls_verify.map(|v| v.to_string())),
+        ];
+        for (key, value) in keys.iter().filter_map(|(k, v)| Some((k, v.as_ref()?))) {
+            write!(f, ", {key}: {value}")?;
         }
         f.write_str("}")
     }
@@ -150,7 +155,7 @@ pub fn rendered_rules(yaml: &str) -> Result<Vec<RuleKey>, VerifyError> {
         #[serde(default)]
         ingress: Vec<Rule>,
         #[serde(default, rename = "originRequest")]
-        origin_request: OriginOverrides,
+        origin_request: OriginKeys,
     }
     #[derive(Deserialize)]
     struct Rule {
@@ -158,7 +163,7 @@ pub fn rendered_rules(yaml: &str) -> Result<Vec<RuleKey>, VerifyError> {
         path: Option<String>,
         service: Option<String>,
         #[serde(default, rename = "originRequest")]
-        origin_request: OriginOverrides,
+        origin_request: OriginKeys,
     }
     let file: File = serde_saphyr::from_str_with_options(yaml, routes_core::yaml::options())
         .map_err(|e| VerifyError::Rendered(e.to_string()))?;
@@ -202,7 +207,7 @@ fn parse_loaded(body: &[u8]) -> Result<Vec<RuleKey>, String> {
         hostname: Option<String>,
         path: Option<String>,
         service: Option<serde_json::Value>,
-        /// In effect for the rule; absent (an older cloudflared, a stand-in) means the defaults.
+        /// In effect for the rule; a key absent (an older cloudflared, a stand-in) means its default.
         #[serde(default, rename = "originRequest")]
         origin_request: OriginKeys,
     }
@@ -229,7 +234,7 @@ fn parse_loaded(body: &[u8]) -> Result<Vec<RuleKey>, String> {
 /// The first difference between what was rendered and what cloudflared runs, for the log.
 pub fn difference(expected: &[RuleKey], loaded: &[RuleKey]) -> Option<String> {
     for (i, (want, got)) in expected.iter().zip(loaded).enumerate() {
-        if want != got {
+        if !want.satisfied_by(got) {
             return Some(format!("rule #{i}: rendered {want}, cloudflared runs {got}"));
         }
     }

@@ -117,9 +117,25 @@ async fn an_origin_request_key_we_render_is_compared_in_effect() {
     let rendered =
         RENDERED.replace("originRequest: {connectTimeout: 10s}", "originRequest: {noTLSVerify: true}");
     let expected = rendered_rules(&rendered).unwrap();
-    assert!(expected.iter().all(|r| r.origin.no_tls_verify));
-    assert_eq!(expected[0].origin.http_host_header, "api.internal");
-    assert_eq!(expected[1].origin, OriginKeys { no_tls_verify: true, ..OriginKeys::default() });
+    assert!(expected.iter().all(|r| r.origin.no_tls_verify == Some(true)));
+    assert_eq!(expected[0].origin.http_host_header.as_deref(), Some("api.internal"));
+    assert_eq!(expected[1].origin, OriginKeys { no_tls_verify: Some(true), ..OriginKeys::default() });
+    // A key the file does not set is not compared: cloudflared may have it from a flag.
+    let loaded = |host_header: &str, no_tls_verify: bool| RuleKey {
+        hostname: "a".into(),
+        path: String::new(),
+        service: API.into(),
+        origin: OriginKeys {
+            http_host_header: Some(host_header.into()),
+            origin_server_name: Some(String::new()),
+            http2_origin: Some(false),
+            no_tls_verify: Some(no_tls_verify),
+        },
+    };
+    let want = RuleKey { origin: OriginKeys::default(), ..loaded("", false) };
+    assert!(want.satisfied_by(&loaded("from-a-flag", true)));
+    let want = RuleKey { origin: OriginKeys { no_tls_verify: Some(false), ..OriginKeys::default() }, ..want };
+    assert!(!want.satisfied_by(&loaded("", true)));
 }
 
 #[tokio::test]
