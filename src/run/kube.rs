@@ -391,17 +391,29 @@ fn convert_value(kind: Kind, value: Value) -> Result<Object, String> {
     })
 }
 
-/// Exponential back-off with jitter for a failing list or watch; reset by the watcher's stream
-/// on every successful event.
+/// Exponential back-off with jitter for a failing list or watch.
+///
+/// The watcher's stream asks for a reset on every successful item, and a watcher that retries
+/// a failed list first emits `Event::Init`, a success: taken at its word, a list that keeps
+/// failing (a 403, a broken conversion webhook) would be retried at the shortest delay for
+/// ever. So a reset counts only once no retry was needed for [`RetryBackoff::quiet`], as
+/// client-go resets its back-off after two quiet minutes.
 struct RetryBackoff {
     min: Duration,
     max: Duration,
     next: Duration,
+    /// When the last delay was handed out.
+    last_retry: Option<std::time::Instant>,
 }
 
 impl RetryBackoff {
     fn new(min: Duration, max: Duration) -> Self {
-        RetryBackoff { min, max: max.max(min), next: min }
+        RetryBackoff { min, max: max.max(min), next: min, last_retry: None }
+    }
+
+    /// How long without a retry before the delays start again from `min`.
+    fn quiet(&self) -> Duration {
+        (self.max * 2).max(Duration::from_secs(120))
     }
 }
 
@@ -409,6 +421,7 @@ impl Iterator for RetryBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
+        self.last_retry = Some(std::time::Instant::now());
         let delay = self.next;
         self.next = (self.next * 2).min(self.max);
         // Up to 25% less, so that replicas restarted together do not retry in step.
@@ -421,7 +434,9 @@ impl Iterator for RetryBackoff {
 
 impl kube::runtime::utils::Backoff for RetryBackoff {
     fn reset(&mut self) {
-        self.next = self.min;
+        if self.last_retry.is_none_or(|at| at.elapsed() >= self.quiet()) {
+            self.next = self.min;
+        }
     }
 }
 

@@ -277,7 +277,7 @@ fn reference_grant_of_an_older_version_reads_into_v1() {
 }
 
 #[test]
-fn backoff_doubles_to_its_max_with_jitter_and_resets() {
+fn backoff_doubles_to_its_max_with_jitter_and_resets_after_a_quiet_period() {
     use kube::runtime::utils::Backoff;
     let mut backoff = RetryBackoff::new(Duration::from_millis(100), Duration::from_millis(350));
     let delays: Vec<Duration> = (0..4).map(|_| backoff.next().unwrap()).collect();
@@ -286,6 +286,12 @@ fn backoff_doubles_to_its_max_with_jitter_and_resets() {
         let nominal = Duration::from_millis(nominal);
         assert!(*delay <= nominal && *delay >= nominal.mul_f64(0.75), "{delays:?}");
     }
+    // A success right after a retry (the `Init` a watcher emits before it lists again) does
+    // not reset it: a list that keeps failing is retried ever more slowly.
+    backoff.reset();
+    assert!(backoff.next().unwrap() >= Duration::from_millis(350).mul_f64(0.75));
+    // After a quiet period it does.
+    backoff.last_retry = std::time::Instant::now().checked_sub(backoff.quiet());
     backoff.reset();
     assert!(backoff.next().unwrap() <= Duration::from_millis(100));
 }
