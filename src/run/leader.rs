@@ -73,6 +73,14 @@ impl LeaderElectionOptions {
     }
 }
 
+/// `leaseDurationSeconds` for a lease of `duration`: rounded up, at least 1. Others may take
+/// the Lease that long after our last renewal; rounding down (1.5 s → 1) would let them take it
+/// before we step down, and two replicas would lead at once.
+pub(crate) fn lease_seconds(duration: Duration) -> i32 {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    i32::try_from(seconds.max(1)).unwrap_or(i32::MAX)
+}
+
 /// The Lease name for a controller name and a `--gateway` selection: a DNS label (lower case,
 /// `-`, at most 63 characters) starting with `cloudflared-routes-`, made readable from the
 /// controller name and unique by a hash of it: `cloudflared-routes/gateway-controller` gives
@@ -206,7 +214,7 @@ impl LeaseLock {
     /// Takes the Lease if it is free, ours, or expired by our clock; renews it if ours.
     pub(crate) async fn try_acquire_or_renew(&mut self) -> Result<(), Attempt> {
         let now = MicroTime(Timestamp::now());
-        let duration = i32::try_from(self.duration.as_secs().max(1)).unwrap_or(i32::MAX);
+        let duration = lease_seconds(self.duration);
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {

@@ -92,3 +92,17 @@ fn each_gateway_selection_gets_its_own_lease() {
         LeaderElectionOptions::for_gateways("ns", C, &gateways(&["infra/a"]), "me", Duration::from_secs(15));
     assert_eq!(options.lease_name, a);
 }
+
+#[test]
+fn lease_duration_seconds_round_up() {
+    use super::lease_seconds;
+    let cases = [
+        (Duration::from_millis(1500), 2),
+        (Duration::from_secs(15), 15),
+        (Duration::from_millis(200), 1),
+        (Duration::ZERO, 1),
+    ];
+    for (duration, seconds) in cases {
+        assert_eq!(lease_seconds(duration), seconds, "{duration:?}");
+    }
+}
