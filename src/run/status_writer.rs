@@ -199,6 +199,9 @@ enum WriteError {
     Conflict,
     #[error("timed out")]
     Timeout,
+    /// Leadership was lost during the write: another replica writes now.
+    #[error("no longer the leader")]
+    NotLeader,
     #[error(transparent)]
     Api(#[from] kube::Error),
 }
@@ -208,6 +211,7 @@ impl WriteError {
         match self {
             WriteError::Conflict => "conflict",
             WriteError::Timeout => "timeout",
+            WriteError::NotLeader => "not_leader",
             WriteError::Api(_) => "error",
         }
     }
@@ -285,7 +289,7 @@ impl Writer {
             if self.written.get(target) == Some(&Some(fingerprint)) {
                 continue;
             }
-            match self.write(target, Some(want)).await {
+            match self.write(target, Some(want), leader).await {
                 Some(Written::Applied | Written::Unchanged) => {
                     self.written.insert(target.clone(), Some(fingerprint));
                 }
@@ -304,7 +308,7 @@ impl Writer {
             if !*leader.borrow() {
                 return false;
             }
-            if self.write(&target, None).await.is_some() {
+            if self.write(&target, None, leader).await.is_some() {
                 self.written.remove(&target);
                 self.retracted.insert(target);
             } else {
@@ -332,8 +336,18 @@ impl Writer {
     }
 
     /// One object's write, reported to the hook and the log; `None` when it failed.
-    async fn write(&self, target: &Target, want: Option<&Desired<'_>>) -> Option<Written> {
-        let result = self.write_object(target, want).await;
+    async fn write(
+        &self,
+        target: &Target,
+        want: Option<&Desired<'_>>,
+        leader: &watch::Receiver<bool>,
+    ) -> Option<Written> {
+        let result = self.write_object(target, want, leader).await;
+        if let Err(WriteError::NotLeader) = result {
+            // Not a failure of ours: the new leader writes this object.
+            tracing::debug!(object = %target, "leadership lost: status write left to the new leader");
+            return None;
+        }
         let label = match &result {
             Ok(Written::Applied) => "applied",
             Ok(Written::Unchanged) => "unchanged",
@@ -355,10 +369,20 @@ impl Writer {
         }
     }
 
-    async fn write_object(&self, target: &Target, want: Option<&Desired<'_>>) -> Result<Written, WriteError> {
+    /// Reads the object and writes its merged status, again after a conflict. Leadership is
+    /// checked before each read and each write: a replica deposed meanwhile must not overwrite
+    /// what the new leader wrote.
+    async fn write_object(
+        &self,
+        target: &Target,
+        want: Option<&Desired<'_>>,
+        leader: &watch::Receiver<bool>,
+    ) -> Result<Written, WriteError> {
         let (api, name) = target.api(&self.client);
         let limit = self.opts.call_timeout;
+        let leading = || if *leader.borrow() { Ok(()) } else { Err(WriteError::NotLeader) };
         for _ in 0..ATTEMPTS {
+            leading()?;
             let object =
                 tokio::time::timeout(limit, api.get_opt(name)).await.map_err(|_| WriteError::Timeout)??;
             let Some(object) = object else { return Ok(Written::NotFound) };
@@ -376,6 +400,7 @@ impl Writer {
             let resource_version = object.metadata.resource_version.unwrap_or_default();
             let patch = Patch::Merge(patch_body(&current, merged, &resource_version));
             let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
+            leading()?;
             match tokio::time::timeout(limit, api.patch_status(name, &params, &patch)).await {
                 Err(_) => return Err(WriteError::Timeout),
                 Ok(Ok(_)) => return Ok(Written::Applied),

@@ -343,6 +343,15 @@ fn idle_writer(owned_routes: Option<OwnedRoutes>) -> Writer {
     Writer { client, opts, written: BTreeMap::new(), retracted: BTreeSet::new() }
 }
 
+#[tokio::test]
+async fn a_replica_that_is_no_longer_leader_sends_nothing() {
+    // Its client points at a closed port: any request would fail with a connection error.
+    let writer = idle_writer(None);
+    let (_tx, deposed) = watch::channel(false);
+    let result = writer.write_object(&http("web"), None, &deposed).await;
+    assert!(matches!(result, Err(WriteError::NotLeader)), "{result:?}");
+}
+
 fn http(name: &str) -> Target {
     Target::Route { kind: RouteKind::Http, namespace: "apps".into(), name: name.into() }
 }
