@@ -33,6 +33,9 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// An upper bound for one request, so a hung connection cannot eat a whole wait.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// The same for `/config`, whose answer grows with the config: about 700 bytes a rule, so
+/// 30 MB for 40,000 rules, which a cloudflared with little CPU takes seconds to write.
+const CONFIG_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why cloudflared was not shown to run the rendered config.
 #[derive(Debug, thiserror::Error)]
@@ -312,7 +315,8 @@ pub async fn wait_ready(addr: SocketAddr, timeout: Duration) -> bool {
 /// A plain HTTP/1.1 GET on a fresh connection (the metrics server is local and polled rarely,
 /// so there is nothing to gain from pooling), bounded by `within`.
 pub async fn http_get(addr: SocketAddr, path: &str, within: Duration) -> Result<(StatusCode, Bytes), String> {
-    let within = within.min(REQUEST_TIMEOUT).max(Duration::from_millis(50));
+    let cap = if path == "/config" { CONFIG_REQUEST_TIMEOUT } else { REQUEST_TIMEOUT };
+    let within = within.min(cap).max(Duration::from_millis(50));
     let request = async {
         let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))

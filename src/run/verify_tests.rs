@@ -173,6 +173,14 @@ async fn extra_rules_are_a_mismatch() {
 }
 
 #[tokio::test]
+async fn a_config_slower_than_a_ready_probe_is_waited_for() {
+    // A large config takes cloudflared a while to write out; the wait for it is not cut at
+    // the 2 s of a /ready probe.
+    let addr = serve(|_| (200, loaded_json(API), Duration::from_millis(2500))).await;
+    verify(addr, RENDERED, Duration::from_secs(8)).await.expect("a slow /config still verifies");
+}
+
+#[tokio::test]
 async fn order_matters() {
     let rendered = "ingress:\n  - hostname: a.example.com\n    service: http://a:1\n  - hostname: b.example.com\n    service: http://b:1\n  - service: http_status:404\n";
     let body = r#"{"version":-1,"config":{"ingress":[{"hostname":"b.example.com","path":null,"service":"http://b:1"},{"hostname":"a.example.com","path":null,"service":"http://a:1"},{"hostname":"","path":null,"service":"http_status:404"}]}}"#;
