@@ -355,7 +355,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                             attached_to.push((outcome.gateway, a.listener));
                             listener.attached.set(listener.attached.get() + 1);
                         }
-                        for h in a.hostnames.iter().filter(|_| both_kinds) {
+                        // A route that renders no rule (a GRPCRoute without rules) serves
+                        // nothing on its hostnames: it does not keep the other kind off them.
+                        for h in a.hostnames.iter().filter(|_| both_kinds && !out.matches.is_empty()) {
                             claims.claim(listener.hostname.as_ref(), route.kind, *h, &claimant);
                         }
                     }

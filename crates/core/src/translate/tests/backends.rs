@@ -203,6 +203,21 @@ fn no_weight_note_when_no_backend_takes_the_traffic() {
 }
 
 #[test]
+fn a_route_that_renders_no_rule_claims_no_hostname() {
+    // The older GRPCRoute has no rules (the CRD gives it none by default): it serves nothing,
+    // so the younger HTTPRoute on the same hostname is not refused for it.
+    let empty = grpc_route("infra", "empty").parent("infra", "gw").hostname("x.org").created(100);
+    let http = http_route("infra", "web")
+        .parent("infra", "gw")
+        .hostname("x.org")
+        .created(200)
+        .rule(rule().backend("v1", 8080));
+    let t = run(&base().with_route(empty).with_route(http));
+    check("no_rules_no_claim", &t, &[("x.org", "/", "v1")]);
+    assert_eq!(parent_condition(&t, "web", "Accepted").status, ConditionStatus::True);
+}
+
+#[test]
 fn deleting_the_grant_revokes_the_backend() {
     let route = http_route("infra", "r")
         .parent("infra", "gw")
