@@ -26,6 +26,11 @@ pub enum PathError {
     GrpcName { field: &'static str, value: String, pattern: &'static str },
     #[error("gRPC {field} is {len} characters long; the GRPCRoute schema allows at most 1024")]
     GrpcTooLong { field: &'static str, len: usize },
+    #[error(
+        "gRPC {field} expression {value:?} holds an anchor (^, $, \\A, \\z), which can never match inside \
+         the path /service/method; the expression is matched against the whole {field} already: drop the anchors"
+    )]
+    GrpcAnchor { field: &'static str, value: String },
 }
 
 /// The regex for an HTTPRoute path match.
@@ -234,6 +239,9 @@ pub fn grpc_path(m: Option<&GrpcMethodMatch>) -> Result<Option<String>, PathErro
             }
             MethodKind::RegularExpression => {
                 re2::check(value).map_err(|error| PathError::Regex { value: value.clone(), error })?;
+                if has_anchor(value) {
+                    return Err(PathError::GrpcAnchor { field, value: value.clone() });
+                }
                 Ok(format!("(?:{value})"))
             }
         }
@@ -241,6 +249,35 @@ pub fn grpc_path(m: Option<&GrpcMethodMatch>) -> Result<Option<String>, PathErro
     let regex = format!("^/{}/{}$", part(m.service.as_ref(), "service")?, part(m.method.as_ref(), "method")?);
     re2::check(&regex).map_err(|error| PathError::Regex { value: regex.clone(), error })?;
     Ok(Some(regex))
+}
+
+/// Whether `pattern` (one that passed [`re2::check`]) asserts the start or end of the text
+/// or of a line anywhere. Inside `^/(?:S)/(?:M)$` such an assertion can never hold (a line
+/// start or end would need a newline in a gRPC name, which the schema refuses), so the rule
+/// would match nothing, without a word.
+fn has_anchor(pattern: &str) -> bool {
+    use regex_syntax::ast::{AssertionKind, Ast};
+    fn walk(ast: &Ast) -> bool {
+        match ast {
+            Ast::Assertion(a) => matches!(
+                a.kind,
+                AssertionKind::StartLine
+                    | AssertionKind::EndLine
+                    | AssertionKind::StartText
+                    | AssertionKind::EndText
+            ),
+            Ast::Repetition(r) => walk(&r.ast),
+            Ast::Group(g) => walk(&g.ast),
+            Ast::Alternation(a) => a.asts.iter().any(walk),
+            Ast::Concat(c) => c.asts.iter().any(walk),
+            _ => false,
+        }
+    }
+    regex_syntax::ast::parse::ParserBuilder::new()
+        .octal(true)
+        .build()
+        .parse(pattern)
+        .is_ok_and(|ast| walk(&ast))
 }
 
 /// `SERVICE_PATTERN`: dot-separated identifiers, optionally led by a dot; case-insensitive.
