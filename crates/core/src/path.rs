@@ -27,8 +27,9 @@ pub enum PathError {
     #[error("gRPC {field} is {len} characters long; the GRPCRoute schema allows at most 1024")]
     GrpcTooLong { field: &'static str, len: usize },
     #[error(
-        "gRPC {field} expression {value:?} holds an anchor (^, $, \\A, \\z), which can never match inside \
-         the path /service/method; the expression is matched against the whole {field} already: drop the anchors"
+        "gRPC {field} expression {value:?} holds an anchor that can never hold inside the path \
+         /service/method (^ or \\A anywhere, $ or \\z in the service); the expression is matched against \
+         the whole {field} already: drop the anchors"
     )]
     GrpcAnchor { field: &'static str, value: String },
 }
@@ -239,7 +240,8 @@ pub fn grpc_path(m: Option<&GrpcMethodMatch>) -> Result<Option<String>, PathErro
             }
             MethodKind::RegularExpression => {
                 re2::check(value).map_err(|error| PathError::Regex { value: value.clone(), error })?;
-                if has_anchor(value) {
+                // The path goes on after the service (`/`), and there is always one before.
+                if has_anchor(value, field == "service") {
                     return Err(PathError::GrpcAnchor { field, value: value.clone() });
                 }
                 Ok(format!("(?:{value})"))
@@ -251,33 +253,28 @@ pub fn grpc_path(m: Option<&GrpcMethodMatch>) -> Result<Option<String>, PathErro
     Ok(Some(regex))
 }
 
-/// Whether `pattern` (one that passed [`re2::check`]) asserts the start or end of the text
-/// or of a line anywhere. Inside `^/(?:S)/(?:M)$` such an assertion can never hold (a line
-/// start or end would need a newline in a gRPC name, which the schema refuses), so the rule
-/// would match nothing, without a word.
-fn has_anchor(pattern: &str) -> bool {
+/// Whether `pattern` (one that passed [`re2::check`]) asserts the start of the text or of a
+/// line anywhere, or (`ends`) its end. Inside `^/(?:S)/(?:M)$` a start can never hold, nor an
+/// end in the service (a line would need a newline in a gRPC name, which the schema refuses),
+/// so the rule would match nothing, without a word.
+fn has_anchor(pattern: &str, ends: bool) -> bool {
     use regex_syntax::ast::{AssertionKind, Ast};
-    fn walk(ast: &Ast) -> bool {
+    fn walk(ast: &Ast, ends: bool) -> bool {
         match ast {
-            Ast::Assertion(a) => matches!(
-                a.kind,
-                AssertionKind::StartLine
-                    | AssertionKind::EndLine
-                    | AssertionKind::StartText
-                    | AssertionKind::EndText
-            ),
-            Ast::Repetition(r) => walk(&r.ast),
-            Ast::Group(g) => walk(&g.ast),
-            Ast::Alternation(a) => a.asts.iter().any(walk),
-            Ast::Concat(c) => c.asts.iter().any(walk),
+            Ast::Assertion(a) => match a.kind {
+                AssertionKind::StartLine | AssertionKind::StartText => true,
+                AssertionKind::EndLine | AssertionKind::EndText => ends,
+                _ => false,
+            },
+            Ast::Repetition(r) => walk(&r.ast, ends),
+            Ast::Group(g) => walk(&g.ast, ends),
+            Ast::Alternation(a) => a.asts.iter().any(|a| walk(a, ends)),
+            Ast::Concat(c) => c.asts.iter().any(|a| walk(a, ends)),
             _ => false,
         }
     }
-    regex_syntax::ast::parse::ParserBuilder::new()
-        .octal(true)
-        .build()
-        .parse(pattern)
-        .is_ok_and(|ast| walk(&ast))
+    let parsed = regex_syntax::ast::parse::ParserBuilder::new().octal(true).build().parse(pattern);
+    parsed.is_ok_and(|ast| walk(&ast, ends))
 }
 
 /// `SERVICE_PATTERN`: dot-separated identifiers, optionally led by a dot; case-insensitive.

@@ -145,15 +145,17 @@ fn invalid_grpc_matches_are_errors() {
         // Anchors inside a part can never match within `/service/method`.
         ("anchored_service_regex", method(RegularExpression, Some("^pkg\\.Svc$"), None)),
         ("anchor_in_an_alternative", method(RegularExpression, Some("pkg\\.A|^pkg\\.B"), None)),
-        ("text_anchor_escape_in_method", method(RegularExpression, Some("a.b"), Some("Get\\z"))),
+        ("start_anchor_in_method", method(RegularExpression, Some("a.b"), Some("^Get"))),
+        ("end_anchor_escape_in_service", method(RegularExpression, Some("a\\.b\\z"), None)),
     ];
     for (name, m) in cases {
         assert!(grpc_path(Some(m)).is_err(), "{name}: accepted");
     }
     let m = method(Exact, Some(&"a".repeat(1024)), Some("M"));
     assert!(grpc_path(Some(&m)).is_ok(), "1024 characters are allowed");
-    // `^` and `$` as literal characters, escaped or in a class, are no anchors.
-    let m = method(RegularExpression, Some("pkg\\.S[$^]?"), Some("Get\\$?"));
+    // `^` and `$` as literal characters, escaped or in a class, are no anchors; an end at the
+    // end of the method holds (the path ends there).
+    let m = method(RegularExpression, Some("pkg\\.S[$^]?"), Some("Get\\$?$"));
     assert!(grpc_path(Some(&m)).is_ok(), "{:?}", grpc_path(Some(&m)));
 }
 
