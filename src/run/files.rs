@@ -83,15 +83,20 @@ pub fn watch_dirs(
                 let mut relevant = false;
                 // One rescan for a whole burst (a `kubectl apply` of many files, a ConfigMap
                 // swap), and only once the files settle: a plain write truncates the file
-                // before writing it, and reading in between would take the empty file as its
-                // new content. So wait until no event came for SETTLE (at most MAX_SETTLE).
+                // before writing it, and reading in between would take the empty (or half
+                // written) file as its new content. So wait until no event came for SETTLE and
+                // every file written to was closed again (at most MAX_SETTLE).
                 let mut events = vec![first];
+                let mut writing = BTreeSet::new();
+                note_writes(&events, &mut writing);
                 let started = std::time::Instant::now();
                 loop {
                     std::thread::sleep(SETTLE);
                     let before = events.len();
                     events.extend(rx.try_iter());
-                    if events.len() == before || started.elapsed() >= MAX_SETTLE {
+                    note_writes(&events[before..], &mut writing);
+                    let quiet = events.len() == before && writing.is_empty();
+                    if quiet || started.elapsed() >= MAX_SETTLE {
                         break;
                     }
                 }
@@ -148,6 +153,22 @@ impl Drop for DirWatch {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Keeps `writing` to the files written to (truncated, or data written) and not closed since.
+fn note_writes(events: &[notify::Result<notify::Event>], writing: &mut BTreeSet<PathBuf>) {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    for event in events.iter().flatten() {
+        match event.kind {
+            EventKind::Modify(ModifyKind::Data(_)) => writing.extend(event.paths.iter().cloned()),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                for path in &event.paths {
+                    writing.remove(path);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// An access that changes nothing: opening a file, closing it unwritten.

@@ -236,3 +236,32 @@ fn reading_the_files_is_not_a_change() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(events(), settled, "no rescan without a change");
 }
+
+#[test]
+fn a_file_being_written_is_read_once_it_is_closed() {
+    // A plain write truncates the file first: read between the truncation and the data, it
+    // would hold no route at all, and the routes would vanish from the config for a moment.
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.yaml");
+    fs::write(&path, route("a", "one.example.com")).unwrap();
+    let (rx, _source, _) = watched(dir.path().to_path_buf());
+    wait_for_host(&rx, "a", "one.example.com", "the first read");
+
+    let writer = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let mut file = fs::File::create(&path).unwrap(); // truncated now
+            std::thread::sleep(Duration::from_millis(400)); // well past the 50 ms settle time
+            file.write_all(route("a", "two.example.com").as_bytes()).unwrap();
+        } // closed here
+    });
+    let deadline = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < deadline {
+        let present = rx.borrow().snapshot.routes.iter().any(|r| r.meta.name == "a");
+        assert!(present, "route a vanished while its file was being written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    writer.join().unwrap();
+    wait_for_host(&rx, "a", "two.example.com", "after the write");
+}
