@@ -252,11 +252,11 @@ fn a_file_being_written_is_read_once_it_is_closed() {
         let path = path.clone();
         move || {
             let mut file = fs::File::create(&path).unwrap(); // truncated now
-            std::thread::sleep(Duration::from_millis(400)); // well past the 50 ms settle time
+            std::thread::sleep(Duration::from_millis(250)); // well past the 50 ms settle time
             file.write_all(route("a", "two.example.com").as_bytes()).unwrap();
         } // closed here
     });
-    let deadline = Instant::now() + Duration::from_millis(600);
+    let deadline = Instant::now() + Duration::from_millis(400);
     while Instant::now() < deadline {
         let present = rx.borrow().snapshot.routes.iter().any(|r| r.meta.name == "a");
         assert!(present, "route a vanished while its file was being written");
