@@ -71,14 +71,7 @@ impl Hostname {
         if name.chars().any(|c| c.is_ascii_uppercase()) {
             return err(HostnameError::UpperCase);
         }
-        let label_ok = |label: &str| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        };
-        if !name.split('.').all(label_ok) {
+        if !name.split('.').all(dns_label) {
             return err(HostnameError::Invalid);
         }
         let numeric = name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
@@ -177,6 +170,17 @@ fn plain_name(name: &str) -> bool {
         previous = b;
     }
     label > 0 && previous != b'-' && not_numeric
+}
+
+/// An RFC 1123 label: 1 to 63 of `[a-z0-9-]`, not starting or ending with `-`. Kubernetes
+/// requires it of namespaces and Service names too.
+pub fn dns_label(label: &str) -> bool {
+    let b = label.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
 }
 
 impl std::fmt::Display for Hostname {

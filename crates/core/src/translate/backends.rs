@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::hostname::dns_label;
 use crate::model::{BackendRef, Route, RouteKind, Service, ServicePort, TargetPort, GATEWAY_GROUP};
 
 use super::index::Index;
@@ -153,16 +154,6 @@ pub(crate) fn resolve(
         server_name: policy.map(Arc::from),
         tls,
     })
-}
-
-/// An RFC 1123 label, as Kubernetes requires of namespaces and Service names.
-fn dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
 }
 
 /// ReferenceGrant: lives in the target namespace; `from` must name the route's group, kind
