@@ -257,6 +257,12 @@ fn comment_char(c: char) -> bool {
         && !matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
 }
 
+/// A character a single-quoted scalar holds as it is (and a double-quoted one needs no escape
+/// for): a comment character that is not white space, or a plain space.
+fn single_quotable(c: char) -> bool {
+    c == ' ' || (comment_char(c) && !c.is_whitespace())
+}
+
 /// Writes text into a comment line, escaping (`\u{2028}`) every character that could end the
 /// line or that a YAML reader refuses: an object name read from a file may hold anything, and
 /// must never turn into YAML of its own.
@@ -416,9 +422,7 @@ fn push_scalar(out: &mut String, s: &str) {
         && (s.len() > 5 || !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(s)));
     if plain {
         out.push_str(s);
-    } else if s.bytes().all(|b| (b' '..=b'~').contains(&b))
-        || s.chars().all(|c| c == ' ' || (comment_char(c) && !c.is_whitespace()))
-    {
+    } else if s.bytes().all(|b| (b' '..=b'~').contains(&b)) || s.chars().all(single_quotable) {
         // Printable ASCII (the first test, quick), or nothing a single-quoted scalar cannot hold.
         out.push('\'');
         for (i, part) in s.split('\'').enumerate() {
@@ -441,7 +445,7 @@ fn push_scalar(out: &mut String, s: &str) {
                 '\n' => out.push_str("\\n"),
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
-                c if c == ' ' || (comment_char(c) && !c.is_whitespace()) => out.push(c),
+                c if single_quotable(c) => out.push(c),
                 c if u32::from(c) <= 0xff => {
                     let _ = write!(out, "\\x{:02x}", u32::from(c));
                 }
