@@ -362,14 +362,18 @@ fn grpc_backend(b: &GrpcRouteRulesBackendRefs) -> model::BackendRef {
 /// the whole decode, and the route would vanish without a status; it is taken out first and
 /// put back as [`model::Filter::Other`] at its place, which drops its rule, as every filter
 /// but a URLRewrite of the hostname does. Rule fields they do not know are marked too
-/// ([`mark_unknown_rule_fields`]).
+/// ([`unknown_rule_fields`]).
 pub fn route(kind: model::RouteKind, mut raw: serde_json::Value) -> Result<model::Route, serde_json::Error> {
     let unknown = take_unknown_filters(&mut raw, kind);
+    // Read before the decode takes the value (no copy of the whole route is needed).
+    let unknown_fields = unknown_rule_fields(&raw, kind);
     let mut route = match kind {
-        model::RouteKind::Http => http_route(&serde_json::from_value::<HttpRoute>(raw.clone())?),
-        model::RouteKind::Grpc => grpc_route(&serde_json::from_value::<GrpcRoute>(raw.clone())?),
+        model::RouteKind::Http => http_route(&serde_json::from_value::<HttpRoute>(raw)?),
+        model::RouteKind::Grpc => grpc_route(&serde_json::from_value::<GrpcRoute>(raw)?),
     };
-    mark_unknown_rule_fields(&raw, &mut route);
+    for (rule, fields) in route.rules.iter_mut().zip(unknown_fields) {
+        rule.unsupported_fields.extend(fields);
+    }
     for (r, at, filter) in unknown.rule_filters {
         if let Some(rule) = route.rules.get_mut(r) {
             let at = at.min(rule.filters.len());
@@ -453,24 +457,26 @@ fn take_unknown_filters(raw: &mut serde_json::Value, kind: model::RouteKind) -> 
 const HTTP_RULE_FIELDS: &[&str] = &["backendRefs", "filters", "matches", "name", "timeouts"];
 const GRPC_RULE_FIELDS: &[&str] = &["backendRefs", "filters", "matches", "name"];
 
-/// Marks rule and match fields the generated types do not know (experimental `retry`,
-/// `sessionPersistence`, or a typo) as unsupported on the converted route, from the raw object
-/// it was decoded from: deserialisation drops them silently, and a rule must not be served as
-/// if they were absent.
-fn mark_unknown_rule_fields(raw: &serde_json::Value, route: &mut model::Route) {
-    let known = match route.kind {
+/// For each raw rule, its fields and its matches' fields the generated types do not know
+/// (experimental `retry`, `sessionPersistence`, or a typo), to mark unsupported on the converted
+/// route: deserialisation drops them silently, and a rule must not be served as if they were
+/// absent.
+fn unknown_rule_fields(raw: &serde_json::Value, kind: model::RouteKind) -> Vec<Vec<String>> {
+    let known = match kind {
         model::RouteKind::Http => HTTP_RULE_FIELDS,
         model::RouteKind::Grpc => GRPC_RULE_FIELDS,
     };
     // A match's fields, and those of the object that narrows it: a typo there (`vlaue`,
     // `mehtod`) would leave the match wider than written (kubectl refuses such a manifest).
-    let (match_fields, narrowing, narrowing_fields): (&[&str], &str, &[&str]) = match route.kind {
+    let (match_fields, narrowing, narrowing_fields): (&[&str], &str, &[&str]) = match kind {
         model::RouteKind::Http => (&["path", "headers", "queryParams", "method"], "path", &["type", "value"]),
         model::RouteKind::Grpc => (&["method", "headers"], "method", &["type", "service", "method"]),
     };
-    let Some(raw_rules) = raw.pointer("/spec/rules").and_then(serde_json::Value::as_array) else { return };
-    for (rule, raw_rule) in route.rules.iter_mut().zip(raw_rules) {
-        let Some(raw_rule) = raw_rule.as_object() else { continue };
+    let Some(raw_rules) = raw.pointer("/spec/rules").and_then(serde_json::Value::as_array) else {
+        return Vec::new();
+    };
+    let rule_fields = |raw_rule: &serde_json::Value| {
+        let Some(raw_rule) = raw_rule.as_object() else { return Vec::new() };
         let mut unknown: Vec<_> = raw_rule.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
         unknown.sort();
         let raw_matches = raw_rule.get("matches").and_then(serde_json::Value::as_array);
@@ -490,8 +496,9 @@ fn mark_unknown_rule_fields(raw: &serde_json::Value, route: &mut model::Route) {
             fields.sort();
             unknown.extend(fields);
         }
-        rule.unsupported_fields.extend(unknown);
-    }
+        unknown
+    };
+    raw_rules.iter().map(rule_fields).collect()
 }
 
 pub fn reference_grant(o: &ReferenceGrant) -> model::ReferenceGrant {
