@@ -55,6 +55,13 @@ const MAX_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Watches `dirs` and calls `on_change` with the relevant paths of each burst of events, on a
 /// thread of its own. Dropping the returned [`DirWatch`] stops the thread.
 ///
+/// `on_change` reads the files, and before it publishes what it read it asks the second
+/// argument, `still`, whether the files stayed still while it read them: a write can begin
+/// after the burst settled and before the read (a plain write truncates the file first), and
+/// its events come only after the read. `still` waits SETTLE for such events; when some came,
+/// it answers false, and they start the next burst, whose read is the one to publish. After
+/// MAX_SETTLE of such answers (a file written to without pause) it answers true.
+///
 /// inotify resolves a symlink once, when the watch is added, so a directory reached through a
 /// symlink that is later swapped (git-sync's `ln -sfn new repo.tmp && mv -T repo.tmp repo`)
 /// would stay watched in the old target, and the new one never seen. So the parent of every
@@ -63,7 +70,7 @@ const MAX_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 pub fn watch_dirs(
     dirs: &[(PathBuf, RecursiveMode)],
     ignore: Ignore,
-    mut on_change: impl FnMut(Vec<PathBuf>) + Send + 'static,
+    mut on_change: impl FnMut(Vec<PathBuf>, Still<'_>) + Send + 'static,
 ) -> notify::Result<DirWatch> {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
     let watcher = notify::recommended_watcher(move |event| {
@@ -77,8 +84,18 @@ pub fn watch_dirs(
     std::thread::Builder::new()
         .name("file-watch".to_string())
         .spawn(move || {
-            // recv fails once the watcher (and with it the sender) is dropped.
-            while let Ok(first) = rx.recv() {
+            // Events that came while `on_change` read the files: the next burst's first.
+            let mut carried: Vec<notify::Result<notify::Event>> = Vec::new();
+            // Since when `still` has answered false without a pause.
+            let mut unsettled_since: Option<std::time::Instant> = None;
+            loop {
+                let mut events = if carried.is_empty() {
+                    // recv fails once the watcher (and with it the sender) is dropped.
+                    let Ok(first) = rx.recv() else { return };
+                    vec![first]
+                } else {
+                    std::mem::take(&mut carried)
+                };
                 let mut paths = BTreeSet::new();
                 let mut relevant = false;
                 // One rescan for a whole burst (a `kubectl apply` of many files, a ConfigMap
@@ -86,7 +103,6 @@ pub fn watch_dirs(
                 // before writing it, and reading in between would take the empty (or half
                 // written) file as its new content. So wait until no event came for SETTLE and
                 // every file written to was closed again (at most MAX_SETTLE).
-                let mut events = vec![first];
                 let mut writing = BTreeSet::new();
                 note_writes(&events, &mut writing);
                 let started = std::time::Instant::now();
@@ -101,14 +117,10 @@ pub fn watch_dirs(
                     }
                 }
                 let Some(relevance) = lock(&watches).as_ref().map(Watches::relevance) else { return };
-                for event in events {
+                for event in &events {
                     match event {
-                        // Reading a file is no change (and the rescan reads them all).
-                        Ok(event) if is_read(&event.kind) => {}
                         Ok(event) => {
-                            for path in
-                                event.paths.iter().filter(|p| !ignore.ignores(p) && relevance.covers(p))
-                            {
+                            for path in changes(event, &ignore, &relevance) {
                                 relevant = true;
                                 paths.insert(path.clone());
                             }
@@ -131,7 +143,32 @@ pub fn watch_dirs(
                     }
                 }
                 if relevant {
-                    on_change(paths.into_iter().collect());
+                    let mut asked = false;
+                    let mut still = || {
+                        asked = true;
+                        if unsettled_since.is_some_and(|since| since.elapsed() >= MAX_SETTLE) {
+                            unsettled_since = None;
+                            return true;
+                        }
+                        std::thread::sleep(SETTLE);
+                        carried.extend(rx.try_iter());
+                        let moved = carried.iter().any(|event| match event {
+                            Ok(event) => changes(event, &ignore, &relevance).next().is_some(),
+                            Err(_) => true,
+                        });
+                        if moved {
+                            unsettled_since.get_or_insert_with(std::time::Instant::now);
+                        } else {
+                            // Reads only (our own among them): nothing to rescan for.
+                            carried.clear();
+                            unsettled_since = None;
+                        }
+                        !moved
+                    };
+                    on_change(paths.into_iter().collect(), &mut still);
+                    if !asked {
+                        unsettled_since = None;
+                    }
                 }
             }
         })
@@ -153,6 +190,21 @@ impl Drop for DirWatch {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Asked by a [`watch_dirs`] handler before it publishes what it read: did the files stay
+/// still while it read them?
+pub type Still<'a> = &'a mut dyn FnMut() -> bool;
+
+/// The paths an event changes that concern the watch: not reads (the rescan reads every
+/// file), not ignored files, not neighbours of a watched symlink.
+fn changes<'e>(
+    event: &'e notify::Event,
+    ignore: &'e Ignore,
+    relevance: &'e Relevance,
+) -> impl Iterator<Item = &'e PathBuf> + 'e {
+    let read = is_read(&event.kind);
+    event.paths.iter().filter(move |p| !read && !ignore.ignores(p) && relevance.covers(p))
 }
 
 /// Keeps `writing` to the files written to (truncated, or data written) and not closed since.
@@ -385,13 +437,25 @@ pub fn spawn_manifests(
             }
         })
         .collect();
-    let watcher = watch_dirs(&dirs, ignore, move |paths| {
+    // A change read but not published yet (the files moved while they were read): the next
+    // rescan publishes, even when it finds nothing new since.
+    let mut unpublished = false;
+    let watcher = watch_dirs(&dirs, ignore, move |paths, still| {
         for _ in 0..paths.len().max(1) {
             metrics.watch_event("ManifestFile");
         }
         match files.rescan() {
-            Ok(true) => publish(&files, &tx, &mut last_warnings),
-            Ok(false) => tracing::debug!("manifest files unchanged"),
+            Ok(changed) => {
+                unpublished |= changed;
+                if !unpublished {
+                    tracing::debug!("manifest files unchanged");
+                } else if still() {
+                    publish(&files, &tx, &mut last_warnings);
+                    unpublished = false;
+                } else {
+                    tracing::debug!("manifest files changed while read; reading them again");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "cannot read the manifests; keeping the last objects"),
         }
     })
@@ -467,7 +531,7 @@ pub fn spawn_inputs(
     dirs.sort();
     dirs.dedup();
     let options = options.clone();
-    let watcher = watch_dirs(&dirs, ignore, move |paths| {
+    let watcher = watch_dirs(&dirs, ignore, move |paths, still| {
         for path in &paths {
             let kind = if Some(path) == options.credentials_file.as_ref() {
                 "CredentialsFile"
@@ -492,7 +556,9 @@ pub fn spawn_inputs(
             Ok((_, base)) => next.base = base,
             Err(e) => tracing::warn!("{e} (keeping the last good base config)"),
         }
-        if next != *current {
+        // Compared with what was published, so a read left unpublished (the files moved while
+        // they were read) is published by the next one.
+        if next != *current && still() {
             tracing::info!(tunnel = ?next.tunnel.id, "credentials file or base config changed");
             tx.send_replace(Arc::new(next));
         }

@@ -265,3 +265,55 @@ fn a_file_being_written_is_read_once_it_is_closed() {
     writer.join().unwrap();
     wait_for_host(&rx, "a", "two.example.com", "after the write");
 }
+
+#[test]
+fn a_write_that_begins_while_the_files_are_read_is_not_taken_as_still() {
+    // The burst settled, the handler reads, and a plain write truncates a file in between (here
+    // the handler itself truncates it, as a writer would at that moment): its events come after
+    // the read, so `still` must wait for them and say no, and the next burst is the one read.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.yaml");
+    fs::write(&path, route("a", "one.example.com")).unwrap();
+    let (answers, answered) = std::sync::mpsc::channel();
+    let mut calls = 0;
+    let _watch = watch_dirs(&[(dir.path().to_path_buf(), RecursiveMode::Recursive)], Ignore::default(), {
+        let path = path.clone();
+        move |_, still| {
+            calls += 1;
+            if calls == 1 {
+                let _truncated = fs::File::create(&path).unwrap();
+            }
+            answers.send(still()).unwrap();
+        }
+    })
+    .unwrap();
+    fs::write(dir.path().join("b.yaml"), route("b", "two.example.com")).unwrap();
+    let next = || answered.recv_timeout(BOUND).expect("a burst");
+    assert!(!next(), "a file truncated during the read was taken as still");
+    assert!(next(), "the burst after it, with nothing written since, is still");
+}
+
+#[test]
+fn a_change_read_while_other_files_move_is_published_once_they_stop() {
+    // `still` says no while a neighbour keeps being written; the change read then must still be
+    // published by a later rescan, although that rescan finds nothing new since.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "one.example.com")).unwrap();
+    let (rx, _source, _) = watched(dir.path().to_path_buf());
+    wait_for_host(&rx, "a", "one.example.com", "the first read");
+    let noise = std::thread::spawn({
+        let notes = dir.path().join("notes.txt");
+        move || {
+            // Past MAX_SETTLE, which ends the first burst, then past the second's read.
+            let end = Instant::now() + Duration::from_millis(1600);
+            while Instant::now() < end {
+                fs::write(&notes, "not a manifest").unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    fs::write(dir.path().join("a.yaml"), route("a", "two.example.com")).unwrap();
+    noise.join().unwrap();
+    wait_for_host(&rx, "a", "two.example.com", "after the neighbour stopped moving");
+}
