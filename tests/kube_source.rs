@@ -267,6 +267,78 @@ async fn reference_grant_falls_back_to_v1beta1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_whose_watched_version_stops_being_served_is_watched_at_the_one_served_now() {
+    // Gateway API v1.5 serves ReferenceGrant v1 beside v1beta1; a later upgrade that stops
+    // serving v1beta1 must not leave the source retrying a 404 for ever with stale grants.
+    const V1BETA1: &str = "gateway.networking.k8s.io/v1beta1";
+    let grant = |name: &str| {
+        json!({
+            "apiVersion": V1BETA1, "kind": "ReferenceGrant",
+            "metadata": {"namespace": "apps", "name": name},
+            "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "other"}],
+                     "to": [{"group": "", "kind": "Service"}]},
+        })
+    };
+    let server = server_with(objects::base()).await;
+    server.unserve(V1, "ReferenceGrant");
+    server.apply(grant("first"));
+    let (mut rx, _task) = spawn(server.client(), options(None)).await.unwrap();
+    wait(&mut rx, "synced", |s| s.synced && s.snapshot.reference_grants.len() == 1).await;
+
+    server.serve(V1, "ReferenceGrant");
+    server.unserve(V1BETA1, "ReferenceGrant");
+    server.drop_watches();
+    server.apply(grant("second"));
+    let state =
+        wait(&mut rx, "both grants, read through v1", |s| s.snapshot.reference_grants.len() == 2).await;
+    assert!(state.warnings.is_empty(), "{:?}", state.warnings);
+    assert!(server.requests().iter().any(|r| r.path == "/apis/gateway.networking.k8s.io/v1/referencegrants"));
+    // And the watch follows v1 from here.
+    server.delete(V1, "ReferenceGrant", "apps", "first");
+    wait(&mut rx, "the deletion, seen through v1", |s| s.snapshot.reference_grants.len() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optional_kind_no_longer_served_at_all_drops_its_objects_and_is_found_again() {
+    let mut all = objects::base();
+    all.push(objects::http_route("apps", "web", "web.example.com", "/", "web"));
+    all.push(objects::grpc_route("apps", "rpc", "rpc.example.com", "web"));
+    let server = server_with(all).await;
+    let (mut rx, _task) = spawn(server.client(), options(None)).await.unwrap();
+    wait(&mut rx, "synced", |s| s.synced && s.snapshot.routes.len() == 2).await;
+
+    // The watch was cut when the CRD went, so no deletion reached us.
+    server.unserve(V1, "GRPCRoute");
+    server.drop_watches();
+    let state = wait(&mut rx, "the GRPCRoute dropped", |s| s.snapshot.routes.len() == 1).await;
+    assert_eq!(routes(&state), ["apps/web /"]);
+    assert!(state.warnings.iter().any(|w| w.starts_with("GRPCRoute: not served")), "{:?}", state.warnings);
+
+    server.serve(V1, "GRPCRoute");
+    let state = wait(&mut rx, "the GRPCRoute back", |s| s.snapshot.routes.len() == 2).await;
+    assert!(state.warnings.is_empty(), "{:?}", state.warnings);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_kind_no_longer_served_keeps_its_last_objects() {
+    let mut all = objects::base();
+    all.push(objects::http_route("apps", "web", "web.example.com", "/", "web"));
+    let server = server_with(all).await;
+    let (mut rx, task) = spawn(server.client(), options(None)).await.unwrap();
+    wait(&mut rx, "synced", |s| s.synced && s.snapshot.routes.len() == 1).await;
+    let discoveries =
+        || server.requests().iter().filter(|r| r.path == "/apis/gateway.networking.k8s.io/v1").count();
+    let before = discoveries();
+    server.unserve(V1, "HTTPRoute");
+    server.drop_watches();
+    // Several discoveries (every 200 ms here) later, the route is still there.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(routes(&rx.borrow()), ["apps/web /"]);
+    assert!(!task.is_finished());
+    assert!(discoveries() > before + 1, "asked again whether HTTPRoute is served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_gateway_api_is_an_error() {
     let server = server_with(vec![]).await;
     server.unserve(V1, "HTTPRoute");

@@ -156,8 +156,9 @@ pub async fn spawn_noting(
     for kind in Kind::ALL {
         match discover(&client, kind).await? {
             Some(resource) => {
-                store.kind_mut(kind).watching = true;
-                streams.push(watch_kind(&client, kind, &resource, &opts));
+                let (stream, watched) = watch_kind(&client, kind, &resource, &opts);
+                store.kind_mut(kind).watch = Some(watched);
+                streams.push(stream);
             }
             None if kind.optional() => {
                 tracing::warn!(kind = kind.name(), "not served by the API server; retrying discovery");
@@ -177,11 +178,34 @@ pub async fn spawn_noting(
 
 type KindEvents = BoxStream<'static, (Kind, Result<Event<DynamicObject>, watcher::Error>)>;
 
-fn watch_kind(client: &Client, kind: Kind, resource: &ApiResource, opts: &KubeSourceOptions) -> KindEvents {
+fn watch_kind(
+    client: &Client,
+    kind: Kind,
+    resource: &ApiResource,
+    opts: &KubeSourceOptions,
+) -> (KindEvents, store::Watched) {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
     let backoff = RetryBackoff::new(opts.retry_min, opts.retry_max);
+    let events = watcher::watcher(api, watcher::Config::default()).backoff(backoff);
+    // Stopped when the kind is watched at another version, or no longer served.
+    let (events, abort) = futures::stream::abortable(events);
+    let watched = store::Watched { api_version: resource.api_version.clone(), abort };
     // The stream is !Unpin (RUST-NOTES): boxed, so SelectAll can poll it.
-    watcher::watcher(api, watcher::Config::default()).backoff(backoff).map(move |event| (kind, event)).boxed()
+    (events.map(move |event| (kind, event)).boxed(), watched)
+}
+
+/// The error of a watch whose resource the API server no longer serves (404): its CRD stopped
+/// serving that version (an upgrade dropped `v1beta1`), or was removed.
+fn not_served(event: &Result<Event<DynamicObject>, watcher::Error>) -> bool {
+    match event {
+        Err(
+            watcher::Error::InitialListFailed(kube::Error::Api(status))
+            | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+            | watcher::Error::WatchFailed(kube::Error::Api(status)),
+        ) => status.code == 404,
+        Err(watcher::Error::WatchError(status)) => status.code == 404,
+        _ => false,
+    }
 }
 
 /// The served resource of `kind`, trying its versions in order; `None` when none is served.
@@ -245,8 +269,9 @@ async fn run(
     let mut changed = true;
     loop {
         tokio::select! {
-            item = streams.next() => {
-                let Some((kind, event)) = item else { return };
+            // (None only when no kind is watched: every optional kind gone, which leaves the
+            // required ones; kept for safety rather than ending the source.)
+            Some((kind, event)) = streams.next() => {
                 changed |= handle(&mut store, &tx, kind, event, hook);
                 for _ in 0..MAX_BATCH {
                     match streams.next().now_or_never() {
@@ -255,8 +280,8 @@ async fn run(
                     }
                 }
             }
-            _ = rediscover.tick(), if store.kinds.iter().any(|k| !k.watching) => {
-                watch_found_kinds(&client, &opts, &mut store, &mut streams).await;
+            _ = rediscover.tick(), if store.kinds.iter().any(|k| k.watch.is_none() || k.lost) => {
+                changed |= watch_found_kinds(&client, &opts, &mut store, &tx, &mut streams).await;
             }
             _ = tx.closed() => return,
         }
@@ -275,29 +300,79 @@ async fn run(
     }
 }
 
-/// Asks again for the optional kinds that were not served, and watches those that now are.
+/// Asks again for the optional kinds that were not served, and watches those that now are;
+/// and for the kinds whose watched version stopped being served, which are watched at the
+/// version served now, or, optional and served at no version, forgotten. True when the
+/// snapshot changed.
 async fn watch_found_kinds(
     client: &Client,
     opts: &KubeSourceOptions,
     store: &mut Store,
+    tx: &watch::Sender<SourceState>,
     streams: &mut SelectAll<KindEvents>,
-) {
-    let unwatched: Vec<Kind> = Kind::ALL.into_iter().filter(|k| !store.kinds[*k as usize].watching).collect();
-    for kind in unwatched {
+) -> bool {
+    let mut changed = false;
+    let asked: Vec<Kind> = (Kind::ALL.into_iter())
+        .filter(|k| store.kinds[*k as usize].watch.is_none() || store.kinds[*k as usize].lost)
+        .collect();
+    for kind in asked {
         // Bounded: events wait while this runs.
         let found = tokio::time::timeout(DISCOVERY_TIMEOUT, discover(client, kind)).await;
-        match found.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out"))) {
-            Ok(Some(resource)) => {
-                tracing::info!(kind = kind.name(), version = %resource.version, "now served; watching");
-                // `missing` stays set until the first list completes, so the warning and the
-                // new objects change together.
-                store.kind_mut(kind).watching = true;
-                streams.push(watch_kind(client, kind, &resource, opts));
+        let found = match found.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out"))) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(kind = kind.name(), error = format!("{e:#}"), "discovery failed");
+                continue;
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(kind = kind.name(), error = format!("{e:#}"), "discovery failed"),
+        };
+        let state = store.kind_mut(kind);
+        let watched = state.watch.as_ref().map(|w| w.api_version.clone());
+        state.lost = false;
+        match found {
+            // Served as watched: the 404 was passing, and the watch retries by itself.
+            Some(resource) if Some(&resource.api_version) == watched.as_ref() => {}
+            Some(resource) => {
+                match &watched {
+                    None => {
+                        tracing::info!(kind = kind.name(), version = %resource.version, "now served; watching")
+                    }
+                    Some(old) => tracing::info!(
+                        kind = kind.name(),
+                        from = %old,
+                        to = %resource.api_version,
+                        "the watched version is no longer served; watching the one served now"
+                    ),
+                }
+                // The new watch's list replaces the kind's objects in whole when it completes.
+                // (`missing` stays set until then, so the warning and the objects change
+                // together.)
+                let (stream, watched) = watch_kind(client, kind, &resource, opts);
+                state.watch = Some(watched); // stops the old watch
+                streams.push(stream);
+            }
+            None if watched.is_none() => {}
+            None if kind.optional() => {
+                tracing::warn!(
+                    kind = kind.name(),
+                    "no longer served by the API server; its objects are dropped"
+                );
+                tx.send_if_modified(|published| {
+                    changed |= store.forget(&mut published.snapshot, kind);
+                    false
+                });
+            }
+            None => {
+                // Never empty the config for an API problem: the last objects stay, and the
+                // watch keeps retrying; asked again at the next discovery.
+                tracing::warn!(
+                    kind = kind.name(),
+                    "not served by the API server any more (are the Gateway API CRDs installed?); keeping the last objects"
+                );
+                state.lost = true;
+            }
         }
     }
+    changed
 }
 
 /// Applies one event to the published snapshot, in place and without telling the receivers
@@ -328,6 +403,9 @@ fn handle(
         }
         Err(e) => {
             tracing::warn!(kind = kind.name(), error = %e, "watch failed; retrying");
+            if not_served(&Err(e)) {
+                store.kind_mut(kind).lost = true;
+            }
             false
         }
     }

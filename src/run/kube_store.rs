@@ -18,8 +18,24 @@ pub(super) struct KindState {
     listed: bool,
     /// Optional kind the API server does not serve (yet).
     pub(super) missing: bool,
-    /// A watch runs for this kind (a kind found late is not watched twice while it lists).
-    pub(super) watching: bool,
+    /// The watch running for this kind, if any (a kind found late is not watched twice while
+    /// it lists).
+    pub(super) watch: Option<Watched>,
+    /// Its watched version answered 404 (the CRD stopped serving it, or was removed): asked
+    /// again at the next discovery.
+    pub(super) lost: bool,
+}
+
+/// A kind's running watch: the version it reads, and how to stop it.
+pub(super) struct Watched {
+    pub(super) api_version: String,
+    pub(super) abort: futures::stream::AbortHandle,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
 }
 
 /// The vectors of a [`Snapshot`], by index: where each kind's objects are (both route kinds
@@ -283,6 +299,23 @@ impl Store {
                 state.unreadable.remove(&key).is_some() || removed
             }
         }
+    }
+
+    /// An optional kind no longer served at all (its CRD was removed): its objects go, and it
+    /// is `missing` again, asked for at every discovery. True when the snapshot changed.
+    pub(super) fn forget(&mut self, snapshot: &mut Arc<Snapshot>, kind: Kind) -> bool {
+        let state = &mut self.kinds[kind as usize];
+        state.watch = None;
+        state.lost = false;
+        state.relist = None;
+        state.listing_directly = false;
+        let had_unreadable = !std::mem::take(&mut state.unreadable).is_empty();
+        let was_missing = std::mem::replace(&mut state.missing, true);
+        let keys: Vec<Arc<str>> = self.positions.by_key[kind as usize].keys().cloned().collect();
+        for key in &keys {
+            self.positions.remove(Arc::make_mut(snapshot), kind, key);
+        }
+        !keys.is_empty() || had_unreadable || !was_missing
     }
 
     /// Every watched kind has completed its first list (a missing optional kind counts as
