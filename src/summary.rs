@@ -42,6 +42,11 @@ pub fn render_summary(prepared: &Prepared, translation: &Translation, rendered: 
     section(&mut out, "not rendered:", translation.rejections.iter().map(ToString::to_string));
     section(
         &mut out,
+        "backends not resolved (a rule left with none answers http_status:500, or 503 for gRPC):",
+        translation.unresolved_backends.iter().map(ToString::to_string),
+    );
+    section(
+        &mut out,
         "unreachable, left out (an earlier rule serves all their traffic):",
         translation.unreachable(),
     );

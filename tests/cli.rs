@@ -154,6 +154,34 @@ fn base_config_that_breaks_the_config_fails_with_cloudflareds_reason() {
 }
 
 #[test]
+fn unresolved_backends_are_named_in_the_summary() {
+    // Their rules render as http_status:500: the summary says why, not only `status`.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "route.yaml",
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: apps}\n\
+         spec:\n  parentRefs: [{name: cloudflare-tunnel, namespace: cloudflare-tunnel-system}]\n  hostnames: [web.example.com]\n  \
+         rules:\n  - backendRefs: [{name: nowhere, port: 80}]\n",
+    );
+    let examples = std::fs::read_dir("examples").unwrap();
+    let mut args =
+        vec!["render".to_string(), "--tunnel-id".into(), "6ff42ae2-765d-4adf-8112-31c55c1551ef".into()];
+    args.extend(examples.map(|e| e.unwrap().path().display().to_string()).filter(|p| p.ends_with(".yaml")));
+    args.push(dir.path().display().to_string());
+    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "backends not resolved (a rule left with none answers http_status:500, or 503 for gRPC):\n  \
+             HTTPRoute apps/web spec.rules[0].backendRefs[0]: Service apps/nowhere not found (BackendNotFound)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn validate_exits_one_on_an_invalid_config() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(

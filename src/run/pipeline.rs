@@ -515,6 +515,7 @@ fn render_and_validate(state: SourceState, inputs: &RenderInputs) -> Outcome {
     let frame = render::render_rules(&[], translation.uses_grpc, &inputs.base, &inputs.tunnel).text;
     let report = validate::validate_rendered(&translation.rules, &frame);
     let news = (translation.rejections.iter().map(|r| format!("not rendered: {r}")))
+        .chain(translation.unresolved_backends.iter().map(|r| format!("backend not resolved: {r}")))
         .chain(translation.unreachable().map(|u| format!("unreachable, left out: {u}")))
         .chain(translation.notes.iter().cloned())
         .collect();

@@ -32,6 +32,13 @@ pub enum BaseConfigError {
     NotAMapping,
     #[error("the base config's `ingress` must be a list of rules")]
     IngressNotAList,
+    /// Its content is never quoted: it holds the tunnel's secret.
+    #[error(
+        "the base config has a `TunnelSecret` key: it looks like the tunnel's credentials file; give \
+         that file as --credentials-file (the base config is copied into config.yml, and the secret \
+         with it)"
+    )]
+    HoldsTunnelSecret,
 }
 
 /// A mapping that keeps its keys in document order (serde_json's map sorts them).
@@ -73,6 +80,9 @@ impl BaseConfig {
         let OrderedMap(entries) = serde_saphyr::from_str_with_options(text, crate::yaml::options())
             .map_err(|e| BaseConfigError::Yaml(e.to_string()))?;
         let mut base = BaseConfig::default();
+        if entries.iter().any(|(key, _)| key == "TunnelSecret") {
+            return Err(BaseConfigError::HoldsTunnelSecret);
+        }
         for (key, value) in entries {
             if key == "ingress" {
                 match value {

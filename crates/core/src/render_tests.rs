@@ -198,6 +198,11 @@ fn base_config_errors_are_reported() {
     assert_eq!(BaseConfig::parse("- a\n- b\n"), Err(BaseConfigError::NotAMapping));
     assert_eq!(BaseConfig::parse("ingress: 3\n"), Err(BaseConfigError::IngressNotAList));
     assert!(matches!(BaseConfig::parse("a: [\n"), Err(BaseConfigError::Yaml(_))));
+    // A credentials file given as the base config: its secret would be copied into config.yml.
+    let credentials = r#"{"AccountTag": "a", "TunnelSecret": "c2VjcmV0", "TunnelID": "6ff42ae2-765d-4adf-8112-31c55c1551ef"}"#;
+    let refused = BaseConfig::parse(credentials).unwrap_err();
+    assert_eq!(refused, BaseConfigError::HoldsTunnelSecret);
+    assert!(!refused.to_string().contains("c2VjcmV0"));
     assert_eq!(BaseConfig::parse("").unwrap(), BaseConfig::default());
 }
 

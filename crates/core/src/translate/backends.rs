@@ -33,6 +33,13 @@ pub(crate) struct Unresolved {
     pub message: String,
 }
 
+/// An [`Unresolved`] backendRef of a route: which one (`spec.rules[0].backendRefs[1]`) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UnresolvedRef {
+    pub field: String,
+    pub why: Unresolved,
+}
+
 pub(crate) fn resolve(
     route: &Route,
     backend: &BackendRef,

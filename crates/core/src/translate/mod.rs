@@ -118,6 +118,9 @@ pub struct Translation {
     pub uses_grpc: bool,
     /// Routes and rules not rendered, and why.
     pub rejections: Vec<Rejection>,
+    /// The backendRefs of our routes that cannot be used, and why: a rule left without any
+    /// serves `http_status:500` (503 for gRPC), which the config alone does not explain.
+    pub unresolved_backends: Vec<Rejection>,
     /// Rules left out because an earlier rule serves all their traffic: (rule, shadowed by).
     pub shadowed: Vec<(RuleSource, RuleSource)>,
     /// Other facts worth a line in the summary (collapsed weights).
@@ -285,6 +288,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
 
     let mut route_statuses = Vec::with_capacity(routes.len());
     let mut rejections = Vec::new();
+    let mut unresolved_backends = Vec::new();
     let (mut routes_accepted, mut routes_rejected) = (0, 0);
     let mut claims = claims::Claims::default();
     // Conflicts need both kinds; with one, indexing every hostname would be wasted work.
@@ -314,6 +318,12 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         rules::route_out(route, &mut resolver, settings, &mut out, &mut scratch);
         notes.append(&mut out.notes);
+        unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
+            object: object_name(route),
+            field: u.field.clone(),
+            reason: u.why.reason,
+            message: u.why.message.clone(),
+        }));
         let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
 
         // HTTPRoute and GRPCRoute on the same listener hostname: the older route keeps it.
@@ -410,6 +420,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     });
     status::reorder(&mut route_statuses, &by_identity);
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
+    unresolved_backends.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     notes.sort();
     let mut statuses = Statuses {
         gateway_classes: classes.iter().map(|c| gateways::class_status(c)).collect(),
@@ -422,6 +433,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         statuses,
         uses_grpc,
         rejections,
+        unresolved_backends,
         shadowed: shadowed.into_iter().map(|s| (s.source, s.by)).collect(),
         notes,
         routes_accepted,

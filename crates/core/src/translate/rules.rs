@@ -12,7 +12,7 @@ use crate::ingress::{OriginRequest, SharedOriginRequest};
 use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
 use crate::path::{grpc_path, http_path_into, PathRank};
 
-use super::backends::{self, Resolver, Unresolved};
+use super::backends::{self, Resolver, UnresolvedRef};
 use super::{Reason, Rejection, Settings};
 
 /// One rendered match of one rule.
@@ -37,7 +37,7 @@ pub(crate) struct RouteOut {
     pub rejections: Vec<Rejection>,
     /// Rules that rendered at least one match.
     pub rules_kept: usize,
-    pub unresolved: Vec<Unresolved>,
+    pub unresolved: Vec<UnresolvedRef>,
     /// Notes for the summary (weights collapsed).
     pub notes: Vec<String>,
 }
@@ -65,9 +65,9 @@ pub(crate) fn route_out<'a>(
         };
         let selection = resolver.select(route, &rule.backends);
         for (b, unresolved) in &selection.unresolved {
-            out.unresolved.push(Unresolved {
-                reason: unresolved.reason,
-                message: format!("spec.rules[{r}].backendRefs[{b}]: {}", unresolved.message),
+            out.unresolved.push(UnresolvedRef {
+                field: format!("spec.rules[{r}].backendRefs[{b}]"),
+                why: unresolved.clone(),
             });
         }
         match rule_target(route, r, rule, &selection.origin, settings) {

@@ -60,11 +60,12 @@ pub(crate) fn route_status(
                     generation,
                 ),
                 Some(first) => {
-                    let all: Vec<&str> = out.unresolved.iter().map(|u| u.message.as_str()).collect();
+                    let all: Vec<String> =
+                        out.unresolved.iter().map(|u| format!("{}: {}", u.field, u.why.message)).collect();
                     Condition::new(
                         "ResolvedRefs",
                         ConditionStatus::False,
-                        first.reason.as_str(),
+                        first.why.reason.as_str(),
                         all.join("; "),
                         generation,
                     )

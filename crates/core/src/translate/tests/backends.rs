@@ -403,3 +403,27 @@ fn listeners_of_a_gateway_refused_for_its_addresses_are_never_programmed() {
     let ok = t.statuses.gateways.iter().find(|g| g.name == "gw").unwrap();
     assert_eq!(programmed(&ok.listeners[0].conditions), Some(ConditionStatus::True));
 }
+
+#[test]
+fn unresolved_backend_refs_are_listed_with_their_route_field_and_reason() {
+    // A rule whose backends all fail serves 500: the list says why, beside the statuses.
+    let snapshot = base().with_service(service("other", "web").port(80)).with_route(
+        http_route("infra", "r")
+            .parent("infra", "gw")
+            .rule(rule().exact("/missing").backend("missing", 80))
+            .rule(rule().exact("/other").backend_ref(BackendRef::service("web", 80).in_namespace("other"))),
+    );
+    let t = run(&snapshot);
+    let listed: Vec<(&str, &str, Reason)> =
+        t.unresolved_backends.iter().map(|r| (r.object.as_str(), r.field.as_str(), r.reason)).collect();
+    assert_eq!(
+        listed,
+        [
+            ("HTTPRoute infra/r", "spec.rules[0].backendRefs[0]", Reason::BackendNotFound),
+            ("HTTPRoute infra/r", "spec.rules[1].backendRefs[0]", Reason::RefNotPermitted),
+        ]
+    );
+    assert!(t.unresolved_backends[0].message.contains("infra/missing"), "{:?}", t.unresolved_backends);
+    let resolved = parent_condition(&t, "r", "ResolvedRefs");
+    assert!(resolved.message.starts_with("spec.rules[0].backendRefs[0]: "), "{}", resolved.message);
+}
