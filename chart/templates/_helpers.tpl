@@ -30,11 +30,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/*
+The pod's ServiceAccount. Without one of our own, the namespace's `default` one, but never with
+rbac.create: the ClusterRole would go to every pod of the namespace that runs as `default`.
+*/}}
 {{- define "cfr.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "cfr.fullname" .) .Values.serviceAccount.name }}
+{{- else if .Values.serviceAccount.name }}
+{{- .Values.serviceAccount.name }}
+{{- else if .Values.rbac.create }}
+{{- fail "serviceAccount.create is false and serviceAccount.name is empty: rbac.create would bind the ClusterRole (cluster-wide reads of Gateway API objects, Services and Namespaces, status patches) to the namespace's `default` ServiceAccount, and so to every pod that runs as it. Set serviceAccount.name to a ServiceAccount of this release's pods alone, or serviceAccount.create: true, or rbac.create: false to bind roles yourself" }}
 {{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- "default" }}
 {{- end }}
 {{- end }}
 

@@ -84,6 +84,23 @@ class Rbac(unittest.TestCase):
         self.assertEqual(kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
                                   "ServiceAccount"}, set())
         self.assertEqual(pod_spec(objects)["serviceAccountName"], "mine")
+        # An existing ServiceAccount of the user's, with the chart's roles bound to it.
+        objects = render_values(values({"serviceAccount": {"create": False, "name": "mine"}}))
+        self.assertEqual(of_kind(objects, "ServiceAccount"), [])
+        for binding in of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding"):
+            self.assertEqual(binding["subjects"], [{"kind": "ServiceAccount", "name": "mine",
+                                                    "namespace": NAMESPACE}])
+
+    def test_the_roles_are_never_bound_to_the_default_service_account(self):
+        # Every pod of the namespace that runs as `default` would read Gateway API objects,
+        # Services and Namespaces cluster-wide and patch status.
+        with self.assertRaisesRegex(Exception, r"serviceAccount\.name.*`default`|`default`.*serviceAccount\.name"):
+            render_values(values({"serviceAccount": {"create": False}}))
+        # Without the chart's RBAC the pod may run as `default`: its roles are the user's.
+        objects = render_values(values({"serviceAccount": {"create": False}, "rbac": {"create": False}}))
+        self.assertEqual(pod_spec(objects)["serviceAccountName"], "default")
+        for kind in ("ClusterRoleBinding", "RoleBinding"):
+            self.assertEqual(of_kind(objects, kind), [])
 
 
 if __name__ == "__main__":
