@@ -101,6 +101,42 @@ it, and the pod's terminationGracePeriodSeconds 10s above that (docs/reload.md).
 {{- end }}
 
 {{/*
+Ports bound in the pod share its one network namespace, so they must differ. signal: the admin
+server (cloudflared-routes) and cloudflared's metrics server; supervise: the admin server and
+the two metrics ports the cloudflared children alternate between (`--supervise-metrics-ports`,
+the binary's 20241,20242 unless extraArgs sets it). A clash would fail only at run time: the
+second listener's bind.
+*/}}
+{{- define "cfr.superviseMetricsPorts" -}}
+{{- $ports := "20241,20242" }}
+{{- $args := .Values.extraArgs }}
+{{- range $i, $arg := $args }}
+{{- if and (eq $arg "--supervise-metrics-ports") (lt (add1 $i) (len $args)) }}
+{{- $ports = index $args (add1 $i) }}
+{{- else if hasPrefix "--supervise-metrics-ports=" $arg }}
+{{- $ports = trimPrefix "--supervise-metrics-ports=" $arg }}
+{{- end }}
+{{- end }}
+{{- $ports }}
+{{- end }}
+
+{{- define "cfr.checkPorts" -}}
+{{- $admin := int .Values.admin.port }}
+{{- if eq .Values.reload.mode "signal" }}
+{{- if eq $admin (int .Values.cloudflared.metricsPort) }}
+{{- fail (printf "admin.port and cloudflared.metricsPort are both %d: in signal mode cloudflared-routes' admin server and cloudflared's metrics server listen in the pod's one network namespace; set one of them to another port" $admin) }}
+{{- end }}
+{{- else }}
+{{- $ports := include "cfr.superviseMetricsPorts" . }}
+{{- range splitList "," $ports }}
+{{- if eq (trim .) (toString $admin) }}
+{{- fail (printf "admin.port is %d, one of the metrics ports of the cloudflared children in supervise mode (--supervise-metrics-ports %s): both listen in the pod's one network namespace; set admin.port to another port" $admin $ports) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The Gateways to serve: the gateways value, else the chart's own Gateway when it creates one.
 */}}
 {{- define "cfr.gatewayName" -}}

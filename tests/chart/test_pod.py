@@ -348,6 +348,34 @@ class BothModes(unittest.TestCase):
         self.assertEqual(of_kind(render_values(values({"podDisruptionBudget": {"enabled": False}})),
                                  "PodDisruptionBudget"), [])
 
+    def test_ports_that_clash_in_the_pod_are_refused(self):
+        # The containers share one network namespace: the second listener's bind would fail
+        # at run time, so the chart refuses to render.
+        for override, words in [
+            # signal: the admin server and cloudflared's metrics server.
+            ({"reload": {"mode": "signal"}, "admin": {"port": 2000}}, ["admin.port", "cloudflared.metricsPort", "2000"]),
+            ({"reload": {"mode": "signal"}, "cloudflared": {"metricsPort": 8081}}, ["admin.port", "cloudflared.metricsPort", "8081"]),
+            # supervise: the admin server and the children's metrics ports.
+            ({"admin": {"port": 20241}}, ["admin.port", "20241", "--supervise-metrics-ports"]),
+            ({"admin": {"port": 20242}}, ["admin.port", "20242"]),
+            ({"admin": {"port": 9001}, "extraArgs": ["--supervise-metrics-ports", "9000,9001"]}, ["9000,9001"]),
+            ({"admin": {"port": 9000}, "extraArgs": ["--supervise-metrics-ports=9000,9001"]}, ["9000,9001"]),
+        ]:
+            with self.subTest(values=override):
+                with self.assertRaises(Exception) as caught:
+                    render_values(values(override))
+                for word in words:
+                    self.assertIn(word, str(caught.exception))
+        # The same numbers where they do not meet: cloudflared.metricsPort is signal mode's,
+        # and the children's ports are supervise mode's (or moved by --supervise-metrics-ports).
+        for override in [
+            {"admin": {"port": 2000}},
+            {"reload": {"mode": "signal"}, "admin": {"port": 20241}},
+            {"admin": {"port": 20241}, "extraArgs": ["--supervise-metrics-ports=9000,9001"]},
+        ]:
+            with self.subTest(values=override):
+                render_values(values(override))
+
     def test_images(self):
         spec = pod_spec(render_values(values({"reload": {"mode": "signal"},
                                               "image": {"repository": "registry.example/cfr", "tag": "1.2.3"},
