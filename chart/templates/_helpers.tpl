@@ -137,7 +137,9 @@ second listener's bind.
 {{- end }}
 
 {{/*
-The Gateways to serve: the gateways value, else the chart's own Gateway when it creates one.
+The Gateways to serve: the gateways value, and the chart's own Gateway when it creates one (a
+Gateway this release creates and does not serve would be left to whichever instance serves
+every Gateway of the class, or to none). Empty: every Gateway of our GatewayClasses.
 */}}
 {{- define "cfr.gatewayName" -}}
 {{- default (include "cfr.fullname" .) .Values.gateway.name }}
@@ -148,13 +150,14 @@ The Gateways to serve: the gateways value, else the chart's own Gateway when it 
 {{- end }}
 
 {{- define "cfr.servedGateways" -}}
-{{- if .Values.gateways }}
-{{- toJson .Values.gateways }}
-{{- else if .Values.gateway.create }}
-{{- toJson (list (printf "%s/%s" (include "cfr.gatewayNamespace" .) (include "cfr.gatewayName" .))) }}
-{{- else }}
-{{- toJson (list) }}
+{{- $served := list }}
+{{- range .Values.gateways }}
+{{- $served = append $served . }}
 {{- end }}
+{{- if .Values.gateway.create }}
+{{- $served = append $served (printf "%s/%s" (include "cfr.gatewayNamespace" .) (include "cfr.gatewayName" .)) }}
+{{- end }}
+{{- toJson (uniq $served) }}
 {{- end }}
 
 {{/*

@@ -309,7 +309,12 @@ class BothModes(unittest.TestCase):
             ({"gateway": {"create": True}}, [f"{NAMESPACE}/edge-cloudflared-routes"]),
             ({"gateway": {"create": True, "namespace": "gw"}}, ["gw/edge-cloudflared-routes"]),
             ({"gateways": ["a/one", "b/two"]}, ["a/one", "b/two"]),
-            ({"gateways": ["a/one"], "gateway": {"create": True}}, ["a/one"]),
+            # The chart's own Gateway is always served with the listed ones: a Gateway this
+            # release creates but does not serve would have no tunnel (or another's).
+            ({"gateways": ["a/one"], "gateway": {"create": True}},
+             ["a/one", f"{NAMESPACE}/edge-cloudflared-routes"]),
+            ({"gateways": [f"{NAMESPACE}/edge-cloudflared-routes", "a/one"], "gateway": {"create": True}},
+             [f"{NAMESPACE}/edge-cloudflared-routes", "a/one"]),
         ]
         for override, expected in cases:
             with self.subTest(values=override):
