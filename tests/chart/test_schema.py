@@ -78,6 +78,21 @@ class Schema(unittest.TestCase):
                 self.assertRejected(values({"cloudflared": {"extraArgs": [arg, "x"]}}))
         chart().validate_schema(values({"cloudflared": {"extraArgs": ["--protocol", "http2"]}}))
 
+    def test_a_tunnel_token_in_the_environment_is_rejected(self):
+        # cloudflared reads TUNNEL_TOKEN as --token (TUNNEL_TOKEN_FILE as --token-file): the
+        # tunnel would become remotely managed and its dashboard ingress would replace the
+        # generated config. In supervise mode the children inherit cloudflared-routes' own
+        # environment, so extraEnv is closed to it as well as cloudflared.extraEnv.
+        for name in ["TUNNEL_TOKEN", "TUNNEL_TOKEN_FILE"]:
+            for where in ("cloudflared", None):
+                override = {"extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"},
+                                         {"name": name, "value": "x"}]}
+                if where:
+                    override = {where: override}
+                with self.subTest(name=name, where=where):
+                    self.assertRejected(values(override), name, "extraEnv/1/name", "remotely-managed")
+        chart().validate_schema(values({"cloudflared": {"extraEnv": [{"name": "TUNNEL_LOGLEVEL", "value": "debug"}]}}))
+
     def test_run_flags_the_chart_sets_itself_are_rejected_in_extra_args(self):
         # Given twice, clap refuses to start; --manifests would stop the Kubernetes source.
         for arg in ["--reload", "--config-out=/x", "--gateway", "--admin-addr", "--manifests", "--stagger",
