@@ -18,6 +18,16 @@ Names and labels.
 {{- end }}
 {{- end }}
 
+{{/*
+The name of a cluster-scoped object of this release (the ClusterRole and its binding): the full
+name and the release namespace, so that releases of one name in two namespaces do not claim
+the same object. A namespace holds no dot, so `<fullname>.<namespace>` names one release only.
+RBAC names may be 253 characters long: nothing is cut.
+*/}}
+{{- define "cfr.clusterScopedName" -}}
+{{- printf "%s.%s" (include "cfr.fullname" .) .Release.Namespace }}
+{{- end }}
+
 {{- define "cfr.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "cfr.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}

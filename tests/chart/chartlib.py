@@ -119,9 +119,11 @@ def chart() -> helm.Chart:
     return helm.Chart.load(CHART)
 
 
-def render_values(vals: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every object the chart renders for `vals`, in template order."""
-    manifests = chart().render(values=vals, name=RELEASE, namespace=NAMESPACE)
+def render_values(vals: dict[str, Any], *, name: str = RELEASE,
+                  namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """Every object the chart renders for `vals` (release `name` in `namespace`), in template
+    order."""
+    manifests = chart().render(values=vals, name=name, namespace=namespace)
     objects = []
     for template in sorted(manifests):
         if not template.endswith((".yaml", ".yml")):
