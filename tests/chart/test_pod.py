@@ -381,6 +381,31 @@ class BothModes(unittest.TestCase):
             with self.subTest(values=override):
                 render_values(values(override))
 
+    def test_replicas_prefer_different_nodes_unless_told_otherwise(self):
+        # By default: a soft (preferred) anti-affinity on the node, so a drain or a node failure
+        # takes one connector, and a small cluster still schedules every replica.
+        for name in ("supervise", "signal"):
+            with self.subTest(scenario=name):
+                objects = render(name)
+                selector = one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+                self.assertEqual(pod_spec(objects)["affinity"], {"podAntiAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [{
+                        "weight": 100,
+                        "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                            "labelSelector": {"matchLabels": selector}}}]}})
+                self.assertNotIn("requiredDuringSchedulingIgnoredDuringExecution",
+                                 pod_spec(objects)["affinity"]["podAntiAffinity"])
+        # The user's affinity replaces it, as written (no merge).
+        for name in ("supervise-everything", "signal-everything"):
+            with self.subTest(scenario=name):
+                self.assertEqual(pod_spec(render(name))["affinity"], SCENARIOS[name]["affinity"])
+        node_only = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "edge", "operator": "In", "values": ["true"]}]}]}}}
+        self.assertEqual(pod_spec(render_values(values({"affinity": node_only})))["affinity"], node_only)
+        # Or it is turned off.
+        self.assertNotIn("affinity", pod_spec(render_values(values({"podAntiAffinity": "none"}))))
+
     def test_images(self):
         spec = pod_spec(render_values(values({"reload": {"mode": "signal"},
                                               "image": {"repository": "registry.example/cfr", "tag": "1.2.3"},
