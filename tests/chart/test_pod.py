@@ -2,11 +2,13 @@
 shutdown timing."""
 
 import os.path
+import re
 import unittest
 
+import kubernetes_validate
 import yaml
 
-from chartlib import (NAMESPACE, SCENARIOS, SECRET, all_containers, container, effective_security,
+from chartlib import (CHART, KUBE_VERSION, NAMESPACE, SCENARIOS, SECRET, all_containers, container, effective_security,
                       env, flag, mount_of, of_kind, one, pod_spec, port_number, render,
                       render_values, routes_container, seconds, single_flag, split_argv, values,
                       volumes)
@@ -405,6 +407,26 @@ class BothModes(unittest.TestCase):
         self.assertEqual(pod_spec(render_values(values({"affinity": node_only})))["affinity"], node_only)
         # Or it is turned off.
         self.assertNotIn("affinity", pod_spec(render_values(values({"podAntiAffinity": "none"}))))
+
+    def test_the_resources_values_yaml_suggests_are_valid_per_mode(self):
+        # `resources` stays empty (requests depend on the traffic and the cluster), but
+        # values.yaml suggests starting points for each mode in a comment: uncommented, they
+        # must install, reach the container that runs each process, and have no CPU limit.
+        text = (CHART / "values.yaml").read_text()
+        block = re.search(r"^#   supervise:\n(?:#   .*\n)+", text, re.M)
+        self.assertIsNotNone(block, "values.yaml: no suggested resources (`#   supervise:` ...)")
+        suggested = yaml.safe_load("".join(line[2:] + "\n" for line in block.group(0).splitlines()))
+        self.assertEqual(set(suggested), {"supervise", "signal"})
+        for mode, override in suggested.items():
+            with self.subTest(mode=mode):
+                objects = render_values(values({"reload": {"mode": mode}}, override))
+                kubernetes_validate.validate(one(objects, "Deployment"), KUBE_VERSION, strict=True)
+                spec = pod_spec(objects)
+                for c in all_containers(spec):
+                    resources = c["resources"]
+                    self.assertNotIn("cpu", resources.get("limits", {}), c["name"])
+                    self.assertEqual(set(resources["requests"]), {"cpu", "memory"}, c["name"])
+                    self.assertIn("memory", resources["limits"], c["name"])
 
     def test_images(self):
         spec = pod_spec(render_values(values({"reload": {"mode": "signal"},
