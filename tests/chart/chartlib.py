@@ -134,6 +134,13 @@ def render_values(vals: dict[str, Any], *, name: str = RELEASE,
     return objects
 
 
+def render_notes(vals: dict[str, Any]) -> str:
+    """NOTES.txt as `helm install` prints it for `vals`."""
+    manifests = chart().render(values=vals, name=RELEASE, namespace=NAMESPACE)
+    (notes,) = [text for template, text in manifests.items() if template.endswith("/NOTES.txt")]
+    return notes
+
+
 @functools.cache
 def _render_scenario(name: str) -> tuple[dict[str, Any], ...]:
     return tuple(render_values(SCENARIOS[name]))
