@@ -18,6 +18,16 @@ Names and labels.
 {{- end }}
 {{- end }}
 
+{{/*
+The name of a cluster-scoped object of this release (the ClusterRole and its binding): the full
+name and the release namespace, so that releases of one name in two namespaces do not claim
+the same object. A namespace holds no dot, so `<fullname>.<namespace>` names one release only.
+RBAC names may be 253 characters long: nothing is cut.
+*/}}
+{{- define "cfr.clusterScopedName" -}}
+{{- printf "%s.%s" (include "cfr.fullname" .) .Release.Namespace }}
+{{- end }}
+
 {{- define "cfr.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "cfr.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -30,11 +40,19 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/*
+The pod's ServiceAccount. Without one of our own, the namespace's `default` one, but never with
+rbac.create: the ClusterRole would go to every pod of the namespace that runs as `default`.
+*/}}
 {{- define "cfr.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "cfr.fullname" .) .Values.serviceAccount.name }}
+{{- else if .Values.serviceAccount.name }}
+{{- .Values.serviceAccount.name }}
+{{- else if .Values.rbac.create }}
+{{- fail "serviceAccount.create is false and serviceAccount.name is empty: rbac.create would bind the ClusterRole (cluster-wide reads of Gateway API objects, Services and Namespaces, status patches) to the namespace's `default` ServiceAccount, and so to every pod that runs as it. Set serviceAccount.name to a ServiceAccount of this release's pods alone, or serviceAccount.create: true, or rbac.create: false to bind roles yourself" }}
 {{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- "default" }}
 {{- end }}
 {{- end }}
 
@@ -93,7 +111,45 @@ it, and the pod's terminationGracePeriodSeconds 10s above that (docs/reload.md).
 {{- end }}
 
 {{/*
-The Gateways to serve: the gateways value, else the chart's own Gateway when it creates one.
+Ports bound in the pod share its one network namespace, so they must differ. signal: the admin
+server (cloudflared-routes) and cloudflared's metrics server; supervise: the admin server and
+the two metrics ports the cloudflared children alternate between (`--supervise-metrics-ports`,
+the binary's 20241,20242 unless extraArgs sets it). A clash would fail only at run time: the
+second listener's bind.
+*/}}
+{{- define "cfr.superviseMetricsPorts" -}}
+{{- $ports := "20241,20242" }}
+{{- $args := .Values.extraArgs }}
+{{- range $i, $arg := $args }}
+{{- if and (eq $arg "--supervise-metrics-ports") (lt (add1 $i) (len $args)) }}
+{{- $ports = index $args (add1 $i) }}
+{{- else if hasPrefix "--supervise-metrics-ports=" $arg }}
+{{- $ports = trimPrefix "--supervise-metrics-ports=" $arg }}
+{{- end }}
+{{- end }}
+{{- $ports }}
+{{- end }}
+
+{{- define "cfr.checkPorts" -}}
+{{- $admin := int .Values.admin.port }}
+{{- if eq .Values.reload.mode "signal" }}
+{{- if eq $admin (int .Values.cloudflared.metricsPort) }}
+{{- fail (printf "admin.port and cloudflared.metricsPort are both %d: in signal mode cloudflared-routes' admin server and cloudflared's metrics server listen in the pod's one network namespace; set one of them to another port" $admin) }}
+{{- end }}
+{{- else }}
+{{- $ports := include "cfr.superviseMetricsPorts" . }}
+{{- range splitList "," $ports }}
+{{- if eq (trim .) (toString $admin) }}
+{{- fail (printf "admin.port is %d, one of the metrics ports of the cloudflared children in supervise mode (--supervise-metrics-ports %s): both listen in the pod's one network namespace; set admin.port to another port" $admin $ports) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Gateways to serve: the gateways value, and the chart's own Gateway when it creates one (a
+Gateway this release creates and does not serve would be left to whichever instance serves
+every Gateway of the class, or to none). Empty: every Gateway of our GatewayClasses.
 */}}
 {{- define "cfr.gatewayName" -}}
 {{- default (include "cfr.fullname" .) .Values.gateway.name }}
@@ -104,13 +160,14 @@ The Gateways to serve: the gateways value, else the chart's own Gateway when it 
 {{- end }}
 
 {{- define "cfr.servedGateways" -}}
-{{- if .Values.gateways }}
-{{- toJson .Values.gateways }}
-{{- else if .Values.gateway.create }}
-{{- toJson (list (printf "%s/%s" (include "cfr.gatewayNamespace" .) (include "cfr.gatewayName" .))) }}
-{{- else }}
-{{- toJson (list) }}
+{{- $served := list }}
+{{- range .Values.gateways }}
+{{- $served = append $served . }}
 {{- end }}
+{{- if .Values.gateway.create }}
+{{- $served = append $served (printf "%s/%s" (include "cfr.gatewayNamespace" .) (include "cfr.gatewayName" .)) }}
+{{- end }}
+{{- toJson (uniq $served) }}
 {{- end }}
 
 {{/*

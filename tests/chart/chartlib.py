@@ -119,9 +119,11 @@ def chart() -> helm.Chart:
     return helm.Chart.load(CHART)
 
 
-def render_values(vals: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every object the chart renders for `vals`, in template order."""
-    manifests = chart().render(values=vals, name=RELEASE, namespace=NAMESPACE)
+def render_values(vals: dict[str, Any], *, name: str = RELEASE,
+                  namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """Every object the chart renders for `vals` (release `name` in `namespace`), in template
+    order."""
+    manifests = chart().render(values=vals, name=name, namespace=namespace)
     objects = []
     for template in sorted(manifests):
         if not template.endswith((".yaml", ".yml")):
@@ -130,6 +132,13 @@ def render_values(vals: dict[str, Any]) -> list[dict[str, Any]]:
             if document is not None:
                 objects.append(document)
     return objects
+
+
+def render_notes(vals: dict[str, Any]) -> str:
+    """NOTES.txt as `helm install` prints it for `vals`."""
+    manifests = chart().render(values=vals, name=RELEASE, namespace=NAMESPACE)
+    (notes,) = [text for template, text in manifests.items() if template.endswith("/NOTES.txt")]
+    return notes
 
 
 @functools.cache

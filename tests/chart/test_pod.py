@@ -2,11 +2,13 @@
 shutdown timing."""
 
 import os.path
+import re
 import unittest
 
+import kubernetes_validate
 import yaml
 
-from chartlib import (NAMESPACE, SCENARIOS, SECRET, all_containers, container, effective_security,
+from chartlib import (CHART, KUBE_VERSION, NAMESPACE, SCENARIOS, SECRET, all_containers, container, effective_security,
                       env, flag, mount_of, of_kind, one, pod_spec, port_number, render,
                       render_values, routes_container, seconds, single_flag, split_argv, values,
                       volumes)
@@ -309,7 +311,12 @@ class BothModes(unittest.TestCase):
             ({"gateway": {"create": True}}, [f"{NAMESPACE}/edge-cloudflared-routes"]),
             ({"gateway": {"create": True, "namespace": "gw"}}, ["gw/edge-cloudflared-routes"]),
             ({"gateways": ["a/one", "b/two"]}, ["a/one", "b/two"]),
-            ({"gateways": ["a/one"], "gateway": {"create": True}}, ["a/one"]),
+            # The chart's own Gateway is always served with the listed ones: a Gateway this
+            # release creates but does not serve would have no tunnel (or another's).
+            ({"gateways": ["a/one"], "gateway": {"create": True}},
+             ["a/one", f"{NAMESPACE}/edge-cloudflared-routes"]),
+            ({"gateways": [f"{NAMESPACE}/edge-cloudflared-routes", "a/one"], "gateway": {"create": True}},
+             [f"{NAMESPACE}/edge-cloudflared-routes", "a/one"]),
         ]
         for override, expected in cases:
             with self.subTest(values=override):
@@ -347,6 +354,79 @@ class BothModes(unittest.TestCase):
             "minAvailable": 1, "selector": pdb["spec"]["selector"]})
         self.assertEqual(of_kind(render_values(values({"podDisruptionBudget": {"enabled": False}})),
                                  "PodDisruptionBudget"), [])
+
+    def test_ports_that_clash_in_the_pod_are_refused(self):
+        # The containers share one network namespace: the second listener's bind would fail
+        # at run time, so the chart refuses to render.
+        for override, words in [
+            # signal: the admin server and cloudflared's metrics server.
+            ({"reload": {"mode": "signal"}, "admin": {"port": 2000}}, ["admin.port", "cloudflared.metricsPort", "2000"]),
+            ({"reload": {"mode": "signal"}, "cloudflared": {"metricsPort": 8081}}, ["admin.port", "cloudflared.metricsPort", "8081"]),
+            # supervise: the admin server and the children's metrics ports.
+            ({"admin": {"port": 20241}}, ["admin.port", "20241", "--supervise-metrics-ports"]),
+            ({"admin": {"port": 20242}}, ["admin.port", "20242"]),
+            ({"admin": {"port": 9001}, "extraArgs": ["--supervise-metrics-ports", "9000,9001"]}, ["9000,9001"]),
+            ({"admin": {"port": 9000}, "extraArgs": ["--supervise-metrics-ports=9000,9001"]}, ["9000,9001"]),
+        ]:
+            with self.subTest(values=override):
+                with self.assertRaises(Exception) as caught:
+                    render_values(values(override))
+                for word in words:
+                    self.assertIn(word, str(caught.exception))
+        # The same numbers where they do not meet: cloudflared.metricsPort is signal mode's,
+        # and the children's ports are supervise mode's (or moved by --supervise-metrics-ports).
+        for override in [
+            {"admin": {"port": 2000}},
+            {"reload": {"mode": "signal"}, "admin": {"port": 20241}},
+            {"admin": {"port": 20241}, "extraArgs": ["--supervise-metrics-ports=9000,9001"]},
+        ]:
+            with self.subTest(values=override):
+                render_values(values(override))
+
+    def test_replicas_prefer_different_nodes_unless_told_otherwise(self):
+        # By default: a soft (preferred) anti-affinity on the node, so a drain or a node failure
+        # takes one connector, and a small cluster still schedules every replica.
+        for name in ("supervise", "signal"):
+            with self.subTest(scenario=name):
+                objects = render(name)
+                selector = one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+                self.assertEqual(pod_spec(objects)["affinity"], {"podAntiAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [{
+                        "weight": 100,
+                        "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                            "labelSelector": {"matchLabels": selector}}}]}})
+                self.assertNotIn("requiredDuringSchedulingIgnoredDuringExecution",
+                                 pod_spec(objects)["affinity"]["podAntiAffinity"])
+        # The user's affinity replaces it, as written (no merge).
+        for name in ("supervise-everything", "signal-everything"):
+            with self.subTest(scenario=name):
+                self.assertEqual(pod_spec(render(name))["affinity"], SCENARIOS[name]["affinity"])
+        node_only = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "edge", "operator": "In", "values": ["true"]}]}]}}}
+        self.assertEqual(pod_spec(render_values(values({"affinity": node_only})))["affinity"], node_only)
+        # Or it is turned off.
+        self.assertNotIn("affinity", pod_spec(render_values(values({"podAntiAffinity": "none"}))))
+
+    def test_the_resources_values_yaml_suggests_are_valid_per_mode(self):
+        # `resources` stays empty (requests depend on the traffic and the cluster), but
+        # values.yaml suggests starting points for each mode in a comment: uncommented, they
+        # must install, reach the container that runs each process, and have no CPU limit.
+        text = (CHART / "values.yaml").read_text()
+        block = re.search(r"^#   supervise:\n(?:#   .*\n)+", text, re.M)
+        self.assertIsNotNone(block, "values.yaml: no suggested resources (`#   supervise:` ...)")
+        suggested = yaml.safe_load("".join(line[2:] + "\n" for line in block.group(0).splitlines()))
+        self.assertEqual(set(suggested), {"supervise", "signal"})
+        for mode, override in suggested.items():
+            with self.subTest(mode=mode):
+                objects = render_values(values({"reload": {"mode": mode}}, override))
+                kubernetes_validate.validate(one(objects, "Deployment"), KUBE_VERSION, strict=True)
+                spec = pod_spec(objects)
+                for c in all_containers(spec):
+                    resources = c["resources"]
+                    self.assertNotIn("cpu", resources.get("limits", {}), c["name"])
+                    self.assertEqual(set(resources["requests"]), {"cpu", "memory"}, c["name"])
+                    self.assertIn("memory", resources["limits"], c["name"])
 
     def test_images(self):
         spec = pod_spec(render_values(values({"reload": {"mode": "signal"},

@@ -77,6 +77,33 @@ class Rbac(unittest.TestCase):
                     if binding_kind == "RoleBinding":
                         self.assertEqual(binding["metadata"]["namespace"], role["metadata"]["namespace"])
 
+    def test_cluster_scoped_names_hold_the_release_namespace(self):
+        # One release name in two namespaces (two tunnels) must not claim the same ClusterRole
+        # or ClusterRoleBinding: Helm would refuse the second install (the object belongs to
+        # the first release), or a shared name would leave one release's binding to the other.
+        def cluster_names(objects):
+            return {(o["kind"], o["metadata"]["name"]) for o in objects
+                    if o["kind"] in ("ClusterRole", "ClusterRoleBinding")}
+
+        first = render_values(values(), namespace="tunnel-a")
+        second = render_values(values(), namespace="tunnel-b")
+        self.assertEqual(len(cluster_names(first)), 2)
+        self.assertEqual(cluster_names(first) & cluster_names(second), set())
+        for objects, namespace in ((first, "tunnel-a"), (second, "tunnel-b")):
+            role = one(objects, "ClusterRole")["metadata"]["name"]
+            self.assertIn(namespace, role)
+            self.assertEqual(one(objects, "ClusterRoleBinding")["roleRef"]["name"], role)
+        # Not even when a release name and a namespace trade a suffix: `a-b` in `c` and `a` in
+        # `b-c`.
+        self.assertEqual(cluster_names(render_values(values({"fullnameOverride": "a-b"}), namespace="c"))
+                         & cluster_names(render_values(values({"fullnameOverride": "a"}), namespace="b-c")),
+                         set())
+        # The longest full name and namespace (63 characters each) still give a valid RBAC name
+        # (a path segment of at most 253 characters).
+        longest = render_values(values({"fullnameOverride": "f" * 63}), namespace="n" * 63)
+        for kind in ("ClusterRole", "ClusterRoleBinding"):
+            self.assertLessEqual(len(one(longest, kind)["metadata"]["name"]), 253)
+
     def test_rbac_and_service_account_can_be_left_to_the_user(self):
         objects = render_values(values({"rbac": {"create": False},
                                         "serviceAccount": {"create": False, "name": "mine"}}))
@@ -84,6 +111,23 @@ class Rbac(unittest.TestCase):
         self.assertEqual(kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
                                   "ServiceAccount"}, set())
         self.assertEqual(pod_spec(objects)["serviceAccountName"], "mine")
+        # An existing ServiceAccount of the user's, with the chart's roles bound to it.
+        objects = render_values(values({"serviceAccount": {"create": False, "name": "mine"}}))
+        self.assertEqual(of_kind(objects, "ServiceAccount"), [])
+        for binding in of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding"):
+            self.assertEqual(binding["subjects"], [{"kind": "ServiceAccount", "name": "mine",
+                                                    "namespace": NAMESPACE}])
+
+    def test_the_roles_are_never_bound_to_the_default_service_account(self):
+        # Every pod of the namespace that runs as `default` would read Gateway API objects,
+        # Services and Namespaces cluster-wide and patch status.
+        with self.assertRaisesRegex(Exception, r"serviceAccount\.name.*`default`|`default`.*serviceAccount\.name"):
+            render_values(values({"serviceAccount": {"create": False}}))
+        # Without the chart's RBAC the pod may run as `default`: its roles are the user's.
+        objects = render_values(values({"serviceAccount": {"create": False}, "rbac": {"create": False}}))
+        self.assertEqual(pod_spec(objects)["serviceAccountName"], "default")
+        for kind in ("ClusterRoleBinding", "RoleBinding"):
+            self.assertEqual(of_kind(objects, kind), [])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 typos and values the binary or cloudflared would refuse."""
 
 import json
+import re
 import unittest
 
 import helm_python as helm
@@ -21,6 +22,11 @@ def resolve(root, node):
         for part in path:
             node = node[part]
     return node
+
+
+def reserved_flag(arg):
+    """`--name` of a flag argument (`-name`, `--name=value`), as the schema's error names it."""
+    return "--" + arg.lstrip("-").split("=", 1)[0]
 
 
 class Schema(unittest.TestCase):
@@ -75,16 +81,48 @@ class Schema(unittest.TestCase):
         # managed, which replaces the local ingress.
         for arg in ["--config", "--metrics", "--pidfile=/x", "--token", "--token-file", "-metrics"]:
             with self.subTest(arg=arg):
-                self.assertRejected(values({"cloudflared": {"extraArgs": [arg, "x"]}}))
+                # The error names the flag (not just "'not' failed").
+                self.assertRejected(values({"cloudflared": {"extraArgs": ["--protocol", "http2", arg, "x"]}}),
+                                    "/cloudflared/extraArgs/2", reserved_flag(arg))
         chart().validate_schema(values({"cloudflared": {"extraArgs": ["--protocol", "http2"]}}))
+
+    def test_a_tunnel_token_in_the_environment_is_rejected(self):
+        # cloudflared reads TUNNEL_TOKEN as --token (TUNNEL_TOKEN_FILE as --token-file): the
+        # tunnel would become remotely managed and its dashboard ingress would replace the
+        # generated config. In supervise mode the children inherit cloudflared-routes' own
+        # environment, so extraEnv is closed to it as well as cloudflared.extraEnv.
+        for name in ["TUNNEL_TOKEN", "TUNNEL_TOKEN_FILE"]:
+            for where in ("cloudflared", None):
+                override = {"extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"},
+                                         {"name": name, "value": "x"}]}
+                if where:
+                    override = {where: override}
+                with self.subTest(name=name, where=where):
+                    self.assertRejected(values(override), name, "extraEnv/1/name", "remotely-managed")
+        chart().validate_schema(values({"cloudflared": {"extraEnv": [{"name": "TUNNEL_LOGLEVEL", "value": "debug"}]}}))
 
     def test_run_flags_the_chart_sets_itself_are_rejected_in_extra_args(self):
         # Given twice, clap refuses to start; --manifests would stop the Kubernetes source.
         for arg in ["--reload", "--config-out=/x", "--gateway", "--admin-addr", "--manifests", "--stagger",
-                    "--stagger-max-wait=1m"]:
+                    "--stagger-max-wait=1m", "--tunnel-id"]:
             with self.subTest(arg=arg):
-                self.assertRejected(values({"extraArgs": [arg, "x"]}))
+                self.assertRejected(values({"extraArgs": [arg, "x"]}), "/extraArgs/0", reserved_flag(arg))
         chart().validate_schema(values({"extraArgs": ["--lease-duration", "30s"]}))
+
+    def test_the_refusal_of_reserved_flags_names_every_one(self):
+        # JSON schema has no error messages: each list's `then` is a `const` that no reserved
+        # flag equals, so the error reads "value must be 'a flag other than …'". It must name
+        # every flag its `if` pattern refuses.
+        props = schema()["properties"]
+        for where, items in (("extraArgs", props["extraArgs"]["items"]),
+                             ("cloudflared.extraArgs", props["cloudflared"]["properties"]["extraArgs"]["items"])):
+            with self.subTest(where=where):
+                m = re.fullmatch(r"\^--\??\(([-a-z|]+)\)\(=\.\*\)\?\$", items["if"]["pattern"])
+                self.assertIsNotNone(m, items["if"]["pattern"])
+                message = items["then"]["const"]
+                for name in m.group(1).split("|"):
+                    self.assertRegex(message, rf"--{name}\b(?!-)", f"{where}: the error does not name --{name}")
+                self.assertNotRegex(message, items["if"]["pattern"])
 
     def test_every_value_in_values_yaml_is_described(self):
         root = schema()
