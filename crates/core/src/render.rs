@@ -32,6 +32,12 @@ pub enum BaseConfigError {
     NotAMapping,
     #[error("the base config's `ingress` must be a list of rules")]
     IngressNotAList,
+    /// Plain scalars cloudflared reads otherwise than we would write them back.
+    #[error(
+        "the base config holds values cloudflared's YAML reader (Go's yaml.v3) takes otherwise than ours, so \
+         they cannot be copied into config.yml as written: {0}"
+    )]
+    Misread(String),
     /// Its content is never quoted: it holds the tunnel's secret.
     #[error(
         "the base config has a `TunnelSecret` key: it looks like the tunnel's credentials file; give \
@@ -82,6 +88,11 @@ impl BaseConfig {
         let mut base = BaseConfig::default();
         if entries.iter().any(|(key, _)| key == "TunnelSecret") {
             return Err(BaseConfigError::HoldsTunnelSecret);
+        }
+        let misread = crate::yaml::misread_plain_scalars(text, true);
+        if !misread.is_empty() {
+            let each: Vec<String> = misread.iter().map(ToString::to_string).collect();
+            return Err(BaseConfigError::Misread(each.join("; ")));
         }
         for (key, value) in entries {
             if key == "ingress" {

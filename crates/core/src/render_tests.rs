@@ -204,6 +204,21 @@ fn base_config_errors_are_reported() {
     assert_eq!(refused, BaseConfigError::HoldsTunnelSecret);
     assert!(!refused.to_string().contains("c2VjcmV0"));
     assert_eq!(BaseConfig::parse("").unwrap(), BaseConfig::default());
+    // Copied as we read them, these would change meaning: `path: nULL` is a regex to
+    // cloudflared and would be written as `null` (every path); `caPool: 0x10` names a file.
+    for (text, what) in [
+        ("ingress:\n- {hostname: a.example.com, path: nULL, service: http://a:80}\n", "`nULL` as the string"),
+        ("originRequest: {caPool: 0x10}\n", "`0x10` would be copied as `16`"),
+        ("originRequest: {noTLSVerify: tRUE}\n", "`tRUE` as the string"),
+    ] {
+        match BaseConfig::parse(text) {
+            Err(BaseConfigError::Misread(m)) => assert!(m.contains(what), "{text}: {m}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    // What both readers take alike is copied: yaml.v3 decodes `yes` into a boolean setting.
+    let base = BaseConfig::parse("originRequest: {noTLSVerify: yes, connectTimeout: 30s, caPool: '0x10'}\n");
+    assert!(base.is_ok(), "{base:?}");
 }
 
 #[test]

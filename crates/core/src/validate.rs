@@ -119,13 +119,24 @@ fn parse(yaml: &str) -> Result<Value, Report> {
     }
     // cloudflared decodes the first document of the file and ignores the rest.
     let yaml = crate::yaml::first_document(yaml);
-    serde_saphyr::from_str_with_options::<Value>(yaml, crate::yaml::options()).map_err(|err| {
-        let message = err.to_string();
-        let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let config =
+        serde_saphyr::from_str_with_options::<Value>(yaml, crate::yaml::options()).map_err(|err| {
+            let message = err.to_string();
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            let mut report = Report::default();
+            report.error(None, format!("error parsing YAML in config file: {message}"));
+            report
+        })?;
+    // A value we read otherwise than cloudflared would be checked as something it is not.
+    let misread = crate::yaml::misread_plain_scalars(yaml, false);
+    if !misread.is_empty() {
         let mut report = Report::default();
-        report.error(None, format!("error parsing YAML in config file: {message}"));
-        report
-    })
+        for m in misread {
+            report.error(None, format!("cannot be checked as cloudflared reads it: {m}"));
+        }
+        return Err(report);
+    }
+    Ok(config)
 }
 
 /// One rule of the config: one we generated (typed), or one read from YAML.

@@ -346,6 +346,20 @@ const INVALID: &[Case] = &[
         errors: &[(None, "error parsing YAML in config file")],
         warnings: &[],
     },
+    // serde-saphyr would take `nULL` for null (a catch-all mid-list to us, a regex to
+    // cloudflared, which then has no catch-all last) and `tRUE` for true (a type error to Go).
+    Case {
+        name: "plain_scalars_read_otherwise_than_by_yaml_v3_are_refused",
+        yaml: "ingress:\n  - {hostname: a.example.com, service: http://s:80}\n  - {path: nULL, service: http_status:404}\n",
+        errors: &[(None, "takes `nULL` as the string \"nULL\", ours as `null`")],
+        warnings: &[],
+    },
+    Case {
+        name: "a_bool_spelt_otherwise_than_yaml_v3_spells_it_is_refused",
+        yaml: "originRequest: {noTLSVerify: tRUE}\ningress:\n  - service: http_status:404\n",
+        errors: &[(None, "takes `tRUE` as the string")],
+        warnings: &[],
+    },
 ];
 
 /// Every expected finding matches a distinct actual one with the same rule, and nothing else

@@ -43,6 +43,229 @@ pub fn first_document(text: &str) -> &str {
     text
 }
 
+/// How a plain scalar reads: the classes Go's yaml.v3 resolves one into (a timestamp counts as
+/// a string: no cloudflared setting is one).
+#[derive(Clone, Debug, PartialEq)]
+enum Plain {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str,
+}
+
+impl Plain {
+    fn same(&self, other: &Plain) -> bool {
+        match (self, other) {
+            (Plain::Float(a), Plain::Float(b)) => a == b || (a.is_nan() && b.is_nan()),
+            _ => self == other,
+        }
+    }
+
+    fn describe(&self, text: &str) -> String {
+        match self {
+            Plain::Null => "null".into(),
+            Plain::Bool(b) => b.to_string(),
+            Plain::Int(i) => format!("the integer {i}"),
+            Plain::Float(x) => format!("the number {x}"),
+            Plain::Str => format!("the string {text:?}"),
+        }
+    }
+}
+
+/// What Go's yaml.v3 (cloudflared's reader) resolves an untagged plain scalar to
+/// (`resolve.go`): six spellings of the booleans, five of null, integers in Go's syntax
+/// (`0x`, `0o`, `0b`, and `0` for octal; underscores dropped), YAML-style floats.
+fn go_plain(text: &str) -> Plain {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Plain::Null,
+        "true" | "True" | "TRUE" => return Plain::Bool(true),
+        "false" | "False" | "FALSE" => return Plain::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Plain::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Plain::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Plain::Float(f64::NAN),
+        _ => {}
+    }
+    let float = |t: &str| {
+        // yamlStyleFloat: ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+        let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+        let (mantissa, exponent) = match body.find(['e', 'E']) {
+            Some(i) => (&body[..i], Some(&body[i + 1..])),
+            None => (body, None),
+        };
+        let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+        let mantissa_ok = match mantissa.split_once('.') {
+            Some(("", fraction)) => digits(fraction),
+            Some((int, fraction)) => digits(int) && (fraction.is_empty() || digits(fraction)),
+            None => digits(mantissa),
+        };
+        let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
+        // Go's ParseFloat fails out of range (1e400): the scalar stays a string.
+        (mantissa_ok && exponent_ok).then(|| t.parse::<f64>().ok().filter(|x| x.is_finite())).flatten()
+    };
+    match text.as_bytes()[0] {
+        b'.' => float(text).map_or(Plain::Str, Plain::Float),
+        b'0'..=b'9' | b'+' | b'-' => {
+            let plain = text.replace('_', "");
+            if let Some(i) = go_parse_int(&plain) {
+                return Plain::Int(i);
+            }
+            float(&plain).map_or(Plain::Str, Plain::Float)
+        }
+        _ => Plain::Str,
+    }
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`, then `ParseUint(s, 0, 64)`: a sign (for ParseInt), a base
+/// prefix (`0x`, `0o`, `0b`, or a leading `0` for octal), digits, in range.
+fn go_parse_int(s: &str) -> Option<i128> {
+    let (negative, unsigned) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = unsigned.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u128::from_str_radix(digits, radix).ok()?;
+    let signed = s.starts_with(['-', '+']);
+    let value = if negative { -(magnitude as i128) } else { magnitude as i128 };
+    let fits = (i128::from(i64::MIN)..=i128::from(i64::MAX)).contains(&value)
+        || (!signed && magnitude <= u128::from(u64::MAX));
+    (magnitude <= u128::from(u64::MAX) && fits).then_some(value)
+}
+
+/// How serde-saphyr (our reader) resolves the plain scalar `text`, and how it writes the value
+/// back.
+fn saphyr_plain(text: &str) -> (Plain, String) {
+    use serde_json::Value;
+    // Alone, a scalar that reads as a string in place may not parse as one (`-` is a list).
+    let value: Value =
+        serde_saphyr::from_str_with_options(text, options()).unwrap_or_else(|_| Value::String(text.into()));
+    let written = serde_saphyr::to_string(&value).map(|w| w.trim_end().to_string()).unwrap_or_default();
+    let plain = match &value {
+        Value::Null => Plain::Null,
+        Value::Bool(b) => Plain::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Plain::Int(i.into()),
+            (_, Some(u), _) => Plain::Int(u.into()),
+            (_, _, Some(x)) => Plain::Float(x),
+            _ => Plain::Str,
+        },
+        // `.Inf` arrives as the string ".inf" (JSON has no infinity): a float read.
+        Value::String(s) if s != text => Plain::Float(f64::NAN),
+        Value::String(_) | Value::Array(_) | Value::Object(_) => Plain::Str,
+    };
+    (plain, written)
+}
+
+/// A plain scalar that our YAML reader takes otherwise than cloudflared's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Misread {
+    /// 1-based.
+    pub line: usize,
+    pub column: usize,
+    pub text: String,
+    /// How cloudflared reads it: `the string "nULL"`, `the integer 8`.
+    pub go: String,
+    /// How we would write it back.
+    pub ours: String,
+    /// We read the same value, and would only write it in another spelling.
+    pub respelled: bool,
+}
+
+impl std::fmt::Display for Misread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Misread { line, column, text, go, ours, .. } = self;
+        if self.respelled {
+            write!(
+                f,
+                "line {line} column {column}: `{text}` would be copied as `{ours}`, the same number, but a \
+                 string setting (a file name, a host name) would read {ours:?}; quote it if a string is \
+                 meant, or write `{ours}`"
+            )
+        } else {
+            write!(
+                f,
+                "line {line} column {column}: cloudflared's YAML reader takes `{text}` as {go}, ours as `{ours}`; \
+                 quote it if a string is meant, or write the value as cloudflared reads it"
+            )
+        }
+    }
+}
+
+/// The untagged plain scalars of `text`'s first document that serde-saphyr reads otherwise than
+/// Go's yaml.v3: `nULL` (a string to Go, null to us), `tRUE`, `010` (8 to Go, 10 to us), `.inf`.
+/// With `rewritten`, also the numbers we would write back in another spelling (`0x10` as `16`,
+/// `1e3` as `1000.0`): a string setting (`caPool: 0x10`) would name another value.
+///
+/// Not reported: `yes`, `on`, `n` and the rest of yaml.v3's compatibility spellings, which Go
+/// reads as strings but decodes into a boolean setting as one: we read them as that boolean.
+/// The text is assumed to parse (the caller parsed it); a scan error ends the list.
+pub fn misread_plain_scalars(text: &str, rewritten: bool) -> Vec<Misread> {
+    use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+    const COMPATIBLE: [(&str, bool); 16] = [
+        ("y", true),
+        ("Y", true),
+        ("yes", true),
+        ("Yes", true),
+        ("YES", true),
+        ("on", true),
+        ("On", true),
+        ("ON", true),
+        ("n", false),
+        ("N", false),
+        ("no", false),
+        ("No", false),
+        ("NO", false),
+        ("off", false),
+        ("Off", false),
+        ("OFF", false),
+    ];
+    let mut found = Vec::new();
+    for event in Parser::new_from_str(first_document(text)) {
+        let Ok((event, span)) = event else { break };
+        let Event::Scalar(value, ScalarStyle::Plain, _, None) = event else { continue };
+        // Go resolves only these words, and scalars with these leads, to anything but a string,
+        // and serde-saphyr only these (any case) to a boolean, null or number.
+        let word = matches!(
+            value.to_ascii_lowercase().as_str(),
+            "" | "~" | "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
+        if !word && !value.starts_with(|c: char| "+-.0123456789".contains(c)) {
+            continue;
+        }
+        let go = go_plain(&value);
+        let (ours, written) = saphyr_plain(&value);
+        let compatible = COMPATIBLE.iter().any(|(w, b)| *w == value && ours == Plain::Bool(*b));
+        let numeric = matches!(go, Plain::Int(_) | Plain::Float(_));
+        let differs = !go.same(&ours) && !compatible;
+        if differs || (rewritten && numeric && written != *value) {
+            found.push(Misread {
+                respelled: !differs,
+                line: span.start.line(),
+                column: span.start.col() + 1,
+                go: go.describe(&value),
+                text: value.into_owned(),
+                ours: written,
+            });
+        }
+    }
+    found
+}
+
 /// Options for `serde_saphyr::from_str_with_options` and friends.
 pub fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
@@ -57,6 +280,66 @@ pub fn options() -> serde_saphyr::Options {
 
 #[cfg(test)]
 mod tests {
+    use super::{go_plain, misread_plain_scalars, Plain};
+
+    #[test]
+    fn plain_scalars_resolve_as_go_yaml_v3_resolves_them() {
+        for (text, want) in [
+            ("", Plain::Null),
+            ("~", Plain::Null),
+            ("NULL", Plain::Null),
+            ("nULL", Plain::Str),
+            ("True", Plain::Bool(true)),
+            ("tRUE", Plain::Str),
+            ("yes", Plain::Str),
+            ("010", Plain::Int(8)),
+            ("0x10", Plain::Int(16)),
+            ("0o10", Plain::Int(8)),
+            ("-0b11", Plain::Int(-3)),
+            ("1_000", Plain::Int(1000)),
+            ("+5", Plain::Int(5)),
+            ("18446744073709551615", Plain::Int(18446744073709551615)),
+            ("-9223372036854775809", Plain::Float(-9223372036854775809.0)),
+            ("1e3", Plain::Float(1000.0)),
+            (".5", Plain::Float(0.5)),
+            ("1.", Plain::Float(1.0)),
+            ("1e400", Plain::Str),
+            ("09", Plain::Float(9.0)),
+            ("0x", Plain::Str),
+            ("2001-12-14", Plain::Str),
+            ("12:30", Plain::Str),
+            ("-", Plain::Str),
+            ("+.inf", Plain::Float(f64::INFINITY)),
+            ("http_status:404", Plain::Str),
+        ] {
+            assert!(go_plain(text).same(&want), "{text:?}: {:?}, not {want:?}", go_plain(text));
+        }
+    }
+
+    #[test]
+    fn scalars_read_otherwise_than_cloudflared_reads_them_are_found() {
+        let text = "a: nULL\nb: tRUE\nc: [010, .inf]\nd: yes\ne: NULL\nf: 1e3\ng: 0x10\nh: '010'\n\
+                    i: 100\nj: 1.5\nk: plain\nl: ~\nm: TrUe\nn: -\no: [-1, 0, 1.0]\n";
+        let found = |rewritten| -> Vec<(usize, String)> {
+            misread_plain_scalars(text, rewritten).into_iter().map(|m| (m.line, m.text)).collect()
+        };
+        let read: Vec<(usize, String)> = [(1, "nULL"), (2, "tRUE"), (3, "010"), (3, ".inf"), (13, "TrUe")]
+            .map(|(l, t)| (l, t.into()))
+            .into();
+        assert_eq!(found(false), read);
+        let mut written = read.clone();
+        written.extend([(6, "1e3"), (7, "0x10")].map(|(l, t)| (l, t.to_string())));
+        written.sort();
+        let mut got = found(true);
+        got.sort();
+        assert_eq!(got, written);
+        let first = &misread_plain_scalars(text, false)[0];
+        assert_eq!(
+            (first.column, first.go.as_str(), first.ours.as_str()),
+            (4, "the string \"nULL\"", "null")
+        );
+    }
+
     #[test]
     fn first_document_is_what_a_go_decoder_reads() {
         for (text, first) in [
