@@ -74,6 +74,12 @@ pub fn http_path_into(m: &PathMatch, out: &mut String) -> Result<bool, PathError
             out.push_str("^(?:");
             out.push_str(&m.value);
             out.push_str(")$");
+            // And as written: the wrapper nests the value two levels deeper, which may pass the
+            // nesting limit the value alone kept to, and the whole config would be refused.
+            if let Err(error) = re2::check(out) {
+                out.clear();
+                return Err(PathError::Regex { value: m.value.clone(), error });
+            }
         }
     }
     Ok(true)

@@ -244,3 +244,18 @@ fn plain_literal_takes_ordinary_paths_and_defers_the_rest() {
         assert!(!plain_literal(value), "{value:?}");
     }
 }
+
+#[test]
+fn a_regex_is_checked_as_written_inside_its_anchors() {
+    // `^(?:…)$` nests the value two levels deeper: a value just within the nesting limit alone
+    // would pass the route and then fail the whole config, which then never changes again.
+    for depth in [240, 248, 249, 250] {
+        let value = format!("/{}a{}", "(".repeat(depth), ")".repeat(depth));
+        let Ok(Some(path)) = http_path(&regex(&value)) else { continue };
+        assert!(crate::re2::check(&path).is_ok(), "depth {depth}: the route passed, its path fails");
+    }
+    let deepest_accepted = (200..260)
+        .filter(|d| http_path(&regex(&format!("/{}a{}", "(".repeat(*d), ")".repeat(*d)))).is_ok())
+        .max();
+    assert!(deepest_accepted.is_some_and(|d| d >= 240), "{deepest_accepted:?}");
+}

@@ -75,6 +75,15 @@ pub(crate) fn resolve(
             format!("backendRef Service {namespace}/{} has no port", backend.name),
         );
     };
+    // The API server holds ports to 1-65535; a file may not, and `:-5` or `:70000` in the URL
+    // would make cloudflared refuse the whole config.
+    let valid_port = |p: i32| (1..=65535).contains(&p);
+    if !valid_port(port) {
+        return fail(
+            Reason::BackendNotFound,
+            format!("backendRef Service {namespace}/{} port {port} is not a port (1-65535)", backend.name),
+        );
+    }
     // Both end up in the URL: the API server lets no other name exist, but a file may hold
     // anything (`a@b#` would turn the URL's host into `b`).
     if !dns_label(namespace) || !dns_label(&backend.name) {
@@ -154,6 +163,16 @@ pub(crate) fn resolve(
         }
         _ => port,
     };
+    if !valid_port(dial_port) {
+        return fail(
+            Reason::BackendNotFound,
+            format!(
+                "Service {namespace}/{} is headless and its port {port} targets {dial_port}, which is not a port \
+                 (1-65535)",
+                backend.name
+            ),
+        );
+    }
     let scheme = if tls { "https" } else { "http" };
     Ok(Origin {
         url: format!("{scheme}://{}.{namespace}.svc.{}:{dial_port}", backend.name, settings.cluster_domain)

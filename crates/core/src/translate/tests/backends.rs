@@ -427,3 +427,37 @@ fn unresolved_backend_refs_are_listed_with_their_route_field_and_reason() {
     let resolved = parent_condition(&t, "r", "ResolvedRefs");
     assert!(resolved.message.starts_with("spec.rules[0].backendRefs[0]: "), "{}", resolved.message);
 }
+
+#[test]
+fn ports_outside_1_to_65535_never_reach_the_url() {
+    // Only a file can hold them; `http://…:-5` would make cloudflared refuse the whole config.
+    let snapshot = base()
+        .with_service(service("infra", "neg").port(-1))
+        .with_service(service("infra", "big").port(70000))
+        .with_service(service("infra", "hl").headless().port_with(
+            80,
+            None,
+            None,
+            Some(TargetPort::Number(-5)),
+        ))
+        .with_route(
+            http_route("infra", "r")
+                .parent("infra", "gw")
+                .rule(rule().exact("/neg").backend("neg", -1))
+                .rule(rule().exact("/big").backend("big", 70000))
+                .rule(rule().exact("/hl").backend("hl", 80)),
+        );
+    let t = run(&snapshot);
+    check("ports", &t, &[("a", "/neg", "500"), ("a", "/big", "500"), ("a", "/hl", "500")]);
+    let reasons: Vec<(&str, Reason)> =
+        t.unresolved_backends.iter().map(|u| (u.field.as_str(), u.reason)).collect();
+    assert_eq!(
+        reasons,
+        [
+            ("spec.rules[0].backendRefs[0]", Reason::BackendNotFound),
+            ("spec.rules[1].backendRefs[0]", Reason::BackendNotFound),
+            ("spec.rules[2].backendRefs[0]", Reason::BackendNotFound),
+        ]
+    );
+    assert!(t.unresolved_backends[2].message.contains("targets -5"), "{:?}", t.unresolved_backends);
+}
