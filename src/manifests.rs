@@ -150,7 +150,7 @@ pub fn walk(
 /// (or `<Kind>List`) is expanded into its items.
 pub fn load_str(file_name: &str, text: &str, into: &mut Loaded) -> Result<(), LoadError> {
     let documents: Vec<serde_saphyr::Spanned<Value>> =
-        serde_saphyr::from_multiple_with_options(text, routes_core::yaml::options())
+        serde_saphyr::from_multiple_with_options(text, routes_core::yaml::manifest_options())
             .map_err(|e| malformed(file_name, &e))?;
     for document in documents {
         let origin = format!("{file_name}:{}", document.referenced.line());

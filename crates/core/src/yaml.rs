@@ -268,14 +268,29 @@ pub fn misread_plain_scalars(text: &str, rewritten: bool) -> Vec<Misread> {
 
 /// Options for `serde_saphyr::from_str_with_options` and friends.
 pub fn options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
+    let mut options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_events: 40_000_000,
             max_nodes: 10_000_000,
             max_documents: 1_000_000,
             max_total_scalar_bytes: 512 * 1024 * 1024,
         },
+    };
+    // A thousand times what anchors in a real config or manifest replay (the default, a
+    // million per document, let a 4 KB file of eleven documents take 725 MB).
+    options.alias_limits.max_total_replayed_events = 100_000;
+    options
+}
+
+/// [`options`] for manifests: Kubernetes objects, whose scalars the API server holds to a few
+/// megabytes per object, so a file's scalars (aliases replayed included) are held to 64 MiB
+/// instead of 512 (a 1 MiB scalar replayed 500 times held half a gigabyte).
+pub fn manifest_options() -> serde_saphyr::Options {
+    let mut options = options();
+    if let Some(budget) = options.budget.as_mut() {
+        budget.max_total_scalar_bytes = 64 * 1024 * 1024;
     }
+    options
 }
 
 #[cfg(test)]
@@ -370,6 +385,22 @@ mod tests {
         ] {
             assert!(!super::go_yaml_reads(c), "{c:?}");
         }
+    }
+
+    #[test]
+    fn alias_replays_are_bounded() {
+        // An anchor of 2,000 nodes replayed 90 times: 180,000 nodes from 6 KB (and a few such
+        // documents in one file took hundreds of megabytes).
+        let text = format!("a: &a [{}x]\nb: [{}*a]\n", "x, ".repeat(2000), "*a, ".repeat(89));
+        let read = serde_saphyr::from_str_with_options::<serde_json::Value>(&text, super::options());
+        assert!(read.is_err(), "{} bytes replayed", text.len());
+        let fewer = format!("a: &a [{}x]\nb: [{}*a]\n", "x, ".repeat(2000), "*a, ".repeat(40));
+        assert!(serde_saphyr::from_str_with_options::<serde_json::Value>(&fewer, super::options()).is_ok());
+        // A big scalar replayed: manifests hold less than configs.
+        let big = format!("a: &s {}\nb: [{}*s]\n", "x".repeat(1 << 20), "*s, ".repeat(69));
+        assert!(serde_saphyr::from_str_with_options::<serde_json::Value>(&big, super::options()).is_ok());
+        assert!(serde_saphyr::from_str_with_options::<serde_json::Value>(&big, super::manifest_options())
+            .is_err());
     }
 
     #[test]
