@@ -268,29 +268,28 @@ pub fn misread_plain_scalars(text: &str, rewritten: bool) -> Vec<Misread> {
 
 /// Options for `serde_saphyr::from_str_with_options` and friends.
 pub fn options() -> serde_saphyr::Options {
-    let mut options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_events: 40_000_000,
-            max_nodes: 10_000_000,
-            max_documents: 1_000_000,
-            max_total_scalar_bytes: 512 * 1024 * 1024,
-        },
-    };
-    // A thousand times what anchors in a real config or manifest replay (the default, a
-    // million per document, let a 4 KB file of eleven documents take 725 MB).
-    options.alias_limits.max_total_replayed_events = 100_000;
-    options
+    options_with_scalar_bytes(512 * 1024 * 1024)
 }
 
 /// [`options`] for manifests: Kubernetes objects, whose scalars the API server holds to a few
 /// megabytes per object, so a file's scalars (aliases replayed included) are held to 64 MiB
 /// instead of 512 (a 1 MiB scalar replayed 500 times held half a gigabyte).
 pub fn manifest_options() -> serde_saphyr::Options {
-    let mut options = options();
-    if let Some(budget) = options.budget.as_mut() {
-        budget.max_total_scalar_bytes = 64 * 1024 * 1024;
+    options_with_scalar_bytes(64 * 1024 * 1024)
+}
+
+fn options_with_scalar_bytes(max_total_scalar_bytes: usize) -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_events: 40_000_000,
+            max_nodes: 10_000_000,
+            max_documents: 1_000_000,
+            max_total_scalar_bytes: max_total_scalar_bytes,
+        },
+        // A thousand times what anchors in a real config or manifest replay (the default, a
+        // million per document, let a 4 KB file of eleven documents take 725 MB).
+        alias_limits: serde_saphyr::alias_limits! { max_total_replayed_events: 100_000 },
     }
-    options
 }
 
 #[cfg(test)]
