@@ -75,6 +75,9 @@ pub struct OriginKeys {
     pub http2_origin: Option<bool>,
     #[serde(rename = "noTLSVerify")]
     pub no_tls_verify: Option<bool>,
+    /// Not compared: it changes how cloudflared reports the rule's service (`bastion`).
+    #[serde(rename = "bastionMode")]
+    pub bastion_mode: Option<bool>,
 }
 
 impl OriginKeys {
@@ -85,6 +88,7 @@ impl OriginKeys {
             origin_server_name: self.origin_server_name.or_else(|| defaults.origin_server_name.clone()),
             http2_origin: self.http2_origin.or(defaults.http2_origin),
             no_tls_verify: self.no_tls_verify.or(defaults.no_tls_verify),
+            bastion_mode: self.bastion_mode.or(defaults.bastion_mode),
         }
     }
 
@@ -177,11 +181,24 @@ pub fn rendered_rules(yaml: &str) -> Result<Vec<RuleKey>, VerifyError> {
     Ok(file
         .ingress
         .into_iter()
-        .map(|r| RuleKey {
-            hostname: r.hostname.unwrap_or_default(),
-            path: r.path.unwrap_or_default(),
-            service: normalize_service(r.service.as_deref().unwrap_or_default()),
-            origin: r.origin_request.over(&defaults),
+        .map(|r| {
+            let origin = r.origin_request.over(&defaults);
+            let mut service = normalize_service(r.service.as_deref().unwrap_or_default());
+            // cloudflared serves (and reports) a URL rule in bastion mode as `bastion`
+            // (`validateIngress`: checked after the special services, before the URL).
+            let special = service.starts_with("http_status:")
+                || service.starts_with("unix:")
+                || service.starts_with("unix+tls:")
+                || matches!(service.as_str(), "hello_world" | "socks-proxy");
+            if origin.bastion_mode == Some(true) && !special {
+                service = "bastion".into();
+            }
+            RuleKey {
+                hostname: r.hostname.unwrap_or_default(),
+                path: r.path.unwrap_or_default(),
+                service,
+                origin,
+            }
         })
         .collect())
 }
@@ -248,13 +265,24 @@ pub fn difference(expected: &[RuleKey], loaded: &[RuleKey]) -> Option<String> {
 }
 
 /// Brings a `service:` value to the form cloudflared reports it in: Go's `url.Parse` lowercases
-/// the scheme, the hello-world aliases report as `hello_world`, and the `ssh`, `rdp`, `smb` and
+/// the scheme, the hello-world aliases report as `hello_world`, an `http_status` code as the
+/// number it is (`0404` as `404`), and the `ssh`, `rdp`, `smb` and
 /// `tcp` services get their default port (`addPortIfMissing` in cloudflared's
 /// `origin_service.go`). Applied to both sides, so it only needs to be idempotent.
 pub fn normalize_service(service: &str) -> String {
     match service {
         "hello-world" | "helloworld" => return "hello_world".into(),
         _ => {}
+    }
+    // The code as `%d` of Go's `strconv.Atoi` reads it: `http_status:0404` is reported as 404.
+    if let Some(code) = service.strip_prefix("http_status:") {
+        let digits = code.strip_prefix(['+', '-']).unwrap_or(code);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = code.parse::<i64>() {
+                return format!("http_status:{n}");
+            }
+        }
+        return service.to_string();
     }
     let Some((scheme, rest)) = service.split_once("://") else {
         return service.to_string();

@@ -130,6 +130,7 @@ async fn an_origin_request_key_we_render_is_compared_in_effect() {
             origin_server_name: Some(String::new()),
             http2_origin: Some(false),
             no_tls_verify: Some(no_tls_verify),
+            bastion_mode: None,
         },
     };
     let want = RuleKey { origin: OriginKeys::default(), ..loaded("", false) };
@@ -246,12 +247,27 @@ fn services_compare_as_cloudflared_reports_them() {
         ("tcp://[::1]:9", "tcp://[::1]:9"),
         ("hello-world", "hello_world"),
         ("http_status:404", "http_status:404"),
+        ("http_status:0404", "http_status:404"),
+        ("http_status:+404", "http_status:404"),
+        ("http_status:4x4", "http_status:4x4"),
         ("unix:/run/app.sock", "unix:/run/app.sock"),
     ];
     for (written, reported) in cases {
         assert_eq!(normalize_service(written), reported, "service {written}");
         assert_eq!(normalize_service(reported), reported, "idempotent on {reported}");
     }
+}
+
+#[test]
+fn a_url_rule_in_bastion_mode_is_expected_as_bastion() {
+    // cloudflared serves and reports it as `bastion`, whether the rule or the top level sets it.
+    let yaml = "originRequest: {bastionMode: true}\ningress:\n\
+                - {hostname: ssh.example.com, service: ssh://host:22}\n\
+                - {hostname: own.example.com, service: http://a:80, originRequest: {bastionMode: true}}\n\
+                - {hostname: off.example.com, service: http://a:80, originRequest: {bastionMode: false}}\n\
+                - service: http_status:404\n";
+    let services: Vec<String> = rendered_rules(yaml).unwrap().into_iter().map(|r| r.service).collect();
+    assert_eq!(services, ["bastion", "bastion", "http://a:80", "http_status:404"]);
 }
 
 #[tokio::test]

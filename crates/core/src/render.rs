@@ -183,6 +183,16 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
             }
         }
     }
+    // cloudflared copies these into every rule's settings (and `/config` shows them there), but
+    // builds the Access check and the IP rules only from a rule's own `originRequest`.
+    if let Some(Value::Object(top)) = base.get("originRequest") {
+        for key in ["access", "ipRules"].into_iter().filter(|k| top.contains_key(*k)) {
+            warnings.push(format!(
+                "the base config's top-level `originRequest.{key}` is not enforced by cloudflared, which applies \
+                 `{key}` only from a rule's own `originRequest`: no rule is protected by it"
+            ));
+        }
+    }
     for (key, value) in &base.keys {
         let taken = match key.as_str() {
             "tunnel" => tunnel.id.is_some(),

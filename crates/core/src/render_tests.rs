@@ -308,3 +308,20 @@ fn yaml_line_breaks_and_characters_go_yaml_refuses_are_escaped() {
         assert_eq!(parsed, value, "{out}");
     }
 }
+
+#[test]
+fn a_top_level_access_or_ip_rules_is_warned_about() {
+    // cloudflared builds the Access check from a rule's own originRequest only.
+    let base = BaseConfig::parse(
+        "originRequest:\n  access: {required: true, teamName: t, audTag: [a]}\n  ipRules: [{prefix: 10.0.0.0/8, allow: true}]\n",
+    )
+    .unwrap();
+    let warnings = render_rules(&[], false, &base, &tunnel()).warnings;
+    assert!(warnings.iter().any(|w| w.contains("`originRequest.access` is not enforced")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("`originRequest.ipRules` is not enforced")), "{warnings:?}");
+    let rule_level = BaseConfig::parse(
+        "ingress:\n- {hostname: a.example.com, service: http://a:80, originRequest: {access: {required: true, teamName: t, audTag: [a]}}}\n",
+    )
+    .unwrap();
+    assert!(render_rules(&[], false, &rule_level, &tunnel()).warnings.is_empty());
+}
