@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+use super::reload::ReloadError;
+
 /// `result` label: `ok`, or the name of what went wrong (an error variant name).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -45,14 +47,17 @@ impl KindLabel {
     }
 }
 
+/// The `result` values of the renders counter (`panic`: the render task itself failed).
+pub const RENDER_RESULTS: &[&str] = &["ok", "invalid", "panic"];
+
 /// The `result` values of the status writer (`status_writer::ResultHook`).
 pub const STATUS_PATCH_RESULTS: &[&str] =
     &["applied", "unchanged", "not_found", "conflict", "timeout", "error"];
 
 pub struct Metrics {
     registry: Registry,
-    /// Renders (translate + render + validate), by result: `ok`, `invalid` (cloudflared would
-    /// refuse the result: nothing written).
+    /// Renders (translate + render + validate), by result ([`RENDER_RESULTS`]): `ok`, `invalid`
+    /// (cloudflared would refuse the result: nothing written), `panic`.
     pub renders: Family<ResultLabel, Counter>,
     /// Seconds spent in translate + render + validate.
     pub render_duration: Histogram,
@@ -148,12 +153,15 @@ impl Metrics {
             "Objects or files the source could not read in its latest state",
             source_warnings.clone(),
         );
-        // Families without a series are not exposed at all: start the usual series at zero so
-        // that dashboards and alerts see every family from the first scrape.
-        for result in ["ok", "invalid"] {
-            let _ = renders.get_or_create(&ResultLabel::new(result));
+        // Families without a series are not exposed at all, and a series that appears only with
+        // its first event (at 1) hides that event from `increase()` and `rate()`, which need
+        // two samples. So every known label value starts at zero, from the first scrape.
+        for result in RENDER_RESULTS {
+            let _ = renders.get_or_create(&ResultLabel::new(*result));
         }
-        let _ = reloads.get_or_create(&ResultLabel::new("ok"));
+        for result in std::iter::once("ok").chain(ReloadError::LABELS) {
+            let _ = reloads.get_or_create(&ResultLabel::new(result));
+        }
         for result in ["ok", "failed"] {
             let _ = verifications.get_or_create(&ResultLabel::new(result));
         }
@@ -190,11 +198,65 @@ impl Metrics {
         self.watch_events.get_or_create(&KindLabel::new(kind)).inc();
     }
 
+    /// Starts the watch events series of `kinds` at zero: a source calls it with every kind it
+    /// watches, before the first event, so that the first events count in `increase()`.
+    pub fn watching<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
+        for kind in kinds {
+            let _ = self.watch_events.get_or_create(&KindLabel::new(kind));
+        }
+    }
+
     pub fn set_routes(&self, accepted: usize, rejected: usize) {
         let set = |outcome: &str, n: usize| {
             self.routes.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).set(n as i64);
         };
         set("accepted", accepted);
         set("rejected", rejected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value a counter's label can take is exposed at zero before anything happened:
+    /// `increase()` ignores a series' first sample, so a series born at 1 would hide the first
+    /// failure from the alerts of docs/metrics.md.
+    #[test]
+    fn every_label_value_of_a_counter_starts_at_zero() {
+        let metrics = Metrics::new();
+        metrics.watching(["HTTPRoute", "Service"]);
+        let text = metrics.encode();
+        let mut expected: Vec<String> = Vec::new();
+        for result in RENDER_RESULTS {
+            expected.push(format!("cloudflared_routes_renders_total{{result=\"{result}\"}} 0"));
+        }
+        for result in ["ok", "NotReady", "NoProcess", "Spawn", "Other"] {
+            expected.push(format!("cloudflared_routes_reloads_total{{result=\"{result}\"}} 0"));
+        }
+        for result in ["ok", "failed"] {
+            expected.push(format!("cloudflared_routes_verifications_total{{result=\"{result}\"}} 0"));
+        }
+        for result in STATUS_PATCH_RESULTS {
+            expected.push(format!("cloudflared_routes_status_patches_total{{result=\"{result}\"}} 0"));
+        }
+        for kind in ["HTTPRoute", "Service"] {
+            expected.push(format!("cloudflared_routes_watch_events_total{{kind=\"{kind}\"}} 0"));
+        }
+        let missing: Vec<&String> =
+            expected.iter().filter(|line| !text.lines().any(|l| l == *line)).collect();
+        assert!(missing.is_empty(), "not exposed at zero: {missing:#?}\n{text}");
+    }
+
+    #[test]
+    fn every_reload_error_has_its_label() {
+        let errors = [
+            ReloadError::NotReady(std::time::Duration::from_secs(1)),
+            ReloadError::NoProcess(String::new()),
+            ReloadError::Spawn(String::new()),
+            ReloadError::Other(String::new()),
+        ];
+        let labels: Vec<&str> = errors.iter().map(ReloadError::label).collect();
+        assert_eq!(labels, ReloadError::LABELS);
     }
 }

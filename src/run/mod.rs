@@ -253,6 +253,7 @@ async fn start_kube(
     metrics: &Arc<Metrics>,
     statuses: pipeline::StatusReceiver,
 ) -> anyhow::Result<(source::SourceReceiver, KubeTasks)> {
+    metrics.watching(crate::kinds::Kind::ALL.map(crate::kinds::Kind::name));
     let events = metrics.clone();
     let source_options = kube::KubeSourceOptions {
         on_event: Some(Arc::new(move |kind: &str| events.watch_event(kind))),

@@ -421,13 +421,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
     }
 
     fn reload_failed(&mut self, e: &ReloadError) {
-        let label = match e {
-            ReloadError::NotReady(_) => "NotReady",
-            ReloadError::NoProcess(_) => "NoProcess",
-            ReloadError::Spawn(_) => "Spawn",
-            ReloadError::Other(_) => "Other",
-        };
-        self.metrics.reloads.get_or_create(&ResultLabel::new(label)).inc();
+        self.metrics.reloads.get_or_create(&ResultLabel::new(e.label())).inc();
         tracing::error!(error = %e, "reloading cloudflared failed; retrying on the next change");
         self.retry = true;
         self.programmed = Programmed::No(format!("reloading cloudflared failed: {e}"));

@@ -38,6 +38,22 @@ pub enum ReloadError {
     Other(String),
 }
 
+impl ReloadError {
+    /// Every variant name, as the `result` label of the reloads metric: each series exists
+    /// from the start at zero, so an alert on its `increase()` sees the first failure too.
+    pub const LABELS: [&'static str; 4] = ["NotReady", "NoProcess", "Spawn", "Other"];
+
+    /// The variant name (one of [`ReloadError::LABELS`]).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReloadError::NotReady(_) => "NotReady",
+            ReloadError::NoProcess(_) => "NoProcess",
+            ReloadError::Spawn(_) => "Spawn",
+            ReloadError::Other(_) => "Other",
+        }
+    }
+}
+
 /// One way of making cloudflared run the config file at a path.
 pub trait Reloader: Send {
     /// The config file at `path` was (re)written: make cloudflared run it. Called once at start
