@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 use super::reload::ReloadError;
+use super::supervise::ChildExit;
 
 /// `result` label: `ok`, or the name of what went wrong (an error variant name).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,6 +46,13 @@ impl KindLabel {
     pub fn new(kind: impl Into<String>) -> Self {
         KindLabel { kind: kind.into() }
     }
+}
+
+/// `expected` label of the child exits counter: `true` for a child cloudflared-routes stopped,
+/// `false` for one that ended on its own.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExpectedLabel {
+    pub expected: String,
 }
 
 /// The `result` values of the renders counter (`panic`: the render task itself failed).
@@ -84,6 +92,12 @@ pub struct Metrics {
     /// Objects or files the source could not read in its latest state (kept out or kept at
     /// their last good content).
     pub source_warnings: Gauge,
+    /// `supervise` only ([`Metrics::supervising`]): cloudflared children that ended, by
+    /// `expected` (`true`: stopped by us, `false`: on their own).
+    pub child_exits: Family<ExpectedLabel, Counter>,
+    /// `supervise` only: 1 while the serving child runs the config, 0 while none does (before
+    /// the first one serves, and from its exit until a restarted one runs the config).
+    pub child_serving: Gauge,
 }
 
 impl Default for Metrics {
@@ -183,7 +197,34 @@ impl Metrics {
             status_patches,
             watch_events,
             source_warnings,
+            child_exits: Family::default(),
+            child_serving: Gauge::default(),
         }
+    }
+
+    /// Registers the families of `--reload supervise`, where cloudflared-routes runs cloudflared
+    /// itself, their series at zero. Without it they are not exposed: the other modes know
+    /// nothing of cloudflared's process, and a series stuck at 0 would look like an outage.
+    pub fn supervising(mut self) -> Metrics {
+        self.registry.register(
+            "child_exits",
+            "cloudflared children that ended, by whether cloudflared-routes stopped them",
+            self.child_exits.clone(),
+        );
+        self.registry.register(
+            "child_serving",
+            "1 while the supervised cloudflared serving the config runs it, else 0",
+            self.child_serving.clone(),
+        );
+        for expected in ["true", "false"] {
+            let _ = self.child_exits.get_or_create(&ExpectedLabel { expected: expected.to_string() });
+        }
+        self
+    }
+
+    pub fn child_exited(&self, how: ChildExit) {
+        let expected = matches!(how, ChildExit::Stopped).to_string();
+        self.child_exits.get_or_create(&ExpectedLabel { expected }).inc();
     }
 
     /// The OpenMetrics text exposition of every family.
@@ -246,6 +287,27 @@ mod tests {
         let missing: Vec<&String> =
             expected.iter().filter(|line| !text.lines().any(|l| l == *line)).collect();
         assert!(missing.is_empty(), "not exposed at zero: {missing:#?}\n{text}");
+    }
+
+    #[test]
+    fn the_families_of_supervise_exist_only_with_it_and_start_at_zero() {
+        let other = Metrics::new().encode();
+        assert!(!other.contains("child_"), "{other}");
+        let metrics = Metrics::new().supervising();
+        let text = metrics.encode();
+        for line in [
+            "cloudflared_routes_child_exits_total{expected=\"true\"} 0",
+            "cloudflared_routes_child_exits_total{expected=\"false\"} 0",
+            "cloudflared_routes_child_serving 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        metrics.child_exited(ChildExit::Unexpected);
+        metrics.child_exited(ChildExit::Unexpected);
+        metrics.child_exited(ChildExit::Stopped);
+        let text = metrics.encode();
+        assert!(text.contains("cloudflared_routes_child_exits_total{expected=\"false\"} 2"), "{text}");
+        assert!(text.contains("cloudflared_routes_child_exits_total{expected=\"true\"} 1"), "{text}");
     }
 
     #[test]

@@ -21,12 +21,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::reload::{stopping, ReloadError, Reloader};
+use super::reload::{stopping, ConnectorEvent, ReloadError, Reloader};
 use super::verify::{self, Readiness};
 
 #[path = "supervise_keeper.rs"]
 mod keeper;
-pub use keeper::{Backoff, ChildStatus};
+pub use keeper::{Backoff, ChildExit, ChildStatus, ExitHook};
 use keeper::{ChildSpec, Keeper};
 
 /// Why the cloudflared command line cannot be supervised.
@@ -137,6 +137,7 @@ impl Supervisor {
                 env: Vec::new(),
                 drain_timeout: Duration::from_secs(35),
                 backoff: Backoff::default(),
+                on_exit: None,
             }),
             config_path: config_path.to_path_buf(),
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -168,6 +169,12 @@ impl Supervisor {
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.spec_mut().backoff = backoff;
+        self
+    }
+
+    /// Told of every child process that ends, and whether it was asked to (the exits metric).
+    pub fn with_exit_hook(mut self, hook: ExitHook) -> Self {
+        self.spec_mut().on_exit = Some(hook);
         self
     }
 
@@ -291,6 +298,9 @@ impl Reloader for Supervisor {
         match self.wait_serving(&new, old_ready, &rendered).await {
             Ok(()) => {
                 info!(metrics = %new.probe, "the new cloudflared is {waited}; draining the old one");
+                // Its first process served: what happens to it from here on is news (an exit
+                // that came right after it served included).
+                new.report_after(1, 0);
                 if let Some(mut old) = self.current.replace(new) {
                     old.stop();
                     self.draining.push(old);
@@ -307,7 +317,10 @@ impl Reloader for Supervisor {
             }
             Err(e) if self.current.is_none() => {
                 // The first child is the only connector there can be: keep it, and let its
-                // keeper restart it with back-off if it keeps dying.
+                // keeper restart it with back-off if it keeps dying. The failure is reported;
+                // its next exits and restarts are news.
+                let status = new.status.borrow().clone();
+                new.report_after(status.starts, status.exits);
                 self.current = Some(new);
                 Err(e)
             }
@@ -326,6 +339,15 @@ impl Reloader for Supervisor {
 
     fn watch_shutdown(&mut self, shutdown: watch::Receiver<bool>) {
         self.shutdown = Some(shutdown);
+    }
+
+    /// The serving child's exits and restarts (its keeper restarts it with back-off). A
+    /// replaced child's are not reported: it is draining, and another one serves.
+    async fn connector_event(&mut self) -> ConnectorEvent {
+        match &mut self.current {
+            Some(current) => current.next_event().await,
+            None => std::future::pending().await,
+        }
     }
 
     async fn shutdown(&mut self) {

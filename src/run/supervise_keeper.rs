@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout, Instant};
 use tracing::{info, warn};
 
+use super::super::reload::ConnectorEvent;
 use super::connectable;
 
 /// Restart pacing for a child that dies on its own.
@@ -44,7 +45,8 @@ pub struct ChildStatus {
     pub pid: Option<u32>,
     /// Processes started so far (1 + restarts).
     pub starts: u32,
-    /// Processes that ended on their own (crashes, or a refused config).
+    /// Processes that ended on their own (crashes, or a refused config), or could not be
+    /// started.
     pub exits: u32,
     /// How the last one ended.
     pub last_exit: Option<String>,
@@ -52,14 +54,29 @@ pub struct ChildStatus {
     pub stopped: bool,
 }
 
+/// How a child process ended, for the exits metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildExit {
+    /// Stopped by cloudflared-routes: replaced on a reload, given up by a failed one, or at
+    /// shutdown (drained, or SIGKILLed after the drain timeout).
+    Stopped,
+    /// Ended on its own (a crash, a refused config, a revoked tunnel), or could not be started:
+    /// its keeper starts it again after a pause.
+    Unexpected,
+}
+
+/// Told of every child process that ends, whichever slot it ran in.
+pub type ExitHook = Arc<dyn Fn(ChildExit) + Send + Sync>;
+
 /// How every child is started; shared by the keeper tasks.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct ChildSpec {
     pub(super) program: String,
     pub(super) args: Vec<String>,
     pub(super) env: Vec<(String, String)>,
     pub(super) drain_timeout: Duration,
     pub(super) backoff: Backoff,
+    pub(super) on_exit: Option<ExitHook>,
 }
 
 impl ChildSpec {
@@ -81,6 +98,12 @@ impl ChildSpec {
             .kill_on_drop(true);
         command
     }
+
+    fn exited(&self, how: ChildExit) {
+        if let Some(hook) = &self.on_exit {
+            hook(how);
+        }
+    }
 }
 
 /// One child slot: a metrics port and the task keeping a cloudflared alive on it.
@@ -90,6 +113,8 @@ pub(super) struct Keeper {
     stop: Option<oneshot::Sender<()>>,
     pub(super) status: watch::Receiver<ChildStatus>,
     pub(super) task: JoinHandle<()>,
+    /// The starts and exits [`Keeper::next_event`] has reported (or that need no report).
+    reported: (u32, u32),
 }
 
 impl Keeper {
@@ -103,6 +128,37 @@ impl Keeper {
             stop: Some(stop_tx),
             status: status_rx,
             task,
+            reported: (0, 0),
+        }
+    }
+
+    /// From now on, report what happens to the child after its `starts`th start and `exits`th
+    /// exit (the ones the caller already knows of).
+    pub(super) fn report_after(&mut self, starts: u32, exits: u32) {
+        self.reported = (starts, exits);
+    }
+
+    /// The next exit or restart not reported yet: an exit first (even if the next start came
+    /// already), then the start that followed it. Cancel-safe: what it reports is marked
+    /// reported only when it returns.
+    pub(super) async fn next_event(&mut self) -> ConnectorEvent {
+        loop {
+            {
+                let status = self.status.borrow_and_update();
+                let (starts, exits) = &mut self.reported;
+                if !status.stopped && status.exits > *exits {
+                    *exits = status.exits;
+                    return ConnectorEvent::Exited(status.last_exit.clone().unwrap_or_default());
+                }
+                if !status.stopped && status.starts > *starts && status.pid.is_some() {
+                    *starts = status.starts;
+                    return ConnectorEvent::Restarted;
+                }
+            }
+            if self.status.changed().await.is_err() {
+                // The keeper is gone (stopped): nothing more will happen to its child.
+                return std::future::pending().await;
+            }
         }
     }
 
@@ -149,6 +205,7 @@ async fn keep(
                             Err(e) => format!("could not be waited for: {e}"),
                         };
                         warn!(pid, metrics = %listen, "cloudflared {how}");
+                        spec.exited(ChildExit::Unexpected);
                         status.send_modify(|s| {
                             s.pid = None;
                             s.exits += 1;
@@ -158,6 +215,7 @@ async fn keep(
                     // A stop, or the supervisor dropped: drain either way.
                     _ = &mut stop => {
                         drain(&mut child, pid, spec.drain_timeout).await;
+                        spec.exited(ChildExit::Stopped);
                         status.send_modify(|s| {
                             s.pid = None;
                             s.stopped = true;
@@ -169,6 +227,7 @@ async fn keep(
             Err(e) => {
                 let how = format!("could not be started ({}): {e}", spec.program);
                 warn!(metrics = %listen, "cloudflared {how}");
+                spec.exited(ChildExit::Unexpected);
                 status.send_modify(|s| {
                     s.exits += 1;
                     s.last_exit = Some(how);
