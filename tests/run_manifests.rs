@@ -383,3 +383,75 @@ fn a_second_sigterm_stops_at_once_and_kills_the_children() {
     }
     assert!(!log.has(child, "exited"), "killed, not drained:\n{}", log.dump());
 }
+
+/// Polls `path` on the admin server until `check` holds; returns the last answer.
+fn wait_admin(sidecar: &Sidecar, path: &str, what: &str, check: impl Fn(u16, &str) -> bool) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (status, body) = sidecar.get(path);
+        if check(status, &body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; {path}: {status}\n{body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The value of the series `series` (name and labels as exposed) in `metrics`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn a_supervised_cloudflared_that_dies_and_cannot_restart_makes_the_pod_unready_until_one_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = harness::EventLog::new(dir.path());
+    let failing = dir.path().join("revoked");
+    let ports = harness::free_ports(2);
+    let ports = format!("{},{}", ports[0], ports[1]);
+    let fake = harness::fake_cloudflared().display().to_string();
+    let (events, failing_env) = (log.path.display().to_string(), failing.display().to_string());
+    let args = [
+        "--tunnel-id",
+        "6ff42ae2-765d-4adf-8112-31c55c1551ef",
+        "--reload",
+        "supervise",
+        "--supervise-metrics-ports",
+        &ports,
+        "--",
+        &fake,
+        "tunnel",
+        "run",
+    ];
+    let env = [
+        ("FAKE_CF_READY_AFTER_MS", "50"),
+        ("FAKE_CF_EVENT_LOG", &events),
+        ("FAKE_CF_FAIL_IF_EXISTS", &failing_env),
+    ];
+    let sidecar = Sidecar::start_env(&[], &args, &env);
+    wait_admin(&sidecar, "/readyz", "ready", |status, _| status == 200);
+    let metrics = sidecar.get("/metrics").1;
+    assert_eq!(sample(&metrics, "cloudflared_routes_child_serving"), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, r#"cloudflared_routes_child_exits_total{expected="false"}"#), Some(0.0));
+
+    // The tunnel is revoked and the child dies: every restart exits 1 (after 1 s, then 2 s).
+    std::fs::write(&failing, "").unwrap();
+    let child = log.starts()[0].0;
+    kill(Pid::from_raw(child as i32), Signal::SIGKILL).unwrap();
+    let why = wait_admin(&sidecar, "/readyz", "not ready", |status, _| status == 503);
+    assert!(why.contains("no cloudflared runs the config") && why.contains("signal: 9"), "{why}");
+    // The SIGKILL and a restart that failed.
+    let metrics = wait_admin(&sidecar, "/metrics", "two unexpected exits", |_, m| {
+        sample(m, r#"cloudflared_routes_child_exits_total{expected="false"}"#).is_some_and(|n| n >= 2.0)
+    });
+    assert!(log.events().iter().any(|e| e.what == "failing"), "{}", log.dump());
+    assert_eq!(sample(&metrics, "cloudflared_routes_child_serving"), Some(0.0), "{metrics}");
+    assert_eq!(sidecar.get("/readyz").0, 503, "still no connector");
+
+    // It works again: the next restart serves, and the pod is ready again.
+    std::fs::remove_file(&failing).unwrap();
+    wait_admin(&sidecar, "/readyz", "ready again", |status, _| status == 200);
+    let metrics = sidecar.get("/metrics").1;
+    assert_eq!(sample(&metrics, "cloudflared_routes_child_serving"), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, r#"cloudflared_routes_reloads_total{result="ok"}"#), Some(1.0), "{metrics}");
+}

@@ -8,8 +8,10 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cloudflared_routes::run::reload::{ReloadError, Reloader, Supervisor};
-use cloudflared_routes::run::supervise::Backoff;
+use std::sync::{Arc, Mutex};
+
+use cloudflared_routes::run::reload::{ConnectorEvent, ReloadError, Reloader, Supervisor};
+use cloudflared_routes::run::supervise::{Backoff, ChildExit};
 use cloudflared_routes::run::verify;
 use harness::{config_yaml, fake_cloudflared, free_ports, loopback, EventLog};
 
@@ -223,5 +225,81 @@ async fn a_config_the_new_child_refuses_leaves_the_old_one_serving() {
     let log = &setup.log;
     let old = log.starts()[0].0;
     assert!(!log.has(old, "sigterm"), "the old child was left alone:\n{}", log.dump());
+    bounded("shutdown", supervisor.shutdown()).await;
+}
+
+/// Restarts after 200 ms, doubling.
+const QUICK: Backoff = Backoff {
+    initial: Duration::from_millis(200),
+    max: Duration::from_secs(5),
+    reset_after: Duration::from_secs(60),
+};
+
+/// Every exit the supervisor's hook is told of, in order.
+fn exits(supervisor: Supervisor) -> (Supervisor, Arc<Mutex<Vec<ChildExit>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    (supervisor.with_exit_hook(Arc::new(move |how| sink.lock().unwrap().push(how))), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serving_childs_exits_and_restarts_are_reported_and_every_exit_counted() {
+    let setup = setup();
+    let failing = setup.config.with_file_name("revoked");
+    let failing_env = failing.display().to_string();
+    let supervisor =
+        supervisor(&setup, &[("FAKE_CF_READY_AFTER_MS", "50"), ("FAKE_CF_FAIL_IF_EXISTS", &failing_env)])
+            .with_backoff(QUICK);
+    let (mut supervisor, exits) = exits(supervisor);
+    write(&setup.config, &[("v1.example.com", "http://v1:80")]);
+    bounded("first start", supervisor.reload(&setup.config)).await.unwrap();
+    assert!(verify::wait_ready(loopback(setup.ports[0]), Duration::from_secs(5)).await);
+    let v2 = write(&setup.config, &[("v2.example.com", "http://v2:80")]);
+    bounded("reload", supervisor.reload(&setup.config)).await.unwrap();
+    bounded("drain", supervisor.wait_drained()).await;
+    assert_eq!(*exits.lock().unwrap(), [ChildExit::Stopped], "the replaced child was stopped");
+    let quiet = tokio::time::timeout(Duration::from_millis(300), supervisor.connector_event()).await;
+    assert!(quiet.is_err(), "nothing happened to the serving child: {quiet:?}");
+
+    // The tunnel is revoked and the serving child dies: every restart exits 1.
+    std::fs::write(&failing, "").unwrap();
+    let (_, status) = supervisor.current_child().unwrap();
+    let pid = nix::unistd::Pid::from_raw(status.pid.unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let event = bounded("the exit", supervisor.connector_event()).await;
+    assert!(matches!(&event, ConnectorEvent::Exited(how) if how.contains("signal: 9")), "{event:?}");
+    assert_eq!(bounded("a restart", supervisor.connector_event()).await, ConnectorEvent::Restarted);
+    let event = bounded("its exit", supervisor.connector_event()).await;
+    assert_eq!(event, ConnectorEvent::Exited("exited with exit status: 1".to_string()));
+
+    // The tunnel works again: the next restart serves the file on disk.
+    std::fs::remove_file(&failing).unwrap();
+    assert_eq!(bounded("a restart", supervisor.connector_event()).await, ConnectorEvent::Restarted);
+    verify::verify(loopback(setup.ports[1]), &v2, Duration::from_secs(5)).await.expect("it runs v2");
+    let unexpected = exits.lock().unwrap().iter().filter(|e| **e == ChildExit::Unexpected).count();
+    assert_eq!(unexpected, 2, "the crash and the failed restart: {:?}", exits.lock().unwrap());
+
+    bounded("shutdown", supervisor.shutdown()).await;
+    assert_eq!(exits.lock().unwrap().last(), Some(&ChildExit::Stopped), "drained at shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_child_that_failed_reports_its_restart() {
+    let setup = setup();
+    let failing = setup.config.with_file_name("revoked");
+    std::fs::write(&failing, "").unwrap();
+    let failing_env = failing.display().to_string();
+    let mut supervisor =
+        supervisor(&setup, &[("FAKE_CF_READY_AFTER_MS", "50"), ("FAKE_CF_FAIL_IF_EXISTS", &failing_env)])
+            .with_backoff(QUICK);
+    let v1 = write(&setup.config, &[("v1.example.com", "http://v1:80")]);
+    let err = bounded("first start", supervisor.reload(&setup.config)).await.unwrap_err();
+    assert!(matches!(err, ReloadError::Spawn(_)), "{err:?}");
+
+    // The failure was reported by the reload; what comes after it is news. (The file goes
+    // long before the first restart, 200 ms after the exit.)
+    std::fs::remove_file(&failing).unwrap();
+    assert_eq!(bounded("a restart", supervisor.connector_event()).await, ConnectorEvent::Restarted);
+    verify::verify(loopback(setup.ports[0]), &v1, Duration::from_secs(5)).await.expect("it runs v1");
     bounded("shutdown", supervisor.shutdown()).await;
 }

@@ -419,7 +419,7 @@ pub fn spawn_manifests(
     ignore: Ignore,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(SourceReceiver, ManifestSource)> {
-    let _ = metrics.watch_events.get_or_create(&super::metrics::KindLabel::new("ManifestFile"));
+    metrics.watching(["ManifestFile"]);
     let mut files = ManifestFiles::new(roots.clone());
     files.rescan().map_err(|e| UnusableInput(format!("--manifests: {e}")))?;
     let (tx, rx) = tokio::sync::watch::channel(SourceState::default());
@@ -530,6 +530,9 @@ pub fn spawn_inputs(
         files.iter().map(|f| (parent_dir(f), RecursiveMode::NonRecursive)).collect();
     dirs.sort();
     dirs.dedup();
+    let watched = [(&options.credentials_file, "CredentialsFile"), (&options.base_config, "BaseConfig")];
+    metrics.watching(watched.into_iter().filter(|(file, _)| file.is_some()).map(|(_, kind)| kind));
+    metrics.watching(["SettingsDirectory"]);
     let options = options.clone();
     let watcher = watch_dirs(&dirs, ignore, move |paths, still| {
         for path in &paths {

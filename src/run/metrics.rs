@@ -13,6 +13,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+use super::reload::ReloadError;
+use super::supervise::ChildExit;
+
 /// `result` label: `ok`, or the name of what went wrong (an error variant name).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -45,14 +48,24 @@ impl KindLabel {
     }
 }
 
+/// `expected` label of the child exits counter: `true` for a child cloudflared-routes stopped,
+/// `false` for one that ended on its own.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExpectedLabel {
+    pub expected: String,
+}
+
+/// The `result` values of the renders counter (`panic`: the render task itself failed).
+pub const RENDER_RESULTS: &[&str] = &["ok", "invalid", "panic"];
+
 /// The `result` values of the status writer (`status_writer::ResultHook`).
 pub const STATUS_PATCH_RESULTS: &[&str] =
     &["applied", "unchanged", "not_found", "conflict", "timeout", "error"];
 
 pub struct Metrics {
     registry: Registry,
-    /// Renders (translate + render + validate), by result: `ok`, `invalid` (cloudflared would
-    /// refuse the result: nothing written).
+    /// Renders (translate + render + validate), by result ([`RENDER_RESULTS`]): `ok`, `invalid`
+    /// (cloudflared would refuse the result: nothing written), `panic`.
     pub renders: Family<ResultLabel, Counter>,
     /// Seconds spent in translate + render + validate.
     pub render_duration: Histogram,
@@ -79,6 +92,12 @@ pub struct Metrics {
     /// Objects or files the source could not read in its latest state (kept out or kept at
     /// their last good content).
     pub source_warnings: Gauge,
+    /// `supervise` only ([`Metrics::supervising`]): cloudflared children that ended, by
+    /// `expected` (`true`: stopped by us, `false`: on their own).
+    pub child_exits: Family<ExpectedLabel, Counter>,
+    /// `supervise` only: 1 while the serving child runs the config, 0 while none does (before
+    /// the first one serves, and from its exit until a restarted one runs the config).
+    pub child_serving: Gauge,
 }
 
 impl Default for Metrics {
@@ -148,12 +167,15 @@ impl Metrics {
             "Objects or files the source could not read in its latest state",
             source_warnings.clone(),
         );
-        // Families without a series are not exposed at all: start the usual series at zero so
-        // that dashboards and alerts see every family from the first scrape.
-        for result in ["ok", "invalid"] {
-            let _ = renders.get_or_create(&ResultLabel::new(result));
+        // Families without a series are not exposed at all, and a series that appears only with
+        // its first event (at 1) hides that event from `increase()` and `rate()`, which need
+        // two samples. So every known label value starts at zero, from the first scrape.
+        for result in RENDER_RESULTS {
+            let _ = renders.get_or_create(&ResultLabel::new(*result));
         }
-        let _ = reloads.get_or_create(&ResultLabel::new("ok"));
+        for result in std::iter::once("ok").chain(ReloadError::LABELS) {
+            let _ = reloads.get_or_create(&ResultLabel::new(result));
+        }
         for result in ["ok", "failed"] {
             let _ = verifications.get_or_create(&ResultLabel::new(result));
         }
@@ -175,7 +197,34 @@ impl Metrics {
             status_patches,
             watch_events,
             source_warnings,
+            child_exits: Family::default(),
+            child_serving: Gauge::default(),
         }
+    }
+
+    /// Registers the families of `--reload supervise`, where cloudflared-routes runs cloudflared
+    /// itself, their series at zero. Without it they are not exposed: the other modes know
+    /// nothing of cloudflared's process, and a series stuck at 0 would look like an outage.
+    pub fn supervising(mut self) -> Metrics {
+        self.registry.register(
+            "child_exits",
+            "cloudflared children that ended, by whether cloudflared-routes stopped them",
+            self.child_exits.clone(),
+        );
+        self.registry.register(
+            "child_serving",
+            "1 while the supervised cloudflared serving the config runs it, else 0",
+            self.child_serving.clone(),
+        );
+        for expected in ["true", "false"] {
+            let _ = self.child_exits.get_or_create(&ExpectedLabel { expected: expected.to_string() });
+        }
+        self
+    }
+
+    pub fn child_exited(&self, how: ChildExit) {
+        let expected = matches!(how, ChildExit::Stopped).to_string();
+        self.child_exits.get_or_create(&ExpectedLabel { expected }).inc();
     }
 
     /// The OpenMetrics text exposition of every family.
@@ -190,11 +239,86 @@ impl Metrics {
         self.watch_events.get_or_create(&KindLabel::new(kind)).inc();
     }
 
+    /// Starts the watch events series of `kinds` at zero: a source calls it with every kind it
+    /// watches, before the first event, so that the first events count in `increase()`.
+    pub fn watching<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
+        for kind in kinds {
+            let _ = self.watch_events.get_or_create(&KindLabel::new(kind));
+        }
+    }
+
     pub fn set_routes(&self, accepted: usize, rejected: usize) {
         let set = |outcome: &str, n: usize| {
             self.routes.get_or_create(&OutcomeLabel { outcome: outcome.to_string() }).set(n as i64);
         };
         set("accepted", accepted);
         set("rejected", rejected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value a counter's label can take is exposed at zero before anything happened:
+    /// `increase()` ignores a series' first sample, so a series born at 1 would hide the first
+    /// failure from the alerts of docs/metrics.md.
+    #[test]
+    fn every_label_value_of_a_counter_starts_at_zero() {
+        let metrics = Metrics::new();
+        metrics.watching(["HTTPRoute", "Service"]);
+        let text = metrics.encode();
+        let mut expected: Vec<String> = Vec::new();
+        for result in RENDER_RESULTS {
+            expected.push(format!("cloudflared_routes_renders_total{{result=\"{result}\"}} 0"));
+        }
+        for result in ["ok", "NotReady", "NoProcess", "Spawn", "Other"] {
+            expected.push(format!("cloudflared_routes_reloads_total{{result=\"{result}\"}} 0"));
+        }
+        for result in ["ok", "failed"] {
+            expected.push(format!("cloudflared_routes_verifications_total{{result=\"{result}\"}} 0"));
+        }
+        for result in STATUS_PATCH_RESULTS {
+            expected.push(format!("cloudflared_routes_status_patches_total{{result=\"{result}\"}} 0"));
+        }
+        for kind in ["HTTPRoute", "Service"] {
+            expected.push(format!("cloudflared_routes_watch_events_total{{kind=\"{kind}\"}} 0"));
+        }
+        let missing: Vec<&String> =
+            expected.iter().filter(|line| !text.lines().any(|l| l == *line)).collect();
+        assert!(missing.is_empty(), "not exposed at zero: {missing:#?}\n{text}");
+    }
+
+    #[test]
+    fn the_families_of_supervise_exist_only_with_it_and_start_at_zero() {
+        let other = Metrics::new().encode();
+        assert!(!other.contains("child_"), "{other}");
+        let metrics = Metrics::new().supervising();
+        let text = metrics.encode();
+        for line in [
+            "cloudflared_routes_child_exits_total{expected=\"true\"} 0",
+            "cloudflared_routes_child_exits_total{expected=\"false\"} 0",
+            "cloudflared_routes_child_serving 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        metrics.child_exited(ChildExit::Unexpected);
+        metrics.child_exited(ChildExit::Unexpected);
+        metrics.child_exited(ChildExit::Stopped);
+        let text = metrics.encode();
+        assert!(text.contains("cloudflared_routes_child_exits_total{expected=\"false\"} 2"), "{text}");
+        assert!(text.contains("cloudflared_routes_child_exits_total{expected=\"true\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn every_reload_error_has_its_label() {
+        let errors = [
+            ReloadError::NotReady(std::time::Duration::from_secs(1)),
+            ReloadError::NoProcess(String::new()),
+            ReloadError::Spawn(String::new()),
+            ReloadError::Other(String::new()),
+        ];
+        let labels: Vec<&str> = errors.iter().map(ReloadError::label).collect();
+        assert_eq!(labels, ReloadError::LABELS);
     }
 }

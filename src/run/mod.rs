@@ -118,7 +118,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // First: a SIGTERM during start-up must also end in a clean exit, not the default death.
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = match opts.reload.mode {
+        reload::ReloadMode::Supervise => Metrics::new().supervising(),
+        _ => Metrics::new(),
+    };
+    let metrics = Arc::new(metrics);
     let health = Arc::new(Health::default());
 
     // Watchers report absolute paths for absolute watches: compare like with like.
@@ -134,6 +138,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let (inputs, _inputs_watcher) = files::spawn_inputs(&render, ignore.clone(), metrics.clone())?;
     let mut reloader =
         reload::build(&opts.reload, &config_out).map_err(|e| UnusableInput(format!("{e:#}")))?;
+    if let reload::AnyReloader::Supervise(supervisor) = reloader {
+        let exits = metrics.clone();
+        let hook: supervise::ExitHook = Arc::new(move |how| exits.child_exited(how));
+        reloader = reload::AnyReloader::Supervise(supervisor.with_exit_hook(hook));
+    }
 
     let (_admin_addr, admin_task) = admin::serve(opts.admin_addr, health.clone(), metrics.clone()).await?;
     let (status_tx, status_rx) = watch::channel(None);
@@ -253,6 +262,7 @@ async fn start_kube(
     metrics: &Arc<Metrics>,
     statuses: pipeline::StatusReceiver,
 ) -> anyhow::Result<(source::SourceReceiver, KubeTasks)> {
+    metrics.watching(crate::kinds::Kind::ALL.map(crate::kinds::Kind::name));
     let events = metrics.clone();
     let source_options = kube::KubeSourceOptions {
         on_event: Some(Arc::new(move |kind: &str| events.watch_event(kind))),

@@ -24,7 +24,10 @@
 //!   after every write, and again on the next change (or resync) after a failed reload or
 //!   verification;
 //! - the statuses it computed, with `Programmed` from the verification, are published on a
-//!   [`StatusReceiver`] for the status writer.
+//!   [`StatusReceiver`] for the status writer;
+//! - with a reloader that runs cloudflared (`supervise`), an exit of the serving child between
+//!   reloads takes readiness and `Programmed` until a restart shows the file
+//!   (`pipeline_connector.rs`).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -73,6 +76,8 @@ pub trait Verifier: Send + Sync {
 #[path = "pipeline_changes.rs"]
 mod changes;
 pub use changes::{ChangeStream, Changes, Debounce, Wake};
+#[path = "pipeline_connector.rs"]
+mod connector;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PipelineConfig {
@@ -82,6 +87,15 @@ pub struct PipelineConfig {
     /// not written, so this only acts when something went wrong: a reload or verification that
     /// failed is retried, and a `config.yml` changed or removed behind our back is put back.
     pub resync: Option<Duration>,
+}
+
+/// What ended a wait with nothing to do.
+enum Idle {
+    Wake(Wake),
+    /// `--resync` passed without a change.
+    Resync,
+    /// The cloudflared the reloader runs exited or was restarted (`supervise`).
+    Connector(reload::ConnectorEvent),
 }
 
 /// What to do after a step.
@@ -115,6 +129,9 @@ pub struct Pipeline<R, V> {
     /// that cannot succeed (a wrong metrics address) does not restart cloudflared at every
     /// resync.
     unverified: bool,
+    /// A config rendered from the objects was written (or found on disk with the same bytes),
+    /// so a cloudflared seen running the file on disk runs a render of ours.
+    wrote_a_render: bool,
     /// Last logged warnings, rejections, unreachable rules and notes, to log only what is new.
     last_notes: HashSet<String>,
     /// The `metrics:` key of the rendered config, and the render inputs it was read from.
@@ -143,6 +160,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             retry: false,
             programmed: Programmed::Pending,
             unverified: false,
+            wrote_a_render: false,
             last_notes: HashSet::new(),
             config_metrics: None,
         }
@@ -171,16 +189,16 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             let wake = match flow {
                 Flow::Shutdown => return Ok(()),
                 Flow::Changed => Wake::Changed,
-                Flow::Idle => match self.config.resync {
-                    None => changes.next().await,
-                    Some(period) => tokio::select! {
-                        wake = changes.next() => wake,
-                        () = tokio::time::sleep(period) => {
-                            tracing::debug!("no change for {period:?}: rendering again (resync)");
-                            resync = true;
-                            Wake::Changed
-                        }
-                    },
+                Flow::Idle => match self.idle(changes).await {
+                    Idle::Wake(wake) => wake,
+                    Idle::Resync => {
+                        resync = true;
+                        Wake::Changed
+                    }
+                    Idle::Connector(event) => {
+                        flow = self.on_connector(event, changes).await;
+                        continue;
+                    }
                 },
             };
             let (wake, early) = match wake {
@@ -202,6 +220,25 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 Wake::Shutdown => return Ok(()),
                 Wake::Closed => anyhow::bail!("the source of objects stopped"),
             }
+        }
+    }
+
+    /// Waits for a change, the resync period, or news of the cloudflared the reloader runs.
+    async fn idle(&mut self, changes: &mut Changes) -> Idle {
+        let period = self.config.resync;
+        let resync = async move {
+            match period {
+                Some(period) => {
+                    tokio::time::sleep(period).await;
+                    tracing::debug!("no change for {period:?}: rendering again (resync)");
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            wake = changes.next() => Idle::Wake(wake),
+            () = resync => Idle::Resync,
+            event = self.reloader.connector_event() => Idle::Connector(event),
         }
     }
 
@@ -287,10 +324,12 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                     routes_rejected,
                     "config written"
                 );
+                self.wrote_a_render = true;
                 true
             }
             Ok(WriteOutcome::Unchanged) => {
                 tracing::debug!(revision, "config unchanged");
+                self.wrote_a_render = true;
                 false
             }
             Err(e) => {
@@ -329,6 +368,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 return Flow::Idle;
             }
             self.started = true;
+            self.connector_serving();
             self.metrics.reloads.get_or_create(&ResultLabel::new("ok")).inc();
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             self.metrics.last_reload_timestamp.set(now.as_secs() as i64);
@@ -365,6 +405,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 self.unverified = false;
                 self.programmed = Programmed::Yes;
                 self.health.set_ready();
+                self.connector_serving();
             }
             Err(e) => {
                 self.metrics.verifications.get_or_create(&ResultLabel::new("failed")).inc();
@@ -414,6 +455,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 tracing::warn!(path = %path.display(), "cloudflared started on the config.yml already there (an earlier run's); the current objects are not served until a render is accepted");
                 self.started = true;
                 self.retry = true;
+                self.connector_serving();
                 self.metrics.reloads.get_or_create(&ResultLabel::new("ok")).inc();
             }
             Err(e) => self.reload_failed(&e),
@@ -421,13 +463,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
     }
 
     fn reload_failed(&mut self, e: &ReloadError) {
-        let label = match e {
-            ReloadError::NotReady(_) => "NotReady",
-            ReloadError::NoProcess(_) => "NoProcess",
-            ReloadError::Spawn(_) => "Spawn",
-            ReloadError::Other(_) => "Other",
-        };
-        self.metrics.reloads.get_or_create(&ResultLabel::new(label)).inc();
+        self.metrics.reloads.get_or_create(&ResultLabel::new(e.label())).inc();
         tracing::error!(error = %e, "reloading cloudflared failed; retrying on the next change");
         self.retry = true;
         self.programmed = Programmed::No(format!("reloading cloudflared failed: {e}"));

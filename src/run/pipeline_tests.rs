@@ -33,7 +33,7 @@ fn route(name: &str, host: &str) -> String {
     )
 }
 
-fn state(routes: &[(&str, &str)], revision: u64) -> SourceState {
+pub(super) fn state(routes: &[(&str, &str)], revision: u64) -> SourceState {
     let mut text = CLASS_AND_GATEWAY.to_string();
     for (name, host) in routes {
         text.push_str(&route(name, host));
@@ -43,7 +43,7 @@ fn state(routes: &[(&str, &str)], revision: u64) -> SourceState {
     SourceState { snapshot: Arc::new(loaded.snapshot), warnings: loaded.warnings, synced: true, revision }
 }
 
-fn inputs(base: &str) -> RenderInputs {
+pub(super) fn inputs(base: &str) -> RenderInputs {
     RenderInputs {
         settings: Settings::default(),
         base: BaseConfig::parse(base).unwrap(),
@@ -95,11 +95,11 @@ fn the_log_hears_what_the_render_summary_says() {
 }
 
 #[derive(Clone, Default)]
-struct ScriptedVerifier {
-    results: Arc<Mutex<VecDeque<Result<(), String>>>>,
+pub(super) struct ScriptedVerifier {
+    pub(super) results: Arc<Mutex<VecDeque<Result<(), String>>>>,
     /// How long each call takes before it answers (none: at once).
-    delays: Arc<Mutex<VecDeque<Duration>>>,
-    calls: Arc<Mutex<Vec<String>>>,
+    pub(super) delays: Arc<Mutex<VecDeque<Duration>>>,
+    pub(super) calls: Arc<Mutex<Vec<String>>>,
 }
 
 impl Verifier for ScriptedVerifier {

@@ -38,6 +38,33 @@ pub enum ReloadError {
     Other(String),
 }
 
+impl ReloadError {
+    /// Every variant name, as the `result` label of the reloads metric: each series exists
+    /// from the start at zero, so an alert on its `increase()` sees the first failure too.
+    pub const LABELS: [&'static str; 4] = ["NotReady", "NoProcess", "Spawn", "Other"];
+
+    /// The variant name (one of [`ReloadError::LABELS`]).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ReloadError::NotReady(_) => "NotReady",
+            ReloadError::NoProcess(_) => "NoProcess",
+            ReloadError::Spawn(_) => "Spawn",
+            ReloadError::Other(_) => "Other",
+        }
+    }
+}
+
+/// What became of the cloudflared a reloader keeps running itself (`supervise`), on its own,
+/// between reloads. The pipeline turns it into readiness, `Programmed` and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectorEvent {
+    /// The serving cloudflared exited without being asked to (how it ended, e.g. `exited with
+    /// exit status: 1`); it is started again after a pause.
+    Exited(String),
+    /// It was started again after it exited; it may not serve yet.
+    Restarted,
+}
+
 /// One way of making cloudflared run the config file at a path.
 pub trait Reloader: Send {
     /// The config file at `path` was (re)written: make cloudflared run it. Called once at start
@@ -64,6 +91,14 @@ pub trait Reloader: Send {
     /// child is stopped, a restart turn released), so the pod's termination grace period goes
     /// to draining, not to waiting out `--ready-timeout`; then [`Reloader::shutdown`] runs.
     fn watch_shutdown(&mut self, _shutdown: watch::Receiver<bool>) {}
+
+    /// Resolves with the next thing that happened to the cloudflared this reloader keeps
+    /// running (`supervise`: its serving child exited, or was restarted), since the last
+    /// `reload` or event; each is reported once, in order. Never resolves for a reloader that
+    /// does not run cloudflared. Cancel-safe: a call dropped before it resolved loses nothing.
+    fn connector_event(&mut self) -> impl Future<Output = ConnectorEvent> + Send {
+        std::future::pending()
+    }
 
     /// cloudflared-routes is stopping: drain what this reloader started.
     fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
@@ -239,6 +274,14 @@ impl Reloader for AnyReloader {
         }
     }
 
+    async fn connector_event(&mut self) -> ConnectorEvent {
+        match self {
+            AnyReloader::None(r) => r.connector_event().await,
+            AnyReloader::Supervise(r) => r.connector_event().await,
+            AnyReloader::Signal(r) => r.connector_event().await,
+        }
+    }
+
     async fn shutdown(&mut self) {
         match self {
             AnyReloader::None(r) => r.shutdown().await,
@@ -360,6 +403,8 @@ pub enum RecordedCall {
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     inner: Arc<Mutex<RecorderState>>,
+    /// Wakes a waiting `connector_event` when a test adds one.
+    event_added: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Default)]
@@ -373,6 +418,8 @@ struct RecorderState {
     starts_cloudflared: bool,
     /// What `watch_shutdown` gave: a reload's delay ends with an error once it turns true.
     shutdown: Option<watch::Receiver<bool>>,
+    /// Events `connector_event` is to report, in order.
+    events: std::collections::VecDeque<ConnectorEvent>,
 }
 
 impl Recorder {
@@ -402,6 +449,13 @@ impl Recorder {
     /// The next reload returns `error` (queued: several calls fail several reloads).
     pub fn fail_next(&self, error: ReloadError) {
         self.lock().failures.push_back(error);
+    }
+
+    /// `connector_event` reports `event` next (as `supervise` does when its child exits or is
+    /// restarted).
+    pub fn connector(&self, event: ConnectorEvent) {
+        self.lock().events.push_back(event);
+        self.event_added.notify_one();
     }
 
     pub fn calls(&self) -> Vec<RecordedCall> {
@@ -470,6 +524,16 @@ impl Reloader for Recorder {
 
     fn watch_shutdown(&mut self, shutdown: watch::Receiver<bool>) {
         self.lock().shutdown = Some(shutdown);
+    }
+
+    async fn connector_event(&mut self) -> ConnectorEvent {
+        loop {
+            // Taken only when returned: a call dropped while it waits loses nothing.
+            if let Some(event) = self.lock().events.pop_front() {
+                return event;
+            }
+            self.event_added.notified().await;
+        }
     }
 
     async fn shutdown(&mut self) {

@@ -15,55 +15,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
-use tokio::time::{sleep, timeout, Instant};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::reload::{stopping, ReloadError, Reloader};
+use super::reload::{stopping, ConnectorEvent, ReloadError, Reloader};
 use super::verify::{self, Readiness};
 
-/// Restart pacing for a child that dies on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// The wait before the first restart.
-    pub initial: Duration,
-    /// Doubling stops here.
-    pub max: Duration,
-    /// A child that stayed up this long starts the doubling over.
-    pub reset_after: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-            reset_after: Duration::from_secs(60),
-        }
-    }
-}
-
-/// What a keeper knows about its child.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChildStatus {
-    /// The running process, if any (none between a crash and its restart, and after a stop).
-    pub pid: Option<u32>,
-    /// Processes started so far (1 + restarts).
-    pub starts: u32,
-    /// Processes that ended on their own (crashes, or a refused config).
-    pub exits: u32,
-    /// How the last one ended.
-    pub last_exit: Option<String>,
-    /// The keeper was told to stop and its child is gone (reaped).
-    pub stopped: bool,
-}
+#[path = "supervise_keeper.rs"]
+mod keeper;
+pub use keeper::{Backoff, ChildExit, ChildStatus, ExitHook};
+use keeper::{ChildSpec, Keeper};
 
 /// Why the cloudflared command line cannot be supervised.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,163 +97,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
-/// How every child is started; shared by the keeper tasks.
-#[derive(Debug, Clone)]
-struct ChildSpec {
-    program: String,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    drain_timeout: Duration,
-    backoff: Backoff,
-}
-
-impl ChildSpec {
-    fn command(&self, metrics: SocketAddr) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.program);
-        command
-            .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            // The environment variable, not a flag: flags after `run` are rejected, and the
-            // variable also overrides the config file's `metrics:` key (DOMAIN.md §2).
-            .env("TUNNEL_METRICS", metrics.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            // Its own process group: a terminal's Ctrl-C reaches only us, and we drain the
-            // children in order instead of having them all stop (and be restarted) at once.
-            .process_group(0)
-            // If our task is dropped (runtime shutdown, a test failing), never leak a child.
-            .kill_on_drop(true);
-        command
-    }
-}
-
-/// One child slot: a metrics port and the task keeping a cloudflared alive on it.
-struct Keeper {
-    port: u16,
-    probe: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    status: watch::Receiver<ChildStatus>,
-    task: JoinHandle<()>,
-}
-
-impl Keeper {
-    fn start(spec: Arc<ChildSpec>, listen: SocketAddr) -> Keeper {
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let (status_tx, status_rx) = watch::channel(ChildStatus::default());
-        let task = tokio::spawn(keep(spec, listen, stop_rx, status_tx));
-        Keeper {
-            port: listen.port(),
-            probe: connectable(listen),
-            stop: Some(stop_tx),
-            status: status_rx,
-            task,
-        }
-    }
-
-    /// Tells the keeper to drain its child; it finishes on its own.
-    fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-
-    /// Resolves once the child ended on its own (crash, refused config) and reports how.
-    async fn exited(&self) -> String {
-        let mut status = self.status.clone();
-        let how = match status.wait_for(|s| s.exits > 0).await {
-            Ok(s) => s.last_exit.clone().unwrap_or_default(),
-            Err(_) => "its keeper ended".to_string(),
-        };
-        how
-    }
-}
-
-/// The keeper task: start, wait, restart with back-off, until told to stop.
-async fn keep(
-    spec: Arc<ChildSpec>,
-    listen: SocketAddr,
-    mut stop: oneshot::Receiver<()>,
-    status: watch::Sender<ChildStatus>,
-) {
-    let mut delay = spec.backoff.initial;
-    loop {
-        let started = Instant::now();
-        match spec.command(listen).spawn() {
-            Ok(mut child) => {
-                let pid = child.id();
-                info!(pid, metrics = %listen, "started cloudflared");
-                status.send_modify(|s| {
-                    s.pid = pid;
-                    s.starts += 1;
-                });
-                tokio::select! {
-                    exit = child.wait() => {
-                        let how = match exit {
-                            Ok(exit) => format!("exited with {exit}"),
-                            Err(e) => format!("could not be waited for: {e}"),
-                        };
-                        warn!(pid, metrics = %listen, "cloudflared {how}");
-                        status.send_modify(|s| {
-                            s.pid = None;
-                            s.exits += 1;
-                            s.last_exit = Some(how);
-                        });
-                    }
-                    // A stop, or the supervisor dropped: drain either way.
-                    _ = &mut stop => {
-                        drain(&mut child, pid, spec.drain_timeout).await;
-                        status.send_modify(|s| {
-                            s.pid = None;
-                            s.stopped = true;
-                        });
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                let how = format!("could not be started ({}): {e}", spec.program);
-                warn!(metrics = %listen, "cloudflared {how}");
-                status.send_modify(|s| {
-                    s.exits += 1;
-                    s.last_exit = Some(how);
-                });
-            }
-        }
-        if started.elapsed() >= spec.backoff.reset_after {
-            delay = spec.backoff.initial;
-        }
-        info!(metrics = %listen, "restarting cloudflared in {delay:?}");
-        tokio::select! {
-            _ = sleep(delay) => {}
-            _ = &mut stop => {
-                status.send_modify(|s| s.stopped = true);
-                return;
-            }
-        }
-        delay = (delay * 2).min(spec.backoff.max);
-    }
-}
-
-/// SIGTERM (cloudflared unregisters, `/ready` turns 503, in-flight requests get its
-/// grace-period), then reap; SIGKILL after `within`.
-async fn drain(child: &mut tokio::process::Child, pid: Option<u32>, within: Duration) {
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        info!(pid, "sending SIGTERM to cloudflared");
-        if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM) {
-            warn!(pid, "SIGTERM failed: {e}");
-        }
-    }
-    match timeout(within, child.wait()).await {
-        Ok(Ok(exit)) => info!(pid, "cloudflared drained, {exit}"),
-        Ok(Err(e)) => warn!(pid, "cloudflared could not be waited for: {e}"),
-        Err(_) => {
-            warn!(pid, "cloudflared did not exit within {within:?}; sending SIGKILL");
-            let _ = child.kill().await;
-        }
-    }
-}
-
 /// Where to reach a metrics server that listens on `listen`.
 fn connectable(listen: SocketAddr) -> SocketAddr {
     match listen.ip() {
@@ -330,6 +137,7 @@ impl Supervisor {
                 env: Vec::new(),
                 drain_timeout: Duration::from_secs(35),
                 backoff: Backoff::default(),
+                on_exit: None,
             }),
             config_path: config_path.to_path_buf(),
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -361,6 +169,12 @@ impl Supervisor {
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.spec_mut().backoff = backoff;
+        self
+    }
+
+    /// Told of every child process that ends, and whether it was asked to (the exits metric).
+    pub fn with_exit_hook(mut self, hook: ExitHook) -> Self {
+        self.spec_mut().on_exit = Some(hook);
         self
     }
 
@@ -484,6 +298,9 @@ impl Reloader for Supervisor {
         match self.wait_serving(&new, old_ready, &rendered).await {
             Ok(()) => {
                 info!(metrics = %new.probe, "the new cloudflared is {waited}; draining the old one");
+                // Its first process served: what happens to it from here on is news (an exit
+                // that came right after it served included).
+                new.report_after(1, 0);
                 if let Some(mut old) = self.current.replace(new) {
                     old.stop();
                     self.draining.push(old);
@@ -500,7 +317,10 @@ impl Reloader for Supervisor {
             }
             Err(e) if self.current.is_none() => {
                 // The first child is the only connector there can be: keep it, and let its
-                // keeper restart it with back-off if it keeps dying.
+                // keeper restart it with back-off if it keeps dying. The failure is reported;
+                // its next exits and restarts are news.
+                let status = new.status.borrow().clone();
+                new.report_after(status.starts, status.exits);
                 self.current = Some(new);
                 Err(e)
             }
@@ -519,6 +339,15 @@ impl Reloader for Supervisor {
 
     fn watch_shutdown(&mut self, shutdown: watch::Receiver<bool>) {
         self.shutdown = Some(shutdown);
+    }
+
+    /// The serving child's exits and restarts (its keeper restarts it with back-off). A
+    /// replaced child's are not reported: it is draining, and another one serves.
+    async fn connector_event(&mut self) -> ConnectorEvent {
+        match &mut self.current {
+            Some(current) => current.next_event().await,
+            None => std::future::pending().await,
+        }
     }
 
     async fn shutdown(&mut self) {

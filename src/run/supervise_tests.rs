@@ -1,6 +1,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use tokio::time::timeout;
+
 use super::*;
 
 fn argv(line: &str) -> Vec<String> {

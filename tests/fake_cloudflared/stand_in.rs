@@ -16,12 +16,14 @@
 //!
 //! Signals: SIGTERM/SIGINT drain (`/ready` 503 at once, exit 0 after `FAKE_CF_GRACE_MS`,
 //! default 200; a second one exits at once); SIGHUP exits 129 at once. `FAKE_CF_CRASH_AFTER_MS`
-//! makes it exit 1 after that long. The pidfile (`--pidfile` or `TUNNEL_PIDFILE`) is written
-//! once ready, like cloudflared writes it after its first connection.
+//! makes it exit 1 after that long; while the file `FAKE_CF_FAIL_IF_EXISTS` names exists, it
+//! exits 1 right after it started (a revoked tunnel). The pidfile (`--pidfile` or
+//! `TUNNEL_PIDFILE`) is written once ready, like cloudflared writes it after its first
+//! connection.
 //!
 //! Every step is appended to the file named by `FAKE_CF_EVENT_LOG`, one line each:
 //! `<unix_ms> <pid> started config=<path> metrics=<addr>`, `ready`, `sigterm`, `sigint`,
-//! `sighup`, `crash`, `exited code=<N>`, so tests can order events across processes.
+//! `sighup`, `crash`, `failing`, `exited code=<N>`, so tests can order events across processes.
 //!
 //! Cargo also finds this file as an integration test (`tests/*/main.rs`); built that way it
 //! holds no tests, and nothing here is dead code.
@@ -240,6 +242,12 @@ async fn main() {
         connector: format!("fake-{}-{addr}", std::process::id()),
     });
     event(&format!("started config={config_path} metrics={addr}"));
+    // A tunnel that cannot run (revoked or deleted, a bad flag): cloudflared starts, gives up
+    // and exits 1, every time it is started, for as long as that lasts.
+    if std::env::var_os("FAKE_CF_FAIL_IF_EXISTS").is_some_and(|p| std::path::Path::new(&p).exists()) {
+        event("failing");
+        exit(1)
+    }
 
     let server_state = state.clone();
     tokio::spawn(async move {

@@ -136,6 +136,10 @@ pub enum Programmed {
     Yes,
     /// Verification failed; the message says why.
     No(String),
+    /// No cloudflared runs the config now, though one is on its way: the cloudflared that
+    /// `run --reload supervise` keeps exited on its own and is being restarted (the message
+    /// says how it ended). `False`/`Pending` until a restarted one runs the config.
+    Down(String),
 }
 
 impl Statuses {
@@ -154,6 +158,10 @@ impl Statuses {
                 "cloudflared runs the rendered configuration".to_string(),
             ),
             Programmed::No(why) => (ConditionStatus::False, "Invalid", why.clone()),
+            // Gateway API: "Possible reasons for this condition to be False are: Invalid,
+            // Pending, NoResources, AddressNotAssigned" (a Listener's: Invalid, Pending).
+            // Nothing is wrong with the config; the connector is being started again.
+            Programmed::Down(why) => (ConditionStatus::False, "Pending", why.clone()),
         };
         let accepted = |conditions: &[Condition]| {
             conditions.iter().any(|c| c.type_ == "Accepted" && c.status == ConditionStatus::True)
