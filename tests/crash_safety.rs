@@ -15,6 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cloudflared_routes::run::writer::{is_temp_file_name, ConfigWriter};
 
 const TARGET_ENV: &str = "CRASH_SAFETY_TARGET";
+/// Where the child says its writes begin.
+const STARTED_ENV: &str = "CRASH_SAFETY_STARTED";
 const KILLS: usize = 60;
 
 /// A config of about 4 MiB, so that a write takes long enough to be killed in the middle.
@@ -45,6 +47,11 @@ fn child_writer_loop() {
     let Some(target) = std::env::var_os(TARGET_ENV) else { return };
     let (a, b) = (config('a'), config('b'));
     let writer = ConfigWriter::new(Path::new(&target)).unwrap();
+    // Tell the parent the writes begin: its kill window starts here, not at spawn (a loaded
+    // machine may take longer than the whole window to start a process).
+    if let Some(started) = std::env::var_os(STARTED_ENV) {
+        std::fs::write(started, b"").unwrap();
+    }
     loop {
         writer.write(&a).unwrap();
         writer.write(&b).unwrap();
@@ -69,6 +76,7 @@ fn killed_writer_never_tears_the_config() {
         return; // we are the child
     }
     let dir = tempfile::tempdir().unwrap();
+    let markers = tempfile::tempdir().unwrap();
     let target = dir.path().join("config.yml");
     let (a, b) = (config('a'), config('b'));
     ConfigWriter::new(&target).unwrap().write(&a).unwrap();
@@ -82,16 +90,23 @@ fn killed_writer_never_tears_the_config() {
     let (mut leftovers, mut replaced) = (0, 0);
     let mut last_inode = std::fs::metadata(&target).unwrap().ino();
     for i in 0..KILLS {
+        let started = markers.path().join(format!("started-{i}"));
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["child_writer_loop", "--exact", "--nocapture", "--test-threads=1"])
             .env(TARGET_ENV, &target)
+            .env(STARTED_ENV, &started)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Read while it writes, then kill it at a random moment: 20 to 250 ms in (a debug
-        // build takes some 20 ms to start and build its configs, then each write some ms).
-        let kill_at = Instant::now() + Duration::from_millis(20 + random.below(230));
+        // Read while it starts and writes, then kill it at a random moment: up to 230 ms after
+        // its writes began (each takes some ms).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !started.exists() {
+            assert!(Instant::now() < deadline, "kill {i}: the writer never started");
+            check("while starting", i);
+        }
+        let kill_at = Instant::now() + Duration::from_millis(random.below(230));
         while Instant::now() < kill_at {
             check("while writing", i);
         }
