@@ -189,13 +189,17 @@ fn validate_config(config: &Value, generated: &[IngressRule], mut memo: Option<&
                 report.error(None, type_error(key, value, "[]config.UnvalidatedIngressRule"));
             }
             "ingress" => {}
-            // Anything else is a command-line setting to cloudflared: not an error, not a warning.
-            _ => {
-                let hint = near_miss(key, TOP_LEVEL_KEYS.iter().copied(), 1);
-                if !hint.is_empty() {
-                    report.warning(None, format!("top-level key {key} is not read by cloudflared{hint}"));
+            // Anything else is a command-line setting to cloudflared: a flag of the wrong type
+            // stops it; any other key is ignored.
+            _ => match flags::check(key, value) {
+                Some(refused) => report.error(None, refused),
+                None => {
+                    let hint = near_miss(key, TOP_LEVEL_KEYS.iter().copied(), 1);
+                    if !hint.is_empty() {
+                        report.warning(None, format!("top-level key {key} is not read by cloudflared{hint}"));
+                    }
                 }
-            }
+            },
         }
     }
     // Rule-level `originRequest` fields override the top-level ones one by one (setConfig).
@@ -420,6 +424,9 @@ fn check_ip_rule(ip_rule: &Value) -> Result<(), String> {
         None => Ok(()),
     }
 }
+
+#[path = "validate_flags.rs"]
+mod flags;
 
 #[path = "validate_decode.rs"]
 mod decode;

@@ -354,6 +354,22 @@ const INVALID: &[Case] = &[
         errors: &[(None, "takes `nULL` as the string \"nULL\", ours as `null`")],
         warnings: &[],
     },
+    // A top-level key that is a cloudflared flag, of another YAML type than the flag's.
+    Case {
+        name: "a_flag_of_the_wrong_yaml_type_is_refused",
+        yaml: "grace-period: 30\nedge-ip-version: 4\ningress:\n  - service: http_status:404\n",
+        errors: &[
+            (None, "Mismatched type for flag 'grace-period'. Expected 'duration' but actual is 'int'"),
+            (None, "Mismatched type for flag 'edge-ip-version'. Expected 'string' but actual is 'int'"),
+        ],
+        warnings: &[],
+    },
+    Case {
+        name: "a_yaml_1_1_bool_for_a_flag_is_refused",
+        yaml: "no-autoupdate: yes\ningress:\n  - service: http_status:404\n",
+        errors: &[(None, "takes `yes` as the string")],
+        warnings: &[],
+    },
     Case {
         name: "a_bool_spelt_otherwise_than_yaml_v3_spells_it_is_refused",
         yaml: "originRequest: {noTLSVerify: tRUE}\ningress:\n  - service: http_status:404\n",

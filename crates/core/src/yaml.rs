@@ -235,8 +235,30 @@ pub fn misread_plain_scalars(text: &str, rewritten: bool) -> Vec<Misread> {
         ("OFF", false),
     ];
     let mut found = Vec::new();
+    // The open collections, each with how many nodes it holds so far: a mapping's odd ones are
+    // values. A value of the top-level mapping is a cloudflared flag when it is no setting of
+    // the config, and a flag takes no compatibility spelling (`no-autoupdate: yes` is a string
+    // to it, and refused).
+    let mut open: Vec<(bool, usize)> = Vec::new();
     for event in Parser::new_from_str(first_document(text)) {
         let Ok((event, span)) = event else { break };
+        let top_level_value = matches!(open.as_slice(), [(true, n)] if n % 2 == 1);
+        match &event {
+            Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => {
+                if let Some((_, n)) = open.last_mut() {
+                    *n += 1;
+                }
+            }
+            _ => {}
+        }
+        match &event {
+            Event::MappingStart(..) => open.push((true, 0)),
+            Event::SequenceStart(..) => open.push((false, 0)),
+            Event::MappingEnd | Event::SequenceEnd => {
+                open.pop();
+            }
+            _ => {}
+        }
         let Event::Scalar(value, ScalarStyle::Plain, _, None) = event else { continue };
         // Go resolves only these words, and scalars with these leads, to anything but a string,
         // and serde-saphyr only these (any case) to a boolean, null or number.
@@ -249,7 +271,8 @@ pub fn misread_plain_scalars(text: &str, rewritten: bool) -> Vec<Misread> {
         }
         let go = go_plain(&value);
         let (ours, written) = saphyr_plain(&value);
-        let compatible = COMPATIBLE.iter().any(|(w, b)| *w == value && ours == Plain::Bool(*b));
+        let compatible =
+            !top_level_value && COMPATIBLE.iter().any(|(w, b)| *w == value && ours == Plain::Bool(*b));
         let numeric = matches!(go, Plain::Int(_) | Plain::Float(_));
         let differs = !go.same(&ours) && !compatible;
         if differs || (rewritten && numeric && written != *value) {
@@ -332,17 +355,18 @@ mod tests {
 
     #[test]
     fn scalars_read_otherwise_than_cloudflared_reads_them_are_found() {
-        let text = "a: nULL\nb: tRUE\nc: [010, .inf]\nd: yes\ne: NULL\nf: 1e3\ng: 0x10\nh: '010'\n\
-                    i: 100\nj: 1.5\nk: plain\nl: ~\nm: TrUe\nn: -\no: [-1, 0, 1.0]\n";
+        let text =
+            "x:\n a: nULL\n b: tRUE\n c: [010, .inf]\n d: yes\n e: NULL\n f: 1e3\n g: 0x10\n h: '010'\n\
+                    \x20i: 100\n j: 1.5\n k: plain\n l: ~\n m: TrUe\n n: -\n o: [-1, 0, 1.0]\n";
         let found = |rewritten| -> Vec<(usize, String)> {
             misread_plain_scalars(text, rewritten).into_iter().map(|m| (m.line, m.text)).collect()
         };
-        let read: Vec<(usize, String)> = [(1, "nULL"), (2, "tRUE"), (3, "010"), (3, ".inf"), (13, "TrUe")]
+        let read: Vec<(usize, String)> = [(2, "nULL"), (3, "tRUE"), (4, "010"), (4, ".inf"), (14, "TrUe")]
             .map(|(l, t)| (l, t.into()))
             .into();
         assert_eq!(found(false), read);
         let mut written = read.clone();
-        written.extend([(6, "1e3"), (7, "0x10")].map(|(l, t)| (l, t.to_string())));
+        written.extend([(7, "1e3"), (8, "0x10")].map(|(l, t)| (l, t.to_string())));
         written.sort();
         let mut got = found(true);
         got.sort();
@@ -350,8 +374,11 @@ mod tests {
         let first = &misread_plain_scalars(text, false)[0];
         assert_eq!(
             (first.column, first.go.as_str(), first.ours.as_str()),
-            (4, "the string \"nULL\"", "null")
+            (5, "the string \"nULL\"", "null")
         );
+        // A top-level value is a flag to cloudflared, which takes `yes` as the string it is.
+        let flags = misread_plain_scalars("no-autoupdate: yes\noriginRequest: {noTLSVerify: yes}\n", false);
+        assert_eq!(flags.iter().map(|m| (m.line, m.text.as_str())).collect::<Vec<_>>(), [(1, "yes")]);
     }
 
     #[test]
