@@ -216,3 +216,35 @@ fn status_prints_conditions_with_the_given_transition_time() {
     assert_eq!(programmed["status"], "Unknown", "offline, Programmed is not known");
     assert_eq!(programmed["lastTransitionTime"], "2026-01-02T03:04:05Z");
 }
+
+#[test]
+fn run_waits_for_an_unreachable_api_server_and_stops_on_sigterm() {
+    // It used to exit 1 within a second; a pod starting during a control-plane outage then
+    // crash-looped, its restarts backing off for minutes.
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write(
+        dir.path(),
+        "kubeconfig",
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"http://127.0.0.1:9\"}}]\n\
+         users: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u, namespace: default}}]\n\
+         current-context: x\n",
+    );
+    let out = dir.path().join("config.yml").display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudflared-routes"))
+        .args(["run", "--kubeconfig", &kubeconfig, "--reload", "none", "--config-out", &out])
+        .args(["--admin-addr", "127.0.0.1:0", "--tunnel-id", "6ff42ae2-765d-4adf-8112-31c55c1551ef"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(child.try_wait().unwrap().is_none(), "run gave up on the API server");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert!(log.contains("retrying"), "{log}");
+    assert!(!std::path::Path::new(&out).exists(), "nothing is written before the source answered");
+}

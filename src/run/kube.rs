@@ -153,8 +153,29 @@ pub async fn spawn_noting(
     let mut store = Store::default();
     store.owned_routes = owned_routes;
     let mut streams = SelectAll::new();
+    // Discovery is the first request: an API server that cannot be reached yet (a control
+    // plane upgrade, a node starting) is waited for, with the watches' back-off, rather than
+    // ending the process (whose restarts back off for minutes, with no connector in supervise
+    // mode). Not ready meanwhile. A kind that is not served is an answer, not a failure.
+    let mut found = Vec::new();
+    let mut backoff = RetryBackoff::new(opts.retry_min, opts.retry_max);
     for kind in Kind::ALL {
-        match discover(&client, kind).await? {
+        loop {
+            match discover(&client, kind).await {
+                Ok(resource) => {
+                    found.push((kind, resource));
+                    break;
+                }
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(opts.retry_max);
+                    tracing::warn!(error = format!("{e:#}"), retry_in = ?delay, "the API server cannot be asked which kinds it serves; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+    for (kind, resource) in found {
+        match resource {
             Some(resource) => {
                 let (stream, watched) = watch_kind(&client, kind, &resource, &opts);
                 store.kind_mut(kind).watch = Some(watched);

@@ -155,7 +155,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let election =
             opts.kube.leader_election(&client, &opts.render.controller_name, &opts.render.gateways);
         reloader = take_turns(reloader, &opts.stagger, &client, &election, shutdown_rx.clone());
-        let (source, tasks) = start_kube(&opts, client, election, &metrics, status_rx).await?;
+        // Discovery waits for an API server that cannot be reached yet: a signal meanwhile
+        // ends the wait (nothing was started yet that needs stopping).
+        let started = tokio::select! {
+            started = start_kube(&opts, client, election, &metrics, status_rx) => started?,
+            _ = terminate.recv() => return stopped_before_start("SIGTERM", admin_task),
+            _ = interrupt.recv() => return stopped_before_start("SIGINT", admin_task),
+        };
+        let (source, tasks) = started;
         (source, SourceGuard::Kube(tasks))
     } else {
         // Files have no status subresource: the computed statuses go nowhere.
@@ -252,6 +259,13 @@ fn take_turns(
         }
         other => other,
     }
+}
+
+/// A signal before the source started: nothing to drain.
+fn stopped_before_start(signal: &str, admin: tokio::task::JoinHandle<()>) -> anyhow::Result<()> {
+    tracing::info!(signal, "stopped before the Kubernetes API answered");
+    admin.abort();
+    Ok(())
 }
 
 /// Starts the Kubernetes API source, leader election and the status writer fed by `statuses`.
