@@ -45,6 +45,17 @@ impl KindLabel {
     }
 }
 
+/// `reason` label of the admin server's dropped connections: `timeout` (no complete request
+/// head within the header timeout, or open past the connection limit) or `evicted` (closed to
+/// make room under the connection cap).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// The `reason` values of [`Metrics::admin_connections_dropped`].
+pub const ADMIN_DROP_REASONS: &[&str] = &["timeout", "evicted"];
+
 /// The `result` values of the status writer (`status_writer::ResultHook`).
 pub const STATUS_PATCH_RESULTS: &[&str] =
     &["applied", "unchanged", "not_found", "conflict", "timeout", "error"];
@@ -79,6 +90,20 @@ pub struct Metrics {
     /// Objects or files the source could not read in its latest state (kept out or kept at
     /// their last good content).
     pub source_warnings: Gauge,
+    /// Connections open on the admin server.
+    pub admin_connections: Gauge,
+    /// Admin connections the server closed before they were done, by `reason`
+    /// ([`ADMIN_DROP_REASONS`]).
+    pub admin_connections_dropped: Family<ReasonLabel, Counter>,
+}
+
+/// Counts one open admin connection for as long as it lives.
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for Metrics {
@@ -148,6 +173,18 @@ impl Metrics {
             "Objects or files the source could not read in its latest state",
             source_warnings.clone(),
         );
+        let admin_connections = Gauge::default();
+        registry.register(
+            "admin_connections",
+            "Connections open on the admin server",
+            admin_connections.clone(),
+        );
+        let admin_connections_dropped = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "admin_connections_dropped",
+            "Admin server connections closed before they were done, by reason",
+            admin_connections_dropped.clone(),
+        );
         // Families without a series are not exposed at all: start the usual series at zero so
         // that dashboards and alerts see every family from the first scrape.
         for result in ["ok", "invalid"] {
@@ -159,6 +196,9 @@ impl Metrics {
         }
         for result in STATUS_PATCH_RESULTS {
             let _ = status_patches.get_or_create(&ResultLabel::new(*result));
+        }
+        for reason in ADMIN_DROP_REASONS {
+            let _ = admin_connections_dropped.get_or_create(&ReasonLabel { reason: reason.to_string() });
         }
         Metrics {
             registry,
@@ -175,6 +215,8 @@ impl Metrics {
             status_patches,
             watch_events,
             source_warnings,
+            admin_connections,
+            admin_connections_dropped,
         }
     }
 
@@ -188,6 +230,16 @@ impl Metrics {
 
     pub fn watch_event(&self, kind: &str) {
         self.watch_events.get_or_create(&KindLabel::new(kind)).inc();
+    }
+
+    /// Counts an admin connection as open until the returned guard is dropped.
+    pub fn admin_connection_opened(&self) -> OpenConnection {
+        self.admin_connections.inc();
+        OpenConnection(self.admin_connections.clone())
+    }
+
+    pub fn admin_connection_dropped(&self, reason: &str) {
+        self.admin_connections_dropped.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
     }
 
     pub fn set_routes(&self, accepted: usize, rejected: usize) {
