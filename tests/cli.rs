@@ -1,7 +1,7 @@
 //! The command line as a user meets it: exit codes, stdout/stderr, determinism across files.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cloudflared-routes");
 const TUNNEL: &str = "6ff42ae2-765d-4adf-8112-31c55c1551ef";
@@ -215,4 +215,41 @@ fn status_prints_conditions_with_the_given_transition_time() {
         .unwrap();
     assert_eq!(programmed["status"], "Unknown", "offline, Programmed is not known");
     assert_eq!(programmed["lastTransitionTime"], "2026-01-02T03:04:05Z");
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_quietly_and_a_failed_write_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        write(dir.path(), "config.yml", &stdout(&run(&["render", "--tunnel-id", TUNNEL, "examples/"])));
+    let time = "2026-01-02T03:04:05Z";
+    for args in [
+        &["render", "--tunnel-id", TUNNEL, "examples/"][..],
+        &["status", "--tunnel-id", TUNNEL, "--transition-time", time, "examples/"],
+        &["validate", &config],
+    ] {
+        let run_with = |out: Stdio, err: Stdio| {
+            Command::new(BIN).args(args).stdout(out).stderr(err).output().expect("run cloudflared-routes")
+        };
+        let full = || Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+        // `| head -c 10`, at its most abrupt: the reader is gone before anything is written.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = run_with(writer.into(), Stdio::piped());
+        assert_eq!(o.status.code(), Some(0), "{args:?} into a closed pipe: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+
+        let o = run_with(full(), Stdio::piped());
+        assert_eq!(o.status.code(), Some(2), "{args:?} > /dev/full: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("error: cannot write to stdout: No space left on device"),
+            "{}",
+            stderr(&o)
+        );
+
+        // Nowhere to say anything: the result is still whole.
+        let o = run_with(Stdio::piped(), full());
+        assert_eq!(o.status.code(), Some(0), "{args:?} 2> /dev/full");
+        assert_eq!(stdout(&o), stdout(&run(args)), "{args:?} 2> /dev/full");
+    }
 }
