@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use routes_core::model::ObjectRef;
-use routes_core::render::{self, BaseConfig, Tunnel};
+use routes_core::render::{self, BaseConfig, BaseConfigError, Tunnel};
 use routes_core::translate::{self, GrpcBackendTls, Settings, Translation, DEFAULT_CONTROLLER_NAME};
 use routes_core::validate;
 
@@ -131,7 +131,13 @@ impl RenderOptions {
             None => BaseConfig::default(),
             Some(path) => {
                 let text = read(path)?;
-                BaseConfig::parse(&text).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?
+                let shown = path.display().to_string();
+                BaseConfig::parse(&text).map_err(|e| {
+                    Failure::input(match e {
+                        BaseConfigError::Yaml(yaml) => yaml.in_file(&shown),
+                        other => format!("{shown}: {other}"),
+                    })
+                })?
             }
         };
         let settings = Settings {

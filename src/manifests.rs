@@ -22,7 +22,6 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use routes_core::model::{RouteKind, Snapshot};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use serde_saphyr::MessageFormatter;
 
 use crate::convert;
 use crate::kinds::Kind;
@@ -160,13 +159,8 @@ pub fn load_str(file_name: &str, text: &str, into: &mut Loaded) -> Result<(), Lo
 }
 
 fn malformed(file_name: &str, e: &serde_saphyr::Error) -> LoadError {
-    let e = e.without_snippet();
-    LoadError::MalformedYaml {
-        file: file_name.to_string(),
-        location: e.location().map(|l| (l.line(), l.column())),
-        // The bare message: the location is already in front of it.
-        message: serde_saphyr::UserMessageFormatter.format_message(e).into_owned(),
-    }
+    let routes_core::yaml::ErrorMessage { location, message } = routes_core::yaml::ErrorMessage::new(e);
+    LoadError::MalformedYaml { file: file_name.to_string(), location, message }
 }
 
 fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {

@@ -253,3 +253,39 @@ fn a_reader_that_stops_early_ends_quietly_and_a_failed_write_exits_2() {
         assert_eq!(stdout(&o), stdout(&run(args)), "{args:?} 2> /dev/full");
     }
 }
+
+#[test]
+fn yaml_errors_of_validate_and_base_config_name_the_place_never_the_content() {
+    let dir = tempfile::tempdir().unwrap();
+    // A credentials file with a syntax error, given where a config belongs.
+    let creds = write(
+        dir.path(),
+        "creds.json",
+        r#"{"AccountTag":"acc","TunnelSecret":"SUPERSECRETVALUE1234567890abc","TunnelID":"x""#,
+    );
+    let dup = write(dir.path(), "dup.yml", "a: 1\na: 2\n");
+    for (args, want) in [
+        (
+            vec!["validate", &creds],
+            "error: error parsing YAML in config file: line 1, column 1: unclosed bracket '{'\n".to_string(),
+        ),
+        (
+            vec!["render", "--base-config", &creds, "examples/"],
+            format!("error: {creds}:1:1: unclosed bracket '{{'\n"),
+        ),
+        (
+            vec!["render", "--base-config", &dup, "examples/"],
+            format!("error: {dup}:2:1: duplicate mapping key: a not allowed here\n"),
+        ),
+    ] {
+        let o = run(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(if args[0] == "validate" { 1 } else { 2 }),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o), want, "{args:?}");
+        assert_eq!(stdout(&o), "", "{args:?}");
+    }
+}
