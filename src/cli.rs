@@ -185,7 +185,7 @@ impl RenderOptions {
 }
 
 fn read(path: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
+    crate::input::read_to_string(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
 }
 
 /// Run one command, writing its result to stdout and its summary to stderr.

@@ -53,7 +53,7 @@ fn position(location: &Option<(u64, u64)>) -> String {
 /// Reads every path in order. A directory is walked recursively, in byte order of the entry
 /// names at each level, for `*.yaml` and `*.yml` files, so the same tree always loads the same
 /// way (later duplicates replace earlier ones). A path named explicitly is read whatever its
-/// extension, and followed if it is a symlink.
+/// extension, and followed if it is a symlink; it must be a regular file ([`crate::input`]).
 ///
 /// Inside a directory, entries whose name starts with `..` are skipped: Kubernetes ConfigMap
 /// and Secret volumes hold the real files under `..<timestamp>/` behind a `..data` symlink, with
@@ -71,7 +71,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
             files.push(path.clone());
         }
         for file in files {
-            let text = fs::read_to_string(&file).map_err(|source| unreadable(&file, source))?;
+            let text = crate::input::read_to_string(&file).map_err(|source| unreadable(&file, source))?;
             load_str(&file.display().to_string(), &text, &mut loaded)?;
         }
     }

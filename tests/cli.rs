@@ -289,3 +289,76 @@ fn yaml_errors_of_validate_and_base_config_name_the_place_never_the_content() {
         assert_eq!(stdout(&o), "", "{args:?}");
     }
 }
+
+/// Runs ARGS; a run still going after 10 s (a read blocked on a FIFO, say) is killed and fails.
+fn run_bounded(args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cloudflared-routes");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("{args:?} still running after 10 s");
+        }
+    }
+}
+
+#[test]
+fn fifos_devices_and_oversized_files_are_refused_and_symlinks_to_files_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    let big = dir.path().join("big.yaml");
+    std::fs::File::create(&big).unwrap().set_len((64 << 20) + 1).unwrap();
+    let big = big.to_str().unwrap();
+    let out = dir.path().join("out/config.yml");
+    let out = out.to_str().unwrap();
+    let run_args = ["--config-out", out, "--admin-addr", "127.0.0.1:0"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["render", fifo], "not a regular file (a FIFO)"),
+        (&["status", fifo], "not a regular file (a FIFO)"),
+        (&["render", "/dev/zero"], "not a regular file (a character device)"),
+        (&["render", "--base-config", fifo, "examples/"], "not a regular file (a FIFO)"),
+        (&["render", "--credentials-file", fifo, "examples/"], "not a regular file (a FIFO)"),
+        (&["validate", fifo], "not a regular file (a FIFO)"),
+        (&["validate", "/dev/zero"], "not a regular file (a character device)"),
+        (&["render", big], "larger than 64 MiB, the limit of an input file"),
+        (&["validate", big], "larger than 64 MiB, the limit of an input file"),
+        (&[&["run", "--manifests", fifo][..], &run_args].concat(), "not a regular file (a FIFO)"),
+        (
+            &[&["run", "--manifests", "examples/", "--base-config", fifo][..], &run_args].concat(),
+            "not a regular file (a FIFO)",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run_bounded(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "", "{args:?}");
+    }
+
+    // Mounted ConfigMaps and Secrets are symlinks to regular files: read as ever.
+    let credentials = write(
+        dir.path(),
+        "credentials.json",
+        &format!(r#"{{"AccountTag":"a","TunnelSecret":"c2VjcmV0","TunnelID":"{TUNNEL}"}}"#),
+    );
+    let base = write(dir.path(), "base.yml", "originRequest: {connectTimeout: 10s}\n");
+    let link = |target: &str, name: &str| {
+        let path = dir.path().join(name);
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (credentials, base) = (link(&credentials, "credentials-link.json"), link(&base, "base-link.yml"));
+    let o = run_bounded(&["render", "--credentials-file", &credentials, "--base-config", &base, "examples/"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("connectTimeout: 10s") && stdout(&o).contains(TUNNEL), "{}", stdout(&o));
+}
