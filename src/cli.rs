@@ -2,13 +2,16 @@
 //!
 //! Exit codes: 0 success; 1 the config is invalid (`validate`, or a `render` whose result
 //! cloudflared would refuse, e.g. because of the base config); 2 unusable input (an unreadable
-//! file, malformed YAML, a bad flag value), with nothing on stdout.
+//! file, malformed YAML, a bad flag value), with nothing on stdout, or output that cannot be
+//! written (a full disk). A reader that stops early (`render | head`) is not a failure: see
+//! [`print`].
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use routes_core::model::ObjectRef;
-use routes_core::render::{self, BaseConfig, Tunnel};
+use routes_core::render::{self, BaseConfig, BaseConfigError, Tunnel};
 use routes_core::translate::{self, GrpcBackendTls, Settings, Translation, DEFAULT_CONTROLLER_NAME};
 use routes_core::validate;
 
@@ -128,7 +131,13 @@ impl RenderOptions {
             None => BaseConfig::default(),
             Some(path) => {
                 let text = read(path)?;
-                BaseConfig::parse(&text).map_err(|e| Failure::input(format!("{}: {e}", path.display())))?
+                let shown = path.display().to_string();
+                BaseConfig::parse(&text).map_err(|e| {
+                    Failure::input(match e {
+                        BaseConfigError::Yaml(yaml) => yaml.in_file(&shown),
+                        other => format!("{shown}: {other}"),
+                    })
+                })?
             }
         };
         let settings = Settings {
@@ -176,7 +185,7 @@ impl RenderOptions {
 }
 
 fn read(path: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
+    crate::input::read_to_string(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
 }
 
 /// Run one command, writing its result to stdout and its summary to stderr.
@@ -186,7 +195,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let prepared = options.prepare(&paths)?;
             let translation = translate::translate(&prepared.loaded.snapshot, &prepared.settings);
             let rendered = render::render(&translation, &prepared.base, &prepared.tunnel);
-            eprint!("{}", summary::render_summary(&prepared, &translation, &rendered));
+            eprint(&summary::render_summary(&prepared, &translation, &rendered));
             let report = validate::validate_str(&rendered.text);
             if !report.is_valid() {
                 return Err(Failure {
@@ -198,7 +207,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 });
             }
             match output {
-                None => print!("{}", rendered.text),
+                None => print(&rendered.text)?,
                 Some(path) => std::fs::write(&path, &rendered.text)
                     .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?,
             }
@@ -217,29 +226,46 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 None => rfc3339(k8s_openapi::jiff::Timestamp::now()),
             };
             for warning in &prepared.loaded.warnings {
-                eprintln!("warning: {warning}");
+                eprint(&format!("warning: {warning}\n"));
             }
-            print!(
-                "{}",
-                status_yaml::to_yaml(&translation.statuses, &prepared.settings.controller_name, &time)
-            );
-            Ok(())
+            print(&status_yaml::to_yaml(&translation.statuses, &prepared.settings.controller_name, &time))
         }
         Command::Run(options) => run_command(options),
         Command::Validate { config } => {
             let text = read(&config)?;
             let report = validate::validate_str(&text);
             for warning in &report.warnings {
-                eprintln!("warning: {}", summary::finding(warning));
+                eprint(&format!("warning: {}\n", summary::finding(warning)));
             }
             if report.is_valid() {
-                println!("OK");
-                Ok(())
+                print("OK\n")
             } else {
                 Err(Failure { code: 1, message: summary::findings(&report.errors) })
             }
         }
     }
+}
+
+/// Writes a command's result on stdout. The print macros panic when that fails (exit 101).
+///
+/// Rust ignores SIGPIPE, so a reader that stops early (`render | head`, `| grep -q`) shows up
+/// here as a broken pipe: the command then ends quietly with exit 0, as ripgrep does, instead
+/// of dying of the signal as C tools do (141 in a shell): the reader took what it wanted, and
+/// its own exit status says whether that was enough (a `pipefail` script would otherwise fail
+/// on every `| grep -q`). Any other failure (`> /dev/full`) leaves the output unusable: exit 2.
+fn print(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::input(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// Writes a summary, warning or error on stderr, if it can: there is nowhere to report that
+/// stderr itself failed, and the result on stdout (or the exit code) stays good.
+pub fn eprint(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// `run` is the only asynchronous command: its runtime is built here, for it alone. Two

@@ -24,7 +24,7 @@ pub enum CredentialsError {
 
 pub fn read_tunnel_id(path: &Path) -> Result<String, CredentialsError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = crate::input::read_to_string(path)
         .map_err(|source| CredentialsError::Read { path: shown.clone(), source })?;
     // serde_json's messages can quote values; keep only the position so that the secret never
     // reaches a terminal or a log.

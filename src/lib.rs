@@ -6,13 +6,14 @@
 //!
 //! This crate is the shell around the pure core (`routes_core`): reading manifests and
 //! converting the generated Gateway API types into the core's model ([`manifests`],
-//! [`convert`]), turning computed statuses back into Gateway API status objects
+//! [`convert`]; every input file is read through [`input`]), turning computed statuses back into Gateway API status objects
 //! ([`status_yaml`]), and the command line ([`cli`]).
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod convert;
 pub mod credentials;
+pub mod input;
 pub mod kinds;
 pub mod manifests;
 pub mod run;

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use cloudflared_routes::cli::{run, Cli};
+use cloudflared_routes::cli::{eprint, run, Cli};
 
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            eprint(&format!("error: {}\n", failure.message));
             ExitCode::from(failure.code)
         }
     }

@@ -22,7 +22,6 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use routes_core::model::{RouteKind, Snapshot};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use serde_saphyr::MessageFormatter;
 
 use crate::convert;
 use crate::kinds::Kind;
@@ -54,7 +53,7 @@ fn position(location: &Option<(u64, u64)>) -> String {
 /// Reads every path in order. A directory is walked recursively, in byte order of the entry
 /// names at each level, for `*.yaml` and `*.yml` files, so the same tree always loads the same
 /// way (later duplicates replace earlier ones). A path named explicitly is read whatever its
-/// extension, and followed if it is a symlink.
+/// extension, and followed if it is a symlink; it must be a regular file ([`crate::input`]).
 ///
 /// Inside a directory, entries whose name starts with `..` are skipped: Kubernetes ConfigMap
 /// and Secret volumes hold the real files under `..<timestamp>/` behind a `..data` symlink, with
@@ -72,7 +71,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
             files.push(path.clone());
         }
         for file in files {
-            let text = fs::read_to_string(&file).map_err(|source| unreadable(&file, source))?;
+            let text = crate::input::read_to_string(&file).map_err(|source| unreadable(&file, source))?;
             load_str(&file.display().to_string(), &text, &mut loaded)?;
         }
     }
@@ -160,13 +159,8 @@ pub fn load_str(file_name: &str, text: &str, into: &mut Loaded) -> Result<(), Lo
 }
 
 fn malformed(file_name: &str, e: &serde_saphyr::Error) -> LoadError {
-    let e = e.without_snippet();
-    LoadError::MalformedYaml {
-        file: file_name.to_string(),
-        location: e.location().map(|l| (l.line(), l.column())),
-        // The bare message: the location is already in front of it.
-        message: serde_saphyr::UserMessageFormatter.format_message(e).into_owned(),
-    }
+    let routes_core::yaml::ErrorMessage { location, message } = routes_core::yaml::ErrorMessage::new(e);
+    LoadError::MalformedYaml { file: file_name.to_string(), location, message }
 }
 
 fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {

@@ -1,7 +1,7 @@
 //! The command line as a user meets it: exit codes, stdout/stderr, determinism across files.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cloudflared-routes");
 const TUNNEL: &str = "6ff42ae2-765d-4adf-8112-31c55c1551ef";
@@ -247,4 +247,150 @@ fn run_waits_for_an_unreachable_api_server_and_stops_on_sigterm() {
     assert_eq!(output.status.code(), Some(0), "{log}");
     assert!(log.contains("retrying"), "{log}");
     assert!(!std::path::Path::new(&out).exists(), "nothing is written before the source answered");
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_quietly_and_a_failed_write_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        write(dir.path(), "config.yml", &stdout(&run(&["render", "--tunnel-id", TUNNEL, "examples/"])));
+    let time = "2026-01-02T03:04:05Z";
+    for args in [
+        &["render", "--tunnel-id", TUNNEL, "examples/"][..],
+        &["status", "--tunnel-id", TUNNEL, "--transition-time", time, "examples/"],
+        &["validate", &config],
+    ] {
+        let run_with = |out: Stdio, err: Stdio| {
+            Command::new(BIN).args(args).stdout(out).stderr(err).output().expect("run cloudflared-routes")
+        };
+        let full = || Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+        // `| head -c 10`, at its most abrupt: the reader is gone before anything is written.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = run_with(writer.into(), Stdio::piped());
+        assert_eq!(o.status.code(), Some(0), "{args:?} into a closed pipe: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+
+        let o = run_with(full(), Stdio::piped());
+        assert_eq!(o.status.code(), Some(2), "{args:?} > /dev/full: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("error: cannot write to stdout: No space left on device"),
+            "{}",
+            stderr(&o)
+        );
+
+        // Nowhere to say anything: the result is still whole.
+        let o = run_with(Stdio::piped(), full());
+        assert_eq!(o.status.code(), Some(0), "{args:?} 2> /dev/full");
+        assert_eq!(stdout(&o), stdout(&run(args)), "{args:?} 2> /dev/full");
+    }
+}
+
+#[test]
+fn yaml_errors_of_validate_and_base_config_name_the_place_never_the_content() {
+    let dir = tempfile::tempdir().unwrap();
+    // A credentials file with a syntax error, given where a config belongs.
+    let creds = write(
+        dir.path(),
+        "creds.json",
+        r#"{"AccountTag":"acc","TunnelSecret":"SUPERSECRETVALUE1234567890abc","TunnelID":"x""#,
+    );
+    let dup = write(dir.path(), "dup.yml", "a: 1\na: 2\n");
+    for (args, want) in [
+        (
+            vec!["validate", &creds],
+            "error: error parsing YAML in config file: line 1, column 1: unclosed bracket '{'\n".to_string(),
+        ),
+        (
+            vec!["render", "--base-config", &creds, "examples/"],
+            format!("error: {creds}:1:1: unclosed bracket '{{'\n"),
+        ),
+        (
+            vec!["render", "--base-config", &dup, "examples/"],
+            format!("error: {dup}:2:1: duplicate mapping key: a not allowed here\n"),
+        ),
+    ] {
+        let o = run(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(if args[0] == "validate" { 1 } else { 2 }),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o), want, "{args:?}");
+        assert_eq!(stdout(&o), "", "{args:?}");
+    }
+}
+
+/// Runs ARGS; a run still going after 10 s (a read blocked on a FIFO, say) is killed and fails.
+fn run_bounded(args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cloudflared-routes");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("{args:?} still running after 10 s");
+        }
+    }
+}
+
+#[test]
+fn fifos_devices_and_oversized_files_are_refused_and_symlinks_to_files_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    let big = dir.path().join("big.yaml");
+    std::fs::File::create(&big).unwrap().set_len((64 << 20) + 1).unwrap();
+    let big = big.to_str().unwrap();
+    let out = dir.path().join("out/config.yml");
+    let out = out.to_str().unwrap();
+    let run_args = ["--config-out", out, "--admin-addr", "127.0.0.1:0"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["render", fifo], "not a regular file (a FIFO)"),
+        (&["status", fifo], "not a regular file (a FIFO)"),
+        (&["render", "/dev/zero"], "not a regular file (a character device)"),
+        (&["render", "--base-config", fifo, "examples/"], "not a regular file (a FIFO)"),
+        (&["render", "--credentials-file", fifo, "examples/"], "not a regular file (a FIFO)"),
+        (&["validate", fifo], "not a regular file (a FIFO)"),
+        (&["validate", "/dev/zero"], "not a regular file (a character device)"),
+        (&["render", big], "larger than 64 MiB, the limit of an input file"),
+        (&["validate", big], "larger than 64 MiB, the limit of an input file"),
+        (&[&["run", "--manifests", fifo][..], &run_args].concat(), "not a regular file (a FIFO)"),
+        (
+            &[&["run", "--manifests", "examples/", "--base-config", fifo][..], &run_args].concat(),
+            "not a regular file (a FIFO)",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run_bounded(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "", "{args:?}");
+    }
+
+    // Mounted ConfigMaps and Secrets are symlinks to regular files: read as ever.
+    let credentials = write(
+        dir.path(),
+        "credentials.json",
+        &format!(r#"{{"AccountTag":"a","TunnelSecret":"c2VjcmV0","TunnelID":"{TUNNEL}"}}"#),
+    );
+    let base = write(dir.path(), "base.yml", "originRequest: {connectTimeout: 10s}\n");
+    let link = |target: &str, name: &str| {
+        let path = dir.path().join(name);
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (credentials, base) = (link(&credentials, "credentials-link.json"), link(&base, "base-link.yml"));
+    let o = run_bounded(&["render", "--credentials-file", &credentials, "--base-config", &base, "examples/"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("connectTimeout: 10s") && stdout(&o).contains(TUNNEL), "{}", stdout(&o));
 }

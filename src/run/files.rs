@@ -348,6 +348,9 @@ impl ManifestFiles {
                 let skip = &is_temp_file_name;
                 manifests::walk(root, manifests::Unreadable::Warn, skip, &mut paths, &mut walk_warnings)?;
             } else {
+                // A FIFO or a device named as a root: unusable, as `render` finds it.
+                crate::input::regular(&metadata)
+                    .map_err(|source| manifests::LoadError::Unreadable { path: root.clone(), source })?;
                 paths.push(root.clone());
             }
         }
@@ -358,7 +361,7 @@ impl ManifestFiles {
         for path in paths {
             let mut entry = self.files.remove(&path).unwrap_or_default();
             let before = (entry.good.clone(), entry.error.clone());
-            match fs::read_to_string(&path) {
+            match crate::input::read_to_string(&path) {
                 Ok(text) if entry.good.as_deref() == Some(text.as_str()) => entry.error = None,
                 Ok(text) => {
                     // Parse it alone: the snapshot is built from good contents only.

@@ -58,6 +58,17 @@ pub struct ExpectedLabel {
 /// The `result` values of the renders counter (`panic`: the render task itself failed).
 pub const RENDER_RESULTS: &[&str] = &["ok", "invalid", "panic"];
 
+/// `reason` label of the admin server's dropped connections: `timeout` (no complete request
+/// head within the header timeout, or open past the connection limit) or `evicted` (closed to
+/// make room under the connection cap).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// The `reason` values of [`Metrics::admin_connections_dropped`].
+pub const ADMIN_DROP_REASONS: &[&str] = &["timeout", "evicted"];
+
 /// The `result` values of the status writer (`status_writer::ResultHook`).
 pub const STATUS_PATCH_RESULTS: &[&str] =
     &["applied", "unchanged", "not_found", "conflict", "timeout", "error"];
@@ -98,6 +109,20 @@ pub struct Metrics {
     /// `supervise` only: 1 while the serving child runs the config, 0 while none does (before
     /// the first one serves, and from its exit until a restarted one runs the config).
     pub child_serving: Gauge,
+    /// Connections open on the admin server.
+    pub admin_connections: Gauge,
+    /// Admin connections the server closed before they were done, by `reason`
+    /// ([`ADMIN_DROP_REASONS`]).
+    pub admin_connections_dropped: Family<ReasonLabel, Counter>,
+}
+
+/// Counts one open admin connection for as long as it lives.
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for Metrics {
@@ -167,6 +192,18 @@ impl Metrics {
             "Objects or files the source could not read in its latest state",
             source_warnings.clone(),
         );
+        let admin_connections = Gauge::default();
+        registry.register(
+            "admin_connections",
+            "Connections open on the admin server",
+            admin_connections.clone(),
+        );
+        let admin_connections_dropped = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "admin_connections_dropped",
+            "Admin server connections closed before they were done, by reason",
+            admin_connections_dropped.clone(),
+        );
         // Families without a series are not exposed at all, and a series that appears only with
         // its first event (at 1) hides that event from `increase()` and `rate()`, which need
         // two samples. So every known label value starts at zero, from the first scrape.
@@ -181,6 +218,9 @@ impl Metrics {
         }
         for result in STATUS_PATCH_RESULTS {
             let _ = status_patches.get_or_create(&ResultLabel::new(*result));
+        }
+        for reason in ADMIN_DROP_REASONS {
+            let _ = admin_connections_dropped.get_or_create(&ReasonLabel { reason: reason.to_string() });
         }
         Metrics {
             registry,
@@ -199,6 +239,8 @@ impl Metrics {
             source_warnings,
             child_exits: Family::default(),
             child_serving: Gauge::default(),
+            admin_connections,
+            admin_connections_dropped,
         }
     }
 
@@ -245,6 +287,16 @@ impl Metrics {
         for kind in kinds {
             let _ = self.watch_events.get_or_create(&KindLabel::new(kind));
         }
+    }
+
+    /// Counts an admin connection as open until the returned guard is dropped.
+    pub fn admin_connection_opened(&self) -> OpenConnection {
+        self.admin_connections.inc();
+        OpenConnection(self.admin_connections.clone())
+    }
+
+    pub fn admin_connection_dropped(&self, reason: &str) {
+        self.admin_connections_dropped.get_or_create(&ReasonLabel { reason: reason.to_string() }).inc();
     }
 
     pub fn set_routes(&self, accepted: usize, rejected: usize) {

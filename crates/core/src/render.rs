@@ -26,8 +26,9 @@ pub struct BaseConfig {
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BaseConfigError {
+    /// Its position and wording only, never the text around it (`yaml::ErrorMessage`).
     #[error("{0}")]
-    Yaml(String),
+    Yaml(crate::yaml::ErrorMessage),
     #[error("the base config must be a YAML mapping of cloudflared settings")]
     NotAMapping,
     #[error("the base config's `ingress` must be a list of rules")]
@@ -76,7 +77,7 @@ impl BaseConfig {
             return Ok(BaseConfig::default());
         }
         let value: Value = serde_saphyr::from_str_with_options(text, crate::yaml::options())
-            .map_err(|e| BaseConfigError::Yaml(e.to_string()))?;
+            .map_err(|e| BaseConfigError::Yaml(crate::yaml::ErrorMessage::new(&e)))?;
         if value.is_null() {
             return Ok(BaseConfig::default());
         }
@@ -84,7 +85,7 @@ impl BaseConfig {
             return Err(BaseConfigError::NotAMapping);
         }
         let OrderedMap(entries) = serde_saphyr::from_str_with_options(text, crate::yaml::options())
-            .map_err(|e| BaseConfigError::Yaml(e.to_string()))?;
+            .map_err(|e| BaseConfigError::Yaml(crate::yaml::ErrorMessage::new(&e)))?;
         let mut base = BaseConfig::default();
         if entries.iter().any(|(key, _)| key == "TunnelSecret") {
             return Err(BaseConfigError::HoldsTunnelSecret);

@@ -194,6 +194,32 @@ fn a_backend_tls_policy_rule_checks_the_certificate_whatever_the_base_says() {
 }
 
 #[test]
+fn base_config_yaml_errors_give_the_position_never_the_text_nor_library_hints() {
+    let secret = r#"{"AccountTag":"acc","TunnelSecret":"SUPERSECRETVALUE1234567890abc","TunnelID":"x""#;
+    for (name, text, location, want) in [
+        ("credentials_file_with_a_syntax_error", secret, (1, 1), "unclosed bracket '{'"),
+        (
+            "second_document",
+            "a: 1\n---\nb: 2\n",
+            (3, 1),
+            "only single YAML document expected but multiple found",
+        ),
+        ("duplicate_key", "a: 1\na: 2\n", (2, 1), "duplicate mapping key: a not allowed here"),
+        ("alias_inside_its_anchor", "a: &x\n  b: *x\n", (2, 6), "Recursive reference not allowed here"),
+    ] {
+        let Err(BaseConfigError::Yaml(error)) = BaseConfig::parse(text) else {
+            panic!("{name}: not a YAML error");
+        };
+        assert_eq!(error.location, Some(location), "{name}");
+        assert_eq!(error.message, want, "{name}");
+        assert_eq!(error.in_file("base.yml"), format!("base.yml:{}:{}: {want}", location.0, location.1));
+        for never in crate::yaml::NEVER_IN_AN_ERROR {
+            assert!(!error.to_string().contains(never), "{name}: {never:?} in {error}");
+        }
+    }
+}
+
+#[test]
 fn base_config_errors_are_reported() {
     assert_eq!(BaseConfig::parse("- a\n- b\n"), Err(BaseConfigError::NotAMapping));
     assert_eq!(BaseConfig::parse("ingress: 3\n"), Err(BaseConfigError::IngressNotAList));

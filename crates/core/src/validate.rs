@@ -121,9 +121,8 @@ fn parse(yaml: &str) -> Result<Value, Report> {
     let yaml = crate::yaml::first_document(yaml);
     let config =
         serde_saphyr::from_str_with_options::<Value>(yaml, crate::yaml::options()).map_err(|err| {
-            let message = err.to_string();
-            let message = message.strip_prefix("error: ").unwrap_or(&message);
             let mut report = Report::default();
+            let message = crate::yaml::ErrorMessage::new(&err);
             report.error(None, format!("error parsing YAML in config file: {message}"));
             report
         })?;

@@ -420,6 +420,31 @@ fn validate_value_takes_an_already_parsed_config() {
     assert!(!validate_value(&serde_json::json!(["not", "a", "mapping"])).is_valid());
 }
 
+#[test]
+fn yaml_errors_give_the_position_never_the_text_nor_library_hints() {
+    let secret = r#"{"AccountTag":"acc","TunnelSecret":"SUPERSECRETVALUE1234567890abc","TunnelID":"x""#;
+    for (name, yaml, want) in [
+        ("credentials_file_with_a_syntax_error", secret, "line 1, column 1: unclosed bracket '{'"),
+        (
+            "duplicate_key",
+            "ingress:\n  - service: http_status:404\n    service: http_status:503\n",
+            "line 3, column 5: duplicate mapping key: service not allowed here",
+        ),
+        (
+            "alias_inside_its_anchor",
+            "a: &x\n  b: *x\n",
+            "line 2, column 6: Recursive reference not allowed here",
+        ),
+    ] {
+        let report = validate_str(yaml);
+        let messages: Vec<&str> = report.errors.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(messages, [format!("error parsing YAML in config file: {want}")], "{name}");
+        for never in crate::yaml::NEVER_IN_AN_ERROR {
+            assert!(!messages[0].contains(never), "{name}: {never:?} in {}", messages[0]);
+        }
+    }
+}
+
 // ---- validate_rendered: the rendered config, validated from what it was rendered from ----
 
 #[path = "validate_rendered_tests.rs"]

@@ -289,6 +289,57 @@ pub fn misread_plain_scalars(text: &str, rewritten: bool) -> Vec<Misread> {
     found
 }
 
+/// A YAML error as a user reads it: where it is, and what is wrong.
+///
+/// The text is serde-saphyr's user-facing wording (`UserMessageFormatter`), without the hints
+/// its default wording addresses to programmers ("use from_multiple or
+/// from_multiple_with_options", "set DuplicateKeyPolicy in Options if acceptable",
+/// "recursive references require weak recursion types"), and never the snippet of the text
+/// around the error that its `Display` adds: the file may hold a secret (the tunnel's
+/// credentials file given in place of a config, say), and messages reach terminals and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorMessage {
+    /// Line and column, from 1.
+    pub location: Option<(u64, u64)>,
+    pub message: String,
+}
+
+impl ErrorMessage {
+    pub fn new(error: &serde_saphyr::Error) -> ErrorMessage {
+        use serde_saphyr::MessageFormatter;
+        let error = error.without_snippet();
+        ErrorMessage {
+            location: error.location().map(|l| (l.line(), l.column())),
+            message: serde_saphyr::UserMessageFormatter.format_message(error).into_owned(),
+        }
+    }
+
+    /// `FILE:LINE:COLUMN: message`, as compilers and the manifest loader write it.
+    pub fn in_file(&self, file: &str) -> String {
+        match self.location {
+            Some((line, column)) => format!("{file}:{line}:{column}: {}", self.message),
+            None => format!("{file}: {}", self.message),
+        }
+    }
+}
+
+/// What an [`ErrorMessage`] must never hold (tests): the text around the error (a credentials
+/// file given by mistake would show its secret), serde-saphyr's hints to programmers, and its
+/// own `error: ` prefix.
+#[cfg(test)]
+pub(crate) const NEVER_IN_AN_ERROR: &[&str] =
+    &["SECRET", "-->", " | ", "from_multiple", "DuplicateKeyPolicy", "weak recursion", "error: "];
+
+/// `line L, column C: message`.
+impl std::fmt::Display for ErrorMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((line, column)) = self.location {
+            write!(f, "line {line}, column {column}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
 /// Options for `serde_saphyr::from_str_with_options` and friends.
 pub fn options() -> serde_saphyr::Options {
     options_with_scalar_bytes(512 * 1024 * 1024)
