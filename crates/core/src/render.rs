@@ -73,6 +73,9 @@ impl<'de> Deserialize<'de> for OrderedMap {
 
 impl BaseConfig {
     pub fn parse(text: &str) -> Result<BaseConfig, BaseConfigError> {
+        // cloudflared reads the first YAML document of its config; so does the base config's
+        // reader (the rendered config holds only what that document says).
+        let text = crate::yaml::first_document(text);
         if text.trim().is_empty() {
             return Ok(BaseConfig::default());
         }

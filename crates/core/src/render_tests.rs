@@ -198,12 +198,6 @@ fn base_config_yaml_errors_give_the_position_never_the_text_nor_library_hints() 
     let secret = r#"{"AccountTag":"acc","TunnelSecret":"SUPERSECRETVALUE1234567890abc","TunnelID":"x""#;
     for (name, text, location, want) in [
         ("credentials_file_with_a_syntax_error", secret, (1, 1), "unclosed bracket '{'"),
-        (
-            "second_document",
-            "a: 1\n---\nb: 2\n",
-            (3, 1),
-            "only single YAML document expected but multiple found",
-        ),
         ("duplicate_key", "a: 1\na: 2\n", (2, 1), "duplicate mapping key: a not allowed here"),
         ("alias_inside_its_anchor", "a: &x\n  b: *x\n", (2, 6), "Recursive reference not allowed here"),
     ] {
@@ -242,6 +236,9 @@ fn base_config_errors_are_reported() {
             other => panic!("{text}: {other:?}"),
         }
     }
+    // Only the first document, as cloudflared reads its config.
+    let base = BaseConfig::parse("protocol: http2\n---\nprotocol: quic\n---\n- a list\n").unwrap();
+    assert_eq!(base.keys, [("protocol".to_string(), serde_json::json!("http2"))]);
     // What both readers take alike is copied: yaml.v3 decodes `yes` into a boolean setting.
     let base = BaseConfig::parse("originRequest: {noTLSVerify: yes, connectTimeout: 30s, caPool: '0x10'}\n");
     assert!(base.is_ok(), "{base:?}");
