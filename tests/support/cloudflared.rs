@@ -8,6 +8,9 @@
 //!   the last rule serves (cloudflared's validation makes that the catch-all anyway).
 //! - `matchHost`: exact, case-sensitive string compare; `*.suffix` matches any host ending in
 //!   `.suffix` (any number of labels, never the apex); absent, empty or `*` matches all hosts.
+//!   A rule's hostname is also tried as `idna.Lookup.ToASCII` gives it (`punycodeHostname`),
+//!   which lower-cases an ASCII name: `App.example.com` serves `app.example.com` (the
+//!   request's host is never folded; a wildcard fails IDNA's rules and is not tried).
 //!   (Older releases trimmed `*.` and so also matched the apex and `xsuffix`; an open
 //!   upstream PR, cloudflare/cloudflared#1716, would compare case-insensitively. Rendering lower
 //!   case and never relying on the apex works with all of them.)
@@ -280,6 +283,9 @@ pub fn strip_port(host: &str) -> &str {
 
 /// cloudflared's `matchHost`, plus the "no hostname / `*` matches everything" rule.
 pub fn host_matches(rule_host: Option<&str>, host: &str) -> bool {
+    if rule_host.and_then(lookup_to_ascii).is_some_and(|folded| folded == host) {
+        return true;
+    }
     match rule_host {
         None | Some("") | Some("*") => true,
         Some(rule) if rule == host => true,
@@ -288,6 +294,20 @@ pub fn host_matches(rule_host: Option<&str>, host: &str) -> bool {
             _ => false,
         },
     }
+}
+
+/// `idna.Lookup.ToASCII(hostname)` when it differs from `hostname`, for the ASCII names this
+/// model covers: letters, digits, `-` and `.` in labels that neither start nor end with `-`
+/// (IDNA's STD3 rules; anything else fails, and cloudflared keeps no fallback).
+fn lookup_to_ascii(hostname: &str) -> Option<String> {
+    let std3 = hostname.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    let folded = hostname.to_ascii_lowercase();
+    (std3 && folded != hostname).then_some(folded)
 }
 
 /// The path cloudflared matches: `url.Parse(...).Path` (fragment and query cut, percent-decoded).

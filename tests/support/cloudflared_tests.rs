@@ -48,6 +48,20 @@ fn hostname_and_path_are_case_sensitive() {
 }
 
 #[test]
+fn an_upper_case_rule_hostname_also_matches_its_lower_case_form() {
+    // cloudflared's punycode fallback (`idna.Lookup.ToASCII`) lower-cases the rule's name; the
+    // request's host is never folded, and a wildcard fails IDNA's rules.
+    let m = model(&format!(
+        "  - {{hostname: App.example.com, service: '{SERVICE_A}'}}\n  - {{hostname: '*.Example.com', service: '{SERVICE_A}'}}\n  - service: http_status:404\n"
+    ));
+    assert_eq!(served(&m, "app.example.com", "/"), 0);
+    assert_eq!(served(&m, "App.example.com", "/"), 0);
+    assert_eq!(served(&m, "APP.example.com", "/"), 2, "the request's host is not folded");
+    assert_eq!(served(&m, "x.example.com", "/"), 2, "a wildcard rule is compared as written");
+    assert!(!host_matches(Some("A_b.example.com"), "a_b.example.com"), "STD3 refuses '_': no fallback");
+}
+
+#[test]
 fn wildcard_never_matches_apex_but_spans_labels() {
     let m = model(&format!(
         "  - {{hostname: '*.example.com', service: '{SERVICE_A}'}}\n  - service: http_status:404\n"

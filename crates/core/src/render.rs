@@ -269,9 +269,12 @@ fn hidden_base_rules(rules: &[IngressRule], base: &[Value]) -> Vec<String> {
         else {
             continue;
         };
-        // `host` itself, then `*.` and every suffix after one of its dots.
-        let wildcards = host.match_indices('.').map(|(i, _)| format!("*{}", &host[i..]));
-        let by = std::iter::once(host.to_string())
+        // `host` itself, then `*.` and every suffix after one of its dots. Lower case: ours
+        // is, requests' hosts are, and cloudflared also tries an upper-case rule's name
+        // lower-cased.
+        let folded = host.to_ascii_lowercase();
+        let wildcards = folded.match_indices('.').map(|(i, _)| format!("*{}", &folded[i..]));
+        let by = std::iter::once(folded.clone())
             .chain(wildcards)
             .filter_map(|h| first.get(h.as_str()).copied())
             .min();

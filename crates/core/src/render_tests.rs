@@ -95,7 +95,7 @@ fn base_without_catch_all_gets_ours_after_its_rules() {
 #[test]
 fn base_rules_a_generated_rule_takes_every_request_of_are_reported() {
     let base = BaseConfig::parse(
-        "ingress:\n  - {hostname: ssh.example.com, service: 'ssh://localhost:22'}\n  - {hostname: '*.a.example.com', service: 'http://x:80'}\n  - {hostname: api.example.com, path: ^/old, service: 'http://y:80'}\n  - {hostname: other.org, service: 'http://z:80'}\n  - service: http_status:404\n",
+        "ingress:\n  - {hostname: ssh.example.com, service: 'ssh://localhost:22'}\n  - {hostname: '*.a.example.com', service: 'http://x:80'}\n  - {hostname: api.example.com, path: ^/old, service: 'http://y:80'}\n  - {hostname: other.org, service: 'http://z:80'}\n  - {hostname: Mail.Example.com, service: 'http://m:80'}\n  - service: http_status:404\n",
     )
     .unwrap();
     let mut fence = rule(Some("*.example.com"), None, "http_status:404");
@@ -109,11 +109,13 @@ fn base_rules_a_generated_rule_takes_every_request_of_are_reported() {
             "the base config's ingress[0] (ssh.example.com) is never reached: listener *.example.com: nothing else on this hostname comes first and takes every request for it",
             "the base config's ingress[1] (*.a.example.com) is never reached: listener *.example.com: nothing else on this hostname comes first and takes every request for it",
             "the base config's ingress[2] (api.example.com) is never reached: listener *.example.com: nothing else on this hostname comes first and takes every request for it",
+            // cloudflared also tries it lower-cased, which the fence takes first.
+            "the base config's ingress[4] (Mail.Example.com) is never reached: listener *.example.com: nothing else on this hostname comes first and takes every request for it",
         ]
     );
     assert_eq!(
         parse(&r.text)["ingress"].as_array().map(Vec::len),
-        Some(7),
+        Some(8),
         "still written as the user wrote them"
     );
 }
