@@ -136,6 +136,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         ..opts.render.clone()
     };
     let (inputs, _inputs_watcher) = files::spawn_inputs(&render, ignore.clone(), metrics.clone())?;
+    if opts.reload.mode == reload::ReloadMode::Supervise {
+        no_tunnel_named(&inputs.borrow(), &opts.reload.cloudflared).map_err(UnusableInput)?;
+    }
     let mut reloader =
         reload::build(&opts.reload, &config_out).map_err(|e| UnusableInput(format!("{e:#}")))?;
     if let reload::AnyReloader::Supervise(supervisor) = reloader {
@@ -261,6 +264,22 @@ fn take_turns(
     }
 }
 
+/// `cloudflared tunnel run` needs to be told which tunnel: the config's `tunnel:` (from
+/// `--credentials-file`, `--tunnel-id` or the base config) or a name after `run`. Without one,
+/// every cloudflared started would exit at once, and be restarted for ever.
+fn no_tunnel_named(inputs: &files::RenderInputs, argv: &[String]) -> Result<(), String> {
+    let in_config = inputs.tunnel.id.is_some() || inputs.base.get("tunnel").is_some_and(|t| !t.is_null());
+    // Any word after `run` that is no flag may be the name (or a flag's value: not refused).
+    let named = argv.iter().skip_while(|a| *a != "run").skip(1).any(|a| !a.starts_with('-'));
+    if in_config || named {
+        return Ok(());
+    }
+    Err("--reload supervise: no tunnel is named, so every cloudflared started would exit at once; give \
+         --credentials-file or --tunnel-id, a `tunnel:` in --base-config, or the tunnel's name after `run` \
+         in the cloudflared command"
+        .to_string())
+}
+
 /// A signal before the source started: nothing to drain.
 fn stopped_before_start(signal: &str, admin: tokio::task::JoinHandle<()>) -> anyhow::Result<()> {
     tracing::info!(signal, "stopped before the Kubernetes API answered");
@@ -342,4 +361,28 @@ fn init_logging(opts: &RunOptions) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().with_ansi(false).try_init(),
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use routes_core::render::{BaseConfig, Tunnel};
+    use routes_core::translate::Settings;
+
+    #[test]
+    fn supervise_needs_a_tunnel_named_somewhere() {
+        let inputs = |id: Option<&str>, base: &str| files::RenderInputs {
+            settings: Settings::default(),
+            base: BaseConfig::parse(base).unwrap(),
+            tunnel: Tunnel { id: id.map(str::to_string), credentials_file: None },
+        };
+        let argv = |line: &str| line.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        let plain = argv("cloudflared --no-autoupdate tunnel run");
+        assert!(no_tunnel_named(&inputs(None, ""), &plain).is_err());
+        assert!(no_tunnel_named(&inputs(None, "tunnel: ~\n"), &plain).is_err());
+        assert!(no_tunnel_named(&inputs(Some("6ff42ae2-765d-4adf-8112-31c55c1551ef"), ""), &plain).is_ok());
+        assert!(no_tunnel_named(&inputs(None, "tunnel: edge\n"), &plain).is_ok());
+        assert!(no_tunnel_named(&inputs(None, ""), &argv("cloudflared tunnel run edge")).is_ok());
+        assert!(no_tunnel_named(&inputs(None, ""), &argv("cloudflared tunnel --loglevel debug run")).is_err());
+    }
 }

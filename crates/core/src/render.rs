@@ -112,7 +112,8 @@ impl BaseConfig {
         Ok(base)
     }
 
-    fn get(&self, key: &str) -> Option<&Value> {
+    /// The value of a top-level key other than `ingress`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
         self.keys.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 }
