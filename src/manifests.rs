@@ -12,6 +12,7 @@
 //! reliable snapshot can be built from a file that cannot be parsed.
 
 use std::fs;
+use std::io::ErrorKind::NotFound;
 use std::path::{Path, PathBuf};
 
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
@@ -84,7 +85,10 @@ fn unreadable(path: &Path, source: std::io::Error) -> LoadError {
 }
 
 /// What [`walk`] does with a directory or entry it cannot read: `render` and `status` fail
-/// (unusable input); `run`'s watch warns and goes on, since files come and go under it.
+/// (unusable input); `run`'s watch takes one that vanished mid-walk (NotFound) for deleted,
+/// since files come and go under it, and fails on any other error (a directory that cannot be
+/// listed for want of file descriptors still holds its files: taken for empty, its objects
+/// would be dropped from the config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unreadable {
     Fail,
@@ -101,15 +105,25 @@ pub fn walk(
     files: &mut Vec<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<(), LoadError> {
+    walk_dir(dir, true, on_error, skip, files, warnings)
+}
+
+fn walk_dir(
+    dir: &Path,
+    root: bool,
+    on_error: Unreadable,
+    skip: &dyn Fn(&str) -> bool,
+    files: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<(), LoadError> {
+    // Deleted since its parent was listed: nothing under it any more. The root itself must be
+    // there (a root that vanished is an error, as when its metadata cannot be read).
+    let gone = |e: &std::io::Error| on_error == Unreadable::Warn && !root && e.kind() == NotFound;
     let listed = fs::read_dir(dir).and_then(|entries| entries.collect::<Result<Vec<_>, _>>());
-    let mut entries = match (listed, on_error) {
-        (Ok(entries), _) => entries,
-        (Err(source), Unreadable::Fail) => return Err(unreadable(dir, source)),
-        // E.g. a directory that vanished mid-walk.
-        (Err(e), Unreadable::Warn) => {
-            warnings.push(format!("{}: {e}", dir.display()));
-            return Ok(());
-        }
+    let mut entries = match listed {
+        Ok(entries) => entries,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(source) => return Err(unreadable(dir, source)),
     };
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -118,13 +132,13 @@ pub fn walk(
             continue;
         }
         let path = entry.path();
-        let file_type = match (entry.file_type(), on_error) {
-            (Ok(file_type), _) => file_type,
-            (Err(source), Unreadable::Fail) => return Err(unreadable(&path, source)),
-            (Err(_), Unreadable::Warn) => continue,
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(e) if on_error == Unreadable::Warn && e.kind() == NotFound => continue,
+            Err(source) => return Err(unreadable(&path, source)),
         };
         if file_type.is_dir() {
-            walk(&path, on_error, skip, files, warnings)?;
+            walk_dir(&path, false, on_error, skip, files, warnings)?;
             continue;
         }
         let is_yaml = path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml");

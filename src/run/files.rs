@@ -51,9 +51,14 @@ impl Ignore {
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 /// Longest wait for files to settle under a steady stream of events.
 const MAX_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// When a handler asks to be called again (it could not read the files), how long to wait for
+/// an event before calling it anyway.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Watches `dirs` and calls `on_change` with the relevant paths of each burst of events, on a
-/// thread of its own. Dropping the returned [`DirWatch`] stops the thread.
+/// thread of its own. Dropping the returned [`DirWatch`] stops the thread. When `on_change`
+/// returns true (it could not read the files, say for want of file descriptors), it is called
+/// again after RETRY even if no event comes: the change it missed is not lost.
 ///
 /// `on_change` reads the files, and before it publishes what it read it asks the second
 /// argument, `still`, whether the files stayed still while it read them: a write can begin
@@ -70,7 +75,7 @@ const MAX_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 pub fn watch_dirs(
     dirs: &[(PathBuf, RecursiveMode)],
     ignore: Ignore,
-    mut on_change: impl FnMut(Vec<PathBuf>, Still<'_>) + Send + 'static,
+    mut on_change: impl FnMut(Vec<PathBuf>, Still<'_>) -> bool + Send + 'static,
 ) -> notify::Result<DirWatch> {
     let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
     let watcher = notify::recommended_watcher(move |event| {
@@ -88,16 +93,25 @@ pub fn watch_dirs(
             let mut carried: Vec<notify::Result<notify::Event>> = Vec::new();
             // Since when `still` has answered false without a pause.
             let mut unsettled_since: Option<std::time::Instant> = None;
+            // The last call asked to be called again.
+            let mut retry = false;
             loop {
-                let mut events = if carried.is_empty() {
+                let mut events = if !carried.is_empty() {
+                    std::mem::take(&mut carried)
+                } else if retry {
+                    match rx.recv_timeout(RETRY) {
+                        Ok(first) => vec![first],
+                        Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                } else {
                     // recv fails once the watcher (and with it the sender) is dropped.
                     let Ok(first) = rx.recv() else { return };
                     vec![first]
-                } else {
-                    std::mem::take(&mut carried)
                 };
                 let mut paths = BTreeSet::new();
-                let mut relevant = false;
+                // No event: the retry is due.
+                let mut relevant = events.is_empty();
                 // One rescan for a whole burst (a `kubectl apply` of many files, a ConfigMap
                 // swap), and only once the files settle: a plain write truncates the file
                 // before writing it, and reading in between would take the empty (or half
@@ -165,7 +179,7 @@ pub fn watch_dirs(
                         }
                         !moved
                     };
-                    on_change(paths.into_iter().collect(), &mut still);
+                    retry = on_change(paths.into_iter().collect(), &mut still);
                     if !asked {
                         unsettled_since = None;
                     }
@@ -336,7 +350,9 @@ impl ManifestFiles {
     }
 
     /// Reads every file again; true when anything changed (a file's content, a file appearing
-    /// or going, a warning). A root that cannot be read is an error.
+    /// or going, a warning). A root or directory that cannot be read or listed is an error,
+    /// and the files are kept as they were: only a file or directory that is not there any
+    /// more (NotFound) counts as deleted.
     pub fn rescan(&mut self) -> Result<bool, manifests::LoadError> {
         let mut paths = Vec::new();
         let mut walk_warnings = Vec::new();
@@ -440,12 +456,17 @@ pub fn spawn_manifests(
     // A change read but not published yet (the files moved while they were read): the next
     // rescan publishes, even when it finds nothing new since.
     let mut unpublished = false;
+    // The last failure to read the files, logged once.
+    let mut failure: Option<String> = None;
     let watcher = watch_dirs(&dirs, ignore, move |paths, still| {
         for _ in 0..paths.len().max(1) {
             metrics.watch_event("ManifestFile");
         }
         match files.rescan() {
             Ok(changed) => {
+                if failure.take().is_some() {
+                    tracing::info!("the manifests can be read again");
+                }
                 unpublished |= changed;
                 if !unpublished {
                     tracing::debug!("manifest files unchanged");
@@ -456,8 +477,16 @@ pub fn spawn_manifests(
                     tracing::debug!("manifest files changed while read; reading them again");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read the manifests; keeping the last objects"),
+            Err(e) => {
+                let e = e.to_string();
+                if failure.as_ref() != Some(&e) {
+                    tracing::warn!(error = %e, "cannot read the manifests; keeping the last objects and trying again");
+                }
+                failure = Some(e);
+                return true;
+            }
         }
+        false
     })
     .map_err(|e| UnusableInput(format!("--manifests: cannot watch: {e}")))?;
     Ok((rx, ManifestSource { _watcher: watcher }))
@@ -562,6 +591,7 @@ pub fn spawn_inputs(
             tracing::info!(tunnel = ?next.tunnel.id, "credentials file or base config changed");
             tx.send_replace(Arc::new(next));
         }
+        false
     })
     .map_err(|e| UnusableInput(format!("cannot watch the credentials file or base config: {e}")))?;
     Ok((rx, Some(watcher)))

@@ -107,6 +107,55 @@ fn missing_root_is_an_error_naming_it() {
     assert!(err.contains("/nonexistent/manifests"), "{err}");
 }
 
+/// Set in the child process of [`a_directory_that_cannot_be_listed_is_not_taken_for_empty`].
+const OUT_OF_FDS_CHILD: &str = "CLOUDFLARED_ROUTES_TEST_OUT_OF_FDS";
+
+#[test]
+fn a_directory_that_cannot_be_listed_is_not_taken_for_empty() {
+    // Out of file descriptors (EMFILE; an admin port flooded with connections), `read_dir`
+    // fails: that must not read as "every file was deleted", which would publish (and later
+    // write) a config without any route. The descriptor limit is lowered in a child process,
+    // so that the other tests of this process are not starved.
+    let name = "run::files::tests::a_directory_that_cannot_be_listed_is_not_taken_for_empty";
+    if std::env::var_os(OUT_OF_FDS_CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(OUT_OF_FDS_CHILD, "1")
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "a.example.com")).unwrap();
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    fs::write(dir.path().join("sub/b.yaml"), route("b", "b.example.com")).unwrap();
+    let mut files = ManifestFiles::new(vec![dir.path().to_path_buf()]);
+    files.rescan().unwrap();
+    assert_eq!(route_names(&files), ["a", "b"]);
+
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, 256, hard).unwrap();
+    let mut held = Vec::new();
+    let exhausted = loop {
+        match fs::File::open("/dev/null") {
+            Ok(file) => held.push(file),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(exhausted.raw_os_error(), Some(nix::libc::EMFILE), "{exhausted}");
+    let err = files.rescan().expect_err("a directory that cannot be listed fails the rescan");
+    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+    assert_eq!(route_names(&files), ["a", "b"], "the files are kept");
+
+    drop(held);
+    assert!(!files.rescan().unwrap(), "nothing changed");
+    assert_eq!(route_names(&files), ["a", "b"]);
+}
+
 #[test]
 fn ignore_matches_temp_files_and_the_config() {
     let ignore = Ignore { paths: vec![PathBuf::from("/cf/config.yml")] };
@@ -284,6 +333,7 @@ fn a_write_that_begins_while_the_files_are_read_is_not_taken_as_still() {
                 let _truncated = fs::File::create(&path).unwrap();
             }
             answers.send(still()).unwrap();
+            false
         }
     })
     .unwrap();
@@ -316,4 +366,26 @@ fn a_change_read_while_other_files_move_is_published_once_they_stop() {
     fs::write(dir.path().join("a.yaml"), route("a", "two.example.com")).unwrap();
     noise.join().unwrap();
     wait_for_host(&rx, "a", "two.example.com", "after the neighbour stopped moving");
+}
+
+#[test]
+fn a_handler_that_could_not_read_is_called_again_without_an_event() {
+    // The rescan failed (out of file descriptors): the change that woke it must not wait for
+    // another event to be read.
+    let dir = tempfile::tempdir().unwrap();
+    let (calls, called) = std::sync::mpsc::channel();
+    let mut count = 0;
+    let _watch = watch_dirs(&[(dir.path().to_path_buf(), RecursiveMode::Recursive)], Ignore::default(), {
+        move |paths, _| {
+            count += 1;
+            calls.send(paths).unwrap();
+            count == 1
+        }
+    })
+    .unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "one.example.com")).unwrap();
+    let first = called.recv_timeout(BOUND).expect("the event");
+    assert_eq!(first, [dir.path().join("a.yaml")]);
+    let second = called.recv_timeout(BOUND).expect("called again without an event");
+    assert!(second.is_empty(), "{second:?}");
 }
