@@ -28,6 +28,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use routes_core::model::{self, GATEWAY_GROUP};
 
+use crate::decode::{decode, DecodeError};
+
 /// Identity and bookkeeping. `creationTimestamp` becomes seconds since the epoch; a missing
 /// `generation` (hand-written files) is 0.
 pub fn meta(o: &ObjectMeta) -> model::Meta {
@@ -363,13 +365,13 @@ fn grpc_backend(b: &GrpcRouteRulesBackendRefs) -> model::BackendRef {
 /// put back as [`model::Filter::Other`] at its place, which drops its rule, as every filter
 /// but a URLRewrite of the hostname does. Rule fields they do not know are marked too
 /// ([`unknown_rule_fields`]).
-pub fn route(kind: model::RouteKind, mut raw: serde_json::Value) -> Result<model::Route, serde_json::Error> {
+pub fn route(kind: model::RouteKind, mut raw: serde_json::Value) -> Result<model::Route, DecodeError> {
     let unknown = take_unknown_filters(&mut raw, kind);
     // Read before the decode takes the value (no copy of the whole route is needed).
     let unknown_fields = unknown_rule_fields(&raw, kind);
     let mut route = match kind {
-        model::RouteKind::Http => http_route(&serde_json::from_value::<HttpRoute>(raw)?),
-        model::RouteKind::Grpc => grpc_route(&serde_json::from_value::<GrpcRoute>(raw)?),
+        model::RouteKind::Http => http_route(&decode::<HttpRoute>(raw)?),
+        model::RouteKind::Grpc => grpc_route(&decode::<GrpcRoute>(raw)?),
     };
     for (rule, fields) in route.rules.iter_mut().zip(unknown_fields) {
         rule.unsupported_fields.extend(fields);

@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod convert;
 pub mod credentials;
+pub mod decode;
 pub mod kinds;
 pub mod manifests;
 pub mod run;

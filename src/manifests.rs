@@ -6,10 +6,13 @@
 //!
 //! Each document is first read into a plain JSON value, as `kubectl` does, and only then into
 //! the generated type of its kind, so that one object the generated types cannot represent (a
-//! missing required field) is a warning that skips that object, not an error that stops the
-//! whole load (RUST-NOTES "Traps"). A route's experimental-channel filters do not skip it: its
-//! rules that hold one are dropped and reported ([`convert::route`]). Malformed YAML is fatal: no
-//! reliable snapshot can be built from a file that cannot be parsed.
+//! missing required field, `port: "80"`) is *refused* on its own, naming the object and the
+//! field, rather than failing the parse of the whole file (RUST-NOTES "Traps"). kubectl would
+//! refuse such an object too, so its file is not usable as it is: `render` and `status` stop
+//! (exit 2) and `run --manifests` keeps the file's last good content, as for malformed YAML. A
+//! route's experimental-channel filters do not refuse it: its rules that hold one are dropped
+//! and reported ([`convert::route`]). Malformed YAML is fatal: no reliable snapshot can be
+//! built from a file that cannot be parsed.
 
 use std::fs;
 use std::io::ErrorKind::NotFound;
@@ -21,18 +24,22 @@ use gateway_api::gateways::Gateway;
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use routes_core::model::{RouteKind, Snapshot};
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use serde_saphyr::MessageFormatter;
 
 use crate::convert;
+use crate::decode::decode;
 use crate::kinds::Kind;
 
-/// What was read: the snapshot and what was skipped or replaced on the way, in reading order.
+/// What was read: the snapshot, what was replaced on the way, and the objects refused, in
+/// reading order.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub snapshot: Snapshot,
     pub warnings: Vec<String>,
+    /// Objects of a kind we read that cannot be decoded (file and line, object, field, why),
+    /// left out of the snapshot: the file does not say what its author meant.
+    pub refused: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,12 +210,12 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
 
     let metadata = object.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     let Some(metadata) = metadata.as_object_mut() else {
-        into.warnings.push(format!("{origin}: {kind} skipped: metadata is not a mapping"));
+        into.refused.push(format!("{origin}: {kind}: metadata is not a mapping"));
         return;
     };
     let name = str_field(metadata, "name").unwrap_or_default();
     if name.is_empty() {
-        into.warnings.push(format!("{origin}: {kind} skipped: metadata.name is missing or not a string"));
+        into.refused.push(format!("{origin}: {kind}: metadata.name is missing or not a string"));
         return;
     }
     // As `kubectl apply` would: namespaced objects without a namespace land in `default`;
@@ -221,9 +228,8 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
             // boolean, and its text is lost; taking it for `default` would hand the object that
             // namespace's grants.
             Some(_) => {
-                into.warnings.push(format!(
-                    "{origin}: {kind} {name} skipped: metadata.namespace is not a string (quote it)"
-                ));
+                into.refused
+                    .push(format!("{origin}: {kind} {name}: metadata.namespace is not a string (quote it)"));
                 return;
             }
         };
@@ -275,7 +281,7 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
         Ok(true) => {
             into.warnings.push(format!("{origin}: {label} is defined again; this later definition wins"))
         }
-        Err(e) => into.warnings.push(format!("{origin}: {label} skipped: {e}")),
+        Err(e) => into.refused.push(format!("{origin}: {label}: {e}")),
     }
 }
 
@@ -294,10 +300,6 @@ fn expand_list(api_version: &str, kind: &str, items: Vec<Value>, origin: &str, i
 
 fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {
     object.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-fn decode<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
-    serde_json::from_value(value)
 }
 
 fn same_route(route: &routes_core::model::Route, kind: RouteKind, namespace: &str, name: &str) -> bool {

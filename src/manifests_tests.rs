@@ -95,13 +95,13 @@ fn namespaced_objects_without_namespace_land_in_default() {
 }
 
 #[test]
-fn a_namespace_that_is_not_a_string_skips_the_object() {
+fn a_namespace_that_is_not_a_string_refuses_the_object() {
     for namespace in ["2024", "no", "[a]"] {
         let loaded = load(&ROUTE.replace("  namespace: apps\n", &format!("  namespace: {namespace}\n")));
         assert!(route_keys(&loaded).is_empty(), "{namespace}: {:?}", route_keys(&loaded));
         assert_eq!(
-            loaded.warnings,
-            ["x.yaml:1: HTTPRoute web skipped: metadata.namespace is not a string (quote it)"]
+            loaded.refused,
+            ["x.yaml:1: HTTPRoute web: metadata.namespace is not a string (quote it)"]
         );
     }
 }
@@ -134,25 +134,61 @@ fn typed_list_items_take_the_list_kind() {
                 - metadata: {name: b, namespace: apps}\n  spec: {rules: [{matches: [{path: {type: Glob}}]}]}\n";
     let loaded = load(text);
     assert_eq!(route_keys(&loaded), ["HTTPRoute apps/a"]);
-    assert_eq!(loaded.warnings.len(), 1);
+    assert_eq!(loaded.refused.len(), 1);
     assert!(
-        loaded.warnings[0].starts_with("x.yaml:1 items[1]: HTTPRoute apps/b skipped:"),
+        loaded.refused[0]
+            .starts_with("x.yaml:1 items[1]: HTTPRoute apps/b: spec.rules[0].matches[0].path.type: "),
         "{}",
-        loaded.warnings[0]
+        loaded.refused[0]
     );
 }
 
 #[test]
-fn unknown_enum_value_skips_that_object_with_a_warning() {
+fn unknown_enum_value_refuses_that_object_alone() {
     // A value no channel of the CRD allows (the API server would refuse the object).
     let bad = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: glob, namespace: apps}\n\
                spec:\n  rules:\n  - matches:\n    - path: {type: Glob, value: /x*}\n";
     let loaded = load(&format!("{bad}---\n{ROUTE}"));
     assert_eq!(route_keys(&loaded), ["HTTPRoute apps/web"]);
-    let warning = &loaded.warnings[..];
-    assert_eq!(warning.len(), 1, "{warning:?}");
-    assert!(warning[0].starts_with("x.yaml:1: HTTPRoute apps/glob skipped: "), "{}", warning[0]);
-    assert!(warning[0].contains("Glob"), "{}", warning[0]);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let refused = &loaded.refused[..];
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with("x.yaml:1: HTTPRoute apps/glob: spec.rules[0].matches[0].path.type: "),
+        "{}",
+        refused[0]
+    );
+    assert!(refused[0].contains("Glob"), "{}", refused[0]);
+}
+
+#[test]
+fn an_object_that_cannot_be_decoded_is_refused_naming_the_field() {
+    let gateway = |spec: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: g, namespace: infra}}\nspec: {spec}\n")
+    };
+    let cases = [
+        (
+            "port_as_a_string",
+            gateway("{gatewayClassName: c, listeners: [{name: web, port: \"80\", protocol: HTTP}]}"),
+            "x.yaml:1: Gateway infra/g: spec.listeners[0].port: invalid type: string \"80\", expected i32",
+        ),
+        ("spec_not_a_mapping", gateway("5"), "x.yaml:1: Gateway infra/g: spec: invalid type: integer `5`"),
+        (
+            "timestamp_out_of_range",
+            ROUTE.replace(
+                "  namespace: apps\n",
+                "  namespace: apps\n  creationTimestamp: \"9999-12-31T23:59:59Z\"\n",
+            ),
+            "x.yaml:1: HTTPRoute apps/web: metadata.creationTimestamp: ",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let loaded = load(&text);
+        let s = &loaded.snapshot;
+        assert_eq!((s.gateways.len(), s.routes.len()), (0, 0), "{name}");
+        assert_eq!(loaded.refused.len(), 1, "{name}: {:?}", loaded.refused);
+        assert!(loaded.refused[0].starts_with(want), "{name}: {}", loaded.refused[0]);
+    }
 }
 
 #[test]
@@ -169,20 +205,12 @@ fn experimental_filter_types_drop_their_rules_not_the_route() {
 }
 
 #[test]
-fn missing_required_field_skips_that_object_with_a_warning() {
+fn missing_required_field_refuses_that_object() {
     let loaded = load(&format!("{ROUTE}---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: g}}\nspec: {{}}\n"));
     assert_eq!(loaded.snapshot.gateways.len(), 0);
-    assert!(
-        loaded.warnings[0].starts_with("x.yaml:10: Gateway default/g skipped: "),
-        "{:?}",
-        loaded.warnings
-    );
+    assert_eq!(loaded.refused, ["x.yaml:10: Gateway default/g: spec: missing field `gatewayClassName`"]);
     let loaded = load("apiVersion: v1\nkind: Service\nmetadata: {namespace: a}\n");
-    assert!(
-        loaded.warnings[0].contains("Service skipped: metadata.name is missing"),
-        "{:?}",
-        loaded.warnings
-    );
+    assert_eq!(loaded.refused, ["x.yaml:1: Service: metadata.name is missing or not a string"]);
 }
 
 #[test]

@@ -331,7 +331,8 @@ impl Watches {
 struct FileEntry {
     /// The last content that parsed, if any.
     good: Option<String>,
-    /// Why the current content is not used (malformed YAML, unreadable).
+    /// Why the current content is not used (malformed YAML, an object that cannot be decoded,
+    /// unreadable).
     error: Option<String>,
 }
 
@@ -377,9 +378,13 @@ impl ManifestFiles {
             match fs::read_to_string(&path) {
                 Ok(text) if entry.good.as_deref() == Some(text.as_str()) => entry.error = None,
                 Ok(text) => {
-                    // Parse it alone: the snapshot is built from good contents only.
-                    match manifests::load_str(&path.display().to_string(), &text, &mut Loaded::default()) {
-                        Ok(()) => (entry.good, entry.error) = (Some(text), None),
+                    // Read it alone: the snapshot is built from good contents only. A file with
+                    // an object that cannot be decoded (`port: "80"`) is no better than one
+                    // that does not parse: without the object, a Gateway's routes would go.
+                    let mut alone = Loaded::default();
+                    match manifests::load_str(&path.display().to_string(), &text, &mut alone) {
+                        Ok(()) if alone.refused.is_empty() => (entry.good, entry.error) = (Some(text), None),
+                        Ok(()) => entry.error = Some(alone.refused.join("; ")),
                         Err(e) => entry.error = Some(e.to_string()),
                     }
                 }
@@ -409,7 +414,7 @@ impl ManifestFiles {
                 let kept = if entry.good.is_some() {
                     "its last good content is kept"
                 } else {
-                    "its objects are left out until it parses"
+                    "its objects are left out until it reads cleanly"
                 };
                 loaded.warnings.push(format!("{error} ({kept})"));
             }
@@ -418,6 +423,8 @@ impl ManifestFiles {
                 if let Err(e) = manifests::load_str(&path.display().to_string(), text, &mut loaded) {
                     loaded.warnings.push(e.to_string());
                 }
+                // Never any: it was stored because it had none.
+                loaded.warnings.append(&mut loaded.refused);
             }
         }
         loaded

@@ -45,6 +45,27 @@ fn broken_file_keeps_its_last_good_content_and_the_others() {
 }
 
 #[test]
+fn a_file_with_an_object_that_cannot_be_decoded_keeps_its_last_good_content() {
+    // `port: "80"` parses as YAML, but the object cannot be read: dropped, a Gateway typo
+    // would take every route off the tunnel. It is a broken file, like one that does not parse.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.yaml");
+    fs::write(&path, route("a", "a.example.com")).unwrap();
+    let mut files = ManifestFiles::new(vec![dir.path().to_path_buf()]);
+    files.rescan().unwrap();
+    fs::write(&path, route("a", "new.example.com").replace("port: 80", "port: \"80\"")).unwrap();
+    assert!(files.rescan().unwrap());
+    let loaded = files.loaded();
+    assert_eq!(loaded.snapshot.routes[0].hostnames.as_slice(), ["a.example.com"], "the last good content");
+    let want = format!(
+        "{}:1: HTTPRoute web/a: spec.rules[0].backendRefs[0].port: invalid type: string \"80\", expected i32 \
+         (its last good content is kept)",
+        path.display()
+    );
+    assert_eq!(loaded.warnings, [want]);
+}
+
+#[test]
 fn file_broken_from_the_start_is_left_out_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("a.yaml"), route("a", "a.example.com")).unwrap();
