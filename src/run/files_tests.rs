@@ -1,5 +1,6 @@
 use super::*;
 use crate::run::source::SourceReceiver;
+use std::path::Path;
 
 fn route(name: &str, host: &str) -> String {
     format!(
