@@ -24,11 +24,12 @@ use gateway_api::gateways::Gateway;
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use routes_core::model::{RouteKind, Snapshot};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use serde_saphyr::MessageFormatter;
 
 use crate::convert;
-use crate::decode::decode;
+use crate::decode::decode_listing_unknown;
 use crate::kinds::Kind;
 
 /// What was read: the snapshot, what was replaced on the way, and the objects refused, in
@@ -195,6 +196,9 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
         return;
     };
     let (Some(api_version), Some(kind)) = (str_field(object, "apiVersion"), str_field(object, "kind")) else {
+        if let Some(kind) = str_field(object, "kind") {
+            warn_if_misspelt(None, &kind, origin, into);
+        }
         return;
     };
     if kind.ends_with("List") {
@@ -205,8 +209,15 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
     }
     let group = api_version.rsplit_once('/').map_or("", |(group, _version)| group);
     let Some(known) = Kind::from_group_kind(group, &kind) else {
+        warn_if_misspelt(Some(&api_version), &kind, origin, into);
         return;
     };
+    // As from the API: the kind is known now (and the generated types do not take these
+    // fields), and the status is not read (the model has none): one of another version, with
+    // fields the types do not know, must not make the object unreadable.
+    for key in ["apiVersion", "kind", "status"] {
+        object.remove(key);
+    }
 
     let metadata = object.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     let Some(metadata) = metadata.as_object_mut() else {
@@ -244,6 +255,10 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
         if namespace.is_empty() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") };
 
     let snapshot = &mut into.snapshot;
+    let route = |kind, value| {
+        let (route, unknown) = convert::route_listing_unknown(kind, value).map_err(|e| e.to_string())?;
+        known_fields_only(unknown).map(|()| route)
+    };
     let replaced = match known {
         Kind::GatewayClass => decode::<GatewayClass>(value).map(|o| {
             let o = convert::gateway_class(&o);
@@ -253,9 +268,9 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
             let o = convert::gateway(&o);
             put(&mut snapshot.gateways, o, |x| x.meta.namespace == namespace && x.meta.name == name)
         }),
-        Kind::HttpRoute => convert::route(RouteKind::Http, value)
+        Kind::HttpRoute => route(RouteKind::Http, value)
             .map(|o| put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Http, &namespace, &name))),
-        Kind::GrpcRoute => convert::route(RouteKind::Grpc, value)
+        Kind::GrpcRoute => route(RouteKind::Grpc, value)
             .map(|o| put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Grpc, &namespace, &name))),
         Kind::ReferenceGrant => decode::<ReferenceGrant>(value).map(|o| {
             let o = convert::reference_grant(&o);
@@ -296,6 +311,50 @@ fn expand_list(api_version: &str, kind: &str, items: Vec<Value>, origin: &str, i
         }
         add_document(item, &format!("{origin} items[{index}]"), into);
     }
+}
+
+/// Decodes an object read from a file, refusing fields its type does not know.
+fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    let (typed, unknown) = decode_listing_unknown(value).map_err(|e| e.to_string())?;
+    known_fields_only(unknown).map(|()| typed)
+}
+
+/// kubectl's strict field validation (its default) refuses an object with a field its schema
+/// does not know, and the API server would prune it anyway: dropped silently, a typo such as
+/// `hostname:` for `hostnames:` or `sectionname:` widens a route to the whole listener.
+fn known_fields_only(unknown: Vec<String>) -> Result<(), String> {
+    match unknown.as_slice() {
+        [] => Ok(()),
+        [one] => Err(format!("unknown field {one}")),
+        many => Err(format!("unknown fields {}", many.join(", "))),
+    }
+}
+
+/// A document that is not of a kind we read, but names one of them in another case
+/// (`HttpRoute`), with our group misspelt (`gateway.networking.k8s.io.v1`), or without an
+/// `apiVersion` (`apiversion:`): ignoring it without a word would leave the user wondering
+/// where their route went. A kind of ours in an unrelated group (Istio's `Gateway`, Knative's
+/// `Service`) is someone else's and ignored.
+fn warn_if_misspelt(api_version: Option<&str>, kind: &str, origin: &str, into: &mut Loaded) {
+    let Some(ours) = Kind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(kind)) else { return };
+    let group = ours.group();
+    let looks_ours = match api_version.map(str::to_ascii_lowercase) {
+        None => true,
+        Some(api) if group.is_empty() => !api.contains('/') || api.starts_with("core/"),
+        Some(api) => api.contains(group),
+    };
+    if !looks_ours {
+        return;
+    }
+    let meant = if group.is_empty() { "v1".to_string() } else { format!("{group}/v1") };
+    let written = match api_version {
+        Some(api_version) => format!("apiVersion {api_version:?}, kind {kind:?}"),
+        None => format!("kind {kind:?} without apiVersion"),
+    };
+    into.warnings.push(format!(
+        "{origin}: ignored: {written} is not an object we read (apiVersion {meant}, kind {}?)",
+        ours.name()
+    ));
 }
 
 fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {

@@ -198,10 +198,109 @@ fn experimental_filter_types_drop_their_rules_not_the_route() {
                 \x20 - backendRefs: [{name: web, port: 80}]\n";
     let loaded = load(&format!("{auth}---\n{ROUTE}"));
     assert_eq!(route_keys(&loaded), ["HTTPRoute apps/auth", "HTTPRoute apps/web"]);
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert!(loaded.warnings.is_empty() && loaded.refused.is_empty(), "{loaded:?}");
     let rules = &loaded.snapshot.routes[0].rules;
     assert_eq!(rules[0].filters, [routes_core::model::Filter::Other("ExternalAuth".into())]);
     assert!(rules[1].filters.is_empty());
+}
+
+#[test]
+fn unknown_fields_refuse_the_object_naming_them() {
+    // Dropped silently, each of these typos would widen the route to the whole listener (or
+    // change a listener): kubectl refuses them (strict field validation).
+    let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: infra}\n\
+                   spec: {gatewayClassName: c, listeners: [{name: web, port: 80, protocol: HTTP, hostnme: a.example.com}]}\n";
+    let route = |from: &str, to: &str| {
+        assert!(ROUTE.contains(from), "{from}");
+        ROUTE.replace(from, to)
+    };
+    let cases = [
+        (
+            "hostname_for_hostnames",
+            route("spec:\n", "spec:\n  hostname: [a.example.com]\n"),
+            "unknown field spec.hostname",
+        ),
+        (
+            "section_name_in_lower_case",
+            route("spec:\n", "spec:\n  parentRefs: [{name: gw, sectionname: web}]\n"),
+            "unknown field spec.parentRefs[0].sectionname",
+        ),
+        (
+            "backend_ref_port",
+            route("{name: web, port: 80}", "{name: web, prot: 80}"),
+            "unknown field spec.rules[0].backendRefs[0].prot",
+        ),
+        (
+            "two",
+            route("spec:\n", "spec:\n  hostname: [a.example.com]\n  parentref: [{name: gw}]\n"),
+            "unknown fields spec.hostname, spec.parentref",
+        ),
+        (
+            "metadata",
+            route("  namespace: apps\n", "  namespace: apps\n  label: {a: b}\n"),
+            "unknown field metadata.label",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let loaded = load(&text);
+        assert!(loaded.snapshot.routes.is_empty(), "{name}");
+        assert_eq!(loaded.refused, [format!("x.yaml:1: HTTPRoute apps/web: {want}")], "{name}");
+    }
+    let loaded = load(gateway);
+    assert!(loaded.snapshot.gateways.is_empty());
+    assert_eq!(loaded.refused, ["x.yaml:1: Gateway infra/g: unknown field spec.listeners[0].hostnme"]);
+}
+
+#[test]
+fn what_a_rule_reports_and_the_status_do_not_refuse_the_route() {
+    // Unknown rule and match fields (experimental `retry`, a `vlaue` typo) and a rule with an
+    // experimental filter are reported on their rule, which is dropped; the status is not read.
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: a}\n\
+                spec:\n  rules:\n  - retry: {attempts: 2}\n    matches: [{path: {vlaue: /x}}]\n\
+                \x20 - filters: [{type: ExternalAuth, externalAuth: {protocol: HTTP}}, {type: URLRewrite, urlRewrite: {hostnme: x}}]\n\
+                status: {parents: [{parentRef: {name: gw}, controllerName: a/b, conditions: [], experimental: 1}]}\n";
+    let loaded = load(text);
+    assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
+    let rules = &loaded.snapshot.routes[0].rules;
+    assert_eq!(rules[0].unsupported_fields, ["retry", "matches[0].path.vlaue"]);
+    assert_eq!(rules[1].filters[0], routes_core::model::Filter::Other("ExternalAuth".into()));
+}
+
+#[test]
+fn misspelt_kinds_and_groups_of_ours_are_warned_about() {
+    let doc = |head: &str| format!("{head}\nmetadata: {{name: r, namespace: a}}\nspec: {{}}\n");
+    let warned = [
+        (
+            "apiVersion: gateway.networking.k8s.io.v1\nkind: HTTPRoute",
+            "apiVersion \"gateway.networking.k8s.io.v1\", kind \"HTTPRoute\"",
+        ),
+        (
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HttpRoute",
+            "apiVersion \"gateway.networking.k8s.io/v1\", kind \"HttpRoute\"",
+        ),
+        (
+            "apiversion: gateway.networking.k8s.io/v1\nkind: HTTPRoute",
+            "kind \"HTTPRoute\" without apiVersion",
+        ),
+    ];
+    for (head, written) in warned {
+        let loaded = load(&doc(head));
+        assert!(loaded.snapshot.routes.is_empty(), "{head}");
+        let want = format!(
+            "x.yaml:1: ignored: {written} is not an object we read (apiVersion gateway.networking.k8s.io/v1, kind HTTPRoute?)"
+        );
+        assert_eq!(loaded.warnings, [want], "{head}");
+    }
+    let loaded = load(&doc("apiVersion: V1\nkind: service"));
+    assert!(loaded.warnings[0].ends_with("(apiVersion v1, kind Service?)"), "{:?}", loaded.warnings);
+    // Someone else's kinds of the same name: not ours, not a typo.
+    for head in [
+        "apiVersion: networking.istio.io/v1\nkind: Gateway",
+        "apiVersion: serving.knative.dev/v1\nkind: Service",
+    ] {
+        let loaded = load(&doc(head));
+        assert!(loaded.warnings.is_empty() && loaded.refused.is_empty(), "{head}: {:?}", loaded.warnings);
+    }
 }
 
 #[test]
@@ -329,6 +428,7 @@ fn rule_fields_the_standard_types_drop_are_marked_unsupported() {
                 apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, namespace: a}\n\
                 spec: {rules: [{sessionPersistence: {}}]}\n";
     let loaded = load(text);
+    assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
     let fields: Vec<Vec<Vec<String>>> = loaded
         .snapshot
         .routes
