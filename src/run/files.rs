@@ -114,6 +114,12 @@ impl ManifestFiles {
         Ok(changed)
     }
 
+    /// The files that have not read cleanly once (malformed from the start, say): their objects
+    /// are missing from the snapshot, and no earlier content stands in for them.
+    pub fn never_read(&self) -> Vec<&std::path::Path> {
+        self.files.iter().filter(|(_, entry)| entry.good.is_none()).map(|(path, _)| path.as_path()).collect()
+    }
+
     /// The snapshot of every file's last good content, in walk order (later duplicates replace
     /// earlier ones, as `render` reads them), and every warning.
     pub fn loaded(&self) -> Loaded {
@@ -146,7 +152,11 @@ pub struct ManifestSource {
     _watcher: DirWatch,
 }
 
-/// Reads `roots` once (an unreadable root is unusable input), publishes `synced`, then watches.
+/// Reads `roots` once (an unreadable root is unusable input), publishes what it read, then
+/// watches. The state is `synced` once every file has read cleanly once: a file that is broken
+/// at start has no last good content, and rendering without its objects would replace the
+/// config.yml on disk (an earlier run's, good) with one that lacks them, a Gateway's routes
+/// perhaps all of them. `render` exits 2 on the same files.
 pub fn spawn_manifests(
     roots: Vec<PathBuf>,
     ignore: Ignore,
@@ -215,12 +225,20 @@ fn publish(files: &ManifestFiles, tx: &SourceSender, last_warnings: &mut Vec<Str
         tracing::warn!("{warning}");
     }
     last_warnings.clone_from(&loaded.warnings);
+    let never_read = files.never_read();
     tx.send_modify(|state| {
         state.snapshot = Arc::new(loaded.snapshot);
         state.warnings = loaded.warnings;
-        state.synced = true;
         state.revision += 1;
         tracing::info!(revision = state.revision, "manifests changed");
+        if !state.synced && !never_read.is_empty() {
+            let files: Vec<String> = never_read.iter().map(|p| p.display().to_string()).collect();
+            tracing::warn!(
+                ?files,
+                "nothing is rendered until every manifest file has read cleanly once: the config.yml there stays as it is, and /readyz answers 503"
+            );
+        }
+        state.synced |= never_read.is_empty();
     });
 }
 

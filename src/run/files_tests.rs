@@ -411,3 +411,31 @@ fn a_handler_that_could_not_read_is_called_again_without_an_event() {
     let second = called.recv_timeout(BOUND).expect("called again without an event");
     assert!(second.is_empty(), "{second:?}");
 }
+
+#[test]
+fn nothing_is_synced_until_every_file_has_read_cleanly_once() {
+    // Broken at start, a file has no last good content: rendered without it, the config.yml
+    // on disk (an earlier run's) would lose its objects, and the tunnel its routes.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "a.example.com")).unwrap();
+    let broken = route("b", "b.example.com").replace("port: 80", "port: \"80\"");
+    fs::write(dir.path().join("b.yaml"), &broken).unwrap();
+    let (rx, _source, _) = watched(dir.path().to_path_buf());
+    assert!(!rx.borrow().synced, "synced with b.yaml never read");
+    fs::write(dir.path().join("c.yaml"), "kind: [unclosed\n").unwrap();
+    fs::write(dir.path().join("b.yaml"), route("b", "b.example.com")).unwrap();
+    wait_for_host(&rx, "b", "b.example.com", "b.yaml fixed");
+    assert!(!rx.borrow().synced, "synced with c.yaml never read");
+    fs::remove_file(dir.path().join("c.yaml")).unwrap();
+    let deadline = Instant::now() + BOUND;
+    while !rx.borrow().synced {
+        assert!(Instant::now() < deadline, "never synced");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Once synced, a file that breaks keeps its last good content, and stays synced.
+    fs::write(dir.path().join("b.yaml"), &broken).unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "a2.example.com")).unwrap();
+    wait_for_host(&rx, "a", "a2.example.com", "a.yaml changed");
+    assert!(rx.borrow().synced);
+    wait_for_host(&rx, "b", "b.example.com", "b.yaml broken again");
+}
