@@ -33,6 +33,10 @@ impl Ignore {
 pub(super) const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 /// Longest wait for files to settle under a steady stream of events.
 pub(super) const MAX_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait for a file written to to be closed: `kubectl get … > routes.yaml` truncates the
+/// file, then writes nothing while kubectl authenticates. After it, the file is read anyway,
+/// with a warning (a writer that never closes it must not stop every update).
+pub(super) const MAX_WRITING: std::time::Duration = std::time::Duration::from_secs(30);
 /// When a handler asks to be called again (it could not read the files), how long to wait for
 /// an event before calling it anyway.
 pub(super) const RETRY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -97,18 +101,25 @@ pub fn watch_dirs(
                 // One rescan for a whole burst (a `kubectl apply` of many files, a ConfigMap
                 // swap), and only once the files settle: a plain write truncates the file
                 // before writing it, and reading in between would take the empty (or half
-                // written) file as its new content. So wait until no event came for SETTLE and
-                // every file written to was closed again (at most MAX_SETTLE).
+                // written) file as its new content. So wait until every file of ours written
+                // to was closed again (at most MAX_WRITING, however slow the writer), and no
+                // event came for SETTLE (at most MAX_SETTLE under a steady stream).
+                let Some(early) = lock(&watches).as_ref().map(Watches::relevance) else { return };
+                let ours = |path: &Path| !ignore.ignores(path) && early.covers(path);
                 let mut writing = BTreeSet::new();
-                note_writes(&events, &mut writing);
+                note_writes(&events, &ours, &mut writing);
                 let started = std::time::Instant::now();
                 loop {
                     std::thread::sleep(SETTLE);
                     let before = events.len();
                     events.extend(rx.try_iter());
-                    note_writes(&events[before..], &mut writing);
-                    let quiet = events.len() == before && writing.is_empty();
-                    if quiet || started.elapsed() >= MAX_SETTLE {
+                    note_writes(&events[before..], &ours, &mut writing);
+                    if writing.is_empty() {
+                        if events.len() == before || started.elapsed() >= MAX_SETTLE {
+                            break;
+                        }
+                    } else if started.elapsed() >= MAX_WRITING {
+                        tracing::warn!(files = ?writing, "files still open for writing after {MAX_WRITING:?}; reading them anyway");
                         break;
                     }
                 }
@@ -203,12 +214,20 @@ fn changes<'e>(
     event.paths.iter().filter(move |p| !read && !ignore.ignores(p) && relevance.covers(p))
 }
 
-/// Keeps `writing` to the files written to (truncated, or data written) and not closed since.
-fn note_writes(events: &[notify::Result<notify::Event>], writing: &mut BTreeSet<PathBuf>) {
+/// Keeps `writing` to the files of `ours` written to (truncated, or data written) and not
+/// closed since. (A file created, not yet written to, is not held: a symlink or a hard link is
+/// created too, and never closed.)
+fn note_writes(
+    events: &[notify::Result<notify::Event>],
+    ours: &dyn Fn(&Path) -> bool,
+    writing: &mut BTreeSet<PathBuf>,
+) {
     use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
     for event in events.iter().flatten() {
         match event.kind {
-            EventKind::Modify(ModifyKind::Data(_)) => writing.extend(event.paths.iter().cloned()),
+            EventKind::Modify(ModifyKind::Data(_)) => {
+                writing.extend(event.paths.iter().filter(|p| ours(p)).cloned())
+            }
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
                 for path in &event.paths {
                     writing.remove(path);

@@ -338,6 +338,37 @@ fn a_file_being_written_is_read_once_it_is_closed() {
 }
 
 #[test]
+fn a_slow_writer_is_waited_for_while_its_file_is_open() {
+    // `(sleep 3; cat route) > a.yaml`, `kubectl get … > a.yaml` while kubectl authenticates:
+    // the file is truncated, then nothing is written for seconds, past MAX_SETTLE. Read then,
+    // it would hold no route, and the config would be written without it, then with it again.
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.yaml");
+    fs::write(&path, route("a", "one.example.com")).unwrap();
+    let (rx, _source, _) = watched(dir.path().to_path_buf());
+    wait_for_host(&rx, "a", "one.example.com", "the first read");
+
+    let pause = crate::run::file_watch::MAX_SETTLE * 2;
+    let writer = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let mut file = fs::File::create(&path).unwrap(); // truncated now
+            std::thread::sleep(pause);
+            file.write_all(route("a", "two.example.com").as_bytes()).unwrap();
+        } // closed here
+    });
+    let deadline = Instant::now() + pause;
+    while Instant::now() < deadline {
+        let present = rx.borrow().snapshot.routes.iter().any(|r| r.meta.name == "a");
+        assert!(present, "route a vanished while a slow writer held its file open");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    writer.join().unwrap();
+    wait_for_host(&rx, "a", "two.example.com", "after the write");
+}
+
+#[test]
 fn a_write_that_begins_while_the_files_are_read_is_not_taken_as_still() {
     // The burst settled, the handler reads, and a plain write truncates a file in between (here
     // the handler itself truncates it, as a writer would at that moment): its events come after
