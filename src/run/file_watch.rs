@@ -58,6 +58,9 @@ pub(super) const RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 /// would stay watched in the old target, and the new one never seen. So the parent of every
 /// symlink on a watched path is watched too, for the link itself, and after each burst every
 /// watch whose path now resolves elsewhere is added again (then the files are rescanned).
+/// The same holds for a watched directory that is removed and made again (`mv m m.old; mkdir
+/// m`): inotify watches the inode, not the name, so the parent of each watched directory is
+/// watched too, for the directory's own entry, and a watch is compared by inode.
 pub fn watch_dirs(
     dirs: &[(PathBuf, RecursiveMode)],
     ignore: Ignore,
@@ -248,8 +251,9 @@ fn is_read(kind: &notify::EventKind) -> bool {
 struct Watches {
     watcher: RecommendedWatcher,
     dirs: Vec<(PathBuf, RecursiveMode)>,
-    /// Each watched path, its mode, and the directory it resolved to when it was added.
-    added: BTreeMap<PathBuf, (RecursiveMode, Option<PathBuf>)>,
+    /// Each watched path, its mode, and the directory it resolved to when it was added (None:
+    /// it could not be watched, and is tried again at each burst).
+    added: BTreeMap<PathBuf, (RecursiveMode, Option<Resolved>)>,
 }
 
 /// Which event paths concern the watched directories.
@@ -290,23 +294,29 @@ impl Watches {
     }
 
     /// Adds the watches that are missing or whose path resolves elsewhere now (a swapped
-    /// symlink): true when one moved. At start, a directory asked for that cannot be watched
-    /// is an error; later failures are logged and tried again at the next burst.
+    /// symlink, a directory made again): true when one moved. At start, a directory asked for
+    /// that cannot be watched is an error; later failures are logged and tried again at the
+    /// next burst.
     fn refresh(&mut self) -> notify::Result<bool> {
         let mut wanted: BTreeMap<PathBuf, (RecursiveMode, bool)> =
             self.dirs.iter().map(|(dir, mode)| (dir.clone(), (*mode, true))).collect();
-        for link in self.links() {
-            wanted.entry(parent_dir(&link)).or_insert((RecursiveMode::NonRecursive, false));
+        let entries = self.dirs.iter().map(|(dir, _)| dir.components().collect::<PathBuf>());
+        let parents = entries.filter(|dir| dir.parent().is_some()).map(|dir| parent_dir(&dir));
+        for parent in parents.chain(self.links().iter().map(|link| parent_dir(link))) {
+            wanted.entry(parent).or_insert((RecursiveMode::NonRecursive, false));
         }
         let first = self.added.is_empty();
         let mut moved = false;
         for (path, (mode, required)) in wanted {
-            let target = fs::canonicalize(&path).ok();
+            let target = Resolved::of(&path);
+            let failing = self.added.get(&path).is_some_and(|(_, t)| t.is_none());
             if self.added.get(&path).is_some_and(|(m, t)| *m == mode && t.is_some() && *t == target) {
                 continue;
             }
             if self.added.remove(&path).is_some() {
-                tracing::info!(path = %path.display(), target = ?target, "a watched path moved; watching its new target");
+                if !failing {
+                    tracing::info!(path = %path.display(), target = ?target.as_ref().map(|t| &t.path), "a watched path moved; watching its new target");
+                }
                 moved = true;
                 // Gone already when its old target was deleted.
                 let _ = self.watcher.unwatch(&path);
@@ -318,12 +328,32 @@ impl Watches {
                 // At start: an unusable input.
                 Err(e) if required && first => return Err(e),
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot watch; trying again at the next event");
+                    // Logged once, not at every retry while it is missing.
+                    if !failing {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot watch; trying again at the next event");
+                    }
                     self.added.insert(path, (mode, None));
                 }
             }
         }
         Ok(moved)
+    }
+}
+
+/// What a watched path resolved to: the directory, by path and by inode (a directory removed
+/// and made again under the same name is another one, and its old watch sees nothing of it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Resolved {
+    path: PathBuf,
+    inode: (u64, u64),
+}
+
+impl Resolved {
+    fn of(path: &Path) -> Option<Resolved> {
+        use std::os::unix::fs::MetadataExt;
+        let resolved = fs::canonicalize(path).ok()?;
+        let metadata = fs::metadata(&resolved).ok()?;
+        Some(Resolved { path: resolved, inode: (metadata.dev(), metadata.ino()) })
     }
 }
 

@@ -265,6 +265,39 @@ fn a_root_inside_a_swapped_checkout_is_followed() {
 }
 
 #[test]
+fn a_root_removed_and_made_again_is_watched_again() {
+    // `mv m m.old; mkdir m; cp m.old/* m/`: inotify watched the old directory's inode, and
+    // nothing under the new one was seen until a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("a.yaml"), route("a", "one.example.com")).unwrap();
+    let (rx, _source, _) = watched(root.clone());
+    wait_for_host(&rx, "a", "one.example.com", "the first read");
+
+    // At once: the new directory is there before the burst is read.
+    fs::rename(&root, dir.path().join("m.old")).unwrap();
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("a.yaml"), route("a", "two.example.com")).unwrap();
+    wait_for_host(&rx, "a", "two.example.com", "the directory made again at once");
+    fs::write(root.join("a.yaml"), route("a", "three.example.com")).unwrap();
+    wait_for_host(&rx, "a", "three.example.com", "an edit in it");
+
+    // With a pause: the directory is missing for a while (the rescans fail, the objects stay),
+    // and seen as soon as it is back, well before a retry of the failed rescan.
+    fs::rename(&root, dir.path().join("m.older")).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(rx.borrow().snapshot.routes.iter().any(|r| r.meta.name == "a"), "kept while missing");
+    fs::create_dir(&root).unwrap();
+    let back = Instant::now();
+    fs::write(root.join("a.yaml"), route("a", "four.example.com")).unwrap();
+    wait_for_host(&rx, "a", "four.example.com", "the directory made again later");
+    assert!(back.elapsed() < crate::run::file_watch::RETRY / 2, "seen only by a retry");
+    fs::write(root.join("a.yaml"), route("a", "five.example.com")).unwrap();
+    wait_for_host(&rx, "a", "five.example.com", "an edit in it");
+}
+
+#[test]
 fn configmap_volume_updates_are_seen_by_the_watcher() {
     // The kubelet's atomic writer: `..<timestamp>/` directories, `..data` → the current one,
     // `<key> → ..data/<key>`; an update writes a new directory, points `..data_tmp` at it,
