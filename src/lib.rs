@@ -15,6 +15,7 @@ pub mod convert;
 pub mod credentials;
 pub mod decode;
 pub mod kinds;
+pub mod log_text;
 pub mod manifests;
 pub mod run;
 pub mod status_yaml;

@@ -237,6 +237,27 @@ fn a_file_broken_at_start_holds_every_render_until_it_reads() {
 }
 
 #[test]
+fn names_with_line_breaks_cannot_forge_log_lines() {
+    // A name is any YAML string in a file: one that holds a line break would write a log line
+    // of its own choosing into a text-format log.
+    let forged = "FORGED INFO cloudflared_routes: all is well";
+    let named =
+        route("r", "r.example.com", "frontend").replace("name: r,", &format!("name: \"r\\n{forged}\","));
+    assert!(named.contains("\\nFORGED"), "{named}");
+    // Defined twice: the warning quotes the name.
+    let sidecar = Sidecar::start(&[("a.yaml", &named), ("b.yaml", &named)]);
+    sidecar.wait_for_log("the warning", |l| l.contains("is defined again").then_some(()));
+    sidecar.wait_config("the first config", |c| c.contains("www.example.com"));
+    let log = sidecar.log.lock().unwrap();
+    assert!(!log.iter().any(|l| l.starts_with("FORGED")), "a forged line:\n{}", log.join("\n"));
+    assert!(
+        log.iter().any(|l| l.contains("is defined again") && l.contains("r\\nFORGED")),
+        "{}",
+        log.join("\n")
+    );
+}
+
+#[test]
 fn unchanged_config_is_not_rewritten() {
     let sidecar = Sidecar::start(&[]);
     sidecar.wait_config("the first config", |c| c.contains("www.example.com"));

@@ -14,6 +14,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::writer::is_temp_file_name;
+use crate::log_text::escaped;
 
 /// Paths whose events are not changes of our inputs: the config we write (and its temp files,
 /// recognised by name).
@@ -137,7 +138,7 @@ pub fn watch_dirs(
                         }
                         // E.g. an inotify queue overflow: events were lost, rescan.
                         Err(e) => {
-                            tracing::warn!(error = %e, "file watch error; rescanning");
+                            tracing::warn!(error = %escaped(&e.to_string()), "file watch error; rescanning");
                             relevant = true;
                         }
                     }
@@ -148,7 +149,7 @@ pub fn watch_dirs(
                     None => return,
                     Some(Ok(moved)) => relevant |= moved,
                     Some(Err(e)) => {
-                        tracing::warn!(error = %e, "cannot watch a swapped directory; rescanning");
+                        tracing::warn!(error = %escaped(&e.to_string()), "cannot watch a swapped directory; rescanning");
                         relevant = true;
                     }
                 }
@@ -315,7 +316,7 @@ impl Watches {
             }
             if self.added.remove(&path).is_some() {
                 if !failing {
-                    tracing::info!(path = %path.display(), target = ?target.as_ref().map(|t| &t.path), "a watched path moved; watching its new target");
+                    tracing::info!(path = %escaped(&path.display().to_string()), target = ?target.as_ref().map(|t| &t.path), "a watched path moved; watching its new target");
                 }
                 moved = true;
                 // Gone already when its old target was deleted.
@@ -330,7 +331,8 @@ impl Watches {
                 Err(e) => {
                     // Logged once, not at every retry while it is missing.
                     if !failing {
-                        tracing::warn!(path = %path.display(), error = %e, "cannot watch; trying again at the next event");
+                        let (shown, e) = (path.display().to_string(), e.to_string());
+                        tracing::warn!(path = %escaped(&shown), error = %escaped(&e), "cannot watch; trying again at the next event");
                     }
                     self.added.insert(path, (mode, None));
                 }

@@ -34,6 +34,7 @@ use super::source::{SourceReceiver, SourceSender, SourceState};
 use super::writer::is_temp_file_name;
 use super::UnusableInput;
 use crate::cli::RenderOptions;
+use crate::log_text::escaped;
 use crate::manifests::{self, Loaded};
 
 /// One manifest file as last seen.
@@ -205,7 +206,7 @@ pub fn spawn_manifests(
                 }
             }
             Err(e) => {
-                let e = e.to_string();
+                let e = escaped(&e.to_string()).into_owned();
                 if failure.as_ref() != Some(&e) {
                     tracing::warn!(error = %e, "cannot read the manifests; keeping the last objects and trying again");
                 }
@@ -222,7 +223,7 @@ pub fn spawn_manifests(
 fn publish(files: &ManifestFiles, tx: &SourceSender, last_warnings: &mut Vec<String>) {
     let loaded = files.loaded();
     for warning in loaded.warnings.iter().filter(|w| !last_warnings.contains(w)) {
-        tracing::warn!("{warning}");
+        tracing::warn!("{}", escaped(warning));
     }
     last_warnings.clone_from(&loaded.warnings);
     let never_read = files.never_read();
@@ -307,11 +308,11 @@ pub fn spawn_inputs(
                 next.settings.tunnel_id = tunnel.id.clone();
                 next.tunnel = tunnel;
             }
-            Err(e) => tracing::warn!("{e} (keeping the last good tunnel credentials)"),
+            Err(e) => tracing::warn!("{} (keeping the last good tunnel credentials)", escaped(&e)),
         }
         match read_base(&options) {
             Ok((_, base)) => next.base = base,
-            Err(e) => tracing::warn!("{e} (keeping the last good base config)"),
+            Err(e) => tracing::warn!("{} (keeping the last good base config)", escaped(&e)),
         }
         // Compared with what was published, so a read left unpublished (the files moved while
         // they were read) is published by the next one.
