@@ -83,13 +83,14 @@ pub fn watch_dirs(
             let mut carried: Vec<notify::Result<notify::Event>> = Vec::new();
             // Since when `still` has answered false without a pause.
             let mut unsettled_since: Option<std::time::Instant> = None;
-            // The last call asked to be called again.
-            let mut retry = false;
+            // When to call again a handler that asked for it, events or not (events of no
+            // concern, in the parent of a watched directory, must not put it off).
+            let mut retry_at: Option<std::time::Instant> = None;
             loop {
                 let mut events = if !carried.is_empty() {
                     std::mem::take(&mut carried)
-                } else if retry {
-                    match rx.recv_timeout(RETRY) {
+                } else if let Some(at) = retry_at {
+                    match rx.recv_timeout(at.saturating_duration_since(std::time::Instant::now())) {
                         Ok(first) => vec![first],
                         Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -100,14 +101,13 @@ pub fn watch_dirs(
                     vec![first]
                 };
                 let mut paths = BTreeSet::new();
-                // No event: the retry is due.
-                let mut relevant = events.is_empty();
+                let mut relevant = false;
                 // One rescan for a whole burst (a `kubectl apply` of many files, a ConfigMap
                 // swap), and only once the files settle: a plain write truncates the file
                 // before writing it, and reading in between would take the empty (or half
                 // written) file as its new content. So wait until every file of ours written
                 // to was closed again (at most MAX_WRITING, however slow the writer), and no
-                // event came for SETTLE (at most MAX_SETTLE under a steady stream).
+                // event of ours came for SETTLE (at most MAX_SETTLE under a steady stream).
                 let Some(early) = lock(&watches).as_ref().map(Watches::relevance) else { return };
                 let ours = |path: &Path| !ignore.ignores(path) && early.covers(path);
                 let mut writing = BTreeSet::new();
@@ -118,8 +118,12 @@ pub fn watch_dirs(
                     let before = events.len();
                     events.extend(rx.try_iter());
                     note_writes(&events[before..], &ours, &mut writing);
+                    let quiet = !events[before..].iter().any(|event| match event {
+                        Ok(event) => changes(event, &ignore, &early).next().is_some(),
+                        Err(_) => true,
+                    });
                     if writing.is_empty() {
-                        if events.len() == before || started.elapsed() >= MAX_SETTLE {
+                        if quiet || started.elapsed() >= MAX_SETTLE {
                             break;
                         }
                     } else if started.elapsed() >= MAX_WRITING {
@@ -153,6 +157,7 @@ pub fn watch_dirs(
                         relevant = true;
                     }
                 }
+                relevant |= retry_at.is_some_and(|at| at <= std::time::Instant::now());
                 if relevant {
                     let mut asked = false;
                     let mut still = || {
@@ -176,7 +181,8 @@ pub fn watch_dirs(
                         }
                         !moved
                     };
-                    retry = on_change(paths.into_iter().collect(), &mut still);
+                    let retry = on_change(paths.into_iter().collect(), &mut still);
+                    retry_at = retry.then(|| std::time::Instant::now() + RETRY);
                     if !asked {
                         unsettled_since = None;
                     }

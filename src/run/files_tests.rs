@@ -457,8 +457,20 @@ fn a_change_read_while_other_files_move_is_published_once_they_stop() {
 #[test]
 fn a_handler_that_could_not_read_is_called_again_without_an_event() {
     // The rescan failed (out of file descriptors): the change that woke it must not wait for
-    // another event to be read.
-    let dir = tempfile::tempdir().unwrap();
+    // another event to be read, nor be put off by events of no concern (here, neighbours in
+    // the watched directory's parent, which is watched too).
+    let parent = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(parent.path()).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise = std::thread::spawn({
+        let (stop, neighbour) = (stop.clone(), parent.path().join("neighbour.txt"));
+        move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                fs::write(&neighbour, "not ours").unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
     let (calls, called) = std::sync::mpsc::channel();
     let mut count = 0;
     let _watch = watch_dirs(&[(dir.path().to_path_buf(), RecursiveMode::Recursive)], Ignore::default(), {
@@ -474,6 +486,8 @@ fn a_handler_that_could_not_read_is_called_again_without_an_event() {
     assert_eq!(first, [dir.path().join("a.yaml")]);
     let second = called.recv_timeout(BOUND).expect("called again without an event");
     assert!(second.is_empty(), "{second:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    noise.join().unwrap();
 }
 
 #[test]
