@@ -126,6 +126,14 @@ pub struct Prepared {
 impl RenderOptions {
     pub fn prepare(&self, paths: &[PathBuf]) -> Result<Prepared, Failure> {
         let loaded = manifests::load_paths(paths).map_err(Failure::input)?;
+        // An object kubectl would refuse: left out, the output would silently lack it (a
+        // Gateway with `port: "80"` would leave the tunnel with no route at all).
+        if !loaded.refused.is_empty() {
+            return Err(Failure::input(format!(
+                "cannot read these objects (kubectl would refuse them too):\n  {}",
+                loaded.refused.join("\n  ")
+            )));
+        }
         let tunnel = self.tunnel()?;
         let base = match &self.base_config {
             None => BaseConfig::default(),

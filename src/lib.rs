@@ -13,8 +13,10 @@
 pub mod cli;
 pub mod convert;
 pub mod credentials;
+pub mod decode;
 pub mod input;
 pub mod kinds;
+pub mod log_text;
 pub mod manifests;
 pub mod run;
 pub mod status_yaml;

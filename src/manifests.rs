@@ -6,12 +6,16 @@
 //!
 //! Each document is first read into a plain JSON value, as `kubectl` does, and only then into
 //! the generated type of its kind, so that one object the generated types cannot represent (a
-//! missing required field) is a warning that skips that object, not an error that stops the
-//! whole load (RUST-NOTES "Traps"). A route's experimental-channel filters do not skip it: its
-//! rules that hold one are dropped and reported ([`convert::route`]). Malformed YAML is fatal: no
-//! reliable snapshot can be built from a file that cannot be parsed.
+//! missing required field, `port: "80"`) is *refused* on its own, naming the object and the
+//! field, rather than failing the parse of the whole file (RUST-NOTES "Traps"). kubectl would
+//! refuse such an object too, so its file is not usable as it is: `render` and `status` stop
+//! (exit 2) and `run --manifests` keeps the file's last good content, as for malformed YAML. A
+//! route's experimental-channel filters do not refuse it: its rules that hold one are dropped
+//! and reported ([`convert::route`]). Malformed YAML is fatal: no reliable snapshot can be
+//! built from a file that cannot be parsed.
 
 use std::fs;
+use std::io::ErrorKind::NotFound;
 use std::path::{Path, PathBuf};
 
 use gateway_api::backendtlspolicies::BackendTlsPolicy;
@@ -24,13 +28,18 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::convert;
+use crate::decode::decode_listing_unknown;
 use crate::kinds::Kind;
 
-/// What was read: the snapshot and what was skipped or replaced on the way, in reading order.
+/// What was read: the snapshot, what was replaced on the way, and the objects refused, in
+/// reading order.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub snapshot: Snapshot,
     pub warnings: Vec<String>,
+    /// Objects of a kind we read that cannot be decoded (file and line, object, field, why),
+    /// left out of the snapshot: the file does not say what its author meant.
+    pub refused: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +92,10 @@ fn unreadable(path: &Path, source: std::io::Error) -> LoadError {
 }
 
 /// What [`walk`] does with a directory or entry it cannot read: `render` and `status` fail
-/// (unusable input); `run`'s watch warns and goes on, since files come and go under it.
+/// (unusable input); `run`'s watch takes one that vanished mid-walk (NotFound) for deleted,
+/// since files come and go under it, and fails on any other error (a directory that cannot be
+/// listed for want of file descriptors still holds its files: taken for empty, its objects
+/// would be dropped from the config).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unreadable {
     Fail,
@@ -100,15 +112,25 @@ pub fn walk(
     files: &mut Vec<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<(), LoadError> {
+    walk_dir(dir, true, on_error, skip, files, warnings)
+}
+
+fn walk_dir(
+    dir: &Path,
+    root: bool,
+    on_error: Unreadable,
+    skip: &dyn Fn(&str) -> bool,
+    files: &mut Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<(), LoadError> {
+    // Deleted since its parent was listed: nothing under it any more. The root itself must be
+    // there (a root that vanished is an error, as when its metadata cannot be read).
+    let gone = |e: &std::io::Error| on_error == Unreadable::Warn && !root && e.kind() == NotFound;
     let listed = fs::read_dir(dir).and_then(|entries| entries.collect::<Result<Vec<_>, _>>());
-    let mut entries = match (listed, on_error) {
-        (Ok(entries), _) => entries,
-        (Err(source), Unreadable::Fail) => return Err(unreadable(dir, source)),
-        // E.g. a directory that vanished mid-walk.
-        (Err(e), Unreadable::Warn) => {
-            warnings.push(format!("{}: {e}", dir.display()));
-            return Ok(());
-        }
+    let mut entries = match listed {
+        Ok(entries) => entries,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(source) => return Err(unreadable(dir, source)),
     };
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -117,13 +139,13 @@ pub fn walk(
             continue;
         }
         let path = entry.path();
-        let file_type = match (entry.file_type(), on_error) {
-            (Ok(file_type), _) => file_type,
-            (Err(source), Unreadable::Fail) => return Err(unreadable(&path, source)),
-            (Err(_), Unreadable::Warn) => continue,
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(e) if on_error == Unreadable::Warn && e.kind() == NotFound => continue,
+            Err(source) => return Err(unreadable(&path, source)),
         };
         if file_type.is_dir() {
-            walk(&path, on_error, skip, files, warnings)?;
+            walk_dir(&path, false, on_error, skip, files, warnings)?;
             continue;
         }
         let is_yaml = path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml");
@@ -168,6 +190,9 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
         return;
     };
     let (Some(api_version), Some(kind)) = (str_field(object, "apiVersion"), str_field(object, "kind")) else {
+        if let Some(kind) = str_field(object, "kind") {
+            warn_if_misspelt(None, &kind, origin, into);
+        }
         return;
     };
     if kind.ends_with("List") {
@@ -178,17 +203,24 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
     }
     let group = api_version.rsplit_once('/').map_or("", |(group, _version)| group);
     let Some(known) = Kind::from_group_kind(group, &kind) else {
+        warn_if_misspelt(Some(&api_version), &kind, origin, into);
         return;
     };
+    // As from the API: the kind is known now (and the generated types do not take these
+    // fields), and the status is not read (the model has none): one of another version, with
+    // fields the types do not know, must not make the object unreadable.
+    for key in ["apiVersion", "kind", "status"] {
+        object.remove(key);
+    }
 
     let metadata = object.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     let Some(metadata) = metadata.as_object_mut() else {
-        into.warnings.push(format!("{origin}: {kind} skipped: metadata is not a mapping"));
+        into.refused.push(format!("{origin}: {kind}: metadata is not a mapping"));
         return;
     };
     let name = str_field(metadata, "name").unwrap_or_default();
     if name.is_empty() {
-        into.warnings.push(format!("{origin}: {kind} skipped: metadata.name is missing or not a string"));
+        into.refused.push(format!("{origin}: {kind}: metadata.name is missing or not a string"));
         return;
     }
     // As `kubectl apply` would: namespaced objects without a namespace land in `default`;
@@ -201,9 +233,8 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
             // boolean, and its text is lost; taking it for `default` would hand the object that
             // namespace's grants.
             Some(_) => {
-                into.warnings.push(format!(
-                    "{origin}: {kind} {name} skipped: metadata.namespace is not a string (quote it)"
-                ));
+                into.refused
+                    .push(format!("{origin}: {kind} {name}: metadata.namespace is not a string (quote it)"));
                 return;
             }
         };
@@ -218,6 +249,10 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
         if namespace.is_empty() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") };
 
     let snapshot = &mut into.snapshot;
+    let route = |kind, value| {
+        let (route, unknown) = convert::route_listing_unknown(kind, value).map_err(|e| e.to_string())?;
+        known_fields_only(unknown).map(|()| route)
+    };
     let replaced = match known {
         Kind::GatewayClass => decode::<GatewayClass>(value).map(|o| {
             let o = convert::gateway_class(&o);
@@ -227,9 +262,9 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
             let o = convert::gateway(&o);
             put(&mut snapshot.gateways, o, |x| x.meta.namespace == namespace && x.meta.name == name)
         }),
-        Kind::HttpRoute => convert::route(RouteKind::Http, value)
+        Kind::HttpRoute => route(RouteKind::Http, value)
             .map(|o| put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Http, &namespace, &name))),
-        Kind::GrpcRoute => convert::route(RouteKind::Grpc, value)
+        Kind::GrpcRoute => route(RouteKind::Grpc, value)
             .map(|o| put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Grpc, &namespace, &name))),
         Kind::ReferenceGrant => decode::<ReferenceGrant>(value).map(|o| {
             let o = convert::reference_grant(&o);
@@ -255,7 +290,7 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
         Ok(true) => {
             into.warnings.push(format!("{origin}: {label} is defined again; this later definition wins"))
         }
-        Err(e) => into.warnings.push(format!("{origin}: {label} skipped: {e}")),
+        Err(e) => into.refused.push(format!("{origin}: {label}: {e}")),
     }
 }
 
@@ -272,12 +307,52 @@ fn expand_list(api_version: &str, kind: &str, items: Vec<Value>, origin: &str, i
     }
 }
 
-fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {
-    object.get(key).and_then(Value::as_str).map(str::to_string)
+/// Decodes an object read from a file, refusing fields its type does not know.
+fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    let (typed, unknown) = decode_listing_unknown(value).map_err(|e| e.to_string())?;
+    known_fields_only(unknown).map(|()| typed)
 }
 
-fn decode<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
-    serde_json::from_value(value)
+/// kubectl's strict field validation (its default) refuses an object with a field its schema
+/// does not know, and the API server would prune it anyway: dropped silently, a typo such as
+/// `hostname:` for `hostnames:` or `sectionname:` widens a route to the whole listener.
+fn known_fields_only(unknown: Vec<String>) -> Result<(), String> {
+    match unknown.as_slice() {
+        [] => Ok(()),
+        [one] => Err(format!("unknown field {one}")),
+        many => Err(format!("unknown fields {}", many.join(", "))),
+    }
+}
+
+/// A document that is not of a kind we read, but names one of them in another case
+/// (`HttpRoute`), with our group misspelt (`gateway.networking.k8s.io.v1`), or without an
+/// `apiVersion` (`apiversion:`): ignoring it without a word would leave the user wondering
+/// where their route went. A kind of ours in an unrelated group (Istio's `Gateway`, Knative's
+/// `Service`) is someone else's and ignored.
+fn warn_if_misspelt(api_version: Option<&str>, kind: &str, origin: &str, into: &mut Loaded) {
+    let Some(ours) = Kind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(kind)) else { return };
+    let group = ours.group();
+    let looks_ours = match api_version.map(str::to_ascii_lowercase) {
+        None => true,
+        Some(api) if group.is_empty() => !api.contains('/') || api.starts_with("core/"),
+        Some(api) => api.contains(group),
+    };
+    if !looks_ours {
+        return;
+    }
+    let meant = if group.is_empty() { "v1".to_string() } else { format!("{group}/v1") };
+    let written = match api_version {
+        Some(api_version) => format!("apiVersion {api_version:?}, kind {kind:?}"),
+        None => format!("kind {kind:?} without apiVersion"),
+    };
+    into.warnings.push(format!(
+        "{origin}: ignored: {written} is not an object we read (apiVersion {meant}, kind {}?)",
+        ours.name()
+    ));
+}
+
+fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {
+    object.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
 fn same_route(route: &routes_core::model::Route, kind: RouteKind, namespace: &str, name: &str) -> bool {

@@ -95,13 +95,13 @@ fn namespaced_objects_without_namespace_land_in_default() {
 }
 
 #[test]
-fn a_namespace_that_is_not_a_string_skips_the_object() {
+fn a_namespace_that_is_not_a_string_refuses_the_object() {
     for namespace in ["2024", "no", "[a]"] {
         let loaded = load(&ROUTE.replace("  namespace: apps\n", &format!("  namespace: {namespace}\n")));
         assert!(route_keys(&loaded).is_empty(), "{namespace}: {:?}", route_keys(&loaded));
         assert_eq!(
-            loaded.warnings,
-            ["x.yaml:1: HTTPRoute web skipped: metadata.namespace is not a string (quote it)"]
+            loaded.refused,
+            ["x.yaml:1: HTTPRoute web: metadata.namespace is not a string (quote it)"]
         );
     }
 }
@@ -134,25 +134,61 @@ fn typed_list_items_take_the_list_kind() {
                 - metadata: {name: b, namespace: apps}\n  spec: {rules: [{matches: [{path: {type: Glob}}]}]}\n";
     let loaded = load(text);
     assert_eq!(route_keys(&loaded), ["HTTPRoute apps/a"]);
-    assert_eq!(loaded.warnings.len(), 1);
+    assert_eq!(loaded.refused.len(), 1);
     assert!(
-        loaded.warnings[0].starts_with("x.yaml:1 items[1]: HTTPRoute apps/b skipped:"),
+        loaded.refused[0]
+            .starts_with("x.yaml:1 items[1]: HTTPRoute apps/b: spec.rules[0].matches[0].path.type: "),
         "{}",
-        loaded.warnings[0]
+        loaded.refused[0]
     );
 }
 
 #[test]
-fn unknown_enum_value_skips_that_object_with_a_warning() {
+fn unknown_enum_value_refuses_that_object_alone() {
     // A value no channel of the CRD allows (the API server would refuse the object).
     let bad = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: glob, namespace: apps}\n\
                spec:\n  rules:\n  - matches:\n    - path: {type: Glob, value: /x*}\n";
     let loaded = load(&format!("{bad}---\n{ROUTE}"));
     assert_eq!(route_keys(&loaded), ["HTTPRoute apps/web"]);
-    let warning = &loaded.warnings[..];
-    assert_eq!(warning.len(), 1, "{warning:?}");
-    assert!(warning[0].starts_with("x.yaml:1: HTTPRoute apps/glob skipped: "), "{}", warning[0]);
-    assert!(warning[0].contains("Glob"), "{}", warning[0]);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let refused = &loaded.refused[..];
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with("x.yaml:1: HTTPRoute apps/glob: spec.rules[0].matches[0].path.type: "),
+        "{}",
+        refused[0]
+    );
+    assert!(refused[0].contains("Glob"), "{}", refused[0]);
+}
+
+#[test]
+fn an_object_that_cannot_be_decoded_is_refused_naming_the_field() {
+    let gateway = |spec: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: g, namespace: infra}}\nspec: {spec}\n")
+    };
+    let cases = [
+        (
+            "port_as_a_string",
+            gateway("{gatewayClassName: c, listeners: [{name: web, port: \"80\", protocol: HTTP}]}"),
+            "x.yaml:1: Gateway infra/g: spec.listeners[0].port: invalid type: string \"80\", expected i32",
+        ),
+        ("spec_not_a_mapping", gateway("5"), "x.yaml:1: Gateway infra/g: spec: invalid type: integer `5`"),
+        (
+            "timestamp_out_of_range",
+            ROUTE.replace(
+                "  namespace: apps\n",
+                "  namespace: apps\n  creationTimestamp: \"9999-12-31T23:59:59Z\"\n",
+            ),
+            "x.yaml:1: HTTPRoute apps/web: metadata.creationTimestamp: ",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let loaded = load(&text);
+        let s = &loaded.snapshot;
+        assert_eq!((s.gateways.len(), s.routes.len()), (0, 0), "{name}");
+        assert_eq!(loaded.refused.len(), 1, "{name}: {:?}", loaded.refused);
+        assert!(loaded.refused[0].starts_with(want), "{name}: {}", loaded.refused[0]);
+    }
 }
 
 #[test]
@@ -162,27 +198,118 @@ fn experimental_filter_types_drop_their_rules_not_the_route() {
                 \x20 - backendRefs: [{name: web, port: 80}]\n";
     let loaded = load(&format!("{auth}---\n{ROUTE}"));
     assert_eq!(route_keys(&loaded), ["HTTPRoute apps/auth", "HTTPRoute apps/web"]);
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert!(loaded.warnings.is_empty() && loaded.refused.is_empty(), "{loaded:?}");
     let rules = &loaded.snapshot.routes[0].rules;
     assert_eq!(rules[0].filters, [routes_core::model::Filter::Other("ExternalAuth".into())]);
     assert!(rules[1].filters.is_empty());
 }
 
 #[test]
-fn missing_required_field_skips_that_object_with_a_warning() {
+fn unknown_fields_refuse_the_object_naming_them() {
+    // Dropped silently, each of these typos would widen the route to the whole listener (or
+    // change a listener): kubectl refuses them (strict field validation).
+    let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: infra}\n\
+                   spec: {gatewayClassName: c, listeners: [{name: web, port: 80, protocol: HTTP, hostnme: a.example.com}]}\n";
+    let route = |from: &str, to: &str| {
+        assert!(ROUTE.contains(from), "{from}");
+        ROUTE.replace(from, to)
+    };
+    let cases = [
+        (
+            "hostname_for_hostnames",
+            route("spec:\n", "spec:\n  hostname: [a.example.com]\n"),
+            "unknown field spec.hostname",
+        ),
+        (
+            "section_name_in_lower_case",
+            route("spec:\n", "spec:\n  parentRefs: [{name: gw, sectionname: web}]\n"),
+            "unknown field spec.parentRefs[0].sectionname",
+        ),
+        (
+            "backend_ref_port",
+            route("{name: web, port: 80}", "{name: web, prot: 80}"),
+            "unknown field spec.rules[0].backendRefs[0].prot",
+        ),
+        (
+            "two",
+            route("spec:\n", "spec:\n  hostname: [a.example.com]\n  parentref: [{name: gw}]\n"),
+            "unknown fields spec.hostname, spec.parentref",
+        ),
+        (
+            "metadata",
+            route("  namespace: apps\n", "  namespace: apps\n  label: {a: b}\n"),
+            "unknown field metadata.label",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let loaded = load(&text);
+        assert!(loaded.snapshot.routes.is_empty(), "{name}");
+        assert_eq!(loaded.refused, [format!("x.yaml:1: HTTPRoute apps/web: {want}")], "{name}");
+    }
+    let loaded = load(gateway);
+    assert!(loaded.snapshot.gateways.is_empty());
+    assert_eq!(loaded.refused, ["x.yaml:1: Gateway infra/g: unknown field spec.listeners[0].hostnme"]);
+}
+
+#[test]
+fn what_a_rule_reports_and_the_status_do_not_refuse_the_route() {
+    // Unknown rule and match fields (experimental `retry`, a `vlaue` typo) and a rule with an
+    // experimental filter are reported on their rule, which is dropped; the status is not read.
+    let text = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: a}\n\
+                spec:\n  rules:\n  - retry: {attempts: 2}\n    matches: [{path: {vlaue: /x}}]\n\
+                \x20 - filters: [{type: ExternalAuth, externalAuth: {protocol: HTTP}}, {type: URLRewrite, urlRewrite: {hostnme: x}}]\n\
+                status: {parents: [{parentRef: {name: gw}, controllerName: a/b, conditions: [], experimental: 1}]}\n";
+    let loaded = load(text);
+    assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
+    let rules = &loaded.snapshot.routes[0].rules;
+    assert_eq!(rules[0].unsupported_fields, ["retry", "matches[0].path.vlaue"]);
+    assert_eq!(rules[1].filters[0], routes_core::model::Filter::Other("ExternalAuth".into()));
+}
+
+#[test]
+fn misspelt_kinds_and_groups_of_ours_are_warned_about() {
+    let doc = |head: &str| format!("{head}\nmetadata: {{name: r, namespace: a}}\nspec: {{}}\n");
+    let warned = [
+        (
+            "apiVersion: gateway.networking.k8s.io.v1\nkind: HTTPRoute",
+            "apiVersion \"gateway.networking.k8s.io.v1\", kind \"HTTPRoute\"",
+        ),
+        (
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HttpRoute",
+            "apiVersion \"gateway.networking.k8s.io/v1\", kind \"HttpRoute\"",
+        ),
+        (
+            "apiversion: gateway.networking.k8s.io/v1\nkind: HTTPRoute",
+            "kind \"HTTPRoute\" without apiVersion",
+        ),
+    ];
+    for (head, written) in warned {
+        let loaded = load(&doc(head));
+        assert!(loaded.snapshot.routes.is_empty(), "{head}");
+        let want = format!(
+            "x.yaml:1: ignored: {written} is not an object we read (apiVersion gateway.networking.k8s.io/v1, kind HTTPRoute?)"
+        );
+        assert_eq!(loaded.warnings, [want], "{head}");
+    }
+    let loaded = load(&doc("apiVersion: V1\nkind: service"));
+    assert!(loaded.warnings[0].ends_with("(apiVersion v1, kind Service?)"), "{:?}", loaded.warnings);
+    // Someone else's kinds of the same name: not ours, not a typo.
+    for head in [
+        "apiVersion: networking.istio.io/v1\nkind: Gateway",
+        "apiVersion: serving.knative.dev/v1\nkind: Service",
+    ] {
+        let loaded = load(&doc(head));
+        assert!(loaded.warnings.is_empty() && loaded.refused.is_empty(), "{head}: {:?}", loaded.warnings);
+    }
+}
+
+#[test]
+fn missing_required_field_refuses_that_object() {
     let loaded = load(&format!("{ROUTE}---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: g}}\nspec: {{}}\n"));
     assert_eq!(loaded.snapshot.gateways.len(), 0);
-    assert!(
-        loaded.warnings[0].starts_with("x.yaml:10: Gateway default/g skipped: "),
-        "{:?}",
-        loaded.warnings
-    );
+    assert_eq!(loaded.refused, ["x.yaml:10: Gateway default/g: spec: missing field `gatewayClassName`"]);
     let loaded = load("apiVersion: v1\nkind: Service\nmetadata: {namespace: a}\n");
-    assert!(
-        loaded.warnings[0].contains("Service skipped: metadata.name is missing"),
-        "{:?}",
-        loaded.warnings
-    );
+    assert_eq!(loaded.refused, ["x.yaml:1: Service: metadata.name is missing or not a string"]);
 }
 
 #[test]
@@ -301,6 +428,7 @@ fn rule_fields_the_standard_types_drop_are_marked_unsupported() {
                 apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, namespace: a}\n\
                 spec: {rules: [{sessionPersistence: {}}]}\n";
     let loaded = load(text);
+    assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
     let fields: Vec<Vec<Vec<String>>> = loaded
         .snapshot
         .routes

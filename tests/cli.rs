@@ -87,6 +87,33 @@ fn malformed_yaml_is_unusable_input_naming_file_and_line() {
 }
 
 #[test]
+fn an_object_kubectl_would_refuse_is_unusable_input_naming_file_object_and_field() {
+    // Left out with a warning, a Gateway typo gave a config without any route, and exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = std::fs::read_to_string("examples/gateway.yaml").unwrap();
+    assert!(gateway.contains("port: 80"), "{gateway}");
+    let typo = write(dir.path(), "gateway.yaml", &gateway.replacen("port: 80", "port: \"80\"", 1));
+    let mut args = vec!["render".to_string()];
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let path = entry.unwrap().path().display().to_string();
+        if path.ends_with(".yaml") && !path.ends_with("gateway.yaml") {
+            args.push(path);
+        }
+    }
+    args.push(typo.clone());
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "nothing on stdout");
+    let want = format!(
+        "{typo}:4: Gateway cloudflare-tunnel-system/cloudflare-tunnel: spec.listeners[0].port: \
+         invalid type: string \"80\", expected i32"
+    );
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    let status = run(&["status", &typo]);
+    assert_eq!(status.status.code(), Some(2), "status too: {}", stderr(&status));
+}
+
+#[test]
 fn missing_path_and_bad_flags_are_unusable_input() {
     let o = run(&["render", "/nonexistent/manifests"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

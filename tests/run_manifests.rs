@@ -214,6 +214,50 @@ fn broken_yaml_keeps_the_last_good_content_and_a_bad_route_disturbs_nothing() {
 }
 
 #[test]
+fn a_file_broken_at_start_holds_every_render_until_it_reads() {
+    // A pod restart with one broken manifest: rendered without that file's objects, the good
+    // config.yml of the earlier run would be replaced by one without them.
+    let broken = route("extra", "extra.example.com", "frontend").replace("port: 80", "port: \"80\"");
+    let sidecar = Sidecar::start(&[("extra.yaml", &broken)]);
+    sidecar.wait_for_log("the not-synced warning", |l| {
+        (l.contains("nothing is rendered until every manifest file has read cleanly once")
+            && l.contains("extra.yaml"))
+        .then_some(())
+    });
+    sidecar.wait_for_log("the field", |l| {
+        l.contains("spec.rules[0].backendRefs[0].port: invalid type: string").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sidecar.config(), None, "nothing written");
+    assert_eq!(sidecar.get("/readyz").0, 503);
+
+    sidecar.write("extra.yaml", &route("extra", "extra.example.com", "frontend"));
+    let config = sidecar.wait_config("the first config", |c| c.contains("extra.example.com"));
+    assert!(config.contains("www.example.com"), "{config}");
+}
+
+#[test]
+fn names_with_line_breaks_cannot_forge_log_lines() {
+    // A name is any YAML string in a file: one that holds a line break would write a log line
+    // of its own choosing into a text-format log.
+    let forged = "FORGED INFO cloudflared_routes: all is well";
+    let named =
+        route("r", "r.example.com", "frontend").replace("name: r,", &format!("name: \"r\\n{forged}\","));
+    assert!(named.contains("\\nFORGED"), "{named}");
+    // Defined twice: the warning quotes the name.
+    let sidecar = Sidecar::start(&[("a.yaml", &named), ("b.yaml", &named)]);
+    sidecar.wait_for_log("the warning", |l| l.contains("is defined again").then_some(()));
+    sidecar.wait_config("the first config", |c| c.contains("www.example.com"));
+    let log = sidecar.log.lock().unwrap();
+    assert!(!log.iter().any(|l| l.starts_with("FORGED")), "a forged line:\n{}", log.join("\n"));
+    assert!(
+        log.iter().any(|l| l.contains("is defined again") && l.contains("r\\nFORGED")),
+        "{}",
+        log.join("\n")
+    );
+}
+
+#[test]
 fn unchanged_config_is_not_rewritten() {
     let sidecar = Sidecar::start(&[]);
     sidecar.wait_config("the first config", |c| c.contains("www.example.com"));

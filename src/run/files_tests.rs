@@ -1,5 +1,6 @@
 use super::*;
 use crate::run::source::SourceReceiver;
+use std::path::Path;
 
 fn route(name: &str, host: &str) -> String {
     format!(
@@ -42,6 +43,27 @@ fn broken_file_keeps_its_last_good_content_and_the_others() {
     assert!(files.rescan().unwrap());
     assert_eq!(host(&files), ["b2.example.com"]);
     assert!(files.loaded().warnings.is_empty());
+}
+
+#[test]
+fn a_file_with_an_object_that_cannot_be_decoded_keeps_its_last_good_content() {
+    // `port: "80"` parses as YAML, but the object cannot be read: dropped, a Gateway typo
+    // would take every route off the tunnel. It is a broken file, like one that does not parse.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.yaml");
+    fs::write(&path, route("a", "a.example.com")).unwrap();
+    let mut files = ManifestFiles::new(vec![dir.path().to_path_buf()]);
+    files.rescan().unwrap();
+    fs::write(&path, route("a", "new.example.com").replace("port: 80", "port: \"80\"")).unwrap();
+    assert!(files.rescan().unwrap());
+    let loaded = files.loaded();
+    assert_eq!(loaded.snapshot.routes[0].hostnames.as_slice(), ["a.example.com"], "the last good content");
+    let want = format!(
+        "{}:1: HTTPRoute web/a: spec.rules[0].backendRefs[0].port: invalid type: string \"80\", expected i32 \
+         (its last good content is kept)",
+        path.display()
+    );
+    assert_eq!(loaded.warnings, [want]);
 }
 
 #[test]
@@ -105,6 +127,55 @@ fn missing_root_is_an_error_naming_it() {
     let mut files = ManifestFiles::new(vec![PathBuf::from("/nonexistent/manifests")]);
     let err = files.rescan().unwrap_err().to_string();
     assert!(err.contains("/nonexistent/manifests"), "{err}");
+}
+
+/// Set in the child process of [`a_directory_that_cannot_be_listed_is_not_taken_for_empty`].
+const OUT_OF_FDS_CHILD: &str = "CLOUDFLARED_ROUTES_TEST_OUT_OF_FDS";
+
+#[test]
+fn a_directory_that_cannot_be_listed_is_not_taken_for_empty() {
+    // Out of file descriptors (EMFILE; an admin port flooded with connections), `read_dir`
+    // fails: that must not read as "every file was deleted", which would publish (and later
+    // write) a config without any route. The descriptor limit is lowered in a child process,
+    // so that the other tests of this process are not starved.
+    let name = "run::files::tests::a_directory_that_cannot_be_listed_is_not_taken_for_empty";
+    if std::env::var_os(OUT_OF_FDS_CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(OUT_OF_FDS_CHILD, "1")
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "a.example.com")).unwrap();
+    fs::create_dir(dir.path().join("sub")).unwrap();
+    fs::write(dir.path().join("sub/b.yaml"), route("b", "b.example.com")).unwrap();
+    let mut files = ManifestFiles::new(vec![dir.path().to_path_buf()]);
+    files.rescan().unwrap();
+    assert_eq!(route_names(&files), ["a", "b"]);
+
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, 256, hard).unwrap();
+    let mut held = Vec::new();
+    let exhausted = loop {
+        match fs::File::open("/dev/null") {
+            Ok(file) => held.push(file),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(exhausted.raw_os_error(), Some(nix::libc::EMFILE), "{exhausted}");
+    let err = files.rescan().expect_err("a directory that cannot be listed fails the rescan");
+    assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+    assert_eq!(route_names(&files), ["a", "b"], "the files are kept");
+
+    drop(held);
+    assert!(!files.rescan().unwrap(), "nothing changed");
+    assert_eq!(route_names(&files), ["a", "b"]);
 }
 
 #[test]
@@ -194,6 +265,39 @@ fn a_root_inside_a_swapped_checkout_is_followed() {
 }
 
 #[test]
+fn a_root_removed_and_made_again_is_watched_again() {
+    // `mv m m.old; mkdir m; cp m.old/* m/`: inotify watched the old directory's inode, and
+    // nothing under the new one was seen until a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("m");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("a.yaml"), route("a", "one.example.com")).unwrap();
+    let (rx, _source, _) = watched(root.clone());
+    wait_for_host(&rx, "a", "one.example.com", "the first read");
+
+    // At once: the new directory is there before the burst is read.
+    fs::rename(&root, dir.path().join("m.old")).unwrap();
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("a.yaml"), route("a", "two.example.com")).unwrap();
+    wait_for_host(&rx, "a", "two.example.com", "the directory made again at once");
+    fs::write(root.join("a.yaml"), route("a", "three.example.com")).unwrap();
+    wait_for_host(&rx, "a", "three.example.com", "an edit in it");
+
+    // With a pause: the directory is missing for a while (the rescans fail, the objects stay),
+    // and seen as soon as it is back, well before a retry of the failed rescan.
+    fs::rename(&root, dir.path().join("m.older")).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(rx.borrow().snapshot.routes.iter().any(|r| r.meta.name == "a"), "kept while missing");
+    fs::create_dir(&root).unwrap();
+    let back = Instant::now();
+    fs::write(root.join("a.yaml"), route("a", "four.example.com")).unwrap();
+    wait_for_host(&rx, "a", "four.example.com", "the directory made again later");
+    assert!(back.elapsed() < crate::run::file_watch::RETRY / 2, "seen only by a retry");
+    fs::write(root.join("a.yaml"), route("a", "five.example.com")).unwrap();
+    wait_for_host(&rx, "a", "five.example.com", "an edit in it");
+}
+
+#[test]
 fn configmap_volume_updates_are_seen_by_the_watcher() {
     // The kubelet's atomic writer: `..<timestamp>/` directories, `..data` → the current one,
     // `<key> → ..data/<key>`; an update writes a new directory, points `..data_tmp` at it,
@@ -267,6 +371,37 @@ fn a_file_being_written_is_read_once_it_is_closed() {
 }
 
 #[test]
+fn a_slow_writer_is_waited_for_while_its_file_is_open() {
+    // `(sleep 3; cat route) > a.yaml`, `kubectl get … > a.yaml` while kubectl authenticates:
+    // the file is truncated, then nothing is written for seconds, past MAX_SETTLE. Read then,
+    // it would hold no route, and the config would be written without it, then with it again.
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.yaml");
+    fs::write(&path, route("a", "one.example.com")).unwrap();
+    let (rx, _source, _) = watched(dir.path().to_path_buf());
+    wait_for_host(&rx, "a", "one.example.com", "the first read");
+
+    let pause = crate::run::file_watch::MAX_SETTLE * 2;
+    let writer = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let mut file = fs::File::create(&path).unwrap(); // truncated now
+            std::thread::sleep(pause);
+            file.write_all(route("a", "two.example.com").as_bytes()).unwrap();
+        } // closed here
+    });
+    let deadline = Instant::now() + pause;
+    while Instant::now() < deadline {
+        let present = rx.borrow().snapshot.routes.iter().any(|r| r.meta.name == "a");
+        assert!(present, "route a vanished while a slow writer held its file open");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    writer.join().unwrap();
+    wait_for_host(&rx, "a", "two.example.com", "after the write");
+}
+
+#[test]
 fn a_write_that_begins_while_the_files_are_read_is_not_taken_as_still() {
     // The burst settled, the handler reads, and a plain write truncates a file in between (here
     // the handler itself truncates it, as a writer would at that moment): its events come after
@@ -284,6 +419,7 @@ fn a_write_that_begins_while_the_files_are_read_is_not_taken_as_still() {
                 let _truncated = fs::File::create(&path).unwrap();
             }
             answers.send(still()).unwrap();
+            false
         }
     })
     .unwrap();
@@ -316,4 +452,68 @@ fn a_change_read_while_other_files_move_is_published_once_they_stop() {
     fs::write(dir.path().join("a.yaml"), route("a", "two.example.com")).unwrap();
     noise.join().unwrap();
     wait_for_host(&rx, "a", "two.example.com", "after the neighbour stopped moving");
+}
+
+#[test]
+fn a_handler_that_could_not_read_is_called_again_without_an_event() {
+    // The rescan failed (out of file descriptors): the change that woke it must not wait for
+    // another event to be read, nor be put off by events of no concern (here, neighbours in
+    // the watched directory's parent, which is watched too).
+    let parent = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(parent.path()).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise = std::thread::spawn({
+        let (stop, neighbour) = (stop.clone(), parent.path().join("neighbour.txt"));
+        move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                fs::write(&neighbour, "not ours").unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+    let (calls, called) = std::sync::mpsc::channel();
+    let mut count = 0;
+    let _watch = watch_dirs(&[(dir.path().to_path_buf(), RecursiveMode::Recursive)], Ignore::default(), {
+        move |paths, _| {
+            count += 1;
+            calls.send(paths).unwrap();
+            count == 1
+        }
+    })
+    .unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "one.example.com")).unwrap();
+    let first = called.recv_timeout(BOUND).expect("the event");
+    assert_eq!(first, [dir.path().join("a.yaml")]);
+    let second = called.recv_timeout(BOUND).expect("called again without an event");
+    assert!(second.is_empty(), "{second:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    noise.join().unwrap();
+}
+
+#[test]
+fn nothing_is_synced_until_every_file_has_read_cleanly_once() {
+    // Broken at start, a file has no last good content: rendered without it, the config.yml
+    // on disk (an earlier run's) would lose its objects, and the tunnel its routes.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "a.example.com")).unwrap();
+    let broken = route("b", "b.example.com").replace("port: 80", "port: \"80\"");
+    fs::write(dir.path().join("b.yaml"), &broken).unwrap();
+    let (rx, _source, _) = watched(dir.path().to_path_buf());
+    assert!(!rx.borrow().synced, "synced with b.yaml never read");
+    fs::write(dir.path().join("c.yaml"), "kind: [unclosed\n").unwrap();
+    fs::write(dir.path().join("b.yaml"), route("b", "b.example.com")).unwrap();
+    wait_for_host(&rx, "b", "b.example.com", "b.yaml fixed");
+    assert!(!rx.borrow().synced, "synced with c.yaml never read");
+    fs::remove_file(dir.path().join("c.yaml")).unwrap();
+    let deadline = Instant::now() + BOUND;
+    while !rx.borrow().synced {
+        assert!(Instant::now() < deadline, "never synced");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Once synced, a file that breaks keeps its last good content, and stays synced.
+    fs::write(dir.path().join("b.yaml"), &broken).unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "a2.example.com")).unwrap();
+    wait_for_host(&rx, "a", "a2.example.com", "a.yaml changed");
+    assert!(rx.borrow().synced);
+    wait_for_host(&rx, "b", "b.example.com", "b.yaml broken again");
 }

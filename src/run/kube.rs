@@ -468,7 +468,7 @@ fn read_object(kind: Kind, object: DynamicObject) -> (String, Result<Object, Str
 
 fn convert_value(kind: Kind, value: Value) -> Result<Object, String> {
     fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {
-        serde_json::from_value(value).map_err(|e| e.to_string())
+        crate::decode::decode(value).map_err(|e| e.to_string())
     }
     Ok(match kind {
         Kind::GatewayClass => Object::GatewayClass(convert::gateway_class(&decode::<GatewayClass>(value)?)),

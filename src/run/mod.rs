@@ -13,6 +13,7 @@
 //! atomically; [`admin`] serves probes and [`metrics`]. docs/run.md is the user's guide.
 
 pub mod admin;
+pub mod file_watch;
 pub mod files;
 pub mod kube;
 pub mod leader;

@@ -48,6 +48,7 @@ use super::metrics::{Metrics, ResultLabel};
 use super::reload::{self, ReloadError, Reloader};
 use super::source::SourceState;
 use super::writer::{ConfigWriter, WriteOutcome};
+use crate::log_text::escaped;
 
 /// What the status writer needs: the statuses of the last render, with `Programmed` set from
 /// what is known about cloudflared running it (`Pending` until verified, `Yes` once its
@@ -293,7 +294,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
         if !report.is_valid() || text.trim().is_empty() {
             self.metrics.renders.get_or_create(&ResultLabel::new("invalid")).inc();
             let why = refusal(&report);
-            tracing::error!(revision, "{why}; keeping the last good config.yml");
+            tracing::error!(revision, "{}; keeping the last good config.yml", escaped(&why));
             self.publish(statuses, Programmed::No(why));
             if !self.started && self.reloader.starts_cloudflared() {
                 self.start_on_the_file_there().await;
@@ -485,7 +486,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
     fn log_news(&mut self, outcome: &Outcome) {
         let notes: Vec<String> = outcome.news.iter().chain(outcome.render_warnings.iter()).cloned().collect();
         for note in notes.iter().filter(|n| !self.last_notes.contains(*n)) {
-            tracing::warn!("{note}");
+            tracing::warn!("{}", escaped(note));
         }
         self.last_notes = notes.into_iter().collect();
     }
