@@ -251,16 +251,18 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
     let snapshot = &mut into.snapshot;
     let route = |kind, value| {
         let (route, unknown) = convert::route_listing_unknown(kind, value).map_err(|e| e.to_string())?;
-        known_fields_only(unknown).map(|()| route)
+        known_fields_only(unknown)?;
+        within_route_limits(&route).map(|()| route)
     };
     let replaced = match known {
         Kind::GatewayClass => decode::<GatewayClass>(value).map(|o| {
             let o = convert::gateway_class(&o);
             put(&mut snapshot.gateway_classes, o, |x| x.meta.name == name)
         }),
-        Kind::Gateway => decode::<Gateway>(value).map(|o| {
+        Kind::Gateway => decode::<Gateway>(value).and_then(|o| {
             let o = convert::gateway(&o);
-            put(&mut snapshot.gateways, o, |x| x.meta.namespace == namespace && x.meta.name == name)
+            at_most("spec.listeners", o.listeners.len(), 64)?;
+            Ok(put(&mut snapshot.gateways, o, |x| x.meta.namespace == namespace && x.meta.name == name))
         }),
         Kind::HttpRoute => route(RouteKind::Http, value)
             .map(|o| put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Http, &namespace, &name))),
@@ -311,6 +313,33 @@ fn expand_list(api_version: &str, kind: &str, items: Vec<Value>, origin: &str, i
 fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {
     let (typed, unknown) = decode_listing_unknown(value).map_err(|e| e.to_string())?;
     known_fields_only(unknown).map(|()| typed)
+}
+
+/// The list sizes the CRDs allow (`maxItems`, and HTTPRoute's rule on all its matches), which
+/// the API server enforces and the generated types do not: in a file, a route of 1,000
+/// hostnames and 1,000 matches would render a million rules.
+fn within_route_limits(route: &routes_core::model::Route) -> Result<(), String> {
+    let grpc = route.kind == RouteKind::Grpc;
+    at_most("spec.parentRefs", route.parent_refs.len(), 32)?;
+    at_most("spec.hostnames", route.hostnames.len(), 16)?;
+    at_most("spec.rules", route.rules.len(), 16)?;
+    for (r, rule) in route.rules.iter().enumerate() {
+        at_most(&format!("spec.rules[{r}].matches"), rule.matches.len(), if grpc { 8 } else { 64 })?;
+        at_most(&format!("spec.rules[{r}].filters"), rule.filters.len(), 16)?;
+        at_most(&format!("spec.rules[{r}].backendRefs"), rule.backends.len(), 16)?;
+    }
+    let matches: usize = route.rules.iter().map(|r| r.matches.len()).sum();
+    if !grpc && matches > 128 {
+        return Err(format!("spec.rules: {matches} matches in all, the CRD allows at most 128"));
+    }
+    Ok(())
+}
+
+fn at_most(field: &str, items: usize, limit: usize) -> Result<(), String> {
+    if items > limit {
+        return Err(format!("{field}: {items} items, the CRD allows at most {limit}"));
+    }
+    Ok(())
 }
 
 /// kubectl's strict field validation (its default) refuses an object with a field its schema

@@ -192,6 +192,53 @@ fn an_object_that_cannot_be_decoded_is_refused_naming_the_field() {
 }
 
 #[test]
+fn lists_longer_than_the_crds_allow_are_refused() {
+    // The API server holds them to the CRDs' maxItems; a file could hold a route of 1,000
+    // hostnames and 1,000 matches, a million rules.
+    let route = |kind: &str, hostnames: usize, rules: usize, matches: usize| {
+        let matched = if kind == "GRPCRoute" { "{method: {service: s}}" } else { "{path: {value: /x}}" };
+        let rule = format!("  - matches: [{}]\n", vec![matched; matches].join(", "));
+        let hosts: Vec<String> = (0..hostnames).map(|i| format!("h{i}.example.com")).collect();
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: {kind}\nmetadata: {{name: r, namespace: apps}}\n\
+             spec:\n  hostnames: [{}]\n  rules:\n{}",
+            hosts.join(", "),
+            rule.repeat(rules)
+        )
+    };
+    for (name, text, want) in [
+        ("hostnames", route("HTTPRoute", 17, 1, 1), "spec.hostnames: 17 items, the CRD allows at most 16"),
+        ("rules", route("HTTPRoute", 1, 17, 1), "spec.rules: 17 items, the CRD allows at most 16"),
+        (
+            "matches",
+            route("HTTPRoute", 1, 1, 65),
+            "spec.rules[0].matches: 65 items, the CRD allows at most 64",
+        ),
+        (
+            "all_matches",
+            route("HTTPRoute", 1, 3, 43),
+            "spec.rules: 129 matches in all, the CRD allows at most 128",
+        ),
+        (
+            "grpc_matches",
+            route("GRPCRoute", 1, 1, 9),
+            "spec.rules[0].matches: 9 items, the CRD allows at most 8",
+        ),
+    ] {
+        let loaded = load(&text);
+        assert!(loaded.snapshot.routes.is_empty(), "{name}");
+        assert_eq!(loaded.refused.len(), 1, "{name}: {:?}", loaded.refused);
+        assert!(loaded.refused[0].ends_with(want), "{name}: {}", loaded.refused[0]);
+    }
+    for (name, text) in
+        [("at_the_limits", route("HTTPRoute", 16, 2, 64)), ("grpc", route("GRPCRoute", 16, 16, 8))]
+    {
+        let loaded = load(&text);
+        assert_eq!(loaded.snapshot.routes.len(), 1, "{name}: {:?}", loaded.refused);
+    }
+}
+
+#[test]
 fn experimental_filter_types_drop_their_rules_not_the_route() {
     let auth = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: auth, namespace: apps}\n\
                 spec:\n  rules:\n  - filters:\n    - type: ExternalAuth\n      externalAuth: {protocol: HTTP}\n\
