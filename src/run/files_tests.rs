@@ -345,29 +345,14 @@ fn reading_the_files_is_not_a_change() {
 fn a_file_being_written_is_read_once_it_is_closed() {
     // A plain write truncates the file first: read between the truncation and the data, it
     // would hold no route at all, and the routes would vanish from the config for a moment.
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.yaml");
     fs::write(&path, route("a", "one.example.com")).unwrap();
     let (rx, _source, _) = watched(dir.path().to_path_buf());
     wait_for_host(&rx, "a", "one.example.com", "the first read");
 
-    let writer = std::thread::spawn({
-        let path = path.clone();
-        move || {
-            let mut file = fs::File::create(&path).unwrap(); // truncated now
-            std::thread::sleep(Duration::from_millis(250)); // well past the 50 ms settle time
-            file.write_all(route("a", "two.example.com").as_bytes()).unwrap();
-        } // closed here
-    });
-    let deadline = Instant::now() + Duration::from_millis(400);
-    while Instant::now() < deadline {
-        let present = rx.borrow().snapshot.routes.iter().any(|r| r.meta.name == "a");
-        assert!(present, "route a vanished while its file was being written");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    writer.join().unwrap();
-    wait_for_host(&rx, "a", "two.example.com", "after the write");
+    // Well past the 50 ms settle time.
+    truncate_then_write_after(&rx, &path, Duration::from_millis(250));
 }
 
 #[test]
@@ -375,16 +360,21 @@ fn a_slow_writer_is_waited_for_while_its_file_is_open() {
     // `(sleep 3; cat route) > a.yaml`, `kubectl get … > a.yaml` while kubectl authenticates:
     // the file is truncated, then nothing is written for seconds, past MAX_SETTLE. Read then,
     // it would hold no route, and the config would be written without it, then with it again.
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.yaml");
     fs::write(&path, route("a", "one.example.com")).unwrap();
     let (rx, _source, _) = watched(dir.path().to_path_buf());
     wait_for_host(&rx, "a", "one.example.com", "the first read");
 
-    let pause = crate::run::file_watch::MAX_SETTLE * 2;
+    truncate_then_write_after(&rx, &path, crate::run::file_watch::MAX_SETTLE * 2);
+}
+
+/// Truncates `path`, writes route `a` of `two.example.com` into it `pause` later, then closes
+/// it; route `a` must be published all along, then with the new hostname.
+fn truncate_then_write_after(rx: &SourceReceiver, path: &Path, pause: Duration) {
+    use std::io::Write;
     let writer = std::thread::spawn({
-        let path = path.clone();
+        let path = path.to_path_buf();
         move || {
             let mut file = fs::File::create(&path).unwrap(); // truncated now
             std::thread::sleep(pause);
@@ -394,11 +384,11 @@ fn a_slow_writer_is_waited_for_while_its_file_is_open() {
     let deadline = Instant::now() + pause;
     while Instant::now() < deadline {
         let present = rx.borrow().snapshot.routes.iter().any(|r| r.meta.name == "a");
-        assert!(present, "route a vanished while a slow writer held its file open");
+        assert!(present, "route a vanished while its file was being written");
         std::thread::sleep(Duration::from_millis(5));
     }
     writer.join().unwrap();
-    wait_for_host(&rx, "a", "two.example.com", "after the write");
+    wait_for_host(rx, "a", "two.example.com", "after the write");
 }
 
 #[test]
