@@ -79,7 +79,7 @@ const PLAIN_ESCAPES: &[u8] = b".+*?()|[]{}^$/-\\dDwWsS";
 /// [`PLAIN_MAX_DEPTH`]: so no size limit of Go's can be reached. Every pattern it accepts is
 /// accepted by Go and by [`full_check`] (`re2_tests::plain_patterns_pass_the_full_check`
 /// holds it to that); `false` says nothing, and the full check decides.
-fn plainly_valid(pattern: &str) -> bool {
+pub(crate) fn plainly_valid(pattern: &str) -> bool {
     let b = pattern.as_bytes();
     if b.len() > PLAIN_MAX_LEN {
         return false;
