@@ -297,7 +297,11 @@ impl Reloader for Supervisor {
         let waited = if old_ready { "ready" } else { "serving the new rules on /config" };
         match self.wait_serving(&new, old_ready, &rendered).await {
             Ok(()) => {
-                info!(metrics = %new.probe, "the new cloudflared is {waited}; draining the old one");
+                if self.current.is_some() {
+                    info!(metrics = %new.probe, "the new cloudflared is {waited}; draining the old one");
+                } else {
+                    info!(metrics = %new.probe, "cloudflared is {waited}");
+                }
                 // Its first process served: what happens to it from here on is news (an exit
                 // that came right after it served included).
                 new.report_after(1, 0);

@@ -158,6 +158,20 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
     };
     overridden("tunnel", &tunnel.id);
     overridden("credentials-file", &tunnel.credentials_file);
+    // `--tunnel-id` alone replaces the base config's tunnel but keeps its credentials file:
+    // if that tunnel was another one, its credentials are another tunnel's.
+    let base_tunnel = base.get("tunnel").and_then(Value::as_str);
+    if let (Some(ours), Some(theirs), None, Some(Value::String(file))) =
+        (&tunnel.id, base_tunnel, &tunnel.credentials_file, base.get("credentials-file"))
+    {
+        if ours != theirs {
+            warnings.push(format!(
+                "the base config's `credentials-file` ({file:?}) is kept, but it names tunnel {theirs:?}, \
+                 which is replaced by {ours:?}: cloudflared needs the credentials of {ours:?} (give them \
+                 with --credentials-file)"
+            ));
+        }
+    }
     if let Some(id) = &tunnel.id {
         line(&mut out, 0, "tunnel", &scalar(id));
     }

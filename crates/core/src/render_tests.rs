@@ -350,3 +350,18 @@ fn a_top_level_access_or_ip_rules_is_warned_about() {
     .unwrap();
     assert!(render_rules(&[], false, &rule_level, &tunnel()).warnings.is_empty());
 }
+
+#[test]
+fn a_base_credentials_file_of_another_tunnel_is_warned_about() {
+    let base =
+        BaseConfig::parse("tunnel: old-tunnel\ncredentials-file: /etc/cloudflared/old.json\n").unwrap();
+    let ours = Tunnel { id: Some("6ff42ae2-765d-4adf-8112-31c55c1551ef".into()), credentials_file: None };
+    let warnings = render_rules(&[], false, &base, &ours).warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("`credentials-file` (\"/etc/cloudflared/old.json\") is kept")),
+        "{warnings:?}"
+    );
+    let same = BaseConfig::parse("tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef\ncredentials-file: /c.json\n")
+        .unwrap();
+    assert!(render_rules(&[], false, &same, &ours).warnings.is_empty());
+}
