@@ -236,7 +236,7 @@ fn note_writes(
     for event in events.iter().flatten() {
         match event.kind {
             EventKind::Modify(ModifyKind::Data(_)) => {
-                writing.extend(event.paths.iter().filter(|p| ours(p)).cloned())
+                writing.extend(event.paths.iter().filter(|p| ours(p) && !hidden(p)).cloned())
             }
             EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
                 for path in &event.paths {
@@ -246,6 +246,15 @@ fn note_writes(
             _ => {}
         }
     }
+}
+
+/// A dot file, or one in a `.git` directory: never read as an input, and some are held open
+/// for writing as long as their writer runs (an editor's `.routes.yaml.swp`), which must not
+/// hold every rescan for MAX_WRITING. (A ConfigMap's `..data` is swapped by rename, never
+/// written in place.)
+fn hidden(path: &Path) -> bool {
+    let dot = path.file_name().is_some_and(|n| n.as_encoded_bytes().starts_with(b"."));
+    dot || path.components().any(|c| c.as_os_str() == ".git")
 }
 
 /// An access that changes nothing: opening a file, closing it unwritten.

@@ -507,3 +507,21 @@ fn nothing_is_synced_until_every_file_has_read_cleanly_once() {
     assert!(rx.borrow().synced);
     wait_for_host(&rx, "b", "b.example.com", "b.yaml broken again");
 }
+
+#[test]
+fn a_dot_file_held_open_does_not_hold_the_rescan() {
+    // An editor keeps its swap file (`.a.yaml.swp`) open while it runs: waiting for it to be
+    // closed would hold every change for MAX_WRITING.
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("a.yaml"), route("a", "one.example.com")).unwrap();
+    let (rx, _source, _) = watched(dir.path().to_path_buf());
+    wait_for_host(&rx, "a", "one.example.com", "the first read");
+    let mut swap = fs::File::create(dir.path().join(".a.yaml.swp")).unwrap();
+    swap.write_all(b"swap").unwrap();
+    let started = Instant::now();
+    fs::write(dir.path().join("a.yaml"), route("a", "two.example.com")).unwrap();
+    wait_for_host(&rx, "a", "two.example.com", "the edit");
+    assert!(started.elapsed() < crate::run::file_watch::MAX_WRITING / 2, "{:?}", started.elapsed());
+    drop(swap);
+}
