@@ -266,13 +266,28 @@ fn run_waits_for_an_unreachable_api_server_and_stops_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    assert!(child.try_wait().unwrap().is_none(), "run gave up on the API server");
+    // Its log, line by line, until it says it retries (a loaded machine may take a while).
+    let (lines, logged) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    while !log.iter().any(|l: &String| l.contains("retrying")) {
+        match logged.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(line) => log.push(line),
+            Err(_) => panic!("no retry logged: {log:?}"),
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "run gave up on the API server: {log:?}");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{log}");
-    assert!(log.contains("retrying"), "{log}");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    log.extend(logged.try_iter());
+    assert_eq!(status.code(), Some(0), "{log:?}");
     assert!(!std::path::Path::new(&out).exists(), "nothing is written before the source answered");
 }
 
