@@ -193,11 +193,9 @@ pub(super) fn scalar_text(value: Option<&Value>) -> Option<Cow<'_, str>> {
 
 /// A Go bool as yaml.v3 decodes it, including its YAML 1.1 words ("yes", "off", …).
 pub(super) fn go_bool(value: &Value) -> Option<bool> {
-    match (value, value.as_str().unwrap_or_default()) {
-        (Value::Bool(b), _) => Some(*b),
-        (_, "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON") => Some(true),
-        (_, "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF") => Some(false),
-        _ => None,
+    match value {
+        Value::Bool(b) => Some(*b),
+        _ => value.as_str().and_then(crate::yaml::go_bool_word),
     }
 }
 

@@ -147,14 +147,22 @@ fn go_parse_int(s: &str) -> Option<i128> {
     (magnitude <= u128::from(u64::MAX) && fits).then_some(value)
 }
 
-/// How serde-saphyr (our reader) resolves the plain scalar `text`, and how it writes the value
-/// back.
-fn saphyr_plain(text: &str) -> (Plain, String) {
+/// yaml.v3's YAML 1.1 spellings of a boolean (`yes`, `Off`, …), which it decodes into a
+/// boolean setting as that boolean, though it resolves them to strings.
+pub fn go_bool_word(text: &str) -> Option<bool> {
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
+}
+
+/// How serde-saphyr (our reader) resolves the plain scalar `text`, and the value it reads.
+fn saphyr_plain(text: &str) -> (Plain, serde_json::Value) {
     use serde_json::Value;
     // Alone, a scalar that reads as a string in place may not parse as one (`-` is a list).
     let value: Value =
         serde_saphyr::from_str_with_options(text, options()).unwrap_or_else(|_| Value::String(text.into()));
-    let written = serde_saphyr::to_string(&value).map(|w| w.trim_end().to_string()).unwrap_or_default();
     let plain = match &value {
         Value::Null => Plain::Null,
         Value::Bool(b) => Plain::Bool(*b),
@@ -168,7 +176,12 @@ fn saphyr_plain(text: &str) -> (Plain, String) {
         Value::String(s) if s != text => Plain::Float(f64::NAN),
         Value::String(_) | Value::Array(_) | Value::Object(_) => Plain::Str,
     };
-    (plain, written)
+    (plain, value)
+}
+
+/// How a value read is written back into a rendered config.
+fn written_back(value: &serde_json::Value) -> String {
+    serde_saphyr::to_string(value).map(|w| w.trim_end().to_string()).unwrap_or_default()
 }
 
 /// A plain scalar that our YAML reader takes otherwise than cloudflared's.
@@ -216,24 +229,6 @@ impl std::fmt::Display for Misread {
 /// The text is assumed to parse (the caller parsed it); a scan error ends the list.
 pub fn misread_plain_scalars(text: &str, rewritten: bool) -> Vec<Misread> {
     use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
-    const COMPATIBLE: [(&str, bool); 16] = [
-        ("y", true),
-        ("Y", true),
-        ("yes", true),
-        ("Yes", true),
-        ("YES", true),
-        ("on", true),
-        ("On", true),
-        ("ON", true),
-        ("n", false),
-        ("N", false),
-        ("no", false),
-        ("No", false),
-        ("NO", false),
-        ("off", false),
-        ("Off", false),
-        ("OFF", false),
-    ];
     let mut found = Vec::new();
     // The open collections, each with how many nodes it holds so far: a mapping's odd ones are
     // values. A value of the top-level mapping is a cloudflared flag when it is no setting of
@@ -270,12 +265,16 @@ pub fn misread_plain_scalars(text: &str, rewritten: bool) -> Vec<Misread> {
             continue;
         }
         let go = go_plain(&value);
-        let (ours, written) = saphyr_plain(&value);
-        let compatible =
-            !top_level_value && COMPATIBLE.iter().any(|(w, b)| *w == value && ours == Plain::Bool(*b));
+        let (ours, value_read) = saphyr_plain(&value);
+        let compatible = !top_level_value && go_bool_word(&value).is_some_and(|b| ours == Plain::Bool(b));
         let numeric = matches!(go, Plain::Int(_) | Plain::Float(_));
         let differs = !go.same(&ours) && !compatible;
-        if differs || (rewritten && numeric && written != *value) {
+        // What it would be written back as: only asked when it may matter.
+        if !(differs || (rewritten && numeric)) {
+            continue;
+        }
+        let written = written_back(&value_read);
+        if differs || written != *value {
             found.push(Misread {
                 respelled: !differs,
                 line: span.start.line(),
