@@ -5,7 +5,7 @@ use routes_core::model::GATEWAY_GROUP;
 
 /// The kinds we read, in the order their warnings are listed. Any served version is read
 /// into the v1 types: the fields we read are the same in each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     GatewayClass,
     Gateway,

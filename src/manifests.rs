@@ -23,7 +23,7 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use routes_core::model::{RouteKind, Snapshot};
+use routes_core::model::{self, RouteKind, Snapshot};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -40,6 +40,10 @@ pub struct Loaded {
     /// Objects of a kind we read that cannot be decoded (file and line, object, field, why),
     /// left out of the snapshot: the file does not say what its author meant.
     pub refused: Vec<String>,
+    /// Where each object read so far sits in its list of `snapshot`, by kind, namespace and
+    /// name: a later definition replaces it there. A search of the list instead made reading
+    /// 10,000 routes take seconds.
+    places: std::collections::HashMap<(Kind, String, String), usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,14 +174,103 @@ fn walk_dir(
 /// cloudflared config beside the manifests), and kinds we do not read are ignored. A `List`
 /// (or `<Kind>List`) is expanded into its items.
 pub fn load_str(file_name: &str, text: &str, into: &mut Loaded) -> Result<(), LoadError> {
+    into.add(read_str(file_name, text)?);
+    Ok(())
+}
+
+/// One file read and decoded, before it joins the others: [`Loaded::add`] puts it in as
+/// [`load_str`] would, object by object and warning by warning, in the file's order. `run`
+/// keeps each file's, so a change costs a read of the file that changed, not of every file.
+#[derive(Clone, Debug, Default)]
+pub struct FileRead {
+    items: Vec<Item>,
+    /// Objects that cannot be decoded, as in [`Loaded::refused`].
+    pub refused: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Item {
+    /// An object, where it was read (`file:line`), how warnings name it (`HTTPRoute ns/name`)
+    /// and its key.
+    Object {
+        origin: String,
+        label: String,
+        key: (Kind, String, String),
+        object: Box<Object>,
+    },
+    Warning(String),
+}
+
+#[derive(Clone, Debug)]
+enum Object {
+    GatewayClass(model::GatewayClass),
+    Gateway(model::Gateway),
+    Route(model::Route),
+    ReferenceGrant(model::ReferenceGrant),
+    BackendTlsPolicy(model::BackendTlsPolicy),
+    Service(model::Service),
+    Namespace(model::Namespace),
+}
+
+/// Reads the YAML documents of one file (see [`load_str`]).
+pub fn read_str(file_name: &str, text: &str) -> Result<FileRead, LoadError> {
     let documents: Vec<serde_saphyr::Spanned<Value>> =
         serde_saphyr::from_multiple_with_options(text, routes_core::yaml::manifest_options())
             .map_err(|e| malformed(file_name, &e))?;
+    let mut read = FileRead::default();
     for document in documents {
         let origin = format!("{file_name}:{}", document.referenced.line());
-        add_document(document.value, &origin, into);
+        add_document(document.value, &origin, &mut read);
     }
-    Ok(())
+    Ok(read)
+}
+
+impl Loaded {
+    /// Adds a file's objects, each replacing an earlier one of the same kind, namespace and
+    /// name (with a warning), and its warnings and refusals.
+    pub fn add(&mut self, read: FileRead) {
+        for item in read.items {
+            match item {
+                Item::Warning(warning) => self.warnings.push(warning),
+                Item::Object { origin, label, key, object } => {
+                    if self.store(key, *object) {
+                        self.warnings
+                            .push(format!("{origin}: {label} is defined again; this later definition wins"));
+                    }
+                }
+            }
+        }
+        self.refused.extend(read.refused);
+    }
+
+    /// Adds `object`, or replaces the one of the same key read earlier; true when one was
+    /// replaced. (HTTPRoutes and GRPCRoutes share a list, and their keys differ by kind.)
+    fn store(&mut self, key: (Kind, String, String), object: Object) -> bool {
+        fn put<T>(place: Entry<'_, (Kind, String, String), usize>, items: &mut Vec<T>, item: T) -> bool {
+            match place {
+                Entry::Occupied(place) => {
+                    items[*place.get()] = item;
+                    true
+                }
+                Entry::Vacant(place) => {
+                    place.insert(items.len());
+                    items.push(item);
+                    false
+                }
+            }
+        }
+        use std::collections::hash_map::Entry;
+        let (place, snapshot) = (self.places.entry(key), &mut self.snapshot);
+        match object {
+            Object::GatewayClass(o) => put(place, &mut snapshot.gateway_classes, o),
+            Object::Gateway(o) => put(place, &mut snapshot.gateways, o),
+            Object::Route(o) => put(place, &mut snapshot.routes, o),
+            Object::ReferenceGrant(o) => put(place, &mut snapshot.reference_grants, o),
+            Object::BackendTlsPolicy(o) => put(place, &mut snapshot.backend_tls_policies, o),
+            Object::Service(o) => put(place, &mut snapshot.services, o),
+            Object::Namespace(o) => put(place, &mut snapshot.namespaces, o),
+        }
+    }
 }
 
 fn malformed(file_name: &str, e: &serde_saphyr::Error) -> LoadError {
@@ -185,7 +278,7 @@ fn malformed(file_name: &str, e: &serde_saphyr::Error) -> LoadError {
     LoadError::MalformedYaml { file: file_name.to_string(), location, message }
 }
 
-fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
+fn add_document(mut value: Value, origin: &str, into: &mut FileRead) {
     let Some(object) = value.as_object_mut() else {
         return;
     };
@@ -248,57 +341,44 @@ fn add_document(mut value: Value, origin: &str, into: &mut Loaded) {
     let label =
         if namespace.is_empty() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") };
 
-    let snapshot = &mut into.snapshot;
     let route = |kind, value| {
         let (route, unknown) = convert::route_listing_unknown(kind, value).map_err(|e| e.to_string())?;
         known_fields_only(unknown)?;
-        within_route_limits(&route).map(|()| route)
+        within_route_limits(&route).map(|()| Object::Route(route))
     };
-    let replaced = match known {
-        Kind::GatewayClass => decode::<GatewayClass>(value).map(|o| {
-            let o = convert::gateway_class(&o);
-            put(&mut snapshot.gateway_classes, o, |x| x.meta.name == name)
-        }),
+    let object = match known {
+        Kind::GatewayClass => {
+            decode::<GatewayClass>(value).map(|o| Object::GatewayClass(convert::gateway_class(&o)))
+        }
         Kind::Gateway => decode::<Gateway>(value).and_then(|o| {
             let o = convert::gateway(&o);
             at_most("spec.listeners", o.listeners.len(), 64)?;
-            Ok(put(&mut snapshot.gateways, o, |x| x.meta.namespace == namespace && x.meta.name == name))
+            Ok(Object::Gateway(o))
         }),
-        Kind::HttpRoute => route(RouteKind::Http, value)
-            .map(|o| put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Http, &namespace, &name))),
-        Kind::GrpcRoute => route(RouteKind::Grpc, value)
-            .map(|o| put(&mut snapshot.routes, o, |x| same_route(x, RouteKind::Grpc, &namespace, &name))),
-        Kind::ReferenceGrant => decode::<ReferenceGrant>(value).map(|o| {
-            let o = convert::reference_grant(&o);
-            put(&mut snapshot.reference_grants, o, |x| x.meta.namespace == namespace && x.meta.name == name)
-        }),
-        Kind::BackendTlsPolicy => decode::<BackendTlsPolicy>(value).map(|o| {
-            let o = convert::backend_tls_policy(&o);
-            put(&mut snapshot.backend_tls_policies, o, |x| {
-                x.meta.namespace == namespace && x.meta.name == name
-            })
-        }),
-        Kind::Service => decode::<Service>(value).map(|o| {
-            let o = convert::service(&o);
-            put(&mut snapshot.services, o, |x| x.meta.namespace == namespace && x.meta.name == name)
-        }),
-        Kind::Namespace => decode::<Namespace>(value).map(|o| {
-            let o = convert::namespace(&o);
-            put(&mut snapshot.namespaces, o, |x| x.name == name)
-        }),
-    };
-    match replaced {
-        Ok(false) => {}
-        Ok(true) => {
-            into.warnings.push(format!("{origin}: {label} is defined again; this later definition wins"))
+        Kind::HttpRoute => route(RouteKind::Http, value),
+        Kind::GrpcRoute => route(RouteKind::Grpc, value),
+        Kind::ReferenceGrant => {
+            decode::<ReferenceGrant>(value).map(|o| Object::ReferenceGrant(convert::reference_grant(&o)))
         }
+        Kind::BackendTlsPolicy => decode::<BackendTlsPolicy>(value)
+            .map(|o| Object::BackendTlsPolicy(convert::backend_tls_policy(&o))),
+        Kind::Service => decode::<Service>(value).map(|o| Object::Service(convert::service(&o))),
+        Kind::Namespace => decode::<Namespace>(value).map(|o| Object::Namespace(convert::namespace(&o))),
+    };
+    match object {
+        Ok(object) => into.items.push(Item::Object {
+            origin: origin.to_string(),
+            label,
+            key: (known, namespace, name),
+            object: Box::new(object),
+        }),
         Err(e) => into.refused.push(format!("{origin}: {label}: {e}")),
     }
 }
 
 /// `kind: List` (what `kubectl get -o yaml` prints) or `<Kind>List` (what the API returns,
 /// whose items carry no `apiVersion`/`kind`: they are the list's).
-fn expand_list(api_version: &str, kind: &str, items: Vec<Value>, origin: &str, into: &mut Loaded) {
+fn expand_list(api_version: &str, kind: &str, items: Vec<Value>, origin: &str, into: &mut FileRead) {
     let item_kind = kind.strip_suffix("List").unwrap_or_default();
     for (index, mut item) in items.into_iter().enumerate() {
         if let (Some(object), false) = (item.as_object_mut(), item_kind.is_empty()) {
@@ -358,7 +438,7 @@ fn known_fields_only(unknown: Vec<String>) -> Result<(), String> {
 /// `apiVersion` (`apiversion:`): ignoring it without a word would leave the user wondering
 /// where their route went. A kind of ours in an unrelated group (Istio's `Gateway`, Knative's
 /// `Service`) is someone else's and ignored.
-fn warn_if_misspelt(api_version: Option<&str>, kind: &str, origin: &str, into: &mut Loaded) {
+fn warn_if_misspelt(api_version: Option<&str>, kind: &str, origin: &str, into: &mut FileRead) {
     let Some(ours) = Kind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(kind)) else { return };
     let group = ours.group();
     let looks_ours = match api_version.map(str::to_ascii_lowercase) {
@@ -374,32 +454,14 @@ fn warn_if_misspelt(api_version: Option<&str>, kind: &str, origin: &str, into: &
         Some(api_version) => format!("apiVersion {api_version:?}, kind {kind:?}"),
         None => format!("kind {kind:?} without apiVersion"),
     };
-    into.warnings.push(format!(
+    into.items.push(Item::Warning(format!(
         "{origin}: ignored: {written} is not an object we read (apiVersion {meant}, kind {}?)",
         ours.name()
-    ));
+    )));
 }
 
 fn str_field(object: &Map<String, Value>, key: &str) -> Option<String> {
     object.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-fn same_route(route: &routes_core::model::Route, kind: RouteKind, namespace: &str, name: &str) -> bool {
-    route.kind == kind && route.meta.namespace == namespace && route.meta.name == name
-}
-
-/// Adds `item`, replacing the first element `same` picks; true when one was replaced.
-fn put<T>(items: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) -> bool {
-    match items.iter_mut().find(|x| same(x)) {
-        Some(slot) => {
-            *slot = item;
-            true
-        }
-        None => {
-            items.push(item);
-            false
-        }
-    }
 }
 
 #[cfg(test)]

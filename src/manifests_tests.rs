@@ -379,6 +379,45 @@ fn duplicate_object_keeps_the_last_and_warns() {
 }
 
 #[test]
+fn a_later_definition_takes_the_earlier_ones_place_by_kind_namespace_and_name() {
+    let class = |controller: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: c}}\nspec: {{controllerName: {controller}}}\n")
+    };
+    let service = |ns: &str, port: u16| {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s, namespace: {ns}}}\nspec: {{ports: [{{port: {port}}}]}}\n")
+    };
+    let other = ROUTE.replace("name: web\n", "name: other\n");
+    let text = [
+        ROUTE.to_string(),
+        service("a", 1),
+        other,
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HttpRoute\nmetadata: {name: typo}\n".to_string(),
+        service("b", 2),
+        class("x/one"),
+        ROUTE.replace("port: 80", "port: 8080"),
+        class("x/two"),
+        service("a", 3),
+    ]
+    .join("---\n");
+    let loaded = load(&text);
+    // Replaced where it stood, not moved to the end; same name in another namespace is another.
+    assert_eq!(route_keys(&loaded), ["HTTPRoute apps/web", "HTTPRoute apps/other"]);
+    assert_eq!(loaded.snapshot.routes[0].rules[0].backends[0].port, Some(8080));
+    let services: Vec<_> =
+        loaded.snapshot.services.iter().map(|s| (s.meta.namespace.as_str(), s.ports[0].port)).collect();
+    assert_eq!(services, [("a", 3), ("b", 2)]);
+    assert_eq!(loaded.snapshot.gateway_classes.len(), 1);
+    assert_eq!(loaded.snapshot.gateway_classes[0].controller_name, "x/two");
+    // Warnings in the order of the documents that caused them.
+    let lines: Vec<&str> = loaded.warnings.iter().map(|w| w.split(':').nth(1).unwrap()).collect();
+    assert_eq!(lines, ["24", "38", "47", "52"], "{:#?}", loaded.warnings);
+    assert!(loaded.warnings[0].contains("ignored: apiVersion"), "{}", loaded.warnings[0]);
+    assert!(loaded.warnings[1].contains("HTTPRoute apps/web is defined again"), "{}", loaded.warnings[1]);
+    assert!(loaded.warnings[2].contains("GatewayClass c is defined again"), "{}", loaded.warnings[2]);
+    assert!(loaded.warnings[3].contains("Service a/s is defined again"), "{}", loaded.warnings[3]);
+}
+
+#[test]
 fn malformed_yaml_is_fatal_and_names_file_line_and_column() {
     let mut loaded = Loaded::default();
     let err =

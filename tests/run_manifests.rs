@@ -54,7 +54,16 @@ impl Sidecar {
         for (name, text) in extra {
             std::fs::write(manifests.path().join(name), text).unwrap();
         }
-        let out_dir = tempfile::tempdir().unwrap();
+        Sidecar::spawn(manifests, tempfile::tempdir().unwrap(), args, env)
+    }
+
+    /// Starts `run` on `manifests`, writing `out_dir/out/config.yml`.
+    fn spawn(
+        manifests: tempfile::TempDir,
+        out_dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Sidecar {
         let out = out_dir.path().join("out/config.yml");
         let mut child = Command::new(BIN)
             .args(["run", "--manifests"])
@@ -234,6 +243,35 @@ fn a_file_broken_at_start_holds_every_render_until_it_reads() {
     sidecar.write("extra.yaml", &route("extra", "extra.example.com", "frontend"));
     let config = sidecar.wait_config("the first config", |c| c.contains("extra.example.com"));
     assert!(config.contains("www.example.com"), "{config}");
+}
+
+#[test]
+fn an_empty_manifests_directory_at_start_leaves_the_config_on_disk() {
+    // A pod whose git-sync sidecar has not cloned yet: the config.yml of the earlier run must
+    // not be replaced by the catch-all alone.
+    let (manifests, out_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::create_dir(out_dir.path().join("out")).unwrap();
+    let earlier = "tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef\ningress:\n- hostname: www.example.com\n  service: http://web.default.svc.cluster.local:80\n- service: http_status:404\n";
+    std::fs::write(out_dir.path().join("out/config.yml"), earlier).unwrap();
+    let sidecar =
+        Sidecar::spawn(manifests, out_dir, &["--tunnel-id", "6ff42ae2-765d-4adf-8112-31c55c1551ef"], &[]);
+    sidecar.wait_for_log("the not-synced warning", |l| {
+        l.contains("nothing is rendered until the manifests hold a Gateway").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sidecar.config().as_deref(), Some(earlier), "the earlier config was replaced");
+    assert_eq!(sidecar.get("/readyz").0, 503);
+
+    // The clone lands: rendered at once.
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(&path, sidecar.manifests().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let config = sidecar.wait_config("the examples' config", |c| c != earlier);
+    assert!(config.contains("www.example.com") && config.contains("# HTTPRoute"), "{config}");
+    assert_valid(&config);
 }
 
 #[test]

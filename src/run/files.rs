@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use notify::RecursiveMode;
 use routes_core::render::{BaseConfig, Tunnel};
-use routes_core::translate::Settings;
+use routes_core::translate::{self, Settings};
 
 use super::file_watch::{parent_dir, watch_dirs};
 pub use super::file_watch::{DirWatch, Ignore};
@@ -40,8 +40,8 @@ use crate::manifests::{self, Loaded};
 /// One manifest file as last seen.
 #[derive(Clone, Debug, Default)]
 struct FileEntry {
-    /// The last content that parsed, if any.
-    good: Option<String>,
+    /// The last content that parsed, if any, and its objects as read then.
+    good: Option<(String, manifests::FileRead)>,
     /// Why the current content is not used (malformed YAML, an object that cannot be decoded,
     /// unreadable).
     error: Option<String>,
@@ -88,28 +88,30 @@ impl ManifestFiles {
         let mut files = BTreeMap::new();
         for path in paths {
             let mut entry = self.files.remove(&path).unwrap_or_default();
-            let before = (entry.good.clone(), entry.error.clone());
+            let error_before = entry.error.take();
             match crate::input::read_to_string(&path) {
-                Ok(text) if entry.good.as_deref() == Some(text.as_str()) => entry.error = None,
+                Ok(text) if entry.good.as_ref().is_some_and(|(good, _)| *good == text) => {}
                 Ok(text) => {
                     // Read it alone: the snapshot is built from good contents only. A file with
                     // an object that cannot be decoded (`port: "80"`) is no better than one
                     // that does not parse: without the object, a Gateway's routes would go.
-                    let mut alone = Loaded::default();
-                    match manifests::load_str(&path.display().to_string(), &text, &mut alone) {
-                        Ok(()) if alone.refused.is_empty() => (entry.good, entry.error) = (Some(text), None),
-                        Ok(()) => entry.error = Some(alone.refused.join("; ")),
+                    match manifests::read_str(&path.display().to_string(), &text) {
+                        Ok(read) if read.refused.is_empty() => {
+                            entry.good = Some((text, read));
+                            changed = true;
+                        }
+                        Ok(read) => entry.error = Some(read.refused.join("; ")),
                         Err(e) => entry.error = Some(e.to_string()),
                     }
                 }
                 // Gone between the walk and the read: deleted, like one the walk no longer sees.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    changed |= before != (None, None);
+                    changed |= entry.good.is_some() || error_before.is_some();
                     continue;
                 }
                 Err(e) => entry.error = Some(format!("{}: {e}", path.display())),
             }
-            changed |= before != (entry.good.clone(), entry.error.clone());
+            changed |= entry.error != error_before;
             files.insert(path, entry);
         }
         // Files left in `self.files` were deleted.
@@ -129,7 +131,7 @@ impl ManifestFiles {
     pub fn loaded(&self) -> Loaded {
         let mut loaded = Loaded::default();
         loaded.warnings.extend(self.walk_warnings.iter().cloned());
-        for (path, entry) in &self.files {
+        for entry in self.files.values() {
             if let Some(error) = &entry.error {
                 let kept = if entry.good.is_some() {
                     "its last good content is kept"
@@ -138,13 +140,8 @@ impl ManifestFiles {
                 };
                 loaded.warnings.push(format!("{error} ({kept})"));
             }
-            if let Some(text) = &entry.good {
-                // It parsed when it was stored, and parsing is deterministic.
-                if let Err(e) = manifests::load_str(&path.display().to_string(), text, &mut loaded) {
-                    loaded.warnings.push(e.to_string());
-                }
-                // Never any: it was stored because it had none.
-                loaded.warnings.append(&mut loaded.refused);
+            if let Some((_, read)) = &entry.good {
+                loaded.add(read.clone());
             }
         }
         loaded
@@ -157,12 +154,20 @@ pub struct ManifestSource {
 }
 
 /// Reads `roots` once (an unreadable root is unusable input), publishes what it read, then
-/// watches. The state is `synced` once every file has read cleanly once: a file that is broken
-/// at start has no last good content, and rendering without its objects would replace the
-/// config.yml on disk (an earlier run's, good) with one that lacks them, a Gateway's routes
-/// perhaps all of them. `render` exits 2 on the same files.
+/// watches. The state is `synced` once every file has read cleanly once and the files hold a
+/// Gateway that `settings` selects (of a class with our controller name, named by
+/// `--gateway` if given); from then on it stays synced. Before, rendering would replace the
+/// config.yml on disk (an earlier run's, good) with one that lacks routes the files are about
+/// to hold:
+/// - a file that is broken at start has no last good content; `render` exits 2 on the same
+///   files;
+/// - a directory still empty at start (a git-sync sidecar that has not cloned yet) or without
+///   our Gateway yet would render the catch-all alone.
+///
+/// Once synced, the files say what is wanted: deleting every Gateway renders the catch-all.
 pub fn spawn_manifests(
     roots: Vec<PathBuf>,
+    settings: Settings,
     ignore: Ignore,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(SourceReceiver, ManifestSource)> {
@@ -171,7 +176,7 @@ pub fn spawn_manifests(
     files.rescan().map_err(|e| UnusableInput(format!("--manifests: {e}")))?;
     let (tx, rx) = tokio::sync::watch::channel(SourceState::default());
     let mut last_warnings = Vec::new();
-    publish(&files, &tx, &mut last_warnings);
+    publish(&files, &settings, &tx, &mut last_warnings);
 
     let dirs: Vec<(PathBuf, RecursiveMode)> = roots
         .iter()
@@ -202,7 +207,7 @@ pub fn spawn_manifests(
                 if !unpublished {
                     tracing::debug!("manifest files unchanged");
                 } else if still() {
-                    publish(&files, &tx, &mut last_warnings);
+                    publish(&files, &settings, &tx, &mut last_warnings);
                     unpublished = false;
                 } else {
                     tracing::debug!("manifest files changed while read; reading them again");
@@ -223,7 +228,7 @@ pub fn spawn_manifests(
     Ok((rx, ManifestSource { _watcher: watcher }))
 }
 
-fn publish(files: &ManifestFiles, tx: &SourceSender, last_warnings: &mut Vec<String>) {
+fn publish(files: &ManifestFiles, settings: &Settings, tx: &SourceSender, last_warnings: &mut Vec<String>) {
     let loaded = files.loaded();
     for warning in loaded.warnings.iter().filter(|w| !last_warnings.contains(w)) {
         tracing::warn!("{}", escaped(warning));
@@ -231,18 +236,32 @@ fn publish(files: &ManifestFiles, tx: &SourceSender, last_warnings: &mut Vec<Str
     last_warnings.clone_from(&loaded.warnings);
     let never_read = files.never_read();
     tx.send_modify(|state| {
+        let waiting = || -> Option<String> {
+            if !never_read.is_empty() {
+                let files: Vec<String> = never_read.iter().map(|p| escaped(&p.display().to_string()).into_owned()).collect();
+                return Some(format!("every manifest file has read cleanly once (not yet: {})", files.join(", ")));
+            }
+            if !translate::renders_a_gateway(&loaded.snapshot, settings) {
+                let selected = if settings.gateways.is_empty() { "" } else { " and named by --gateway" };
+                return Some(format!(
+                    "the manifests hold a Gateway of a GatewayClass with controllerName {:?}{selected}",
+                    settings.controller_name
+                ));
+            }
+            None
+        };
+        if !state.synced {
+            match waiting() {
+                Some(until) => tracing::warn!(
+                    "nothing is rendered until {until}: the config.yml there stays as it is, and /readyz answers 503"
+                ),
+                None => state.synced = true,
+            }
+        }
         state.snapshot = Arc::new(loaded.snapshot);
         state.warnings = loaded.warnings;
         state.revision += 1;
         tracing::info!(revision = state.revision, "manifests changed");
-        if !state.synced && !never_read.is_empty() {
-            let files: Vec<String> = never_read.iter().map(|p| p.display().to_string()).collect();
-            tracing::warn!(
-                ?files,
-                "nothing is rendered until every manifest file has read cleanly once: the config.yml there stays as it is, and /readyz answers 503"
-            );
-        }
-        state.synced |= never_read.is_empty();
     });
 }
 

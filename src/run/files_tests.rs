@@ -9,6 +9,29 @@ fn route(name: &str, host: &str) -> String {
     )
 }
 
+/// A GatewayClass of ours (the default controller name) and its Gateway `gw`, where
+/// [`route`]s attach: with it the source syncs.
+fn gateway(class: &str, controller: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: {class}}}\n\
+         spec: {{controllerName: {controller}}}\n---\n\
+         apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: web}}\n\
+         spec:\n  gatewayClassName: {class}\n  listeners: [{{name: http, port: 80, protocol: HTTP}}]\n"
+    )
+}
+
+fn ours() -> String {
+    gateway("cf", routes_core::translate::DEFAULT_CONTROLLER_NAME)
+}
+
+fn wait_synced(rx: &SourceReceiver, what: &str) {
+    let deadline = Instant::now() + BOUND;
+    while !rx.borrow().synced {
+        assert!(Instant::now() < deadline, "never synced: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn route_names(files: &ManifestFiles) -> Vec<String> {
     let mut names: Vec<String> = files.loaded().snapshot.routes.iter().map(|r| r.meta.name.clone()).collect();
     names.sort();
@@ -213,7 +236,8 @@ fn wait_for_host(rx: &SourceReceiver, name: &str, want: &str, what: &str) {
 
 fn watched(root: PathBuf) -> (SourceReceiver, ManifestSource, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
-    let (rx, source) = spawn_manifests(vec![root], Ignore::default(), metrics.clone()).expect("watched");
+    let (rx, source) = spawn_manifests(vec![root], Settings::default(), Ignore::default(), metrics.clone())
+        .expect("watched");
     (rx, source, metrics)
 }
 
@@ -485,6 +509,7 @@ fn nothing_is_synced_until_every_file_has_read_cleanly_once() {
     // Broken at start, a file has no last good content: rendered without it, the config.yml
     // on disk (an earlier run's) would lose its objects, and the tunnel its routes.
     let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("gateway.yaml"), ours()).unwrap();
     fs::write(dir.path().join("a.yaml"), route("a", "a.example.com")).unwrap();
     let broken = route("b", "b.example.com").replace("port: 80", "port: \"80\"");
     fs::write(dir.path().join("b.yaml"), &broken).unwrap();
@@ -495,11 +520,7 @@ fn nothing_is_synced_until_every_file_has_read_cleanly_once() {
     wait_for_host(&rx, "b", "b.example.com", "b.yaml fixed");
     assert!(!rx.borrow().synced, "synced with c.yaml never read");
     fs::remove_file(dir.path().join("c.yaml")).unwrap();
-    let deadline = Instant::now() + BOUND;
-    while !rx.borrow().synced {
-        assert!(Instant::now() < deadline, "never synced");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_synced(&rx, "c.yaml removed");
     // Once synced, a file that breaks keeps its last good content, and stays synced.
     fs::write(dir.path().join("b.yaml"), &broken).unwrap();
     fs::write(dir.path().join("a.yaml"), route("a", "a2.example.com")).unwrap();
@@ -524,4 +545,49 @@ fn a_dot_file_held_open_does_not_hold_the_rescan() {
     wait_for_host(&rx, "a", "two.example.com", "the edit");
     assert!(started.elapsed() < crate::run::file_watch::MAX_WRITING / 2, "{:?}", started.elapsed());
     drop(swap);
+}
+
+#[test]
+fn nothing_is_synced_until_the_files_hold_a_gateway_of_ours() {
+    // A git-sync sidecar that has not cloned yet leaves the directory empty at start: rendered
+    // then, the config.yml on disk (an earlier run's) would be replaced by the catch-all alone.
+    let dir = tempfile::tempdir().unwrap();
+    let (rx, _source, _) = watched(dir.path().to_path_buf());
+    assert!(!rx.borrow().synced, "synced on an empty directory");
+    fs::write(dir.path().join("a.yaml"), route("a", "a.example.com")).unwrap();
+    wait_for_host(&rx, "a", "a.example.com", "a route without its Gateway");
+    assert!(!rx.borrow().synced, "synced without a Gateway");
+    fs::write(dir.path().join("other.yaml"), gateway("istio", "istio.io/gateway-controller")).unwrap();
+    let deadline = Instant::now() + BOUND;
+    while rx.borrow().snapshot.gateways.is_empty() {
+        assert!(Instant::now() < deadline, "the other Gateway never read");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!rx.borrow().synced, "synced on another controller's Gateway");
+    fs::remove_file(dir.path().join("other.yaml")).unwrap();
+    fs::write(dir.path().join("gateway.yaml"), ours()).unwrap();
+    wait_synced(&rx, "our Gateway written");
+    // Once synced, the files say what is wanted: without any Gateway, still synced.
+    fs::remove_file(dir.path().join("gateway.yaml")).unwrap();
+    fs::remove_file(dir.path().join("a.yaml")).unwrap();
+    let deadline = Instant::now() + BOUND;
+    while !rx.borrow().snapshot.routes.is_empty() {
+        assert!(Instant::now() < deadline, "the deletions never read");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(rx.borrow().synced);
+}
+
+#[test]
+fn a_gateway_not_named_by_the_gateway_flag_does_not_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("gateway.yaml"), ours()).unwrap();
+    let other = routes_core::model::ObjectRef { namespace: "web".into(), name: "other".into() };
+    let settings = Settings { gateways: vec![other], ..Settings::default() };
+    let root = vec![dir.path().to_path_buf()];
+    let (rx, _source) = spawn_manifests(root, settings, Ignore::default(), Arc::new(Metrics::new())).unwrap();
+    assert!(!rx.borrow().synced, "synced on a Gateway --gateway does not name");
+    let named = ours().replace("name: gw,", "name: other,");
+    fs::write(dir.path().join("other.yaml"), named.split("---\n").nth(1).unwrap()).unwrap();
+    wait_synced(&rx, "the named Gateway written");
 }

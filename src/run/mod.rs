@@ -177,7 +177,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             );
         }
         let roots = opts.manifests.iter().map(absolute).collect();
-        let (source, watcher) = files::spawn_manifests(roots, ignore, metrics.clone())?;
+        let settings = inputs.borrow().settings.clone();
+        let (source, watcher) = files::spawn_manifests(roots, settings, ignore, metrics.clone())?;
         (source, SourceGuard::Files(watcher))
     };
 

@@ -238,6 +238,13 @@ fn listener_keys<'a>(
         .collect()
 }
 
+/// Whether `snapshot` holds a Gateway that [`translate`] renders: one of a GatewayClass of
+/// ours, and named by `settings.gateways` when that is given.
+pub fn renders_a_gateway(snapshot: &Snapshot, settings: &Settings) -> bool {
+    let classes = gateways::our_classes(snapshot, settings);
+    !gateways::our_gateways(snapshot, &classes, settings).is_empty()
+}
+
 /// `HTTPRoute ns/name`: how rejections and notes name a route.
 fn object_name(route: &Route) -> String {
     format!("{} {}", route.kind, route.meta.key())
