@@ -40,6 +40,7 @@ pub fn meta(o: &ObjectMeta) -> model::Meta {
         name: o.name.clone().unwrap_or_default(),
         generation: o.generation.unwrap_or(0),
         created: o.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+        uid: o.uid.as_deref().map(std::sync::Arc::from),
     }
 }
 

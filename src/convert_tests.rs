@@ -352,7 +352,13 @@ fn gateway_fields() {
     ));
     assert_eq!(
         g.meta,
-        Meta { namespace: "infra".into(), name: "g".into(), generation: 4, created: Some(1_704_067_210) }
+        Meta {
+            namespace: "infra".into(),
+            name: "g".into(),
+            generation: 4,
+            created: Some(1_704_067_210),
+            uid: None
+        }
     );
     assert_eq!(g.class_name, "cloudflared");
     assert!(g.requested_addresses);

@@ -240,6 +240,7 @@ mod tests {
             kind,
             namespace: "apps".into(),
             name: name.into(),
+            uid: None,
             generation: 3,
             parents: vec![RouteParentStatus {
                 parent_ref: ParentRef {
@@ -259,6 +260,7 @@ mod tests {
         Statuses {
             gateway_classes: vec![CoreClass {
                 name: "cloudflared".to_string(),
+                uid: None,
                 generation: 1,
                 conditions: vec![accepted(1)],
                 supported_features: vec!["GRPCRoute".to_string(), "HTTPRoute".to_string()],
@@ -266,6 +268,7 @@ mod tests {
             gateways: vec![CoreGateway {
                 namespace: "infra".to_string(),
                 name: "tunnel".to_string(),
+                uid: None,
                 generation: 2,
                 addresses: vec!["6ff42ae2.cfargotunnel.com".to_string()],
                 conditions: vec![accepted(2)],

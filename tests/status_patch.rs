@@ -334,6 +334,40 @@ async fn only_the_elected_replica_writes_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_deleted_and_created_again_gets_its_status_written() {
+    // `kubectl replace --force`, or a delete and an apply within one debounce: the new object
+    // computes the very status the old one had (generation 1 both), yet has none.
+    let server = cluster().await;
+    let before = computed(&server, &Programmed::Yes).await;
+    let (statuses_tx, statuses_rx) = watch::channel(report(&before, Programmed::Yes));
+    let (_leader_tx, leader_rx) = watch::channel(true);
+    let (opts, results) = writer_options();
+    let _writer = spawn_status_writer(server.client(), statuses_rx, leader_rx, opts);
+    wait_for_results(&results, 3).await;
+    for (kind, namespace, name) in
+        [("HTTPRoute", "apps", "web"), ("Gateway", "infra", "tunnel"), ("GatewayClass", "", "cloudflared")]
+    {
+        let mut object = server.get(V1, kind, namespace, name).unwrap();
+        server.delete(V1, kind, namespace, name);
+        object["status"] = Value::Null;
+        object.as_object_mut().unwrap().remove("status");
+        server.apply(object);
+        assert!(server.get(V1, kind, namespace, name).unwrap().get("status").is_none_or(Value::is_null));
+    }
+    let after = computed(&server, &Programmed::Yes).await;
+    assert_ne!(after, before, "the new objects' statuses name them (their uids)");
+    statuses_tx.send_replace(report(&after, Programmed::Yes));
+    wait_for_results(&results, 6).await;
+    let route = server.get(V1, "HTTPRoute", "apps", "web").unwrap();
+    let parents = route["status"]["parents"].as_array().expect("the new route has a status");
+    assert!(parents.iter().any(|p| p["controllerName"] == CONTROLLER), "{route:#}");
+    let gateway = server.get(V1, "Gateway", "infra", "tunnel").unwrap();
+    assert!(gateway["status"]["conditions"].as_array().is_some_and(|c| !c.is_empty()), "{gateway:#}");
+    let class = server.get(V1, "GatewayClass", "", "cloudflared").unwrap();
+    assert_eq!(class["status"]["conditions"][0]["status"], "True", "{class:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_object_is_not_found_not_a_failure() {
     let server = cluster().await;
     let statuses = computed(&server, &Programmed::Yes).await;

@@ -165,25 +165,28 @@ impl FakeApiServer {
             Some(old) => old["metadata"]["generation"].as_i64().unwrap_or(1) + 1,
             None => 1,
         };
-        let created = match &old {
-            Some(old) => old["metadata"]["creationTimestamp"].clone(),
+        // Kept while the object lives; an object created again under its name is another one,
+        // with another uid (and a later creationTimestamp), as from a real API server.
+        let (created, uid) = match &old {
+            Some(old) => (old["metadata"]["creationTimestamp"].clone(), old["metadata"]["uid"].clone()),
             None => {
                 state.created += 1;
                 // One second apart; valid past the first hour (the runtime bench creates 10,000).
                 let t = state.created;
-                json!(format!(
+                let created = format!(
                     "2026-01-{:02}T{:02}:{:02}:{:02}Z",
                     1 + t / 86_400,
                     t / 3600 % 24,
                     t / 60 % 60,
                     t % 60
-                ))
+                );
+                (json!(created), json!(format!("uid-{}-{}-{t}", key.1, key.3).to_lowercase()))
             }
         };
         let meta = &mut object["metadata"];
         meta["generation"] = json!(generation);
         meta["creationTimestamp"] = created;
-        meta["uid"] = json!(format!("uid-{}-{}", key.1, key.3).to_lowercase());
+        meta["uid"] = uid;
         if old.is_some() && object.get("status").is_none() {
             object["status"] = old.as_ref().map_or(Value::Null, |o| o["status"].clone());
         }

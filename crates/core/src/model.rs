@@ -24,11 +24,20 @@ pub struct Meta {
     /// `metadata.creationTimestamp` as seconds since the Unix epoch. `None` (hand-written
     /// files) sorts after every known timestamp, so the name decides among such objects.
     pub created: Option<i64>,
+    /// `metadata.uid`, when known (not in hand-written files): an object deleted and created
+    /// again under its name is another object, with a status of its own.
+    pub uid: Option<Arc<str>>,
 }
 
 impl Meta {
     pub fn new(namespace: &str, name: &str) -> Self {
-        Meta { namespace: namespace.to_string(), name: name.to_string(), generation: 0, created: None }
+        Meta {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            generation: 0,
+            created: None,
+            uid: None,
+        }
     }
 
     /// `namespace/name`, or `name` for cluster-scoped objects.
