@@ -37,7 +37,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::source::{SourceReceiver, SourceState};
+use super::source::{SourceReceiver, SourceSender, SourceState};
 use super::status_writer::OwnedRoutes;
 use crate::convert;
 use crate::kinds::Kind;
@@ -151,6 +151,21 @@ pub async fn spawn_noting(
     opts: KubeSourceOptions,
     owned_routes: Option<OwnedRoutes>,
 ) -> anyhow::Result<(SourceReceiver, JoinHandle<()>)> {
+    let (tx, rx) = watch::channel(SourceState::default());
+    let task = spawn_into(client, opts, owned_routes, tx).await?;
+    Ok((rx, task))
+}
+
+/// As [`spawn_noting`], publishing on `tx`: its receivers may wait already, while discovery
+/// waits for an API server that does not answer yet (`run`'s pipeline starts first, so that a
+/// supervised cloudflared serves the last config written meanwhile). When this fails, `tx` is
+/// dropped: the receivers see the source closed.
+pub async fn spawn_into(
+    client: Client,
+    opts: KubeSourceOptions,
+    owned_routes: Option<OwnedRoutes>,
+    tx: SourceSender,
+) -> anyhow::Result<JoinHandle<()>> {
     let mut store = Store::default();
     store.owned_routes = owned_routes;
     let mut streams = SelectAll::new();
@@ -193,9 +208,7 @@ pub async fn spawn_noting(
             ),
         }
     }
-    let (tx, rx) = watch::channel(SourceState::default());
-    let task = tokio::spawn(run(client, opts, store, streams, tx));
-    Ok((rx, task))
+    Ok(tokio::spawn(run(client, opts, store, streams, tx)))
 }
 
 type KindEvents = BoxStream<'static, (Kind, Result<Event<DynamicObject>, watcher::Error>)>;
