@@ -292,6 +292,45 @@ fn run_waits_for_an_unreachable_api_server_and_stops_on_sigterm() {
 }
 
 #[test]
+fn an_unusable_kubeconfig_is_unusable_input_naming_the_file() {
+    // A missing --kubeconfig exited 1, as if the cluster had failed, not the flag.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-kubeconfig").display().to_string();
+    // A YAML error in a file that holds a token: the message gives the place, never the text.
+    let broken = write(dir.path(), "broken", "users:\n- name: u\n  user: {token: SECRET-TOKEN\n");
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let fifo = fifo.display().to_string();
+    let out = dir.path().join("config.yml").display().to_string();
+    let cases = [
+        (&missing, "cannot read it: No such file or directory"),
+        (&broken, "broken:"),
+        (&fifo, "not a regular file (a FIFO)"),
+    ];
+    for (kubeconfig, want) in cases {
+        let o = run_bounded(&[
+            "run",
+            "--kubeconfig",
+            kubeconfig,
+            "--reload",
+            "none",
+            "--config-out",
+            &out,
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--tunnel-id",
+            TUNNEL,
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{kubeconfig}: {err}");
+        assert!(err.contains(&format!("--kubeconfig {kubeconfig}: ")), "names the file: {err}");
+        assert!(err.contains(want), "{kubeconfig}: {err}");
+        assert!(!err.contains("SECRET-TOKEN"), "{err}");
+    }
+    assert!(!Path::new(&out).exists());
+}
+
+#[test]
 fn a_reader_that_stops_early_ends_quietly_and_a_failed_write_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let config =

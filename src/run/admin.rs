@@ -3,7 +3,9 @@
 //! - `/healthz`: 200 while the process serves requests (liveness).
 //! - `/readyz`: 200 once the first config has been written (or found already on disk) and
 //!   cloudflared was reloaded, and, when cloudflared's metrics address is known, verified to
-//!   run it; 503 before. After that, a later failed reload or verification does not take the
+//!   run it; 503 before. Only a config rendered from the current objects counts: a cloudflared
+//!   started on the last config written by an earlier run, while the source is not synced or
+//!   the first render is refused, serves but is not ready (the body says so). After that, a later failed reload or verification does not take the
 //!   readiness back (it shows in the Gateway's `Programmed` condition and the metrics, and the
 //!   cloudflared running the previous config still serves). One thing does, with `--reload
 //!   supervise`: the serving cloudflared child exited, so this pod has no connector at all, and
@@ -78,6 +80,9 @@ pub struct Health {
     /// `supervise`: why no cloudflared child serves now (the serving one exited, and no
     /// restart of it was seen running the config yet).
     down: Mutex<Option<String>>,
+    /// Until ready: what cloudflared does meanwhile, when that says more than "nothing yet"
+    /// (it serves the config already on disk: `/readyz`'s body says so).
+    before_ready: Mutex<Option<String>>,
 }
 
 impl Health {
@@ -103,10 +108,17 @@ impl Health {
         }
     }
 
+    /// Why `/readyz` says 503 until the first config is written and verified, when there is
+    /// more to say than that (`None`: nothing more).
+    pub fn set_before_ready(&self, why: Option<String>) {
+        *self.before_ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = why;
+    }
+
     /// `Ok` when ready, else why not (the body of `/readyz`'s 503).
     pub fn readiness(&self) -> Result<(), String> {
         if !self.ready.load(Ordering::SeqCst) {
-            return Err("no config written and verified yet".to_string());
+            let before = self.before_ready.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+            return Err(before.unwrap_or_else(|| "no config written and verified yet".to_string()));
         }
         match self.lock_down().as_ref() {
             Some(why) => Err(why.clone()),

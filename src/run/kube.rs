@@ -2,8 +2,9 @@
 //! watched in the cluster and published as one [`SourceState`] after every change.
 //!
 //! ```text
-//! discovery → one watcher per kind (DynamicObject) → convert each object → changed?
-//!           → the published Snapshot, changed in place → watch channel → pipeline
+//! discovery → one watcher per kind (DynamicObject) → a batch of ready events, each converted
+//!           → applied to the published Snapshot in place, with its revision, under the
+//!             channel's lock (one batch at a time) → watch channel → pipeline
 //! ```
 //!
 //! Objects are watched as `DynamicObject`s and converted one by one (RUST-NOTES "Traps"): the
@@ -36,7 +37,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::source::{SourceReceiver, SourceState};
+use super::source::{SourceReceiver, SourceSender, SourceState};
 use super::status_writer::OwnedRoutes;
 use crate::convert;
 use crate::kinds::Kind;
@@ -150,6 +151,21 @@ pub async fn spawn_noting(
     opts: KubeSourceOptions,
     owned_routes: Option<OwnedRoutes>,
 ) -> anyhow::Result<(SourceReceiver, JoinHandle<()>)> {
+    let (tx, rx) = watch::channel(SourceState::default());
+    let task = spawn_into(client, opts, owned_routes, tx).await?;
+    Ok((rx, task))
+}
+
+/// As [`spawn_noting`], publishing on `tx`: its receivers may wait already, while discovery
+/// waits for an API server that does not answer yet (`run`'s pipeline starts first, so that a
+/// supervised cloudflared serves the last config written meanwhile). When this fails, `tx` is
+/// dropped: the receivers see the source closed.
+pub async fn spawn_into(
+    client: Client,
+    opts: KubeSourceOptions,
+    owned_routes: Option<OwnedRoutes>,
+    tx: SourceSender,
+) -> anyhow::Result<JoinHandle<()>> {
     let mut store = Store::default();
     store.owned_routes = owned_routes;
     let mut streams = SelectAll::new();
@@ -192,9 +208,7 @@ pub async fn spawn_noting(
             ),
         }
     }
-    let (tx, rx) = watch::channel(SourceState::default());
-    let task = tokio::spawn(run(client, opts, store, streams, tx));
-    Ok((rx, task))
+    Ok(tokio::spawn(run(client, opts, store, streams, tx)))
 }
 
 type KindEvents = BoxStream<'static, (Kind, Result<Event<DynamicObject>, watcher::Error>)>;
@@ -286,53 +300,85 @@ async fn run(
     rediscover.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     rediscover.reset(); // the first tick would fire at once; discovery just ran
     let hook = opts.on_event.as_ref();
-    // A missing optional kind (counted as listed) must still be published once we are synced.
-    let mut changed = true;
+    // Changes not published yet (nothing is, before every kind has listed). A missing optional
+    // kind (counted as listed) must still be published once we are synced.
+    let mut pending = true;
     loop {
         tokio::select! {
             // (None only when no kind is watched: every optional kind gone, which leaves the
             // required ones; kept for safety rather than ending the source.)
             Some((kind, event)) = streams.next() => {
-                changed |= handle(&mut store, &tx, kind, event, hook);
+                // Every event ready now is read (converted) first, outside the channel's lock;
+                // then the batch is applied and published at once.
+                let mut batch = Vec::new();
+                batch.extend(read(&mut store, kind, event, hook));
                 for _ in 0..MAX_BATCH {
                     match streams.next().now_or_never() {
-                        Some(Some((kind, event))) => changed |= handle(&mut store, &tx, kind, event, hook),
+                        Some(Some((kind, event))) => batch.extend(read(&mut store, kind, event, hook)),
                         _ => break,
                     }
                 }
+                commit(&mut store, &tx, &mut pending, &opts, |store, snapshot| {
+                    let mut changed = false;
+                    for (kind, change) in batch {
+                        changed |= store.apply(snapshot, kind, change);
+                    }
+                    changed
+                });
             }
             _ = rediscover.tick(), if store.kinds.iter().any(|k| k.watch.is_none() || k.lost) => {
-                changed |= watch_found_kinds(&client, &opts, &mut store, &tx, &mut streams).await;
+                watch_found_kinds(&client, &opts, &mut store, &tx, &mut streams, &mut pending).await;
             }
             _ = tx.closed() => return,
         }
-        if changed && store.check_synced() {
-            changed = false;
-            store.revision += 1;
-            let warnings = store.warnings(opts.discovery_interval);
-            // The objects are already in place (see `handle`): publish the change.
-            tx.send_modify(|state| {
-                state.warnings = warnings;
-                state.synced = true;
-                state.revision = store.revision;
-            });
-            tracing::debug!(revision = store.revision, "source changed");
+    }
+}
+
+/// Changes the published snapshot with `change` and, when that or an earlier change is not
+/// published yet and every kind has listed, publishes it with a new revision: both in one
+/// `send_if_modified`, under the channel's write lock. A reader (woken by this change or by
+/// anything else) sees the state before the batch or after it, with its revision, never a
+/// batch half applied (a route without the Service it names, which would be rendered, written,
+/// and restart cloudflared once more than needed). The lock is held only to move converted
+/// objects into place (and, while a render holds the snapshot, to copy it first).
+///
+/// Before every kind has listed, objects go into the snapshot unpublished: readers see
+/// `synced: false`, and nothing is rendered from it.
+fn commit(
+    store: &mut Store,
+    tx: &watch::Sender<SourceState>,
+    pending: &mut bool,
+    opts: &KubeSourceOptions,
+    change: impl FnOnce(&mut Store, &mut Arc<Snapshot>) -> bool,
+) {
+    let published = tx.send_if_modified(|state| {
+        *pending |= change(store, &mut state.snapshot);
+        if !(*pending && store.check_synced()) {
+            return false;
         }
+        *pending = false;
+        store.revision += 1;
+        state.warnings = store.warnings(opts.discovery_interval);
+        state.synced = true;
+        state.revision = store.revision;
+        true
+    });
+    if published {
+        tracing::debug!(revision = store.revision, "source changed");
     }
 }
 
 /// Asks again for the optional kinds that were not served, and watches those that now are;
 /// and for the kinds whose watched version stopped being served, which are watched at the
-/// version served now, or, optional and served at no version, forgotten. True when the
-/// snapshot changed.
+/// version served now, or, optional and served at no version, forgotten (published at once).
 async fn watch_found_kinds(
     client: &Client,
     opts: &KubeSourceOptions,
     store: &mut Store,
     tx: &watch::Sender<SourceState>,
     streams: &mut SelectAll<KindEvents>,
-) -> bool {
-    let mut changed = false;
+    pending: &mut bool,
+) {
     let asked: Vec<Kind> = (Kind::ALL.into_iter())
         .filter(|k| store.kinds[*k as usize].watch.is_none() || store.kinds[*k as usize].lost)
         .collect();
@@ -377,10 +423,7 @@ async fn watch_found_kinds(
                     kind = kind.name(),
                     "no longer served by the API server; its objects are dropped"
                 );
-                tx.send_if_modified(|published| {
-                    changed |= store.forget(&mut published.snapshot, kind);
-                    false
-                });
+                commit(store, tx, pending, opts, |store, snapshot| store.forget(snapshot, kind));
             }
             None => {
                 // Never empty the config for an API problem: the last objects stay, and the
@@ -393,41 +436,30 @@ async fn watch_found_kinds(
             }
         }
     }
-    changed
 }
 
-/// Applies one event to the published snapshot, in place and without telling the receivers
-/// yet (`run` does once the batch is applied and every kind has listed). A receiver that looks
-/// before that sees some of the batch's changes, each of which leaves a consistent snapshot
-/// (a re-list is swapped in whole); nothing is rendered before the source is synced.
-fn handle(
+/// Reads one watch event into the change it makes (converted, not applied yet); `None` for a
+/// watch error, which changes nothing.
+fn read(
     store: &mut Store,
-    tx: &watch::Sender<SourceState>,
     kind: Kind,
     event: Result<Event<DynamicObject>, watcher::Error>,
     hook: Option<&EventHook>,
-) -> bool {
+) -> Option<(Kind, store::Change)> {
     match event {
-        Ok(event) => {
-            let mut changed = false;
-            tx.send_if_modified(|state| {
-                changed = store.apply(&mut state.snapshot, kind, event, hook);
-                false
-            });
-            changed
-        }
+        Ok(event) => Some((kind, store.read(kind, event, hook))),
         // The watcher retries (re-listing after a 410) with back-off; meanwhile the last state
         // stays published: an unreachable API server must not empty the config.
         Err(watcher::Error::WatchError(status)) if status.code == 410 => {
             tracing::info!(kind = kind.name(), "watch expired (410 Gone); listing again");
-            false
+            None
         }
         Err(e) => {
             tracing::warn!(kind = kind.name(), error = %e, "watch failed; retrying");
             if not_served(&Err(e)) {
                 store.kind_mut(kind).lost = true;
             }
-            false
+            None
         }
     }
 }
@@ -539,6 +571,9 @@ impl kube::runtime::utils::Backoff for RetryBackoff {
     }
 }
 
+#[cfg(test)]
+#[path = "kube_batch_tests.rs"]
+mod batch_tests;
 #[cfg(test)]
 #[path = "kube_tests.rs"]
 mod tests;

@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 use routes_core::model::ObjectRef;
 
 use crate::run::leader::{self, LeaderElectionOptions};
 use crate::run::reload::parse_duration;
 use crate::run::status_writer::{Ownership, StatusWriterOptions};
+use crate::run::UnusableInput;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct KubeOptions {
@@ -44,21 +44,53 @@ impl Default for KubeOptions {
     }
 }
 
+/// A kubeconfig error as the user should read it: a YAML error by line and column only, never
+/// with the text around it, which may hold a token or a client key (`routes_core::yaml`).
+fn kubeconfig_error(error: &KubeconfigError, file: &str) -> String {
+    match error {
+        KubeconfigError::Parse(yaml) => routes_core::yaml::ErrorMessage::new(yaml).in_file(file),
+        other => other.to_string(),
+    }
+}
+
 impl KubeOptions {
     /// A client for `--kubeconfig`, or kube's inference (`KUBECONFIG`, `~/.kube/config`, then
     /// the in-cluster service account). Must be called inside a Tokio runtime.
+    ///
+    /// Nothing here talks to the API server: every failure is in what the user gave (a
+    /// kubeconfig that cannot be read or used, or none to be found), so it is
+    /// [`UnusableInput`] (exit 2) and names the file. An API server that does not answer is
+    /// found later, and waited for.
     pub async fn client(&self) -> anyhow::Result<Client> {
         let config = match &self.kubeconfig {
             Some(path) => {
+                let file = path.display().to_string();
+                let unusable = |why: String| UnusableInput(format!("--kubeconfig {file}: {why}"));
+                // As every input file: a regular file, of bounded size (a FIFO would block).
+                crate::input::read_to_string(path).map_err(|e| unusable(format!("cannot read it: {e}")))?;
                 let kubeconfig =
-                    Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+                    Kubeconfig::read_from(path).map_err(|e| unusable(kubeconfig_error(&e, &file)))?;
                 Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                     .await
-                    .with_context(|| format!("using {}", path.display()))?
+                    .map_err(|e| unusable(kubeconfig_error(&e, &file)))?
             }
-            None => Config::infer().await.context("finding the Kubernetes API (kubeconfig or in-cluster)")?,
+            None => Config::infer().await.map_err(|e| {
+                // The kubeconfig's error is the likelier mistake (kube says so too).
+                let why = match std::error::Error::source(&e).and_then(|s| s.downcast_ref()) {
+                    Some(e @ KubeconfigError::Parse(_)) => kubeconfig_error(e, "the kubeconfig"),
+                    _ => e.to_string(),
+                };
+                UnusableInput(format!(
+                    "no Kubernetes API to use (no --kubeconfig; $KUBECONFIG, ~/.kube/config, in-cluster): {why}"
+                ))
+            })?,
         };
-        Client::try_from(config).context("building the Kubernetes client")
+        let origin = self
+            .kubeconfig
+            .as_ref()
+            .map_or("the Kubernetes client config".to_string(), |p| format!("--kubeconfig {}", p.display()));
+        Client::try_from(config)
+            .map_err(|e| UnusableInput(format!("{origin}: cannot build a client: {e}")).into())
     }
 
     /// The Lease's namespace: the flag, the pod's namespace, or the client's default.

@@ -1,5 +1,6 @@
-//! The kinds' state and the snapshot they publish: objects put, replaced and removed in place
-//! (copied only while a render still holds the snapshot), a kind's (re-)list swapped in whole.
+//! The kinds' state and the snapshot they publish: each watch event read into a [`Change`],
+//! then objects put, replaced and removed in place (copied only while a render still holds the
+//! snapshot), a kind's (re-)list swapped in whole.
 
 use super::*;
 
@@ -36,6 +37,16 @@ impl Drop for Watched {
     fn drop(&mut self) {
         self.abort.abort();
     }
+}
+
+/// What one watch event changes, read and converted before it is applied ([`Store::read`]).
+pub(super) enum Change {
+    Init,
+    /// An object of a list, by `namespace/name`: converted, or why it cannot be read.
+    InitApply(String, Result<Object, String>),
+    InitDone,
+    Apply(String, Result<Object, String>),
+    Delete(String),
 }
 
 /// The vectors of a [`Snapshot`], by index: where each kind's objects are (both route kinds
@@ -168,7 +179,8 @@ impl Positions {
 /// The source's bookkeeping. The objects are in the published [`SourceState`]'s snapshot and
 /// only there: [`Store::apply`] changes it in place (`Arc::make_mut`), which copies it only
 /// while a render still holds the previous one, instead of building a new snapshot (a copy of
-/// every object) for every change.
+/// every object) for every change. `run` calls it only under the channel's lock, for a whole
+/// batch and its revision at once (`kube::commit`), so no reader sees a batch half applied.
 #[derive(Default)]
 pub(super) struct Store {
     pub(super) kinds: [KindState; Kind::ALL.len()],
@@ -184,25 +196,53 @@ impl Store {
         &mut self.kinds[kind as usize]
     }
 
-    /// Applies one watch event to `snapshot`; true when the published state changes.
-    pub(super) fn apply(
+    /// Reads one watch event into the [`Change`] it makes, without touching the snapshot:
+    /// the conversion (the costly part) runs before the batch is applied under the channel's
+    /// lock ([`Store::apply`]). Calls the hook, and notes the routes holding our status
+    /// entries (before `read_object` drops the status).
+    pub(super) fn read(&self, kind: Kind, event: Event<DynamicObject>, hook: Option<&EventHook>) -> Change {
+        if let (Some(hook), Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)) = (hook, &event) {
+            hook(kind.name());
+        }
+        // Readable or not, the route's status is there.
+        if let (Some(owned), Some(route_kind)) = (&self.owned_routes, kind.route_kind()) {
+            owned.observe(route_kind, &event);
+        }
+        match event {
+            Event::Init => Change::Init,
+            Event::InitApply(object) => {
+                let (key, read) = read_object(kind, object);
+                Change::InitApply(key, read)
+            }
+            Event::InitDone => Change::InitDone,
+            Event::Apply(object) => {
+                let (key, read) = read_object(kind, object);
+                Change::Apply(key, read)
+            }
+            Event::Delete(object) => Change::Delete(object_key(&object)),
+        }
+    }
+
+    /// Reads and applies one watch event (what `run` does in two steps); true when the
+    /// published state changes.
+    #[cfg(test)]
+    pub(super) fn apply_event(
         &mut self,
         snapshot: &mut Arc<Snapshot>,
         kind: Kind,
         event: Event<DynamicObject>,
         hook: Option<&EventHook>,
     ) -> bool {
-        if let (Some(hook), Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)) = (hook, &event) {
-            hook(kind.name());
-        }
-        // Before `read_object` drops the status (readable or not, the route's status is there).
-        if let (Some(owned), Some(route_kind)) = (&self.owned_routes, kind.route_kind()) {
-            owned.observe(route_kind, &event);
-        }
+        let change = self.read(kind, event, hook);
+        self.apply(snapshot, kind, change)
+    }
+
+    /// Applies one change of `kind` to `snapshot`; true when the published state changes.
+    pub(super) fn apply(&mut self, snapshot: &mut Arc<Snapshot>, kind: Kind, change: Change) -> bool {
         let state = &mut self.kinds[kind as usize];
         let positions = &mut self.positions;
-        match event {
-            Event::Init if !self.synced && !state.listed => {
+        match change {
+            Change::Init if !self.synced && !state.listed => {
                 // (Again, after a failed first list: what it had read goes.)
                 state.listing_directly = true;
                 state.unreadable.clear();
@@ -212,12 +252,11 @@ impl Store {
                 }
                 false
             }
-            Event::Init => {
+            Change::Init => {
                 state.relist = Some(Default::default());
                 false
             }
-            Event::InitApply(object) if state.listing_directly => {
-                let (key, read) = read_object(kind, object);
+            Change::InitApply(key, read) if state.listing_directly => {
                 match read {
                     Ok(object) => positions.insert(Arc::make_mut(snapshot), kind, &key, object),
                     Err(why) => {
@@ -226,14 +265,13 @@ impl Store {
                 }
                 false
             }
-            Event::InitDone if state.listing_directly => {
+            Change::InitDone if state.listing_directly => {
                 state.listing_directly = false;
                 state.listed = true;
                 state.missing = false;
                 true
             }
-            Event::InitApply(object) => {
-                let (key, read) = read_object(kind, object);
+            Change::InitApply(key, read) => {
                 let (objects, unreadable) = state.relist.get_or_insert_with(Default::default);
                 match read {
                     Ok(object) => {
@@ -245,7 +283,7 @@ impl Store {
                 }
                 false
             }
-            Event::InitDone => {
+            Change::InitDone => {
                 let (objects, unreadable) = state.relist.take().unwrap_or_default();
                 let same_objects = positions.by_key[kind as usize].len() == objects.len()
                     && objects.iter().all(|(key, object)| {
@@ -270,8 +308,7 @@ impl Store {
                 state.missing = false;
                 changed
             }
-            Event::Apply(object) => {
-                let (key, read) = read_object(kind, object);
+            Change::Apply(key, read) => {
                 match read {
                     Ok(object) => {
                         let was_unreadable = state.unreadable.remove(&key).is_some();
@@ -292,8 +329,7 @@ impl Store {
                     }
                 }
             }
-            Event::Delete(object) => {
-                let key = object_key(&object);
+            Change::Delete(key) => {
                 let removed = positions.get(kind, &key).is_some()
                     && positions.remove(Arc::make_mut(snapshot), kind, &key);
                 state.unreadable.remove(&key).is_some() || removed

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::store::KindState;
 use super::*;
 
-fn route(ns: &str, name: &str, path: &str) -> DynamicObject {
+pub(super) fn route(ns: &str, name: &str, path: &str) -> DynamicObject {
     serde_json::from_value(json!({
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
@@ -36,7 +36,7 @@ struct TestStore {
 
 impl TestStore {
     fn apply(&mut self, kind: Kind, event: Event<DynamicObject>, hook: Option<&EventHook>) -> bool {
-        self.store.apply(&mut self.snapshot, kind, event, hook)
+        self.store.apply_event(&mut self.snapshot, kind, event, hook)
     }
 
     fn check_synced(&mut self) -> bool {
@@ -309,7 +309,7 @@ fn grpc_route(ns: &str, name: &str, service: &str) -> DynamicObject {
     .unwrap()
 }
 
-fn service(ns: &str, name: &str, port: i32) -> DynamicObject {
+pub(super) fn service(ns: &str, name: &str, port: i32) -> DynamicObject {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"namespace": ns, "name": name},
@@ -329,7 +329,7 @@ fn object(kind: Kind, name: &str, value: u8) -> DynamicObject {
 }
 
 /// What the snapshot holds, as `(kind, key, value)`, sorted.
-fn contents(snapshot: &Snapshot) -> Vec<(&'static str, String, String)> {
+pub(super) fn contents(snapshot: &Snapshot) -> Vec<(&'static str, String, String)> {
     let mut all: Vec<_> = snapshot
         .routes
         .iter()

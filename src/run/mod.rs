@@ -154,20 +154,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // A reload in progress at SIGTERM gives up its waits (docs/run.md "Logs and signals").
     reload::Reloader::watch_shutdown(&mut reloader, shutdown_rx.clone());
 
-    let (source, guard) = if opts.manifests.is_empty() {
+    let (source, pending) = if opts.manifests.is_empty() {
         let client = opts.kube.client().await?;
         let election =
             opts.kube.leader_election(&client, &opts.render.controller_name, &opts.render.gateways);
         reloader = take_turns(reloader, &opts.stagger, &client, &election, shutdown_rx.clone());
-        // Discovery waits for an API server that cannot be reached yet: a signal meanwhile
-        // ends the wait (nothing was started yet that needs stopping).
-        let started = tokio::select! {
-            started = start_kube(&opts, client, election, &metrics, status_rx) => started?,
-            _ = terminate.recv() => return stopped_before_start("SIGTERM", admin_task),
-            _ = interrupt.recv() => return stopped_before_start("SIGINT", admin_task),
-        };
-        let (source, tasks) = started;
-        (source, SourceGuard::Kube(tasks))
+        // The source publishes here once discovery answers (below).
+        let (tx, source) = watch::channel(source::SourceState::default());
+        (source, PendingSource::Kube(Box::new(KubeStart { client, election, tx, statuses: status_rx })))
     } else {
         // Files have no status subresource: the computed statuses go nowhere.
         drop(status_rx);
@@ -179,7 +173,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let roots = opts.manifests.iter().map(absolute).collect();
         let settings = inputs.borrow().settings.clone();
         let (source, watcher) = files::spawn_manifests(roots, settings, ignore, metrics.clone())?;
-        (source, SourceGuard::Files(watcher))
+        (source, PendingSource::Files(watcher))
     };
 
     let config = PipelineConfig {
@@ -187,14 +181,43 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         verify_timeout: opts.verify_timeout,
         resync: (!opts.resync.is_zero()).then_some(opts.resync),
     };
-    let pipeline = Pipeline::new(config, writer, reloader, CloudflaredVerifier, metrics, status_tx, health);
+    // The pipeline starts before the Kubernetes API has answered: until the source is synced it
+    // renders nothing, but with `supervise` it starts cloudflared on the last config written
+    // (docs/run.md "Sources"), so a restart of this container during an API outage does not
+    // take the tunnel down with it.
+    let pipeline =
+        Pipeline::new(config, writer, reloader, CloudflaredVerifier, metrics.clone(), status_tx, health);
     let mut task = tokio::spawn(pipeline.run(Changes::new(source, inputs, shutdown_rx)));
     tracing::info!(config = %config_out.display(), "running");
 
-    let signalled = tokio::select! {
-        _ = terminate.recv() => Err("SIGTERM"),
-        _ = interrupt.recv() => Err("SIGINT"),
-        r = &mut task => Ok(r.map_err(anyhow::Error::from).and_then(|r| r)),
+    // Discovery waits for an API server that cannot be reached yet; a signal meanwhile stops
+    // the pipeline (and what it started) as at any other time.
+    let (mut guard, kube_start) = match pending {
+        PendingSource::Files(watcher) => (Some(SourceGuard::Files(watcher)), None),
+        PendingSource::Kube(start) => {
+            let KubeStart { client, election, tx, statuses } = *start;
+            (None, Some(start_kube(&opts, client, election, &metrics, statuses, tx)))
+        }
+    };
+    let kube_start = async move {
+        match kube_start {
+            Some(start) => start.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(kube_start);
+    let mut start_failed = None;
+    let signalled = loop {
+        tokio::select! {
+            started = &mut kube_start, if guard.is_none() && start_failed.is_none() => match started {
+                Ok(tasks) => guard = Some(SourceGuard::Kube(tasks)),
+                // (The source's sender is gone: the pipeline stops, draining what it started.)
+                Err(e) => start_failed = Some(e),
+            },
+            _ = terminate.recv() => break Err("SIGTERM"),
+            _ = interrupt.recv() => break Err("SIGINT"),
+            r = &mut task => break Ok(r.map_err(anyhow::Error::from).and_then(|r| r)),
+        }
     };
     let result = match signalled {
         Ok(result) => result,
@@ -205,12 +228,36 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             Err(again) => return Err(anyhow::anyhow!("{again} received again: stopped without waiting")),
         },
     };
+    if guard.is_none() && start_failed.is_none() {
+        tracing::info!("stopped before the Kubernetes API answered");
+    }
+    // The Gateway API CRDs are not installed, say: that, not the pipeline's "source stopped".
+    let result = match start_failed {
+        Some(e) => Err(e),
+        None => result,
+    };
     match guard {
-        SourceGuard::Files(watcher) => drop(watcher),
-        SourceGuard::Kube(tasks) => tasks.finish().await,
+        None => {}
+        Some(SourceGuard::Files(watcher)) => drop(watcher),
+        Some(SourceGuard::Kube(tasks)) => tasks.finish().await,
     }
     admin_task.abort();
     result
+}
+
+/// A source not started yet: the Kubernetes API's starts once discovery answers.
+enum PendingSource {
+    Files(files::ManifestSource),
+    Kube(Box<KubeStart>),
+}
+
+/// What starting the Kubernetes side takes: the client, the Lease, where the source
+/// publishes, and the statuses the status writer is to write.
+struct KubeStart {
+    client: ::kube::Client,
+    election: leader::LeaderElectionOptions,
+    tx: source::SourceSender,
+    statuses: pipeline::StatusReceiver,
 }
 
 /// What keeps a source running; dropped or finished when `run` ends.
@@ -282,21 +329,16 @@ fn no_tunnel_named(inputs: &files::RenderInputs, argv: &[String]) -> Result<(), 
         .to_string())
 }
 
-/// A signal before the source started: nothing to drain.
-fn stopped_before_start(signal: &str, admin: tokio::task::JoinHandle<()>) -> anyhow::Result<()> {
-    tracing::info!(signal, "stopped before the Kubernetes API answered");
-    admin.abort();
-    Ok(())
-}
-
-/// Starts the Kubernetes API source, leader election and the status writer fed by `statuses`.
+/// Starts the Kubernetes API source (publishing on `tx`), leader election and the status
+/// writer fed by `statuses`; returns once discovery answered.
 async fn start_kube(
     opts: &RunOptions,
     client: ::kube::Client,
     election: leader::LeaderElectionOptions,
     metrics: &Arc<Metrics>,
     statuses: pipeline::StatusReceiver,
-) -> anyhow::Result<(source::SourceReceiver, KubeTasks)> {
+    tx: source::SourceSender,
+) -> anyhow::Result<KubeTasks> {
     metrics.watching(crate::kinds::Kind::ALL.map(crate::kinds::Kind::name));
     let events = metrics.clone();
     let source_options = kube::KubeSourceOptions {
@@ -314,11 +356,10 @@ async fn start_kube(
     // The source notes which routes hold status entries of ours, for the writer to clean up.
     let owned_routes = status_writer::OwnedRoutes::new(writer_options.ownership.clone());
     writer_options.owned_routes = Some(owned_routes.clone());
-    let (source, source_task) =
-        kube::spawn_noting(client.clone(), source_options, Some(owned_routes)).await?;
+    let source_task = kube::spawn_into(client.clone(), source_options, Some(owned_routes), tx).await?;
     let (leader, leader_task) = leader::spawn_leader_election(client.clone(), election);
     let writer_task = status_writer::spawn_status_writer(client, statuses, leader, writer_options);
-    Ok((source, KubeTasks { source: source_task, leader: leader_task, status_writer: writer_task }))
+    Ok(KubeTasks { source: source_task, leader: leader_task, status_writer: writer_task })
 }
 
 /// Stops watching and lets the pipeline drain the reloader (cloudflared children included).

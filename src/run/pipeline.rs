@@ -16,7 +16,8 @@
 //! channels: a burst of changes is one wake-up, and a slow step never queues stale snapshots.
 //!
 //! What the pipeline promises:
-//! - nothing is rendered before the source is `synced` (never from a half-synced cache);
+//! - nothing is rendered or written before the source is `synced` (never from a half-synced
+//!   cache);
 //! - a config cloudflared would refuse (or an empty file) is never written: the last good
 //!   file stays and the failure is logged and counted. An empty set of routes is not such a
 //!   config: it renders the catch-all alone, and that is written;
@@ -27,7 +28,10 @@
 //!   [`StatusReceiver`] for the status writer;
 //! - with a reloader that runs cloudflared (`supervise`), an exit of the serving child between
 //!   reloads takes readiness and `Programmed` until a restart shows the file
-//!   (`pipeline_connector.rs`).
+//!   (`pipeline_connector.rs`);
+//! - with such a reloader, cloudflared is started on the config already on disk while the
+//!   source is not synced, or when the first render is refused, if cloudflared would accept it
+//!   and it names our tunnel; not ready meanwhile (`pipeline_on_disk.rs`).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -79,6 +83,9 @@ mod changes;
 pub use changes::{ChangeStream, Changes, Debounce, Wake};
 #[path = "pipeline_connector.rs"]
 mod connector;
+#[path = "pipeline_on_disk.rs"]
+mod on_disk;
+use on_disk::OnDisk;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PipelineConfig {
@@ -175,13 +182,9 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
     }
 
     async fn run_until_stopped(&mut self, changes: &mut Changes) -> anyhow::Result<()> {
-        while !changes.source.borrow().synced {
-            tracing::debug!("waiting for the source to sync");
-            match changes.next().await {
-                Wake::Changed => {}
-                Wake::Shutdown => return Ok(()),
-                Wake::Closed => anyhow::bail!("the source of objects stopped before it synced"),
-            }
+        // (`supervise`: cloudflared serves the last config written meanwhile, if usable.)
+        if !self.wait_for_sync(changes).await? {
+            return Ok(());
         }
         let mut flow = self.step(changes, None, false).await;
         memory::release_soon();
@@ -297,7 +300,7 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             tracing::error!(revision, "{}; keeping the last good config.yml", escaped(&why));
             self.publish(statuses, Programmed::No(why));
             if !self.started && self.reloader.starts_cloudflared() {
-                self.start_on_the_file_there().await;
+                self.start_on_the_file_there(&inputs, OnDisk::Refused, changes).await;
             }
             return Flow::Idle;
         }
@@ -419,48 +422,6 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
         }
         self.publish(statuses, self.programmed.clone());
         Flow::Idle
-    }
-
-    /// The first render was refused, and cloudflared runs only once we start it: start it on
-    /// the config already on disk (the last good one, from an earlier run) if cloudflared would
-    /// accept it, so the tunnel keeps serving what it served until the objects are fixed.
-    /// Nothing is verified and `/readyz` stays 503: this is not a config of the current objects.
-    /// The next accepted render is reloaded (and verified) even if its bytes are the same.
-    async fn start_on_the_file_there(&mut self) {
-        let path = self.writer.target().to_path_buf();
-        let writer = self.writer.clone();
-        let text = match tokio::task::spawn_blocking(move || writer.current()).await {
-            // Not UTF-8: empty, which cloudflared would refuse (below).
-            Ok(Ok(Some(bytes))) => String::from_utf8(bytes).unwrap_or_default(),
-            Ok(Ok(None)) => {
-                tracing::warn!(path = %path.display(), "no config.yml from an earlier run either: cloudflared starts once a render is accepted");
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not read the config.yml already there: cloudflared starts once a render is accepted");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "reading the config.yml already there failed");
-                return;
-            }
-        };
-        let report = validate::validate_str(&text);
-        if text.trim().is_empty() || !report.is_valid() {
-            tracing::warn!(path = %path.display(), "the config.yml already there would be refused too: cloudflared starts once a render is accepted");
-            return;
-        }
-        self.reloader.use_config_metrics(reload::metrics_from_config(&text));
-        match self.reloader.reload(&path).await {
-            Ok(()) => {
-                tracing::warn!(path = %path.display(), "cloudflared started on the config.yml already there (an earlier run's); the current objects are not served until a render is accepted");
-                self.started = true;
-                self.retry = true;
-                self.connector_serving();
-                self.metrics.reloads.get_or_create(&ResultLabel::new("ok")).inc();
-            }
-            Err(e) => self.reload_failed(&e),
-        }
     }
 
     fn reload_failed(&mut self, e: &ReloadError) {

@@ -34,8 +34,12 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// An upper bound for one request, so a hung connection cannot eat a whole wait.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The same for `/config`, whose answer grows with the config: about 700 bytes a rule, so
-/// 30 MB for 40,000 rules, which a cloudflared with little CPU takes seconds to write.
-const CONFIG_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// 30 MB for 40,000 rules, which a cloudflared with little CPU takes seconds to write. It is
+/// cloudflared's own limit: its metrics server (`metrics.ServeMetrics`) is an `http.Server`
+/// with `WriteTimeout: 10 * time.Second`, so an answer not written within 10 s of reading the
+/// request is cut by cloudflared itself (and its `tunnel diag` gives a collector 10 s too).
+/// Waiting longer only waits on a connection nothing more will come from.
+const CONFIG_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why cloudflared was not shown to run the rendered config.
 #[derive(Debug, thiserror::Error)]

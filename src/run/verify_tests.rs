@@ -181,6 +181,22 @@ async fn a_config_slower_than_a_ready_probe_is_waited_for() {
     verify(addr, RENDERED, Duration::from_secs(8)).await.expect("a slow /config still verifies");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_config_request_is_given_up_when_cloudflared_would_have_cut_it() {
+    // cloudflared's metrics server cuts any answer at 10 s (Go's http.Server WriteTimeout):
+    // a request still unanswered then (a stopped or starved cloudflared) never will be, so it
+    // is not waited on longer, whatever the time left for the verification.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap(); // never answers
+    let started = tokio::time::Instant::now();
+    let err = http_get(listener.local_addr().unwrap(), "/config", Duration::from_secs(60)).await.unwrap_err();
+    assert!(err.contains("timed out"), "{err}");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(10),
+        "cut when cloudflared's own write deadline passed"
+    );
+}
+
 #[tokio::test]
 async fn order_matters() {
     let rendered = "ingress:\n  - hostname: a.example.com\n    service: http://a:1\n  - hostname: b.example.com\n    service: http://b:1\n  - service: http_status:404\n";

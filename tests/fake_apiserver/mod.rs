@@ -115,6 +115,11 @@ pub struct FakeApiServer {
 impl FakeApiServer {
     /// Serves every known kind at every version.
     pub async fn start() -> FakeApiServer {
+        FakeApiServer::start_at("127.0.0.1:0").await
+    }
+
+    /// The same, on `addr` (an API server that comes back on the address clients know).
+    pub async fn start_at(addr: &str) -> FakeApiServer {
         let mut state = State::default();
         for (group, kind, _, _, versions) in RESOURCES {
             for version in *versions {
@@ -128,7 +133,8 @@ impl FakeApiServer {
             held: watch::channel(BTreeSet::new()).0,
             shutdown: watch::channel(false).0,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         let addr = listener.local_addr().expect("local address");
         tokio::spawn(http::accept(listener, shared.clone()));
         FakeApiServer { addr, shared }
