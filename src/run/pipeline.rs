@@ -354,10 +354,16 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             self.publish(statuses, programmed);
             return Flow::Idle;
         }
+        // At start, a file left as it was is no new config (a restart of `run` over the file
+        // cloudflared runs): Programmed goes from what the cluster says straight to what the
+        // verification finds, without a flip through Pending that resets lastTransitionTime.
+        let announce = written || self.started;
         if !verify_again {
             self.programmed = Programmed::Pending;
             self.unverified = false;
-            self.publish(statuses.clone(), Programmed::Pending);
+            if announce {
+                self.publish(statuses.clone(), Programmed::Pending);
+            }
             // A reload is never cancelled half-way: a supervisor may have a child half-started.
             // On SIGTERM the reloader itself gives up its waits, safely.
             self.reloader.use_config_metrics(self.config_metrics.as_ref().and_then(|(_, addr)| *addr));
@@ -380,6 +386,9 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
 
         let Some(addr) = self.reloader.metrics_addr() else {
             // Nothing to verify against: the file is written, cloudflared's state unknown.
+            if !announce {
+                self.publish(statuses, Programmed::Pending);
+            }
             self.retry = false;
             self.health.set_ready();
             return Flow::Idle;

@@ -1,7 +1,7 @@
 //! cloudflared started on the config already on disk while the source is not synced (a
 //! recording reloader that starts cloudflared as `supervise` does, and a scripted verifier).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use routes_core::status::Programmed;
@@ -204,4 +204,39 @@ async fn unsynced_sigterm_while_waiting_drains_the_child() {
         "{:?}",
         recorder.calls()
     );
+}
+
+#[tokio::test]
+async fn at_start_a_file_left_as_it_was_is_not_announced_as_pending() {
+    // A restart of `run` over the file cloudflared runs: no new config, so Programmed goes
+    // from what the cluster says straight to what the verification finds, with no flip through
+    // Pending (which would also reset its lastTransitionTime).
+    let last = written(&[("a", "a.example.com")]);
+    let recorder = Recorder::new().with_metrics("127.0.0.1:1".parse().unwrap());
+    let h = Harness::start(Some(&last), inputs(""), recorder);
+    h.verifier.delays.lock().unwrap().extend([Duration::from_millis(300), Duration::from_millis(300)]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (mut reports, sink) = (h.status.clone(), seen.clone());
+    tokio::spawn(async move {
+        while reports.changed().await.is_ok() {
+            let programmed = reports.borrow_and_update().as_ref().map(|r| r.programmed.clone());
+            sink.lock().unwrap().push(programmed);
+        }
+    });
+    h.source.send_replace(state(&[("a", "a.example.com")], 1));
+    h.until("verified", |h| h.programmed() == Some(Programmed::Yes)).await;
+    assert_eq!(h.file().as_deref(), Some(last.as_str()), "rewritten");
+    assert_eq!(*seen.lock().unwrap(), [Some(Programmed::Yes)], "announced before it was verified");
+
+    // A new config is announced: Pending until cloudflared is seen running it.
+    h.source.send_replace(state(&[("a", "a.example.com"), ("b", "b.example.com")], 2));
+    h.until("the new config verified", |h| {
+        h.programmed() == Some(Programmed::Yes) && h.file().is_some_and(|f| f.contains("b.example.com"))
+    })
+    .await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some(Programmed::Yes), Some(Programmed::Pending), Some(Programmed::Yes)]
+    );
+    h.stop().await;
 }
