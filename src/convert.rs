@@ -40,8 +40,14 @@ pub fn meta(o: &ObjectMeta) -> model::Meta {
         name: o.name.clone().unwrap_or_default(),
         generation: o.generation.unwrap_or(0),
         created: o.creation_timestamp.as_ref().map(|t| t.0.as_second()),
-        uid: o.uid.as_deref().map(std::sync::Arc::from),
+        incarnation: o.uid.as_deref().map_or(0, incarnation),
     }
+}
+
+/// [`model::Meta::incarnation`]: a hash of `metadata.uid`, never 0.
+fn incarnation(uid: &str) -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(uid).max(1)
 }
 
 pub fn gateway_class(o: &GatewayClass) -> model::GatewayClass {

@@ -357,7 +357,7 @@ fn gateway_fields() {
             name: "g".into(),
             generation: 4,
             created: Some(1_704_067_210),
-            uid: None
+            incarnation: 0
         }
     );
     assert_eq!(g.class_name, "cloudflared");

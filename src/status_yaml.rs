@@ -240,7 +240,7 @@ mod tests {
             kind,
             namespace: "apps".into(),
             name: name.into(),
-            uid: None,
+            incarnation: 0,
             generation: 3,
             parents: vec![RouteParentStatus {
                 parent_ref: ParentRef {
@@ -260,7 +260,7 @@ mod tests {
         Statuses {
             gateway_classes: vec![CoreClass {
                 name: "cloudflared".to_string(),
-                uid: None,
+                incarnation: 0,
                 generation: 1,
                 conditions: vec![accepted(1)],
                 supported_features: vec!["GRPCRoute".to_string(), "HTTPRoute".to_string()],
@@ -268,7 +268,7 @@ mod tests {
             gateways: vec![CoreGateway {
                 namespace: "infra".to_string(),
                 name: "tunnel".to_string(),
-                uid: None,
+                incarnation: 0,
                 generation: 2,
                 addresses: vec!["6ff42ae2.cfargotunnel.com".to_string()],
                 conditions: vec![accepted(2)],

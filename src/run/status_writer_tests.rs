@@ -34,7 +34,7 @@ fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
         kind: RouteKind::Http,
         namespace: "apps".into(),
         name: "web".into(),
-        uid: None,
+        incarnation: 0,
         generation,
         parents: vec![RouteParentStatus {
             parent_ref: ParentRef {
@@ -144,7 +144,7 @@ fn gateway(addresses: Vec<String>, programmed: ConditionStatus) -> GatewayStatus
     GatewayStatus {
         namespace: "infra".into(),
         name: "tunnel".into(),
-        uid: None,
+        incarnation: 0,
         generation: 1,
         addresses,
         conditions: vec![accepted(1), programmed.clone()],
@@ -189,7 +189,7 @@ fn patch_deletes_keys_we_no_longer_write_and_carries_the_resource_version() {
 fn gateway_class_merge_writes_features_and_keeps_time() {
     let class = GatewayClassStatus {
         name: "cloudflared".into(),
-        uid: None,
+        incarnation: 0,
         generation: 1,
         conditions: vec![accepted(1)],
         supported_features: vec!["GRPCRoute".into(), "HTTPRoute".into()],
@@ -212,7 +212,7 @@ fn targets_cover_every_object_once() {
     let statuses = Statuses {
         gateway_classes: vec![GatewayClassStatus {
             name: "c".into(),
-            uid: None,
+            incarnation: 0,
             generation: 1,
             conditions: vec![],
             supported_features: vec![],

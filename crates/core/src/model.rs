@@ -24,9 +24,10 @@ pub struct Meta {
     /// `metadata.creationTimestamp` as seconds since the Unix epoch. `None` (hand-written
     /// files) sorts after every known timestamp, so the name decides among such objects.
     pub created: Option<i64>,
-    /// `metadata.uid`, when known (not in hand-written files): an object deleted and created
-    /// again under its name is another object, with a status of its own.
-    pub uid: Option<Arc<str>>,
+    /// A hash of `metadata.uid` (0 when unknown, as in hand-written files): an object deleted
+    /// and created again under its name is another object, with a status of its own. A hash,
+    /// not the text: 8 bytes in every object and status instead of a string on the heap.
+    pub incarnation: u64,
 }
 
 impl Meta {
@@ -36,7 +37,7 @@ impl Meta {
             name: name.to_string(),
             generation: 0,
             created: None,
-            uid: None,
+            incarnation: 0,
         }
     }
 

@@ -82,9 +82,9 @@ pub struct Statuses {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GatewayClassStatus {
     pub name: String,
-    /// The object's `metadata.uid` (see [`crate::model::Meta::uid`]): the status of one
-    /// incarnation of the name.
-    pub uid: Option<Arc<str>>,
+    /// The object's [`crate::model::Meta::incarnation`]: the status of one incarnation of
+    /// the name.
+    pub incarnation: u64,
     pub generation: i64,
     pub conditions: Vec<Condition>,
     /// Sorted feature names (GatewayClass `status.supportedFeatures`).
@@ -95,9 +95,9 @@ pub struct GatewayClassStatus {
 pub struct GatewayStatus {
     pub namespace: String,
     pub name: String,
-    /// The object's `metadata.uid` (see [`crate::model::Meta::uid`]): the status of one
-    /// incarnation of the name.
-    pub uid: Option<Arc<str>>,
+    /// The object's [`crate::model::Meta::incarnation`]: the status of one incarnation of
+    /// the name.
+    pub incarnation: u64,
     pub generation: i64,
     /// `Hostname` addresses (`<TunnelID>.cfargotunnel.com`), empty when the tunnel is unknown.
     pub addresses: Vec<String>,
@@ -121,9 +121,9 @@ pub struct RouteStatus {
     pub kind: RouteKind,
     pub namespace: Arc<str>,
     pub name: Arc<str>,
-    /// The object's `metadata.uid` (see [`crate::model::Meta::uid`]): the status of one
-    /// incarnation of the name.
-    pub uid: Option<Arc<str>>,
+    /// The object's [`crate::model::Meta::incarnation`]: the status of one incarnation of
+    /// the name.
+    pub incarnation: u64,
     pub generation: i64,
     /// One entry per parentRef that names a Gateway we own, in parentRef order.
     pub parents: SmallVec<[RouteParentStatus; 1]>,

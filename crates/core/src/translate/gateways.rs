@@ -52,7 +52,7 @@ pub(crate) fn class_status(class: &GatewayClass) -> GatewayClassStatus {
     let generation = class.meta.generation;
     GatewayClassStatus {
         name: class.meta.name.clone(),
-        uid: class.meta.uid.clone(),
+        incarnation: class.meta.incarnation,
         generation,
         conditions: vec![Condition::new(
             "Accepted",

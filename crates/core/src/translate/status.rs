@@ -88,7 +88,7 @@ pub(crate) fn route_status(
         kind: route.kind,
         namespace: Arc::clone(namespace),
         name: Arc::clone(name),
-        uid: route.meta.uid.clone(),
+        incarnation: route.meta.incarnation,
         generation,
         parents,
     }
@@ -123,7 +123,7 @@ pub(crate) fn gateway_status(g: &GatewayView<'_>, settings: &Settings) -> Gatewa
     GatewayStatus {
         namespace: g.id.namespace.clone(),
         name: g.id.name.clone(),
-        uid: g.gateway.meta.uid.clone(),
+        incarnation: g.gateway.meta.incarnation,
         generation,
         addresses: settings.tunnel_id.iter().map(|id| format!("{id}.cfargotunnel.com")).collect(),
         conditions: vec![accepted],
