@@ -408,6 +408,11 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
             // same bytes this file is verified again, and cloudflared is not restarted.
             self.retry = false;
             self.unverified = true;
+            if !announce {
+                // Nothing published yet this start: changes arriving faster than a
+                // verification takes must not hold back every status.
+                self.publish(statuses, Programmed::Pending);
+            }
             return Flow::Changed;
         };
         match verified {

@@ -147,8 +147,9 @@ impl<R: Reloader, V: Verifier> Pipeline<R, V> {
                 match why {
                     OnDisk::Unsynced => tracing::warn!(
                         path = %path.display(),
-                        "the source of objects is not synced (the Kubernetes API may not answer): cloudflared \
-                         serves the last config.yml written, by an earlier run, until the objects are read and \
+                        "the source of objects is not synced (the Kubernetes API may not answer, or the \
+                         manifest files are not all readable or hold no Gateway of ours yet): cloudflared serves \
+                         the last config.yml written, by an earlier run, until the objects are read and \
                          rendered; not ready meanwhile"
                     ),
                     OnDisk::Refused => tracing::warn!(

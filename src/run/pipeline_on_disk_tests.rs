@@ -240,3 +240,24 @@ async fn at_start_a_file_left_as_it_was_is_not_announced_as_pending() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn at_start_a_verification_cut_short_publishes_the_statuses() {
+    // Same bytes at start (nothing announced), then changes that render the same bytes keep
+    // cutting the verification short: the statuses must not wait for one to finish.
+    let last = written(&[("a", "a.example.com")]);
+    let recorder = Recorder::new().with_metrics("127.0.0.1:1".parse().unwrap());
+    let h = Harness::start(Some(&last), inputs(""), recorder);
+    h.verifier.delays.lock().unwrap().extend([Duration::from_secs(5), Duration::from_secs(5)]);
+    h.source.send_replace(state(&[("a", "a.example.com")], 1));
+    h.until("verifying", |h| h.verifier.calls.lock().unwrap().len() == 1).await;
+    h.source.send_replace(state(&[("a", "a.example.com")], 2));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.programmed().is_none() {
+        assert!(Instant::now() < deadline, "no status published while verifications are cut short");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(h.programmed(), Some(Programmed::Pending));
+    assert_eq!(h.file().as_deref(), Some(last.as_str()));
+    h.shutdown.send_replace(true);
+}
