@@ -32,6 +32,20 @@ use routes_core::model::{self, GATEWAY_GROUP};
 mod raw;
 pub use raw::{route, route_listing_unknown};
 
+/// A converted object of any kind we read, before it takes its place in a [`model::Snapshot`]
+/// (from the Kubernetes source's events, or a manifest file); equality decides whether an
+/// event changed anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Object {
+    GatewayClass(model::GatewayClass),
+    Gateway(model::Gateway),
+    Route(model::Route),
+    ReferenceGrant(model::ReferenceGrant),
+    BackendTlsPolicy(model::BackendTlsPolicy),
+    Service(model::Service),
+    Namespace(model::Namespace),
+}
+
 /// Identity and bookkeeping. `creationTimestamp` becomes seconds since the epoch; a missing
 /// `generation` (hand-written files) is 0.
 pub fn meta(o: &ObjectMeta) -> model::Meta {

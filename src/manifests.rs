@@ -23,11 +23,11 @@ use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use routes_core::model::{self, RouteKind, Snapshot};
+use routes_core::model::{RouteKind, Snapshot};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::convert;
+use crate::convert::{self, Object};
 use crate::decode::decode_listing_unknown;
 use crate::kinds::Kind;
 
@@ -199,17 +199,6 @@ enum Item {
         object: Box<Object>,
     },
     Warning(String),
-}
-
-#[derive(Clone, Debug)]
-enum Object {
-    GatewayClass(model::GatewayClass),
-    Gateway(model::Gateway),
-    Route(model::Route),
-    ReferenceGrant(model::ReferenceGrant),
-    BackendTlsPolicy(model::BackendTlsPolicy),
-    Service(model::Service),
-    Namespace(model::Namespace),
 }
 
 /// Reads the YAML documents of one file (see [`load_str`]).

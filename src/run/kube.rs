@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 
 use super::source::{SourceReceiver, SourceSender, SourceState};
 use super::status_writer::OwnedRoutes;
-use crate::convert;
+use crate::convert::{self, Object};
 use crate::kinds::Kind;
 
 #[path = "kube_options.rs"]
@@ -117,18 +117,6 @@ impl Kind {
     fn optional(self) -> bool {
         matches!(self, Kind::GrpcRoute | Kind::ReferenceGrant | Kind::BackendTlsPolicy)
     }
-}
-
-/// A converted object of any kind; equality decides whether an event changed anything.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Object {
-    GatewayClass(model::GatewayClass),
-    Gateway(model::Gateway),
-    Route(model::Route),
-    ReferenceGrant(model::ReferenceGrant),
-    BackendTlsPolicy(model::BackendTlsPolicy),
-    Service(model::Service),
-    Namespace(model::Namespace),
 }
 
 /// Starts watching. Returns once discovery is done; the receiver reports `synced` after every
