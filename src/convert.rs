@@ -46,6 +46,34 @@ pub enum Object {
     Namespace(model::Namespace),
 }
 
+impl Object {
+    /// Puts the object at `pos` of its vector of `snapshot` (replacing what is there), or at
+    /// its end; where it is now.
+    pub fn put_at(self, snapshot: &mut model::Snapshot, pos: Option<usize>) -> usize {
+        fn put<T>(objects: &mut Vec<T>, pos: Option<usize>, object: T) -> usize {
+            match pos {
+                Some(pos) => {
+                    objects[pos] = object;
+                    pos
+                }
+                None => {
+                    objects.push(object);
+                    objects.len() - 1
+                }
+            }
+        }
+        match self {
+            Object::GatewayClass(o) => put(&mut snapshot.gateway_classes, pos, o),
+            Object::Gateway(o) => put(&mut snapshot.gateways, pos, o),
+            Object::Route(o) => put(&mut snapshot.routes, pos, o),
+            Object::ReferenceGrant(o) => put(&mut snapshot.reference_grants, pos, o),
+            Object::BackendTlsPolicy(o) => put(&mut snapshot.backend_tls_policies, pos, o),
+            Object::Service(o) => put(&mut snapshot.services, pos, o),
+            Object::Namespace(o) => put(&mut snapshot.namespaces, pos, o),
+        }
+    }
+}
+
 /// Identity and bookkeeping. `creationTimestamp` becomes seconds since the epoch; a missing
 /// `generation` (hand-written files) is 0.
 pub fn meta(o: &ObjectMeta) -> model::Meta {

@@ -235,29 +235,16 @@ impl Loaded {
     /// Adds `object`, or replaces the one of the same key read earlier; true when one was
     /// replaced. (HTTPRoutes and GRPCRoutes share a list, and their keys differ by kind.)
     fn store(&mut self, key: (Kind, String, String), object: Object) -> bool {
-        fn put<T>(place: Entry<'_, (Kind, String, String), usize>, items: &mut Vec<T>, item: T) -> bool {
-            match place {
-                Entry::Occupied(place) => {
-                    items[*place.get()] = item;
-                    true
-                }
-                Entry::Vacant(place) => {
-                    place.insert(items.len());
-                    items.push(item);
-                    false
-                }
-            }
-        }
         use std::collections::hash_map::Entry;
-        let (place, snapshot) = (self.places.entry(key), &mut self.snapshot);
-        match object {
-            Object::GatewayClass(o) => put(place, &mut snapshot.gateway_classes, o),
-            Object::Gateway(o) => put(place, &mut snapshot.gateways, o),
-            Object::Route(o) => put(place, &mut snapshot.routes, o),
-            Object::ReferenceGrant(o) => put(place, &mut snapshot.reference_grants, o),
-            Object::BackendTlsPolicy(o) => put(place, &mut snapshot.backend_tls_policies, o),
-            Object::Service(o) => put(place, &mut snapshot.services, o),
-            Object::Namespace(o) => put(place, &mut snapshot.namespaces, o),
+        match self.places.entry(key) {
+            Entry::Occupied(place) => {
+                object.put_at(&mut self.snapshot, Some(*place.get()));
+                true
+            }
+            Entry::Vacant(place) => {
+                place.insert(object.put_at(&mut self.snapshot, None));
+                false
+            }
         }
     }
 }

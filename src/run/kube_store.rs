@@ -88,31 +88,6 @@ fn same_at(snapshot: &Snapshot, pos: usize, object: &Object) -> bool {
     }
 }
 
-/// Puts `object` at `pos` of its vector, or at its end; where it is now.
-fn put_at(snapshot: &mut Snapshot, pos: Option<usize>, object: Object) -> usize {
-    fn put<T>(objects: &mut Vec<T>, pos: Option<usize>, object: T) -> usize {
-        match pos {
-            Some(pos) => {
-                objects[pos] = object;
-                pos
-            }
-            None => {
-                objects.push(object);
-                objects.len() - 1
-            }
-        }
-    }
-    match object {
-        Object::GatewayClass(o) => put(&mut snapshot.gateway_classes, pos, o),
-        Object::Gateway(o) => put(&mut snapshot.gateways, pos, o),
-        Object::Route(o) => put(&mut snapshot.routes, pos, o),
-        Object::ReferenceGrant(o) => put(&mut snapshot.reference_grants, pos, o),
-        Object::BackendTlsPolicy(o) => put(&mut snapshot.backend_tls_policies, pos, o),
-        Object::Service(o) => put(&mut snapshot.services, pos, o),
-        Object::Namespace(o) => put(&mut snapshot.namespaces, pos, o),
-    }
-}
-
 /// Room for `more` objects in vector `vector`.
 fn reserve_exact(snapshot: &mut Snapshot, vector: usize, more: usize) {
     match vector {
@@ -155,7 +130,7 @@ impl Positions {
 
     fn insert(&mut self, snapshot: &mut Snapshot, kind: Kind, key: &str, object: Object) {
         let pos = self.get(kind, key);
-        let at = put_at(snapshot, pos, object);
+        let at = object.put_at(snapshot, pos);
         if pos.is_none() {
             let key: Arc<str> = key.into();
             self.by_key[kind as usize].insert(key.clone(), at);
