@@ -24,12 +24,17 @@ fn ours() -> String {
     gateway("cf", routes_core::translate::DEFAULT_CONTROLLER_NAME)
 }
 
-fn wait_synced(rx: &SourceReceiver, what: &str) {
+/// Waits (up to BOUND) until the published state satisfies `check`.
+fn wait_until(rx: &SourceReceiver, what: &str, check: impl Fn(&SourceState) -> bool) {
     let deadline = Instant::now() + BOUND;
-    while !rx.borrow().synced {
-        assert!(Instant::now() < deadline, "never synced: {what}");
+    while !check(&rx.borrow()) {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn wait_synced(rx: &SourceReceiver, what: &str) {
+    wait_until(rx, &format!("synced: {what}"), |s| s.synced);
 }
 
 fn route_names(files: &ManifestFiles) -> Vec<String> {
@@ -235,9 +240,13 @@ fn wait_for_host(rx: &SourceReceiver, name: &str, want: &str, what: &str) {
 }
 
 fn watched(root: PathBuf) -> (SourceReceiver, ManifestSource, Arc<Metrics>) {
+    watched_with(root, Settings::default())
+}
+
+fn watched_with(root: PathBuf, settings: Settings) -> (SourceReceiver, ManifestSource, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
-    let (rx, source) = spawn_manifests(vec![root], Settings::default(), Ignore::default(), metrics.clone())
-        .expect("watched");
+    let (rx, source) =
+        spawn_manifests(vec![root], settings, Ignore::default(), metrics.clone()).expect("watched");
     (rx, source, metrics)
 }
 
@@ -558,11 +567,7 @@ fn nothing_is_synced_until_the_files_hold_a_gateway_of_ours() {
     wait_for_host(&rx, "a", "a.example.com", "a route without its Gateway");
     assert!(!rx.borrow().synced, "synced without a Gateway");
     fs::write(dir.path().join("other.yaml"), gateway("istio", "istio.io/gateway-controller")).unwrap();
-    let deadline = Instant::now() + BOUND;
-    while rx.borrow().snapshot.gateways.is_empty() {
-        assert!(Instant::now() < deadline, "the other Gateway never read");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&rx, "the other Gateway is read", |s| !s.snapshot.gateways.is_empty());
     assert!(!rx.borrow().synced, "synced on another controller's Gateway");
     fs::remove_file(dir.path().join("other.yaml")).unwrap();
     fs::write(dir.path().join("gateway.yaml"), ours()).unwrap();
@@ -570,11 +575,7 @@ fn nothing_is_synced_until_the_files_hold_a_gateway_of_ours() {
     // Once synced, the files say what is wanted: without any Gateway, still synced.
     fs::remove_file(dir.path().join("gateway.yaml")).unwrap();
     fs::remove_file(dir.path().join("a.yaml")).unwrap();
-    let deadline = Instant::now() + BOUND;
-    while !rx.borrow().snapshot.routes.is_empty() {
-        assert!(Instant::now() < deadline, "the deletions never read");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&rx, "the deletions are read", |s| s.snapshot.routes.is_empty());
     assert!(rx.borrow().synced);
 }
 
@@ -584,8 +585,7 @@ fn a_gateway_not_named_by_the_gateway_flag_does_not_sync() {
     fs::write(dir.path().join("gateway.yaml"), ours()).unwrap();
     let other = routes_core::model::ObjectRef { namespace: "web".into(), name: "other".into() };
     let settings = Settings { gateways: vec![other], ..Settings::default() };
-    let root = vec![dir.path().to_path_buf()];
-    let (rx, _source) = spawn_manifests(root, settings, Ignore::default(), Arc::new(Metrics::new())).unwrap();
+    let (rx, _source, _) = watched_with(dir.path().to_path_buf(), settings);
     assert!(!rx.borrow().synced, "synced on a Gateway --gateway does not name");
     let named = ours().replace("name: gw,", "name: other,");
     fs::write(dir.path().join("other.yaml"), named.split("---\n").nth(1).unwrap()).unwrap();
