@@ -223,17 +223,24 @@ async fn at_start_a_file_left_as_it_was_is_not_announced_as_pending() {
             sink.lock().unwrap().push(programmed);
         }
     });
+    // Wait on what the listener task recorded, not on the channel itself: the listener is a
+    // task of its own and may not have run yet when the channel already holds the value.
+    let heard = |n: usize| {
+        let seen = seen.clone();
+        move |_: &Harness| {
+            let seen = seen.lock().unwrap();
+            seen.len() >= n && seen.last() == Some(&Some(Programmed::Yes))
+        }
+    };
     h.source.send_replace(state(&[("a", "a.example.com")], 1));
-    h.until("verified", |h| h.programmed() == Some(Programmed::Yes)).await;
+    h.until("verified", heard(1)).await;
     assert_eq!(h.file().as_deref(), Some(last.as_str()), "rewritten");
     assert_eq!(*seen.lock().unwrap(), [Some(Programmed::Yes)], "announced before it was verified");
 
     // A new config is announced: Pending until cloudflared is seen running it.
     h.source.send_replace(state(&[("a", "a.example.com"), ("b", "b.example.com")], 2));
-    h.until("the new config verified", |h| {
-        h.programmed() == Some(Programmed::Yes) && h.file().is_some_and(|f| f.contains("b.example.com"))
-    })
-    .await;
+    h.until("the new config verified", heard(2)).await;
+    assert!(h.file().is_some_and(|f| f.contains("b.example.com")), "not written");
     assert_eq!(
         *seen.lock().unwrap(),
         [Some(Programmed::Yes), Some(Programmed::Pending), Some(Programmed::Yes)]
