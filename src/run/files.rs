@@ -52,13 +52,17 @@ struct FileEntry {
 pub struct ManifestFiles {
     roots: Vec<PathBuf>,
     files: BTreeMap<PathBuf, FileEntry>,
+    /// The files in the order `render` reads them: root by root as given, each walked in byte
+    /// order of the names; a file under two roots is there twice, as `render` reads it twice.
+    /// Which of two definitions of an object wins depends on it.
+    order: Vec<PathBuf>,
     /// Problems of the walk itself (symlinked directories, dangling symlinks).
     walk_warnings: Vec<String>,
 }
 
 impl ManifestFiles {
     pub fn new(roots: Vec<PathBuf>) -> ManifestFiles {
-        ManifestFiles { roots, files: BTreeMap::new(), walk_warnings: Vec::new() }
+        ManifestFiles { roots, files: BTreeMap::new(), order: Vec::new(), walk_warnings: Vec::new() }
     }
 
     /// Reads every file again; true when anything changed (a file's content, a file appearing
@@ -86,7 +90,12 @@ impl ManifestFiles {
         self.walk_warnings = walk_warnings;
 
         let mut files = BTreeMap::new();
+        let mut order = Vec::with_capacity(paths.len());
         for path in paths {
+            if files.contains_key(&path) {
+                order.push(path); // under two roots: read once, merged twice
+                continue;
+            }
             let mut entry = self.files.remove(&path).unwrap_or_default();
             let error_before = entry.error.take();
             match crate::input::read_to_string(&path) {
@@ -112,11 +121,14 @@ impl ManifestFiles {
                 Err(e) => entry.error = Some(format!("{}: {e}", path.display())),
             }
             changed |= entry.error != error_before;
-            files.insert(path, entry);
+            files.insert(path.clone(), entry);
+            order.push(path);
         }
-        // Files left in `self.files` were deleted.
+        // Files left in `self.files` were deleted. (The order changes only with the files:
+        // the roots are fixed.)
         changed |= !self.files.is_empty();
         self.files = files;
+        self.order = order;
         Ok(changed)
     }
 
@@ -126,13 +138,15 @@ impl ManifestFiles {
         self.files.iter().filter(|(_, entry)| entry.good.is_none()).map(|(path, _)| path.as_path()).collect()
     }
 
-    /// The snapshot of every file's last good content, in walk order (later duplicates replace
-    /// earlier ones, as `render` reads them), and every warning.
+    /// The snapshot of every file's last good content, in the order `render` reads the files
+    /// (later duplicates replace earlier ones), and every warning.
     pub fn loaded(&self) -> Loaded {
         let mut loaded = Loaded::default();
         loaded.warnings.extend(self.walk_warnings.iter().cloned());
-        for entry in self.files.values() {
-            if let Some(error) = &entry.error {
+        let mut warned = std::collections::HashSet::new();
+        for path in &self.order {
+            let entry = &self.files[path];
+            if let Some(error) = entry.error.as_ref().filter(|_| warned.insert(path)) {
                 let kept = if entry.good.is_some() {
                     "its last good content is kept"
                 } else {
@@ -354,3 +368,46 @@ pub fn spawn_inputs(
 #[cfg(test)]
 #[path = "files_tests.rs"]
 mod tests;
+
+/// Which of two definitions of one object wins: `run --manifests` must pick the one `render`
+/// picks from the same paths, or a config reviewed with `render` is not the one deployed.
+#[cfg(test)]
+mod render_order_tests {
+    use super::ManifestFiles;
+    use std::path::{Path, PathBuf};
+
+    fn hosts(loaded: &crate::manifests::Loaded) -> Vec<String> {
+        loaded.snapshot.routes.iter().flat_map(|r| r.hostnames.iter().cloned()).collect()
+    }
+
+    fn route(dir: &Path, host: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n\
+                     metadata: {name: web, namespace: web}\nspec: {hostnames: [HOST]}\n";
+        std::fs::write(dir.join("route.yaml"), route.replace("HOST", host)).unwrap();
+    }
+
+    #[test]
+    fn a_duplicate_resolves_as_render_resolves_it_roots_in_the_order_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        route(&a, "a.example.com");
+        route(&b, "b.example.com");
+        // Roots out of path order, and roots holding one another (a file read twice).
+        let cases: [(Vec<PathBuf>, &str); 4] = [
+            (vec![b.clone(), a.clone()], "a.example.com"),
+            (vec![a.clone(), b.clone()], "b.example.com"),
+            (vec![dir.path().into(), a.clone()], "a.example.com"),
+            (vec![b.clone(), dir.path().into()], "b.example.com"),
+        ];
+        for (roots, want) in cases {
+            let render = crate::manifests::load_paths(&roots).unwrap();
+            let mut files = ManifestFiles::new(roots.clone());
+            files.rescan().unwrap();
+            let run = files.loaded();
+            assert_eq!(hosts(&render), [want], "render {roots:?}");
+            assert_eq!(hosts(&run), hosts(&render), "run --manifests {roots:?}");
+            assert_eq!(run.warnings, render.warnings, "{roots:?}");
+        }
+    }
+}
