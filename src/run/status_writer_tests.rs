@@ -1,7 +1,10 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use routes_core::model::{ObjectRef, ParentRef};
 use routes_core::status::{Condition, ConditionStatus, ListenerStatus, RouteParentStatus};
+use serde_json::json;
 
 use super::*;
+use crate::status_yaml;
 
 const US: &str = "example.com/cloudflared";
 const OLD: &str = "2020-01-01T00:00:00Z";
