@@ -383,3 +383,58 @@ async fn a_deleted_object_is_not_found_not_a_failure() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(results.lock().unwrap().len(), 3);
 }
+
+/// Moves Gateway `infra/tunnel` to `class`, keeping its status, or setting `status` if given.
+fn move_gateway(server: &FakeApiServer, class: &str, status: Option<Value>) {
+    let mut gateway = server.get(V1, "Gateway", "infra", "tunnel").unwrap();
+    gateway["spec"]["gatewayClassName"] = json!(class);
+    if let Some(status) = status {
+        gateway["status"] = status;
+    }
+    server.apply(gateway);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_no_longer_ours_is_released_unless_its_new_controller_wrote_it() {
+    let server = cluster().await;
+    let ours = computed(&server, &Programmed::Yes).await;
+    let (statuses_tx, statuses_rx) = watch::channel(report(&ours, Programmed::Yes));
+    let (_leader_tx, leader_rx) = watch::channel(true);
+    let (opts, results) = writer_options();
+    let _writer = spawn_status_writer(server.client(), statuses_rx, leader_rx, opts);
+    wait_for_results(&results, 3).await;
+    let gateway = || server.get(V1, "Gateway", "infra", "tunnel").unwrap();
+    assert!(gateway()["status"]["listeners"].is_array(), "{:#}", gateway());
+
+    // Moved to a class with no controller: nobody else will write its status, and ours (an
+    // address external-dns follows, Programmed) would be a lie. Given back as a new Gateway has it.
+    move_gateway(&server, "istio", None);
+    let moved = computed(&server, &Programmed::Yes).await;
+    assert!(moved.gateways.is_empty() && moved.routes.is_empty());
+    statuses_tx.send_replace(report(&moved, Programmed::Yes));
+    wait_for_results(&results, 5).await; // the route's entry retracted, the Gateway released
+    let status = gateway()["status"].clone();
+    let conditions: Vec<_> = (status["conditions"].as_array().unwrap().iter())
+        .map(|c| (c["type"].as_str().unwrap(), c["status"].as_str().unwrap(), c["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(conditions, [("Accepted", "Unknown", "Pending"), ("Programmed", "Unknown", "Pending")]);
+    assert_eq!(status["conditions"][0]["message"], "Waiting for controller");
+    assert!(status.get("addresses").is_none() && status.get("listeners").is_none(), "{status:#}");
+    let stored = server.get(V1, "HTTPRoute", "apps", "web").unwrap();
+    assert_eq!(stored["status"]["parents"], json!([foreign_parent()]));
+
+    // Back to ours: written again. Then moved to a class whose controller writes its own
+    // status before our next pass: that status is the new controller's, and stays.
+    move_gateway(&server, "cloudflared", None);
+    statuses_tx.send_replace(report(&computed(&server, &Programmed::Yes).await, Programmed::Yes));
+    wait_for_results(&results, 7).await;
+    assert!(gateway()["status"]["listeners"].is_array(), "{:#}", gateway());
+    let theirs = json!({"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+        "message": "istio", "observedGeneration": 4, "lastTransitionTime": OLD}]});
+    move_gateway(&server, "istio", Some(theirs.clone()));
+    statuses_tx.send_replace(report(&computed(&server, &Programmed::Yes).await, Programmed::Yes));
+    let mut seen = wait_for_results(&results, 9).await;
+    assert_eq!(gateway()["status"], theirs);
+    seen.sort();
+    assert_eq!(seen.iter().filter(|r| *r == "unchanged").count(), 1, "{seen:?}");
+}

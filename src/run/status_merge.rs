@@ -103,7 +103,7 @@ fn strip_nulls(value: &mut Value) {
 /// when its status did not change, whatever its reason, message or observedGeneration:
 /// metav1.Condition defines it as the time "the condition transitioned from one status to
 /// another", and apimachinery's `meta.SetStatusCondition` changes it only with `status`.
-pub(super) fn keep_times(new: &mut Value, old: &Value) {
+fn keep_times(new: &mut Value, old: &Value) {
     let (Some(new), Some(old)) = (new.as_array_mut(), old.as_array()) else { return };
     for condition in new {
         let same = old.iter().find(|o| o["type"] == condition["type"] && o["status"] == condition["status"]);
@@ -115,18 +115,34 @@ pub(super) fn keep_times(new: &mut Value, old: &Value) {
 
 /// Equal up to the order of route parents (each controller appends its own entries) and nulls.
 pub(super) fn same_status(current: &Value, merged: &Value) -> bool {
-    fn normal(status: &Value) -> Value {
-        let mut status = status.clone();
-        strip_nulls(&mut status);
-        if let Some(Value::Array(parents)) = status.get_mut("parents") {
-            parents.sort_by_cached_key(|p| p.to_string());
-        }
-        match status {
-            Value::Null => Value::Object(Map::new()),
-            other => other,
-        }
-    }
     normal(current) == normal(merged)
+}
+
+/// `status` as [`same_status`] compares it: no nulls, route parents in one order, none as `{}`.
+pub(super) fn normal(status: &Value) -> Value {
+    let mut status = status.clone();
+    strip_nulls(&mut status);
+    if let Some(Value::Array(parents)) = status.get_mut("parents") {
+        parents.sort_by_cached_key(|p| p.to_string());
+    }
+    match status {
+        Value::Null => Value::Object(Map::new()),
+        other => other,
+    }
+}
+
+/// The status of a Gateway no controller has taken, as the CRD's default gives a new one:
+/// `Accepted` and `Programmed` `Unknown`, reason `Pending`, "Waiting for controller"; no
+/// addresses, no listeners. What a Gateway that stops being ours is given back
+/// (docs/status.md). A condition that was `Unknown` already keeps its time.
+pub(super) fn released_gateway_status(current: &Value, now: &Time) -> Value {
+    let waiting = |kind: &str| {
+        json!({"type": kind, "status": "Unknown", "reason": "Pending", "message": "Waiting for controller",
+               "lastTransitionTime": now})
+    };
+    let mut status = json!({"conditions": [waiting("Accepted"), waiting("Programmed")]});
+    keep_times(&mut status["conditions"], &current["conditions"]);
+    status
 }
 
 /// The merge patch turning `current` into `merged`: every key of `merged`, and a null for each

@@ -16,6 +16,11 @@
 //! Entries of ours on routes no computed status covers any more are taken out: those written
 //! during this leadership term, and those the watch saw in the cluster ([`OwnedRoutes`]), which
 //! covers routes changed while no replica of ours was leading.
+//!
+//! A Gateway written during this term that stops being ours (moved to another class, its class
+//! deleted) is given back the status of a Gateway no controller has taken, but only if its
+//! status is still exactly what we left: a Gateway's status has no per-controller entries, so
+//! anything else there is the new controller's, and stays.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -39,7 +44,7 @@ pub use owner::{OwnedRoutes, Ownership};
 mod merge;
 #[cfg(test)]
 use merge::to_json;
-use merge::{merged_status, now, patch_body, retracted_status, same_status};
+use merge::{merged_status, normal, now, patch_body, released_gateway_status, retracted_status, same_status};
 
 /// Field manager of our writes (visible in `managedFields`).
 pub const FIELD_MANAGER: &str = "cloudflared-routes";
@@ -105,7 +110,7 @@ pub fn spawn_status_writer(
     leader: watch::Receiver<bool>,
     opts: StatusWriterOptions,
 ) -> JoinHandle<()> {
-    let writer = Writer { client, opts, written: BTreeMap::new(), retracted: BTreeSet::new() };
+    let writer = Writer::new(client, opts);
     tokio::spawn(writer.run(statuses, leader))
 }
 
@@ -219,11 +224,26 @@ impl WriteError {
     }
 }
 
+/// What one write does to an object's status.
+#[derive(Clone, Copy, Debug)]
+enum Action<'a> {
+    /// Our part becomes this.
+    Write(&'a Desired<'a>),
+    /// Our entries go (routes only).
+    Retract,
+    /// A Gateway no longer ours: back to the CRD's default, if its status is still this
+    /// (normalised) one we left.
+    Release(&'a Value),
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Written {
-    Applied,
-    Unchanged,
+    /// With the object's status as it now is, normalised ([`normal`]).
+    Applied(Value),
+    Unchanged(Value),
     NotFound,
+    /// A released Gateway whose status another writer has changed since ours: left alone.
+    NotOurs,
 }
 
 /// Attempts per object when another writer keeps changing it under us.
@@ -240,9 +260,22 @@ struct Writer {
     /// Routes of [`OwnedRoutes`] whose entries were taken out (or found gone) since the last
     /// resync: not read again while the watch has not yet delivered the change.
     retracted: BTreeSet<Target>,
+    /// The Gateways written (or found already right) during this term, with their status as
+    /// it was then (normalised): released when they stop being ours, if it still is.
+    gateways: BTreeMap<Target, Value>,
 }
 
 impl Writer {
+    fn new(client: Client, opts: StatusWriterOptions) -> Writer {
+        Writer {
+            client,
+            opts,
+            written: BTreeMap::new(),
+            retracted: BTreeSet::new(),
+            gateways: BTreeMap::new(),
+        }
+    }
+
     async fn run(mut self, mut statuses: StatusReceiver, mut leader: watch::Receiver<bool>) {
         let mut resync = tokio::time::Instant::now() + self.opts.resync_interval;
         loop {
@@ -259,6 +292,7 @@ impl Writer {
                 // A new term starts from what is in the cluster, not from what we once wrote.
                 self.written.clear();
                 self.retracted.clear();
+                self.gateways.clear();
             }
             tokio::select! {
                 changed = statuses.changed() => if changed.is_err() { return },
@@ -291,26 +325,44 @@ impl Writer {
             if self.written.get(target) == Some(&Some(fingerprint)) {
                 continue;
             }
-            match self.write(target, Some(want), leader).await {
-                Some(Written::Applied | Written::Unchanged) => {
+            match self.write(target, Action::Write(want), leader).await {
+                Some(Written::Applied(status) | Written::Unchanged(status)) => {
                     self.written.insert(target.clone(), Some(fingerprint));
+                    if matches!(target, Target::Gateway { .. }) {
+                        self.gateways.insert(target.clone(), status);
+                    }
                 }
                 // Not remembered: if it is created again, its status must be written.
-                Some(Written::NotFound) => {
+                Some(Written::NotFound | Written::NotOurs) => {
                     self.written.remove(target);
+                    self.gateways.remove(target);
                 }
                 None => ok = false,
             }
         }
-        // A Gateway or GatewayClass we no longer render is left as it is.
         self.written
             .retain(|target, _| matches!(target, Target::Route { .. }) || desired.contains_key(target));
+        // Gateways no longer ours: released. (A GatewayClass no longer ours has been deleted:
+        // its controllerName cannot change.)
+        let released: Vec<Target> =
+            self.gateways.keys().filter(|t| !desired.contains_key(*t)).cloned().collect();
+        for target in released {
+            if !*leader.borrow() {
+                return false;
+            }
+            let left = &self.gateways[&target];
+            if self.write(&target, Action::Release(left), leader).await.is_some() {
+                self.gateways.remove(&target);
+            } else {
+                ok = false;
+            }
+        }
         // Routes that no longer name one of our Gateways: take our entries out.
         for target in self.to_retract(&desired) {
             if !*leader.borrow() {
                 return false;
             }
-            if self.write(&target, None, leader).await.is_some() {
+            if self.write(&target, Action::Retract, leader).await.is_some() {
                 self.written.remove(&target);
                 self.retracted.insert(target);
             } else {
@@ -341,18 +393,18 @@ impl Writer {
     async fn write(
         &self,
         target: &Target,
-        want: Option<&Desired<'_>>,
+        action: Action<'_>,
         leader: &watch::Receiver<bool>,
     ) -> Option<Written> {
-        let result = self.write_object(target, want, leader).await;
+        let result = self.write_object(target, action, leader).await;
         if let Err(WriteError::NotLeader) = result {
             // Not a failure of ours: the new leader writes this object.
             tracing::debug!(object = %target, "leadership lost: status write left to the new leader");
             return None;
         }
         let label = match &result {
-            Ok(Written::Applied) => "applied",
-            Ok(Written::Unchanged) => "unchanged",
+            Ok(Written::Applied(_)) => "applied",
+            Ok(Written::Unchanged(_) | Written::NotOurs) => "unchanged",
             Ok(Written::NotFound) => "not_found",
             Err(e) => e.label(),
         };
@@ -377,7 +429,7 @@ impl Writer {
     async fn write_object(
         &self,
         target: &Target,
-        want: Option<&Desired<'_>>,
+        action: Action<'_>,
         leader: &watch::Receiver<bool>,
     ) -> Result<Written, WriteError> {
         let (api, name) = target.api(&self.client);
@@ -390,22 +442,29 @@ impl Writer {
             let Some(object) = object else { return Ok(Written::NotFound) };
             let current = object.data.get("status").cloned().unwrap_or(Value::Null);
             let ours = &self.opts.ownership;
-            let merged = match (want, target) {
-                (Some(want), _) => merged_status(want, &current, ours, &now()),
-                (None, Target::Route { namespace, .. }) => retracted_status(&current, ours, namespace),
+            let merged = match (action, target) {
+                (Action::Write(want), _) => merged_status(want, &current, ours, &now()),
+                (Action::Retract, Target::Route { namespace, .. }) => {
+                    retracted_status(&current, ours, namespace)
+                }
+                (Action::Release(left), Target::Gateway { .. }) if normal(&current) == *left => {
+                    released_gateway_status(&current, &now())
+                }
+                (Action::Release(_), _) => return Ok(Written::NotOurs),
                 // Only routes are ever retracted.
-                (None, _) => return Ok(Written::Unchanged),
+                (Action::Retract, _) => return Ok(Written::Unchanged(normal(&current))),
             };
             if same_status(&current, &merged) {
-                return Ok(Written::Unchanged);
+                return Ok(Written::Unchanged(normal(&current)));
             }
             let resource_version = object.metadata.resource_version.unwrap_or_default();
+            let applied = normal(&merged);
             let patch = Patch::Merge(patch_body(&current, merged, &resource_version));
             let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
             leading()?;
             match tokio::time::timeout(limit, api.patch_status(name, &params, &patch)).await {
                 Err(_) => return Err(WriteError::Timeout),
-                Ok(Ok(_)) => return Ok(Written::Applied),
+                Ok(Ok(_)) => return Ok(Written::Applied(applied)),
                 Ok(Err(kube::Error::Api(status))) if status.code == 409 => {
                     tracing::debug!(object = %target, "status changed under us (409); reading it again");
                 }

@@ -347,7 +347,7 @@ fn idle_writer(owned_routes: Option<OwnedRoutes>) -> Writer {
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = Client::try_from(config).unwrap();
     let opts = StatusWriterOptions { owned_routes, ..StatusWriterOptions::new(US) };
-    Writer { client, opts, written: BTreeMap::new(), retracted: BTreeSet::new() }
+    Writer::new(client, opts)
 }
 
 #[tokio::test]
@@ -355,7 +355,7 @@ async fn a_replica_that_is_no_longer_leader_sends_nothing() {
     // Its client points at a closed port: any request would fail with a connection error.
     let writer = idle_writer(None);
     let (_tx, deposed) = watch::channel(false);
-    let result = writer.write_object(&http("web"), None, &deposed).await;
+    let result = writer.write_object(&http("web"), Action::Retract, &deposed).await;
     assert!(matches!(result, Err(WriteError::NotLeader)), "{result:?}");
 }
 
