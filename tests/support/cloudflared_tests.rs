@@ -1,7 +1,7 @@
 //! Unit tests of the cloudflared matcher model ([`super::support::cloudflared`]). Included by
 //! `tests/conformance.rs` only, so they run once.
 
-use crate::support::cloudflared::{decode_request_path, host_matches, strip_port, Model};
+use crate::support::cloudflared::{decode_request_path, host_matches, split_host_port, strip_port, Model};
 
 const SERVICE_A: &str = "http://a.default.svc.cluster.local:80";
 const SERVICE_B: &str = "http://b.default.svc.cluster.local:80";
@@ -184,4 +184,139 @@ fn validation_mirrors_cloudflared() {
          - {hostname: '*', path: '^/x', service: 'https://a.b:443'}\n  - {hostname: '*', service: http_status:404}\n",
     );
     assert!(ok.errors.is_empty(), "a path-only rule mid-list is allowed: {:?}", ok.errors);
+}
+
+/// A config with `rule` (a flow mapping) first, then the catch-all; `top` is written above.
+fn with_rule(top: &str, rule: &str) -> String {
+    format!("{top}ingress:\n  - {rule}\n  - service: http_status:404\n")
+}
+
+/// (case, config, whether cloudflared starts with it). Each row is what cloudflared's source
+/// says: config/configuration.go (yaml.v3 decode, then a strict decode whose errors are only
+/// warnings), ingress/ingress.go `validateIngress` and `validateHostname`, Go's
+/// `net.SplitHostPort`, `url.Parse` and `time.ParseDuration`.
+fn cloudflared_verdicts() -> Vec<(&'static str, String, bool)> {
+    let rule = |rule: &str| with_rule("", rule);
+    let origin = |top: &str| {
+        with_rule(&format!("originRequest: {{{top}}}\n"), "{hostname: a.com, service: http_status:404}")
+    };
+    vec![
+        ("unknown_rule_key_only_warns", rule("{hostname: a.com, service: http_status:404, foo: 1}"), true),
+        ("unknown_origin_request_key_only_warns", origin("connectTimeot: 30s"), true),
+        ("ipv6_hostname_has_no_port", rule("{hostname: '::1', service: http_status:404}"), true),
+        ("bracketed_ipv6_hostname_has_no_port", rule("{hostname: '[::1]', service: http_status:404}"), true),
+        (
+            "bracketed_ipv6_hostname_with_port",
+            rule("{hostname: '[::1]:80', service: http_status:404}"),
+            false,
+        ),
+        ("hostname_with_empty_port", rule("{hostname: 'a.com:', service: http_status:404}"), false),
+        ("numeric_hostname_is_text", rule("{hostname: 12, service: http_status:404}"), true),
+        ("numeric_path_is_text", rule("{path: 123, service: http_status:404}"), true),
+        ("hostname_list_is_a_type_error", rule("{hostname: [a.com], service: http_status:404}"), false),
+        ("hello_dash_world", rule("{hostname: a.com, service: hello-world}"), true),
+        ("hello_underscore_world", rule("{hostname: a.com, service: hello_world}"), true),
+        ("url_with_query_has_no_path", rule("{hostname: a.com, service: 'http://h:80?x'}"), true),
+        ("url_with_fragment_has_no_path", rule("{hostname: a.com, service: 'http://h:80#f'}"), true),
+        ("url_with_lone_slash_has_a_path", rule("{hostname: a.com, service: 'http://h:80/'}"), false),
+        ("url_without_hostname", rule("{hostname: a.com, service: 'http://:80'}"), false),
+        ("url_with_brackets_only", rule("{hostname: a.com, service: 'http://[]:80'}"), false),
+        ("url_with_ipv6_host", rule("{hostname: a.com, service: 'http://[::1]:80'}"), true),
+        ("url_with_userinfo", rule("{hostname: a.com, service: 'http://u:p@h:80'}"), true),
+        ("url_with_bad_port", rule("{hostname: a.com, service: 'http://h:8a'}"), false),
+        ("url_with_space_in_host", rule("{hostname: a.com, service: 'http://a b:80'}"), false),
+        ("url_with_bad_fragment_escape", rule("{hostname: a.com, service: 'http://h:80#%zz'}"), false),
+        ("opaque_url_has_no_host", rule("{hostname: a.com, service: 'localhost:8080'}"), false),
+        (
+            "bastion_mode_takes_any_service",
+            rule("{hostname: a.com, service: 'http://h:80/x', originRequest: {bastionMode: true}}"),
+            true,
+        ),
+        (
+            "top_level_bastion_mode_takes_any_service",
+            with_rule("originRequest: {bastionMode: true}\n", "{hostname: a.com, service: 'no scheme'}"),
+            true,
+        ),
+        (
+            "rule_bastion_mode_false_overrides_top_level",
+            with_rule(
+                "originRequest: {bastionMode: true}\n",
+                "{hostname: a.com, service: 'http://h:80/x', originRequest: {bastionMode: false}}",
+            ),
+            false,
+        ),
+        (
+            "bastion_mode_still_checks_http_status",
+            rule("{hostname: a.com, service: 'http_status:99', originRequest: {bastionMode: true}}"),
+            false,
+        ),
+        ("duration_without_unit", origin("connectTimeout: '30'"), false),
+        ("duration_as_integer", origin("connectTimeout: 30"), false),
+        ("duration_with_unit", origin("connectTimeout: 30s"), true),
+        ("duration_zero", origin("tlsTimeout: '0'"), true),
+        ("duration_fraction", origin("tcpKeepAlive: .5s"), true),
+        ("duration_compound", origin("keepAliveTimeout: 1h1m30.5s"), true),
+        ("duration_trailing_number", origin("keepAliveTimeout: 1h1"), false),
+        ("duration_micro_sign", origin("connectTimeout: 1µs"), true),
+        ("duration_unknown_unit", origin("connectTimeout: 5sec"), false),
+        ("bool_as_integer", origin("noTLSVerify: 1"), false),
+        ("bool_as_quoted_true", origin("noTLSVerify: 'true'"), false),
+        ("bool_as_yaml_1_1_word", origin("noTLSVerify: yes"), true),
+        ("bool", origin("noTLSVerify: true"), true),
+        ("int_as_string", origin("keepAliveConnections: '5'"), false),
+        ("int", origin("keepAliveConnections: 5"), true),
+        ("string_key_takes_a_number", origin("httpHostHeader: 5"), true),
+        ("null_origin_request_key", origin("caPool: null"), true),
+    ]
+}
+
+#[test]
+fn validation_agrees_with_cloudflared_row_by_row() {
+    let mut failures = Vec::new();
+    for (name, config, starts) in cloudflared_verdicts() {
+        let model = Model::parse(&config);
+        if model.errors.is_empty() != starts {
+            failures.push(format!(
+                "{name}: cloudflared starts: {starts}; the model: {:?}\n{config}",
+                model.errors
+            ));
+        }
+        // The production validator, checked against the same verdicts.
+        let report = routes_core::validate::validate_str(&config);
+        if report.is_valid() != starts {
+            failures.push(format!(
+                "{name}: cloudflared starts: {starts}; validate: {:?}\n{config}",
+                report.errors
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn unknown_keys_are_warnings() {
+    let m = Model::parse(&with_rule(
+        "originRequest: {connectTimeot: 30s}\n",
+        "{hostname: a.com, service: http_status:404, foo: 1}",
+    ));
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+    assert_eq!(m.warnings.len(), 2, "{:?}", m.warnings);
+}
+
+#[test]
+fn split_host_port_succeeds_where_go_does() {
+    for (hostport, split) in [
+        ("a.com:80", Some(("a.com", "80"))),
+        ("a.com:", Some(("a.com", ""))),
+        ("[::1]:80", Some(("::1", "80"))),
+        ("a.com", None),
+        ("::1", None),
+        ("[::1]", None),
+        ("a:b:c", None),
+        ("[a]b:80", None),
+        ("a]:80", None),
+        ("[a:80", None),
+    ] {
+        assert_eq!(split_host_port(hostport), split, "{hostport}");
+    }
 }

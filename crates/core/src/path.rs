@@ -286,8 +286,8 @@ fn has_anchor(pattern: &str, ends: bool) -> bool {
             _ => false,
         }
     }
-    let parsed = regex_syntax::ast::parse::ParserBuilder::new().octal(true).build().parse(pattern);
-    parsed.is_ok_and(|ast| walk(&ast, ends))
+    // Read as re2::check read it: Go's flag groups that regex-syntax refuses (`(?)`) rewritten.
+    re2::go_ast(pattern).is_some_and(|ast| walk(&ast, ends))
 }
 
 /// `SERVICE_PATTERN`: dot-separated identifiers, optionally led by a dot; case-insensitive.

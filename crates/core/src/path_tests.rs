@@ -151,6 +151,12 @@ fn invalid_grpc_matches_are_errors() {
     for (name, m) in cases {
         assert!(grpc_path(Some(m)).is_err(), "{name}: accepted");
     }
+    // The anchor is found after a flag group Go reads and regex-syntax does not.
+    for (service, method_regex) in [(Some("(?)^pkg\\.Svc"), None), (None, Some("(?ii)^Get"))] {
+        let m = method(RegularExpression, service, method_regex);
+        let anchored = matches!(grpc_path(Some(&m)), Err(PathError::GrpcAnchor { .. }));
+        assert!(anchored, "{m:?}: {:?}", grpc_path(Some(&m)));
+    }
     let m = method(Exact, Some(&"a".repeat(1024)), Some("M"));
     assert!(grpc_path(Some(&m)).is_ok(), "1024 characters are allowed");
     // `^` and `$` as literal characters, escaped or in a class, are no anchors; an end at the
@@ -258,4 +264,13 @@ fn a_regex_is_checked_as_written_inside_its_anchors() {
         .filter(|d| http_path(&regex(&format!("/{}a{}", "(".repeat(*d), ")".repeat(*d)))).is_ok())
         .max();
     assert!(deepest_accepted.is_some_and(|d| d >= 240), "{deepest_accepted:?}");
+}
+
+#[test]
+fn flag_groups_go_reads_and_regex_syntax_does_not_pass_as_written() {
+    // `(?)`, `(?ii)`, `(?i-i)`: Go's regexp.Compile takes them (re2_flags.rs).
+    let http = http_path(&regex("(?)/a(?ii)b(?i-i:c)"));
+    assert_eq!(http, Ok(Some("^(?:(?)/a(?ii)b(?i-i:c))$".to_string())));
+    let m = method(MethodKind::RegularExpression, Some("(?)pkg\\.Svc"), Some("(?i-i)Get"));
+    assert_eq!(grpc_path(Some(&m)), Ok(Some("^/(?:(?)pkg\\.Svc)/(?:(?i-i)Get)$".to_string())));
 }

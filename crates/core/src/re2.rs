@@ -18,19 +18,23 @@
 //! - Unicode classes other than Go's general categories, `Any` and script names;
 //! - capture names outside `[A-Za-z0-9_]`.
 //!
+//! Flag groups Go accepts and regex-syntax does not (`(?)`, `(?ii)`, `(?i-i)`) are first
+//! rewritten into the groups that mean the same (re2_flags.rs).
+//!
 //! The check errs on the safe side: a few patterns Go accepts are refused because regex-syntax
-//! refuses them (`\Q…\E`, a literal `{` that does not start a repetition, `(?ii)`, a capture
-//! name starting with a digit, nesting deeper than 250 instead of Go's 1000), and Unicode class
-//! names must be spelled exactly as in Go's tables (newer Go also accepts aliases and loose
-//! spelling). Where Go versions differ, the oldest that cloudflared (2023.7 and later) was built
-//! with decides: `(?<name>x)` is refused (Go 1.22 and later accept it; `(?P<name>x)` works in
-//! all), and script names are Unicode 13's (Go 1.20), not Unicode 15's (Go 1.21).
+//! refuses them (`\Q…\E`, a literal `{` that does not start a repetition, a repetition operator
+//! right after a flag group, as in `a(?i)*`, a capture name starting with a digit, nesting
+//! deeper than 250 instead of Go's 1000), and Unicode class names must be spelled exactly as in
+//! Go's tables (newer Go also accepts aliases and loose spelling). Where Go versions differ, the
+//! oldest that cloudflared (2023.7 and later) was built with decides: `(?<name>x)` is refused
+//! (Go 1.22 and later accept it; `(?P<name>x)` works in all), and script names are Unicode
+//! 13's (Go 1.20), not Unicode 15's (Go 1.21).
 
 use regex_syntax::ast::parse::ParserBuilder;
 use regex_syntax::ast::{
     self, Assertion, AssertionKind, Ast, ClassSetBinaryOp, ClassSetBinaryOpKind, ClassSetItem, ClassUnicode,
-    ClassUnicodeKind, ErrorKind, Flag, Flags, FlagsItemKind, GroupKind, HexLiteralKind, Literal, LiteralKind,
-    Repetition, RepetitionKind, RepetitionRange, Span,
+    ClassUnicodeKind, ErrorKind, Flags, GroupKind, HexLiteralKind, Literal, LiteralKind, Repetition,
+    RepetitionKind, RepetitionRange, Span,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -53,14 +57,24 @@ pub fn check(pattern: &str) -> Result<(), Re2Error> {
 /// The whole check: regex-syntax's parser, then the walk over its AST. About 20,000
 /// instructions and a dozen allocations per pattern, which is why [`plainly_valid`] comes first.
 fn full_check(pattern: &str) -> Result<(), Re2Error> {
-    // Octal escapes on: Go accepts `\0`, `\12`, `\123`; a lone `\1`..`\7` is refused below.
-    let ast =
-        ParserBuilder::new().octal(true).build().parse(pattern).map_err(|err| parse_error(pattern, &err))?;
-    ast::visit(&ast, Checker { pattern })?;
+    let source = Source::new(pattern);
+    let ast = parser().parse(&source.text).map_err(|err| parse_error(&source, &err))?;
+    ast::visit(&ast, Checker { source: &source })?;
     if program_size(&ast) > MAX_PROGRAM_SIZE {
         return Err(go_error("expression too large", pattern));
     }
     Ok(())
+}
+
+/// regex-syntax's tree of `pattern` as Go reads it (with its flag groups rewritten, so its spans
+/// are of the rewritten text); `None` when regex-syntax cannot parse it.
+pub(crate) fn go_ast(pattern: &str) -> Option<Ast> {
+    parser().parse(&Source::new(pattern).text).ok()
+}
+
+/// Octal escapes on: Go accepts `\0`, `\12`, `\123`; a lone `\1`..`\7` is refused by the checks.
+fn parser() -> ast::parse::Parser {
+    ParserBuilder::new().octal(true).build()
 }
 
 /// Longest pattern [`plainly_valid`] looks at: far below every size limit of Go's parser.
@@ -230,15 +244,8 @@ fn go_error_hint(code: &str, expr: &str, hint: &str) -> Re2Error {
     Re2Error(format!("error parsing regexp: {code}: `{expr}` ({hint})"))
 }
 
-fn text<'p>(pattern: &'p str, span: &Span) -> &'p str {
-    match pattern.get(span.start.offset..span.end.offset) {
-        Some(t) if !t.is_empty() => t,
-        _ => pattern,
-    }
-}
-
 /// Translate a regex-syntax parse error into the closest Go error code.
-fn parse_error(pattern: &str, err: &ast::Error) -> Re2Error {
+fn parse_error(source: &Source<'_>, err: &ast::Error) -> Re2Error {
     let code = match err.kind() {
         ErrorKind::CaptureLimitExceeded => "expression too large",
         ErrorKind::ClassEscapeInvalid
@@ -259,7 +266,7 @@ fn parse_error(pattern: &str, err: &ast::Error) -> Re2Error {
         ErrorKind::RepetitionCountDecimalEmpty | ErrorKind::RepetitionCountUnclosed => {
             return go_error_hint(
                 "unclosed counted repetition",
-                text(pattern, err.span()),
+                source.written(err.span()),
                 "escape a literal `{` as `\\{`",
             );
         }
@@ -279,43 +286,38 @@ fn parse_error(pattern: &str, err: &ast::Error) -> Re2Error {
         ErrorKind::NestLimitExceeded(_) => "expression nests too deeply",
         ErrorKind::RepetitionMissing => "missing argument to repetition operator",
         _ => {
-            return Re2Error(format!("error parsing regexp: {}: `{}`", err.kind(), text(pattern, err.span())))
+            return Re2Error(format!(
+                "error parsing regexp: {}: `{}`",
+                err.kind(),
+                source.written(err.span())
+            ))
         }
     };
-    go_error(code, text(pattern, err.span()))
+    go_error(code, source.written(err.span()))
 }
 
 struct Checker<'p> {
-    pattern: &'p str,
+    source: &'p Source<'p>,
 }
 
 impl Checker<'_> {
     fn at(&self, code: &str, span: &Span) -> Re2Error {
-        go_error(code, text(self.pattern, span))
+        go_error(code, self.source.written(span))
     }
 
     fn at_hint(&self, code: &str, span: &Span, hint: &str) -> Re2Error {
-        go_error_hint(code, text(self.pattern, span), hint)
+        go_error_hint(code, self.source.written(span), hint)
     }
 
     fn flags(&self, flags: &Flags) -> Result<(), Re2Error> {
-        for item in &flags.items {
-            match item.kind {
-                FlagsItemKind::Negation
-                | FlagsItemKind::Flag(
-                    Flag::CaseInsensitive | Flag::MultiLine | Flag::DotMatchesNewLine | Flag::SwapGreed,
-                ) => {}
-                // Go's parsePerlFlags knows only i, m, s and U.
-                FlagsItemKind::Flag(Flag::Unicode | Flag::CRLF | Flag::IgnoreWhitespace) => {
-                    return Err(self.at_hint(
-                        "invalid or unsupported Perl syntax",
-                        &item.span,
-                        "Go knows only the flags i, m, s and U",
-                    ));
-                }
-            }
+        match flags::unknown_flag(flags) {
+            Some(span) => Err(self.at_hint(
+                "invalid or unsupported Perl syntax",
+                span,
+                "Go knows only the flags i, m, s and U",
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn literal(&self, lit: &Literal) -> Result<(), Re2Error> {
@@ -326,7 +328,7 @@ impl Checker<'_> {
                 Err(self.at("invalid escape sequence", &lit.span))
             }
             // Go: "Single non-zero digit is a backreference; not supported".
-            LiteralKind::Octal if text(self.pattern, &lit.span).len() == 2 && lit.c != '\0' => {
+            LiteralKind::Octal if self.source.written(&lit.span).len() == 2 && lit.c != '\0' => {
                 Err(self.at("invalid escape sequence", &lit.span))
             }
             _ => Ok(()),
@@ -559,34 +561,13 @@ fn program_size(ast: &Ast) -> u64 {
     size.max(1)
 }
 
-/// The keys of Go's `unicode.Categories` (no `Cn`, no `LC`, no long names like `Letter`).
-const GO_CATEGORIES: &[&str] = &[
-    "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N", "Nd", "Nl",
-    "No", "P", "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm", "So", "Z", "Zl", "Zp", "Zs",
-];
+#[path = "re2_unicode.rs"]
+mod unicode;
+use unicode::{GO_CATEGORIES, GO_SCRIPTS};
 
-/// The keys of Go's `unicode.Scripts` in Go 1.20 (Unicode 13.0.0), space-separated: the
-/// scripts of Unicode 14 and 15 (Cypro_Minoan, Kawi, Nag_Mundari, Old_Uyghur, Tangsa, Toto,
-/// Vithkuqi) are unknown to cloudflared releases built with it. Case-sensitive, as Go looks
-/// them up in a map.
-const GO_SCRIPTS: &str =
-    "Adlam Ahom Anatolian_Hieroglyphs Arabic Armenian Avestan Balinese Bamum Bassa_Vah Batak Bengali \
-    Bhaiksuki Bopomofo Brahmi Braille Buginese Buhid Canadian_Aboriginal Carian Caucasian_Albanian \
-    Chakma Cham Cherokee Chorasmian Common Coptic Cuneiform Cypriot Cyrillic Deseret \
-    Devanagari Dives_Akuru Dogra Duployan Egyptian_Hieroglyphs Elbasan Elymaic Ethiopic Georgian \
-    Glagolitic Gothic Grantha Greek Gujarati Gunjala_Gondi Gurmukhi Han Hangul Hanifi_Rohingya \
-    Hanunoo Hatran Hebrew Hiragana Imperial_Aramaic Inherited Inscriptional_Pahlavi \
-    Inscriptional_Parthian Javanese Kaithi Kannada Katakana Kayah_Li Kharoshthi \
-    Khitan_Small_Script Khmer Khojki Khudawadi Lao Latin Lepcha Limbu Linear_A Linear_B Lisu Lycian \
-    Lydian Mahajani Makasar Malayalam Mandaic Manichaean Marchen Masaram_Gondi Medefaidrin \
-    Meetei_Mayek Mende_Kikakui Meroitic_Cursive Meroitic_Hieroglyphs Miao Modi Mongolian Mro Multani \
-    Myanmar Nabataean Nandinagari New_Tai_Lue Newa Nko Nushu Nyiakeng_Puachue_Hmong \
-    Ogham Ol_Chiki Old_Hungarian Old_Italic Old_North_Arabian Old_Permic Old_Persian Old_Sogdian \
-    Old_South_Arabian Old_Turkic Oriya Osage Osmanya Pahawh_Hmong Palmyrene Pau_Cin_Hau \
-    Phags_Pa Phoenician Psalter_Pahlavi Rejang Runic Samaritan Saurashtra Sharada Shavian Siddham \
-    SignWriting Sinhala Sogdian Sora_Sompeng Soyombo Sundanese Syloti_Nagri Syriac Tagalog Tagbanwa \
-    Tai_Le Tai_Tham Tai_Viet Takri Tamil Tangut Telugu Thaana Thai Tibetan Tifinagh Tirhuta \
-    Ugaritic Vai Wancho Warang_Citi Yezidi Yi Zanabazar_Square";
+#[path = "re2_flags.rs"]
+mod flags;
+use flags::Source;
 
 #[cfg(test)]
 #[path = "re2_tests.rs"]

@@ -47,6 +47,21 @@ const ACCEPTED: &[(&str, &str)] = &[
     ("empty_group", "()"),
     ("escaped_braces", r"a\{2\}"),
     ("long_literal_under_size_limit", "^/[a-z]{1000}/(?:abcdefghij){100}$"),
+    // Go's parsePerlFlags: flags applied one by one, any number of them, `-` then at least one.
+    ("empty_flag_group", "(?)"),
+    ("empty_flag_group_mid_pattern", "a(?)b"),
+    ("empty_flag_group_inside_a_group", "(a(?)b)(?:(?))"),
+    ("flag_set_and_cleared", "(?i-i)x"),
+    ("flag_set_and_cleared_opening_a_group", "(?i-i:x)"),
+    ("flag_repeated", "(?ii)x"),
+    ("flag_repeated_after_negation", "(?-ii)x"),
+    ("every_flag_set_and_cleared", "(?imsUimsU-UsmiUsmi:x)"),
+    ("negated_flag", "(?-i)x"),
+    ("empty_non_capturing_group", "(?:)"),
+    ("flag_groups_after_a_capture_name", "(?P<n>(?ii)x)(?)"),
+    ("flag_group_text_in_a_class", "[(?)][(?ii)]"),
+    ("empty_flag_group_after_class_with_bracket_first", "[]a](?)"),
+    ("empty_flag_group_after_ascii_class", "[[:alpha:]](?)"),
 ];
 
 /// (case name, pattern, part of the expected message) that Go refuses, or reads differently.
@@ -125,10 +140,33 @@ const REJECTED: &[(&str, &str, &str)] = &[
     ("capital_z_anchor", r"a\Z", "invalid escape sequence"),
     ("atomic_group", "(?>a)", "invalid or unsupported Perl syntax"),
     ("comment_group", "(?#note)a", "error parsing regexp"),
+    // Flag groups Go's parsePerlFlags refuses: a `-` with no flag after it, a second `-`, an
+    // unknown flag, no `)` or `:`.
+    ("dangling_negation", "(?-)", "invalid or unsupported Perl syntax"),
+    ("dangling_negation_after_flag", "(?i-)", "invalid or unsupported Perl syntax"),
+    ("dangling_negation_before_colon", "(?-:x)", "invalid or unsupported Perl syntax"),
+    ("dangling_negation_after_flag_before_colon", "(?i-:x)", "invalid or unsupported Perl syntax"),
+    ("second_negation", "(?i-m-s)", "invalid or unsupported Perl syntax"),
+    ("double_negation", "(?--i)", "invalid or unsupported Perl syntax"),
+    ("repeated_flag_then_unknown_flag", "(?ii-x)", "invalid or unsupported Perl syntax"),
+    ("unclosed_flag_group", "(?i", "invalid or unsupported Perl syntax"),
+    ("bare_group_opener", "(?", "error parsing regexp"),
+    // `(?)` adds nothing for a repetition to apply to (it is not the empty group `(?:)`).
+    ("star_after_only_an_empty_flag_group", "(?)*", "missing argument to repetition operator"),
+    ("star_after_bar_and_empty_flag_group", "a|(?)*", "missing argument to repetition operator"),
+    ("star_after_open_and_empty_flag_group", "((?)*)", "missing argument to repetition operator"),
+    // Go reads no flag group here.
+    ("escaped_paren_then_question", r"\(?)", "unexpected )"),
+    ("flag_group_text_in_unicode_class_name", r"\p{Gr(?)eek}", "invalid character class range"),
+    ("flag_group_text_in_hex_escape", r"\x{4(?)1}", "invalid escape sequence"),
+    ("flag_group_text_in_capture_name", "(?P<a(?)b>x)", "invalid named capture"),
     // Go accepts these; regex-syntax does not, and refusing is the safe side.
     ("quoted_literal_stricter_than_go", r"\Qa.b\E", "invalid escape sequence"),
     ("literal_open_brace_stricter_than_go", "a{", "unclosed counted repetition"),
     ("empty_min_range_stricter_than_go", "x{,5}", "unclosed counted repetition"),
+    // Go applies the `*` to the `a` (a flag group adds nothing to the expression).
+    ("repeat_after_flag_group_stricter_than_go", "a(?i)*", "missing argument to repetition operator"),
+    ("repeat_after_empty_flag_group_stricter_than_go", "a(?)*", "missing argument to repetition operator"),
 ];
 
 #[test]
@@ -159,6 +197,43 @@ fn go_rejects_these_patterns() {
         })
         .collect();
     assert!(failures.is_empty(), "not rejected as expected:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn go_only_flag_groups_are_rewritten_to_what_they_mean() {
+    for (written, text) in [
+        ("(?ii)x", "(?i)x"),
+        ("(?i-i)x", "(?-i)x"),
+        ("(?mi-i:x)", "(?m-i:x)"),
+        ("(?-ii)x", "(?-i)x"),
+        // `(?)` restates `i` as it is there: set inside a group that set it, until its `)`.
+        ("(?)a", "(?-i)a"),
+        ("(?i:(?)a)(?)b", "(?i:(?i)a)(?-i)b"),
+        ("(?i)(a(?))(?)", "(?i)(a(?i))(?i)"),
+        ("(?P<n>(?i)(?))(?)", "(?P<n>(?i)(?i))(?-i)"),
+        // Left as written: groups regex-syntax reads, groups Go refuses, text Go reads no group in.
+        ("(?i-m:x)(?:)(?s)", "(?i-m:x)(?:)(?s)"),
+        ("(?ii-)(?i-i-m)", "(?ii-)(?i-i-m)"),
+        (r"\(?)[(?)(?ii)][[:a(?):]](?)", r"\(?)[(?)(?ii)][[:a(?):]](?-i)"),
+        (r"\p{(?)}\x{(?)}(?P<(?)>)", r"\p{(?)}\x{(?)}(?P<(?)>)"),
+        (r"\Q(?)\E(?)", r"\Q(?)\E(?)"),
+    ] {
+        assert_eq!(Source::new(written).text, text, "{written}");
+    }
+}
+
+#[test]
+fn errors_quote_the_pattern_as_written() {
+    for (pattern, quoted) in [
+        ("(?ii)a{1001}", "`{1001}`"),
+        ("(?i-i)x(?)y[z-a]", "`z-a`"),
+        ("(?)(?ii)(?P<a.b>x)", "`a.b`"),
+        ("(?ii)(?u)", "`u`"),
+        ("(?)*", "`(?)*`"),
+    ] {
+        let Err(Re2Error(message)) = check(pattern) else { panic!("{pattern} was accepted") };
+        assert!(message.contains(quoted), "{pattern}: {message}");
+    }
 }
 
 #[test]
