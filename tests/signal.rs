@@ -141,7 +141,8 @@ async fn sigterm_by_pidfile_then_ready_again_after_the_restart() {
     assert!(log.has(new, "ready"), "reload returned once the restarted one was ready:\n{}", log.dump());
     assert!(log.position(old, "exited") < log.position(new, "ready"));
     let v2 = config_yaml(&[("v2.example.com", "http://v2:80")]);
-    cloudflared_routes::run::verify::verify(loopback(setup.port), &v2, Duration::from_secs(1))
+    // The restarted process read its file once: polling longer cannot make another file show.
+    cloudflared_routes::run::verify::verify(loopback(setup.port), &v2, BOUND)
         .await
         .expect("the restart read the new file");
     kubelet.stop().await;
@@ -189,7 +190,12 @@ async fn a_cloudflared_that_does_not_come_back_is_not_ready() {
     let err =
         tokio::time::timeout(BOUND, signaller.reload(&setup.config)).await.expect("bounded").unwrap_err();
     assert!(matches!(err, ReloadError::NotReady(_)), "{err:?}");
-    assert!(setup.log.has(old, "sigterm"), "{}", setup.log.dump());
+    // The stand-in logs the SIGTERM when it handles it, which a loaded machine may put off
+    // past the 1.5 s ready timeout.
+    setup
+        .log
+        .wait_for(BOUND, "the SIGTERM", |events| events.iter().any(|e| e.pid == old && e.what == "sigterm"))
+        .await;
     kubelet.stop().await;
 }
 
@@ -368,8 +374,9 @@ async fn a_release_lets_the_next_replica_go_at_once() {
     let released = Instant::now();
     let name = turn_options("pod-a", lease).lease_name;
     let taken = tokio::time::timeout(BOUND, waiting).await.expect("bounded").unwrap().expect("taken");
+    // Well below the 30 s lease (expiry), whatever the load on the machine.
     assert!(
-        taken - released < Duration::from_secs(1),
+        taken - released < Duration::from_secs(10),
         "pod-b waited {:?} after the release",
         taken - released
     );
@@ -396,9 +403,10 @@ async fn an_unreachable_api_delays_the_restart_but_never_blocks_it() {
     tokio::time::timeout(BOUND, turn.take()).await.expect("bounded").expect("goes without a turn");
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(600), "went after {waited:?}, without waiting");
-    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    // Well below the max wait (BOUND), whatever the load on the machine.
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
     // Nothing is held, so nothing is given back (and nothing hangs).
-    tokio::time::timeout(Duration::from_secs(1), turn.release()).await.expect("release is immediate");
+    tokio::time::timeout(Duration::from_secs(10), turn.release()).await.expect("release is immediate");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,7 +422,8 @@ async fn waiting_ends_at_the_max_wait_or_when_run_stops() {
     let started = Instant::now();
     tokio::time::timeout(BOUND, b.take()).await.expect("bounded").expect("goes without a turn");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(600) && waited < Duration::from_secs(3), "waited {waited:?}");
+    // At the 800 ms max wait, well before the 30 s lease expires, whatever the load.
+    assert!(waited >= Duration::from_millis(600) && waited < Duration::from_secs(10), "waited {waited:?}");
     b.release().await;
     assert_eq!(holder(&server, &name), "pod-a", "going without a turn takes nothing from the holder");
 
@@ -423,8 +432,9 @@ async fn waiting_ends_at_the_max_wait_or_when_run_stops() {
     let waiting = take_later(&c);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.send_replace(true);
+    // Well before its max wait (BOUND) would end it.
     let stopped =
-        tokio::time::timeout(Duration::from_secs(2), waiting).await.expect("stops waiting").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("stops waiting").unwrap();
     assert!(matches!(stopped, Err(ReloadError::Other(_))), "{stopped:?}");
     assert_eq!(holder(&server, &name), "pod-a");
 }

@@ -149,6 +149,14 @@ async fn one_instance_per_gateway_each_lead_and_keep_each_others_entries() {
         assert!(matches!(waited, Ok(Ok(_))), "{who} never became leader");
     }
     let a = instance(&server, &only_a, leader_a).await;
+    // b starts once a has written its three objects: started together, both could read the
+    // shared GatewayClass before either wrote it, and the second write would be a 409 (a second
+    // patch) rather than the "finds it written" counted below.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while a.results.lock().unwrap().len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "pod-a wrote {:?}", a.results.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let b = instance(&server, &only_b, leader_b).await;
 
     let status = wait_for_route(&server, "both entries", |s| gateway_names(s) == ["a", "b", "istio"]).await;

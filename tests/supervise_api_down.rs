@@ -206,7 +206,7 @@ async fn restarted_while_the_api_is_down_the_tunnel_serves_the_last_config_writt
         .await;
     assert_eq!(second.events.starts().len(), 1, "{}", second.events.dump());
     // The child runs the file on disk (the first child takes the first port).
-    verify::verify(loopback(ports[0]), &written.0, Duration::from_secs(5))
+    verify::verify(loopback(ports[0]), &written.0, TIMEOUT)
         .await
         .expect("the supervised cloudflared runs the last config written");
     let (status, body) = second.get("/readyz").await;
@@ -214,7 +214,11 @@ async fn restarted_while_the_api_is_down_the_tunnel_serves_the_last_config_writt
     assert!(body.contains("not synced"), "{body}");
     let metrics = second.get("/metrics").await.1;
     assert!(metrics.contains("cloudflared_routes_child_serving 1"), "{metrics}");
-    assert!(second.log.lock().unwrap().iter().any(|l| l.contains("retrying")), "the API is still down");
+    // The source's first failed attempt is logged by a task of its own, and the log is read by a
+    // thread: waited for, not looked up at once.
+    second
+        .wait_for_log("the source retrying: the API is still down", |l| l.contains("retrying").then_some(()))
+        .await;
     assert_eq!(file_state(&config), written, "nothing is written before the source syncs");
 
     // The API comes back with the same objects: the same bytes, so no write and no restart.

@@ -581,6 +581,8 @@ async fn a_change_during_the_debounce_makes_the_early_render_moot() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     h.source.send_replace(state(&[("a", "a.example.com"), ("c", "c.example.com")], 3));
     h.until("the latest state written", has("c.example.com")).await;
+    // The reload follows the write (after a read on a blocking thread): wait for it first.
+    h.until("the latest state reloaded", |h| h.recorder.reload_count() >= 2).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!h.file().unwrap().contains("b.example.com"), "the moot render is never written");
     let contents = h.recorder.reloaded_contents();

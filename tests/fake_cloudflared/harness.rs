@@ -35,11 +35,36 @@ pub fn fake_cloudflared() -> PathBuf {
     .clone()
 }
 
-/// `n` distinct free loopback ports (bound at once, then released).
+/// `n` distinct loopback ports, free when handed out, and never handed out twice by this
+/// process. They are taken below the kernel's ephemeral range (`ip_local_port_range`), where
+/// no `bind(…:0)` nor `connect` picks a port: a port bound to 0 and released at once, as
+/// before, went back to that pool, and a test running in parallel could be given it too (a
+/// stand-in then exited with "cannot listen"). Each process starts at an offset of its own.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    /// Above the stand-in's default metrics ports (20241-20245).
+    const FIRST: u32 = 21000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let end = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|low| *low > FIRST + 1000)
+        .unwrap_or(32768);
+    let span = end - FIRST;
+    let start = std::process::id() * 97 % span;
+    let _ = NEXT.compare_exchange(0, start + 1, Ordering::SeqCst, Ordering::SeqCst);
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..span {
+        if ports.len() == n {
+            break;
+        }
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), n, "no {n} free loopback ports from {FIRST} to {end}");
+    ports
 }
 
 pub fn loopback(port: u16) -> SocketAddr {
