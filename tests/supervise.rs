@@ -111,6 +111,30 @@ async fn a_change_starts_a_ready_child_before_the_old_one_gets_sigterm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_child_slow_to_answer_is_kept_until_the_new_one_is_ready() {
+    // A starved machine: each `/ready` answer takes 1.2 s. The serving child is ready all the
+    // same, so it must serve until the new child has an edge connection (ready after 1 s),
+    // not only until the new child shows the new config.
+    let setup = setup();
+    let env = [("FAKE_CF_READY_AFTER_MS", "1000"), ("FAKE_CF_READY_SLOW_MS", "1200")];
+    let mut supervisor = supervisor(&setup, &env);
+    write(&setup.config, &[("v1.example.com", "http://v1:80")]);
+    bounded("first start", supervisor.reload(&setup.config)).await.expect("first start");
+    assert!(verify::wait_ready(loopback(setup.ports[0]), BOUND).await, "the first child becomes ready");
+    write(&setup.config, &[("v2.example.com", "http://v2:80")]);
+    bounded("reload", supervisor.reload(&setup.config)).await.expect("reload to v2");
+    bounded("drain", supervisor.wait_drained()).await;
+
+    let log = &setup.log;
+    let starts = log.starts();
+    let (old, new) = (starts[0].0, starts[1].0);
+    let ready = log.position(new, "ready").expect("the new child got ready");
+    let sigterm = log.position(old, "sigterm").expect("the old child got SIGTERM");
+    assert!(ready < sigterm, "new {new} ready before old {old} got SIGTERM:\n{}", log.dump());
+    bounded("shutdown", supervisor.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_old_child_was_not_ready_reload_waits_for_the_new_config() {
     let setup = setup();
     // No edge reachable: no child ever gets ready.

@@ -263,6 +263,27 @@ impl Supervisor {
     }
 }
 
+/// How long the serving child is given to answer `/ready` while its process runs.
+const OLD_READY_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the serving child is ready (an edge connection registered). A process that runs
+/// but does not answer is asked again, up to [`OLD_READY_WAIT`]: on a starved machine its
+/// answer can be slow, and a ready child taken for unready would be stopped as soon as the new
+/// one shows the config, before the new one has an edge connection. An answer other than 200
+/// (503: no edge connection) or no process is final at once.
+async fn old_is_ready(old: &Keeper) -> bool {
+    let deadline = tokio::time::Instant::now() + OLD_READY_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match verify::readiness(old.probe, left).await {
+            Readiness::Ready => return true,
+            Readiness::NotReady => return false,
+            Readiness::Unreachable if old.status.borrow().pid.is_none() || left.is_zero() => return false,
+            Readiness::Unreachable => tokio::time::sleep(verify::POLL_INTERVAL.min(left)).await,
+        }
+    }
+}
+
 /// The error of a reload given up because `run` is stopping.
 fn abandoned(during: &str) -> ReloadError {
     ReloadError::Other(format!("stopping: the reload was abandoned while {during}"))
@@ -290,7 +311,7 @@ impl Reloader for Supervisor {
             return Err(abandoned("starting"));
         }
         let old_ready = match &self.current {
-            Some(old) => verify::readiness(old.probe, Duration::from_secs(1)).await == Readiness::Ready,
+            Some(old) => old_is_ready(old).await,
             None => false,
         };
         let mut new = Keeper::start(self.spec.clone(), self.listen(port));

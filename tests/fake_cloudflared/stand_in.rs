@@ -9,7 +9,8 @@
 //! It reads the config once, at start, and serves on its metrics address:
 //! - `/ready`: 503 until `FAKE_CF_READY_AFTER_MS` (default 100; `never`: no edge reachable)
 //!   has passed, then `{"status":200,"readyConnections":4,"connectorId":"…"}`; 503 again as
-//!   soon as it is draining;
+//!   soon as it is draining; each answer comes `FAKE_CF_READY_SLOW_MS` late (default 0: a
+//!   starved machine);
 //! - `/healthcheck`: `OK`;
 //! - `/config`: `{"version":-1,"config":{"ingress":[…],"warp-routing":{},"originRequest":{…}}}`
 //!   with `"hostname":""` and `"path":null` where the file had none, as cloudflared reports.
@@ -250,14 +251,20 @@ async fn main() {
     }
 
     let server_state = state.clone();
+    let ready_slow = std::env::var("FAKE_CF_READY_SLOW_MS").ok().and_then(|ms| ms.parse().ok());
+    let ready_slow = Duration::from_millis(ready_slow.unwrap_or(0));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
             let state = server_state.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let slow = if request.uri().path() == "/ready" { ready_slow } else { Duration::ZERO };
                     let response = respond(&state, request.uri().path());
-                    async move { Ok::<_, Infallible>(response) }
+                    async move {
+                        tokio::time::sleep(slow).await;
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
