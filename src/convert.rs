@@ -87,7 +87,7 @@ pub fn meta(o: &ObjectMeta) -> model::Meta {
 }
 
 /// [`model::Meta::incarnation`]: a hash of `metadata.uid`, never 0.
-fn incarnation(uid: &str) -> u64 {
+pub fn incarnation(uid: &str) -> u64 {
     use std::hash::BuildHasher;
     std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(uid).max(1)
 }

@@ -438,3 +438,39 @@ async fn a_gateway_no_longer_ours_is_released_unless_its_new_controller_wrote_it
     seen.sort();
     assert_eq!(seen.iter().filter(|r| *r == "unchanged").count(), 1, "{seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_older_than_the_gateway_never_overwrites_its_new_controllers_status() {
+    // The Gateway moves to `istio`, whose controller writes its status at once; a report made
+    // before the move (a verification's result republishing the last statuses) comes first.
+    let server = cluster().await;
+    let ours = computed(&server, &Programmed::Yes).await;
+    let (statuses_tx, statuses_rx) = watch::channel(report(&ours, Programmed::Yes));
+    let (_leader_tx, leader_rx) = watch::channel(true);
+    let (opts, results) = writer_options();
+    let _writer = spawn_status_writer(server.client(), statuses_rx, leader_rx, opts);
+    wait_for_results(&results, 3).await;
+    let theirs = json!({"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+        "message": "istio", "observedGeneration": 2, "lastTransitionTime": OLD}]});
+    move_gateway(&server, "istio", Some(theirs.clone()));
+    statuses_tx.send_replace(report(&ours, Programmed::No("verification failed".into())));
+    wait_for_results(&results, 4).await; // the Gateway's Programmed: stale, left as it is
+    let gateway = || server.get(V1, "Gateway", "infra", "tunnel").unwrap();
+    assert_eq!(gateway()["status"], theirs, "overwritten by a stale report");
+    statuses_tx.send_replace(report(&computed(&server, &Programmed::Yes).await, Programmed::Yes));
+    wait_for_results(&results, 6).await; // the route's entry retracted; the Gateway left alone
+    assert_eq!(gateway()["status"], theirs, "released");
+
+    // Moved back to our class while a report still says it is not ours: not released.
+    move_gateway(&server, "cloudflared", None);
+    let mut ours_again = computed(&server, &Programmed::Yes).await;
+    statuses_tx.send_replace(report(&ours_again, Programmed::Yes));
+    wait_for_results(&results, 8).await;
+    let written = gateway()["status"].clone();
+    assert!(written["listeners"].is_array(), "{written:#}");
+    ours_again.gateways.clear();
+    ours_again.routes.clear();
+    statuses_tx.send_replace(report(&ours_again, Programmed::Yes));
+    wait_for_results(&results, 10).await;
+    assert_eq!(gateway()["status"], written, "a Gateway of our class released on a stale report");
+}

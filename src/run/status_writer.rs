@@ -182,6 +182,21 @@ impl Desired<'_> {
         self.hash(&mut hasher);
         hasher.finish()
     }
+
+    /// Whether this status was computed from another object than `object`, or from an older
+    /// spec of it (the report that sees the new one is on its way): writing it would put a
+    /// stale status on the object, and on a Gateway moved to another class, overwrite what
+    /// that class's controller wrote.
+    fn is_stale_for(&self, object: &DynamicObject) -> bool {
+        let (incarnation, generation) = match self {
+            Desired::GatewayClass(c) => (c.incarnation, c.generation),
+            Desired::Gateway(g) => (g.incarnation, g.generation),
+            Desired::Route(r) => (r.incarnation, r.generation),
+        };
+        let other = incarnation != 0
+            && object.metadata.uid.as_deref().map(crate::convert::incarnation) != Some(incarnation);
+        other || object.metadata.generation.is_some_and(|now| now > generation)
+    }
 }
 
 fn desired(statuses: &Statuses) -> BTreeMap<Target, Desired<'_>> {
@@ -232,8 +247,8 @@ enum Action<'a> {
     /// Our entries go (routes only).
     Retract,
     /// A Gateway no longer ours: back to the CRD's default, if its status is still this
-    /// (normalised) one we left.
-    Release(&'a Value),
+    /// (normalised) one we left, and it names none of these GatewayClasses (ours).
+    Release(&'a Value, &'a [&'a str]),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -242,8 +257,12 @@ enum Written {
     Applied(Value),
     Unchanged(Value),
     NotFound,
-    /// A released Gateway whose status another writer has changed since ours: left alone.
+    /// A released Gateway whose status another writer has changed since ours, or that names
+    /// one of our classes again: left alone.
     NotOurs,
+    /// Not written: the status was computed from an older spec or another object of that name
+    /// ([`Desired::is_stale_for`]). The next report writes it.
+    Stale,
 }
 
 /// Attempts per object when another writer keeps changing it under us.
@@ -337,6 +356,10 @@ impl Writer {
                     self.written.remove(target);
                     self.gateways.remove(target);
                 }
+                // What the object holds is unchanged: for a Gateway, still what we left.
+                Some(Written::Stale) => {
+                    self.written.remove(target);
+                }
                 None => ok = false,
             }
         }
@@ -346,12 +369,15 @@ impl Writer {
         // its controllerName cannot change.)
         let released: Vec<Target> =
             self.gateways.keys().filter(|t| !desired.contains_key(*t)).cloned().collect();
+        let classes: Vec<&str> = (desired.keys())
+            .filter_map(|t| if let Target::GatewayClass(name) = t { Some(name.as_str()) } else { None })
+            .collect();
         for target in released {
             if !*leader.borrow() {
                 return false;
             }
             let left = &self.gateways[&target];
-            if self.write(&target, Action::Release(left), leader).await.is_some() {
+            if self.write(&target, Action::Release(left, &classes), leader).await.is_some() {
                 self.gateways.remove(&target);
             } else {
                 ok = false;
@@ -404,7 +430,7 @@ impl Writer {
         }
         let label = match &result {
             Ok(Written::Applied(_)) => "applied",
-            Ok(Written::Unchanged(_) | Written::NotOurs) => "unchanged",
+            Ok(Written::Unchanged(_) | Written::NotOurs | Written::Stale) => "unchanged",
             Ok(Written::NotFound) => "not_found",
             Err(e) => e.label(),
         };
@@ -442,15 +468,19 @@ impl Writer {
             let Some(object) = object else { return Ok(Written::NotFound) };
             let current = object.data.get("status").cloned().unwrap_or(Value::Null);
             let ours = &self.opts.ownership;
+            let class = object.data["spec"]["gatewayClassName"].as_str().unwrap_or_default();
             let merged = match (action, target) {
+                (Action::Write(want), _) if want.is_stale_for(&object) => return Ok(Written::Stale),
                 (Action::Write(want), _) => merged_status(want, &current, ours, &now()),
                 (Action::Retract, Target::Route { namespace, .. }) => {
                     retracted_status(&current, ours, namespace)
                 }
-                (Action::Release(left), Target::Gateway { .. }) if normal(&current) == *left => {
+                (Action::Release(left, classes), Target::Gateway { .. })
+                    if normal(&current) == *left && !classes.contains(&class) =>
+                {
                     released_gateway_status(&current, &now())
                 }
-                (Action::Release(_), _) => return Ok(Written::NotOurs),
+                (Action::Release(..), _) => return Ok(Written::NotOurs),
                 // Only routes are ever retracted.
                 (Action::Retract, _) => return Ok(Written::Unchanged(normal(&current))),
             };
@@ -458,13 +488,13 @@ impl Writer {
                 return Ok(Written::Unchanged(normal(&current)));
             }
             let resource_version = object.metadata.resource_version.unwrap_or_default();
-            let applied = normal(&merged);
             let patch = Patch::Merge(patch_body(&current, merged, &resource_version));
             let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
             leading()?;
             match tokio::time::timeout(limit, api.patch_status(name, &params, &patch)).await {
                 Err(_) => return Err(WriteError::Timeout),
-                Ok(Ok(_)) => return Ok(Written::Applied(applied)),
+                // The status as the API server stored it: what a release compares with.
+                Ok(Ok(stored)) => return Ok(Written::Applied(normal(&stored.data["status"]))),
                 Ok(Err(kube::Error::Api(status))) if status.code == 409 => {
                     tracing::debug!(object = %target, "status changed under us (409); reading it again");
                 }
