@@ -194,6 +194,11 @@ async fn a_crashing_child_is_restarted_with_growing_back_off() {
     for (i, backoff) in [200, 400, 800].into_iter().enumerate() {
         assert!(pauses[i] + 10 >= backoff, "restart {} after at least {backoff} ms: {pauses:?}", i + 1);
     }
+    // And it grows from a short start: a back-off stuck at its maximum (5 s) or fixed at any
+    // value fails these (the latter most of the time); a 600 ms margin between the first and
+    // the third leaves room for load.
+    assert!(pauses[0] < 4000, "the first restart waited the maximum back-off: {pauses:?}");
+    assert!(pauses[0] < pauses[2], "the back-off did not grow: {pauses:?}");
     let (port, status) = supervisor.current_child().expect("a current child");
     assert_eq!(port, setup.ports[0]);
     assert!(status.starts >= 4 && status.exits >= 3, "{status:?}");

@@ -275,10 +275,11 @@ fn check_service(service: &str, bastion: bool) -> Result<(), String> {
 /// have no path; a URL without `//` is opaque and has no host (`localhost:8080` is the
 /// scheme `localhost`).
 fn check_url(service: &str) -> Result<(), String> {
-    if service.bytes().any(|b| b < 0x20 || b == 0x7f) {
+    // `parse` looks for control characters after the fragment is cut: one in it is fine.
+    let (rest, fragment) = service.split_once('#').unwrap_or((service, ""));
+    if rest.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err("net/url: invalid control character in URL".into());
     }
-    let (rest, fragment) = service.split_once('#').unwrap_or((service, ""));
     if !valid_escapes(fragment) {
         return Err(format!("invalid URL escape in fragment {fragment:?}"));
     }

@@ -226,6 +226,17 @@ fn cloudflared_verdicts() -> Vec<(&'static str, String, bool)> {
         ("url_with_bad_port", rule("{hostname: a.com, service: 'http://h:8a'}"), false),
         ("url_with_space_in_host", rule("{hostname: a.com, service: 'http://a b:80'}"), false),
         ("url_with_bad_fragment_escape", rule("{hostname: a.com, service: 'http://h:80#%zz'}"), false),
+        // Go's `parse` looks for control characters once the fragment is cut.
+        (
+            "url_with_control_character_in_fragment",
+            rule(r#"{hostname: a.com, service: "http://h:80#\x01"}"#),
+            true,
+        ),
+        (
+            "url_with_control_character_in_host",
+            rule(r#"{hostname: a.com, service: "http://h\x01:80"}"#),
+            false,
+        ),
         ("opaque_url_has_no_host", rule("{hostname: a.com, service: 'localhost:8080'}"), false),
         (
             "bastion_mode_takes_any_service",
