@@ -52,12 +52,14 @@ struct FileEntry {
 pub struct ManifestFiles {
     roots: Vec<PathBuf>,
     files: BTreeMap<PathBuf, FileEntry>,
-    /// The files in the order `render` reads them: root by root as given, each walked in byte
-    /// order of the names; a file under two roots is there twice, as `render` reads it twice.
-    /// Which of two definitions of an object wins depends on it.
-    order: Vec<PathBuf>,
-    /// Problems of the walk itself (symlinked directories, dangling symlinks).
-    walk_warnings: Vec<String>,
+    /// The files in the order `render` reads them, with the index of their root: root by root
+    /// as given, each walked in byte order of the names; a file under two roots is there
+    /// twice, as `render` reads it twice. Which of two definitions of an object wins depends
+    /// on it.
+    order: Vec<(usize, PathBuf)>,
+    /// Problems of the walk itself (symlinked directories, dangling symlinks), with the index
+    /// of the root whose walk found them.
+    walk_warnings: Vec<(usize, String)>,
 }
 
 impl ManifestFiles {
@@ -70,30 +72,38 @@ impl ManifestFiles {
     /// and the files are kept as they were: only a file or directory that is not there any
     /// more (NotFound) counts as deleted.
     pub fn rescan(&mut self) -> Result<bool, manifests::LoadError> {
-        let mut paths = Vec::new();
-        let mut walk_warnings = Vec::new();
-        for root in &self.roots {
+        let (mut paths, mut walk_warnings) = (Vec::new(), Vec::new());
+        for (i, root) in self.roots.iter().enumerate() {
+            let (mut root_paths, mut root_warnings) = (Vec::new(), Vec::new());
             let metadata = fs::metadata(root)
                 .map_err(|source| manifests::LoadError::Unreadable { path: root.clone(), source })?;
             if metadata.is_dir() {
                 // Our own temp files are skipped, should `--config-out` be under a watched directory.
                 let skip = &is_temp_file_name;
-                manifests::walk(root, manifests::Unreadable::Warn, skip, &mut paths, &mut walk_warnings)?;
+                manifests::walk(
+                    root,
+                    manifests::Unreadable::Warn,
+                    skip,
+                    &mut root_paths,
+                    &mut root_warnings,
+                )?;
             } else {
                 // A FIFO or a device named as a root: unusable, as `render` finds it.
                 crate::input::regular(&metadata)
                     .map_err(|source| manifests::LoadError::Unreadable { path: root.clone(), source })?;
-                paths.push(root.clone());
+                root_paths.push(root.clone());
             }
+            paths.extend(root_paths.into_iter().map(|path| (i, path)));
+            walk_warnings.extend(root_warnings.into_iter().map(|warning| (i, warning)));
         }
         let mut changed = walk_warnings != self.walk_warnings;
         self.walk_warnings = walk_warnings;
 
         let mut files = BTreeMap::new();
         let mut order = Vec::with_capacity(paths.len());
-        for path in paths {
+        for (root, path) in paths {
             if files.contains_key(&path) {
-                order.push(path); // under two roots: read once, merged twice
+                order.push((root, path)); // under two roots: read once, merged twice
                 continue;
             }
             let mut entry = self.files.remove(&path).unwrap_or_default();
@@ -122,7 +132,7 @@ impl ManifestFiles {
             }
             changed |= entry.error != error_before;
             files.insert(path.clone(), entry);
-            order.push(path);
+            order.push((root, path));
         }
         // Files left in `self.files` were deleted. (The order changes only with the files:
         // the roots are fixed.)
@@ -142,9 +152,23 @@ impl ManifestFiles {
     /// (later duplicates replace earlier ones), and every warning.
     pub fn loaded(&self) -> Loaded {
         let mut loaded = Loaded::default();
-        loaded.warnings.extend(self.walk_warnings.iter().cloned());
         let mut warned = std::collections::HashSet::new();
-        for path in &self.order {
+        // Root by root, its walk's warnings and then its files, as `render` reads them.
+        for root in 0..self.roots.len() {
+            let walked = self.walk_warnings.iter().filter(|(r, _)| *r == root);
+            loaded.warnings.extend(walked.map(|(_, warning)| warning.clone()));
+            self.load_files_of(root, &mut loaded, &mut warned);
+        }
+        loaded
+    }
+
+    fn load_files_of<'a>(
+        &'a self,
+        root: usize,
+        loaded: &mut Loaded,
+        warned: &mut std::collections::HashSet<&'a PathBuf>,
+    ) {
+        for (_, path) in self.order.iter().filter(|(r, _)| *r == root) {
             let entry = &self.files[path];
             if let Some(error) = entry.error.as_ref().filter(|_| warned.insert(path)) {
                 let kept = if entry.good.is_some() {
@@ -158,7 +182,6 @@ impl ManifestFiles {
                 loaded.add(read.clone());
             }
         }
-        loaded
     }
 }
 
@@ -393,6 +416,10 @@ mod render_order_tests {
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         route(&a, "a.example.com");
         route(&b, "b.example.com");
+        // Warnings of the walk (a symlinked directory in `b`) and of the files (`a`'s route
+        // defined twice in `a`): each root's come before the next root's.
+        std::fs::copy(a.join("route.yaml"), a.join("route2.yaml")).unwrap();
+        std::os::unix::fs::symlink(&a, b.join("link")).unwrap();
         // Roots out of path order, and roots holding one another (a file read twice).
         let cases: [(Vec<PathBuf>, &str); 4] = [
             (vec![b.clone(), a.clone()], "a.example.com"),
