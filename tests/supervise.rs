@@ -360,3 +360,17 @@ async fn a_first_child_that_failed_reports_its_restart() {
     verify::verify(loopback(setup.ports[0]), &v1, BOUND).await.expect("it runs v1");
     bounded("shutdown", supervisor.shutdown()).await;
 }
+
+#[test]
+fn free_ports_are_held_against_other_test_processes() {
+    // Another process opens the port's lock file on its own: its lock must be refused while
+    // this process runs (a second open file here stands for it: flock locks conflict between
+    // open files, whichever process holds them).
+    let ports = free_ports(2);
+    assert_ne!(ports[0], ports[1]);
+    for port in ports {
+        let lock = std::env::temp_dir().join("cloudflared-routes-test-ports").join(port.to_string());
+        let other = std::fs::File::open(&lock).expect("the port's lock file");
+        assert!(other.try_lock().is_err(), "port {port} is not held");
+    }
+}

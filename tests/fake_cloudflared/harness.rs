@@ -35,16 +35,22 @@ pub fn fake_cloudflared() -> PathBuf {
     .clone()
 }
 
-/// `n` distinct loopback ports, free when handed out, and never handed out twice by this
-/// process. They are taken below the kernel's ephemeral range (`ip_local_port_range`), where
-/// no `bind(…:0)` nor `connect` picks a port: a port bound to 0 and released at once, as
-/// before, went back to that pool, and a test running in parallel could be given it too (a
-/// stand-in then exited with "cannot listen"). Each process starts at an offset of its own.
+/// `n` distinct loopback ports, free when handed out, and never handed out twice while the
+/// process that took them runs, by this process or another test process (nextest runs test
+/// binaries side by side): each is held by an exclusive lock on a file named after it, which
+/// the system lets go when the process ends. They are taken below the kernel's ephemeral range
+/// (`ip_local_port_range`) when it starts above 22000, where no `bind(…:0)` nor `connect`
+/// picks a port: a port bound to 0 and released at once, as before, went back to that pool,
+/// and a test running in parallel could be given it too (a stand-in then exited with "cannot
+/// listen"). With a range starting lower, 21000..32768 is used, part of it ephemeral.
 pub fn free_ports(n: usize) -> Vec<u16> {
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
     /// Above the stand-in's default metrics ports (20241-20245).
     const FIRST: u32 = 21000;
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    /// The locks of the ports handed out, held until the process ends.
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
     let end = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
@@ -53,13 +59,17 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     let span = end - FIRST;
     let start = std::process::id() * 97 % span;
     let _ = NEXT.compare_exchange(0, start + 1, Ordering::SeqCst, Ordering::SeqCst);
+    let locks = std::env::temp_dir().join("cloudflared-routes-test-ports");
+    std::fs::create_dir_all(&locks).expect("the test ports' lock directory");
     let mut ports = Vec::with_capacity(n);
     for _ in 0..span {
         if ports.len() == n {
             break;
         }
         let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let Ok(lock) = std::fs::File::create(locks.join(port.to_string())) else { continue };
+        if lock.try_lock().is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
             ports.push(port);
         }
     }
