@@ -253,9 +253,10 @@ enum Action<'a> {
 
 #[derive(Debug, PartialEq, Eq)]
 enum Written {
-    /// With the object's status as it now is, normalised ([`normal`]).
-    Applied(Value),
-    Unchanged(Value),
+    /// With a Gateway's status as it now is, normalised ([`normal`]): what a release compares
+    /// with. None for other kinds, which are never released.
+    Applied(Option<Value>),
+    Unchanged(Option<Value>),
     NotFound,
     /// A released Gateway whose status another writer has changed since ours, or that names
     /// one of our classes again: left alone.
@@ -347,7 +348,7 @@ impl Writer {
             match self.write(target, Action::Write(want), leader).await {
                 Some(Written::Applied(status) | Written::Unchanged(status)) => {
                     self.written.insert(target.clone(), Some(fingerprint));
-                    if matches!(target, Target::Gateway { .. }) {
+                    if let Some(status) = status {
                         self.gateways.insert(target.clone(), status);
                     }
                 }
@@ -468,6 +469,8 @@ impl Writer {
             let Some(object) = object else { return Ok(Written::NotFound) };
             let current = object.data.get("status").cloned().unwrap_or(Value::Null);
             let ours = &self.opts.ownership;
+            // Only a Gateway's is kept: normalising every route's status would be work for nothing.
+            let kept = |status: &Value| matches!(target, Target::Gateway { .. }).then(|| normal(status));
             let class = object.data["spec"]["gatewayClassName"].as_str().unwrap_or_default();
             let merged = match (action, target) {
                 (Action::Write(want), _) if want.is_stale_for(&object) => return Ok(Written::Stale),
@@ -482,10 +485,10 @@ impl Writer {
                 }
                 (Action::Release(..), _) => return Ok(Written::NotOurs),
                 // Only routes are ever retracted.
-                (Action::Retract, _) => return Ok(Written::Unchanged(normal(&current))),
+                (Action::Retract, _) => return Ok(Written::Unchanged(kept(&current))),
             };
             if same_status(&current, &merged) {
-                return Ok(Written::Unchanged(normal(&current)));
+                return Ok(Written::Unchanged(kept(&current)));
             }
             let resource_version = object.metadata.resource_version.unwrap_or_default();
             let patch = Patch::Merge(patch_body(&current, merged, &resource_version));
@@ -494,7 +497,7 @@ impl Writer {
             match tokio::time::timeout(limit, api.patch_status(name, &params, &patch)).await {
                 Err(_) => return Err(WriteError::Timeout),
                 // The status as the API server stored it: what a release compares with.
-                Ok(Ok(stored)) => return Ok(Written::Applied(normal(&stored.data["status"]))),
+                Ok(Ok(stored)) => return Ok(Written::Applied(kept(&stored.data["status"]))),
                 Ok(Err(kube::Error::Api(status))) if status.code == 409 => {
                     tracing::debug!(object = %target, "status changed under us (409); reading it again");
                 }
