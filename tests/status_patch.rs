@@ -82,6 +82,28 @@ async fn wait_for_results(results: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<St
     }
 }
 
+/// The cluster with a leading writer that has written its three objects (the class, the
+/// Gateway, `apps/web`) from what the core computes: the start of the tests below.
+struct Writing {
+    server: FakeApiServer,
+    statuses: Statuses,
+    tx: watch::Sender<Option<Arc<StatusReport>>>,
+    results: Arc<Mutex<Vec<String>>>,
+    _leader: watch::Sender<bool>,
+    _writer: tokio::task::JoinHandle<()>,
+}
+
+async fn writing() -> Writing {
+    let server = cluster().await;
+    let statuses = computed(&server, &Programmed::Yes).await;
+    let (tx, statuses_rx) = watch::channel(report(&statuses, Programmed::Yes));
+    let (_leader, leader_rx) = watch::channel(true);
+    let (opts, results) = writer_options();
+    let _writer = spawn_status_writer(server.client(), statuses_rx, leader_rx, opts);
+    wait_for_results(&results, 3).await;
+    Writing { server, statuses, tx, results, _leader, _writer }
+}
+
 /// Reads and writes of the objects whose status is written (not the source's lists and watches).
 fn status_traffic(server: &FakeApiServer) -> usize {
     let objects = ["/httproutes/web", "/gateways/tunnel", "/gatewayclasses/cloudflared"];
@@ -244,13 +266,7 @@ async fn a_non_leader_writes_no_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_no_longer_ours_loses_only_our_entry() {
-    let server = cluster().await;
-    let statuses = computed(&server, &Programmed::Yes).await;
-    let (statuses_tx, statuses_rx) = watch::channel(report(&statuses, Programmed::Yes));
-    let (_leader_tx, leader_rx) = watch::channel(true);
-    let (opts, results) = writer_options();
-    let _writer = spawn_status_writer(server.client(), statuses_rx, leader_rx, opts);
-    wait_for_results(&results, 3).await;
+    let Writing { server, statuses, tx: statuses_tx, results, _leader, _writer } = writing().await;
 
     let mut without_route = statuses.clone();
     without_route.routes.clear();
@@ -337,13 +353,7 @@ async fn only_the_elected_replica_writes_status() {
 async fn an_object_deleted_and_created_again_gets_its_status_written() {
     // `kubectl replace --force`, or a delete and an apply within one debounce: the new object
     // computes the very status the old one had (generation 1 both), yet has none.
-    let server = cluster().await;
-    let before = computed(&server, &Programmed::Yes).await;
-    let (statuses_tx, statuses_rx) = watch::channel(report(&before, Programmed::Yes));
-    let (_leader_tx, leader_rx) = watch::channel(true);
-    let (opts, results) = writer_options();
-    let _writer = spawn_status_writer(server.client(), statuses_rx, leader_rx, opts);
-    wait_for_results(&results, 3).await;
+    let Writing { server, statuses: before, tx: statuses_tx, results, _leader, _writer } = writing().await;
     for (kind, namespace, name) in
         [("HTTPRoute", "apps", "web"), ("Gateway", "infra", "tunnel"), ("GatewayClass", "", "cloudflared")]
     {
@@ -396,13 +406,7 @@ fn move_gateway(server: &FakeApiServer, class: &str, status: Option<Value>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_no_longer_ours_is_released_unless_its_new_controller_wrote_it() {
-    let server = cluster().await;
-    let ours = computed(&server, &Programmed::Yes).await;
-    let (statuses_tx, statuses_rx) = watch::channel(report(&ours, Programmed::Yes));
-    let (_leader_tx, leader_rx) = watch::channel(true);
-    let (opts, results) = writer_options();
-    let _writer = spawn_status_writer(server.client(), statuses_rx, leader_rx, opts);
-    wait_for_results(&results, 3).await;
+    let Writing { server, tx: statuses_tx, results, _leader, _writer, .. } = writing().await;
     let gateway = || server.get(V1, "Gateway", "infra", "tunnel").unwrap();
     assert!(gateway()["status"]["listeners"].is_array(), "{:#}", gateway());
 
@@ -443,13 +447,7 @@ async fn a_gateway_no_longer_ours_is_released_unless_its_new_controller_wrote_it
 async fn a_report_older_than_the_gateway_never_overwrites_its_new_controllers_status() {
     // The Gateway moves to `istio`, whose controller writes its status at once; a report made
     // before the move (a verification's result republishing the last statuses) comes first.
-    let server = cluster().await;
-    let ours = computed(&server, &Programmed::Yes).await;
-    let (statuses_tx, statuses_rx) = watch::channel(report(&ours, Programmed::Yes));
-    let (_leader_tx, leader_rx) = watch::channel(true);
-    let (opts, results) = writer_options();
-    let _writer = spawn_status_writer(server.client(), statuses_rx, leader_rx, opts);
-    wait_for_results(&results, 3).await;
+    let Writing { server, statuses: ours, tx: statuses_tx, results, _leader, _writer } = writing().await;
     let theirs = json!({"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
         "message": "istio", "observedGeneration": 2, "lastTransitionTime": OLD}]});
     move_gateway(&server, "istio", Some(theirs.clone()));
