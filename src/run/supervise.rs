@@ -311,7 +311,17 @@ impl Reloader for Supervisor {
             return Err(abandoned("starting"));
         }
         let old_ready = match &self.current {
-            Some(old) => old_is_ready(old).await,
+            Some(old) => {
+                // Up to OLD_READY_WAIT: a shutdown meanwhile must not start a child only to
+                // stop it at once.
+                let mut shutdown = self.shutdown.clone();
+                tokio::select! {
+                    ready = old_is_ready(old) => ready,
+                    () = stopping(&mut shutdown) => {
+                        return Err(abandoned("asking the serving cloudflared whether it is ready"))
+                    }
+                }
+            }
             None => false,
         };
         let mut new = Keeper::start(self.spec.clone(), self.listen(port));

@@ -158,3 +158,35 @@ async fn sigterm_during_a_reload_stops_the_half_started_child_and_drains_the_ser
     }
     assert!(!log.dump().contains("sighup"), "never SIGHUP:\n{}", log.dump());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_serving_child_is_asked_if_ready_starts_no_new_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    let log = harness::EventLog::new(dir.path());
+    let ports = harness::free_ports(2);
+    let argv = [harness::fake_cloudflared().display().to_string(), "tunnel".into(), "run".into()];
+    // The serving child answers /ready far later than OLD_READY_WAIT: a reload asks it for
+    // 5 s, and SIGTERM comes 1 s into that.
+    let mut supervisor = Supervisor::new(&argv, &config)
+        .unwrap()
+        .with_metrics(IpAddr::V4(Ipv4Addr::LOCALHOST), [ports[0], ports[1]])
+        .with_drain_timeout(Duration::from_secs(20))
+        .with_env("FAKE_CF_EVENT_LOG", log.path.display().to_string())
+        .with_env("FAKE_CF_READY_SLOW_MS", "60000");
+    let (stop, stopping) = watch::channel(false);
+    supervisor.watch_shutdown(stopping);
+
+    std::fs::write(&config, harness::config_yaml(&[("v1.example.com", "http://v1:80")])).unwrap();
+    timeout(BOUND, supervisor.reload(&config)).await.expect("bounded").expect("the first child starts");
+    std::fs::write(&config, harness::config_yaml(&[("v2.example.com", "http://v2:80")])).unwrap();
+    let sigterm = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send_replace(true);
+    };
+    let (reloaded, ()) = tokio::join!(timeout(BOUND, supervisor.reload(&config)), sigterm);
+    let err = reloaded.expect("bounded").unwrap_err();
+    assert!(err.to_string().contains("whether it is ready"), "{err}");
+    timeout(BOUND, supervisor.shutdown()).await.expect("shutdown drains within the drain timeout");
+    assert_eq!(log.starts().len(), 1, "no second child was started:\n{}", log.dump());
+}
