@@ -444,6 +444,35 @@ async fn a_gateway_no_longer_ours_is_released_unless_its_new_controller_wrote_it
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_whose_class_of_ours_cannot_be_read_is_held_not_released() {
+    let Writing { server, tx: statuses_tx, results, _leader, _writer, .. } = writing().await;
+    let gateway = || server.get(V1, "Gateway", "infra", "tunnel").unwrap();
+    let written = gateway()["status"].clone();
+    assert!(written["listeners"].is_array(), "{written:#}");
+
+    // Our class gains a value our types cannot read: the source leaves it out (a warning names
+    // it), and the Gateway with it. Its controllerName is still ours: no other controller
+    // will take the Gateway, so our status stays.
+    let mut class = server.get(V1, "GatewayClass", "", "cloudflared").unwrap();
+    class["spec"]["parametersRef"] = json!("not an object");
+    server.apply(class);
+    let unreadable = computed(&server, &Programmed::Yes).await;
+    assert!(unreadable.gateway_classes.is_empty() && unreadable.gateways.is_empty(), "{unreadable:?}");
+    statuses_tx.send_replace(report(&unreadable, Programmed::Yes));
+    let seen = wait_for_results(&results, 5).await; // the route's entry retracted; the Gateway held
+    assert_eq!(seen[3..].iter().filter(|r| *r == "unchanged").count(), 1, "{seen:?}");
+    assert_eq!(gateway()["status"], written, "released though its class is still ours");
+
+    // The class deleted: the Gateway is nobody's now, and released.
+    server.delete(V1, "GatewayClass", "", "cloudflared");
+    statuses_tx.send_replace(report(&unreadable, Programmed::Yes));
+    wait_for_results(&results, 6).await;
+    let status = gateway()["status"].clone();
+    assert_eq!(status["conditions"][0]["message"], "Waiting for controller", "{status:#}");
+    assert!(status.get("addresses").is_none(), "{status:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_older_than_the_gateway_never_overwrites_its_new_controllers_status() {
     // The Gateway moves to `istio`, whose controller writes its status at once; a report made
     // before the move (a verification's result republishing the last statuses) comes first.

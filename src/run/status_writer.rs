@@ -20,7 +20,8 @@
 //! A Gateway written during this term that stops being ours (moved to another class, its class
 //! deleted) is given back the status of a Gateway no controller has taken, but only if its
 //! status is still exactly what we left: a Gateway's status has no per-controller entries, so
-//! anything else there is the new controller's, and stays.
+//! anything else there is the new controller's, and stays; and only if its GatewayClass, as
+//! the API server has it, is not ours (one we cannot decode leaves the snapshot, not us).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -264,6 +265,10 @@ enum Written {
     /// Not written: the status was computed from an older spec or another object of that name
     /// ([`Desired::is_stale_for`]). The next report writes it.
     Stale,
+    /// A Gateway to release whose GatewayClass, as the API server has it, is still ours: one
+    /// the source could not decode (its warning names it), so the Gateway left the snapshot
+    /// without leaving us. Left as it is; the next pass asks again.
+    Held,
 }
 
 /// Attempts per object when another writer keeps changing it under us.
@@ -357,8 +362,9 @@ impl Writer {
                     self.written.remove(target);
                     self.gateways.remove(target);
                 }
-                // What the object holds is unchanged: for a Gateway, still what we left.
-                Some(Written::Stale) => {
+                // What the object holds is unchanged: for a Gateway, still what we left. (Only
+                // a release is held.)
+                Some(Written::Stale | Written::Held) => {
                     self.written.remove(target);
                 }
                 None => ok = false,
@@ -378,10 +384,13 @@ impl Writer {
                 return false;
             }
             let left = &self.gateways[&target];
-            if self.write(&target, Action::Release(left, &classes), leader).await.is_some() {
-                self.gateways.remove(&target);
-            } else {
-                ok = false;
+            match self.write(&target, Action::Release(left, &classes), leader).await {
+                // Still ours: released once its class is gone, or written once it is readable.
+                Some(Written::Held) => {}
+                Some(_) => {
+                    self.gateways.remove(&target);
+                }
+                None => ok = false,
             }
         }
         // Routes that no longer name one of our Gateways: take our entries out.
@@ -431,7 +440,7 @@ impl Writer {
         }
         let label = match &result {
             Ok(Written::Applied(_)) => "applied",
-            Ok(Written::Unchanged(_) | Written::NotOurs | Written::Stale) => "unchanged",
+            Ok(Written::Unchanged(_) | Written::NotOurs | Written::Stale | Written::Held) => "unchanged",
             Ok(Written::NotFound) => "not_found",
             Err(e) => e.label(),
         };
@@ -448,6 +457,17 @@ impl Writer {
                 None
             }
         }
+    }
+
+    /// Whether the GatewayClass `name` exists with our `controllerName`, read as the API server
+    /// has it (not decoded: one our types cannot read is still ours).
+    async fn class_is_ours(&self, name: &str) -> Result<bool, WriteError> {
+        let (api, _) = Target::GatewayClass(name.to_string()).api(&self.client);
+        let class = tokio::time::timeout(self.opts.call_timeout, api.get_opt(name))
+            .await
+            .map_err(|_| WriteError::Timeout)??;
+        let ours = self.opts.ownership.controller_name();
+        Ok(class.is_some_and(|c| c.data["spec"]["controllerName"].as_str() == Some(ours)))
     }
 
     /// Reads the object and writes its merged status, again after a conflict. Leadership is
@@ -481,6 +501,9 @@ impl Writer {
                 (Action::Release(left, classes), Target::Gateway { .. })
                     if normal(&current) == *left && !classes.contains(&class) =>
                 {
+                    if self.class_is_ours(class).await? {
+                        return Ok(Written::Held);
+                    }
                     released_gateway_status(&current, &now())
                 }
                 (Action::Release(..), _) => return Ok(Written::NotOurs),
