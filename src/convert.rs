@@ -225,13 +225,12 @@ fn http_rule(r: &HttpRouteRules) -> model::RouteRule {
     if r.timeouts.is_some() {
         unsupported_fields.push("timeouts".to_string());
     }
-    model::RouteRule {
+    let extras = model::RuleExtras {
         name: r.name.clone(),
-        matches,
         filters: each(&r.filters, http_filter),
-        backends: each(&r.backend_refs, http_backend),
         unsupported_fields,
-    }
+    };
+    model::RouteRule::new(matches, each(&r.backend_refs, http_backend), extras)
 }
 
 fn all_paths() -> model::RouteMatch {
@@ -259,8 +258,8 @@ fn http_match(m: &HttpRouteRulesMatches) -> model::RouteMatch {
     };
     model::RouteMatch::Http(model::HttpMatch {
         path,
-        headers: m.headers.as_ref().map_or(0, Vec::len),
-        query_params: m.query_params.as_ref().map_or(0, Vec::len),
+        headers: count(&m.headers),
+        query_params: count(&m.query_params),
         method: m.method.as_ref().map(|method| http_method(method).to_string()),
     })
 }
@@ -309,7 +308,7 @@ fn http_backend(b: &HttpRouteRulesBackendRefs) -> model::BackendRef {
         b.namespace.as_deref(),
         b.port,
         b.weight,
-        b.filters.as_ref().map_or(0, Vec::len),
+        count(&b.filters),
     )
 }
 
@@ -322,7 +321,7 @@ fn backend_ref(
     namespace: Option<&str>,
     port: Option<i32>,
     weight: Option<i32>,
-    filters: usize,
+    filters: u32,
 ) -> model::BackendRef {
     model::BackendRef {
         group: match group {
@@ -353,24 +352,22 @@ fn grpc_parent_ref(p: &GrpcRouteParentRefs) -> model::ParentRef {
     parent_ref(&p.group, &p.kind, &p.namespace, &p.name, &p.section_name, p.port)
 }
 
+/// How many conditions or filters a list holds: only whether there is any matters, so a count
+/// past `u32::MAX` (which the API server's limits never allow) stays at it.
+fn count<T>(list: &Option<Vec<T>>) -> u32 {
+    list.as_ref().map_or(0, |l| u32::try_from(l.len()).unwrap_or(u32::MAX))
+}
+
 fn grpc_rule(r: &GrpcRouteRules) -> model::RouteRule {
     let mut matches: model::Matches = each(&r.matches, grpc_match);
     // "If no matches are specified, the implementation MUST match every gRPC request."
     if matches.is_empty() {
         matches.push(model::RouteMatch::Grpc(model::GrpcMatch { method: None, headers: 0 }));
     }
-    model::RouteRule {
-        name: r.name.clone(),
-        matches,
-        filters: r
-            .filters
-            .iter()
-            .flatten()
-            .map(|f| model::Filter::Other(grpc_filter_name(&f.r#type)))
-            .collect(),
-        backends: each(&r.backend_refs, grpc_backend),
-        unsupported_fields: Vec::new(),
-    }
+    let filters =
+        r.filters.iter().flatten().map(|f| model::Filter::Other(grpc_filter_name(&f.r#type))).collect();
+    let extras = model::RuleExtras { name: r.name.clone(), filters, unsupported_fields: Vec::new() };
+    model::RouteRule::new(matches, each(&r.backend_refs, grpc_backend), extras)
 }
 
 fn grpc_match(m: &GrpcRouteRulesMatches) -> model::RouteMatch {
@@ -383,7 +380,7 @@ fn grpc_match(m: &GrpcRouteRulesMatches) -> model::RouteMatch {
         service: method.service.clone(),
         method: method.method.clone(),
     });
-    model::RouteMatch::Grpc(model::GrpcMatch { method, headers: m.headers.as_ref().map_or(0, Vec::len) })
+    model::RouteMatch::Grpc(model::GrpcMatch { method, headers: count(&m.headers) })
 }
 
 fn grpc_filter_name(t: &GrpcRouteRulesFiltersType) -> String {
@@ -405,7 +402,7 @@ fn grpc_backend(b: &GrpcRouteRulesBackendRefs) -> model::BackendRef {
         b.namespace.as_deref(),
         b.port,
         b.weight,
-        b.filters.as_ref().map_or(0, Vec::len),
+        count(&b.filters),
     )
 }
 

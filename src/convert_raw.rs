@@ -63,18 +63,18 @@ fn convert(
     dropped.retain(|path| {
         !marked.contains(path) && !filtered.iter().any(|r| path.starts_with(&format!("spec.rules[{r}].")))
     });
-    for (rule, fields) in route.rules.iter_mut().zip(unknown_fields) {
-        rule.unsupported_fields.extend(fields);
+    for (rule, fields) in route.rules.iter_mut().zip(unknown_fields).filter(|(_, f)| !f.is_empty()) {
+        rule.extras_mut().unsupported_fields.extend(fields);
     }
     for (r, at, filter) in unknown.rule_filters {
         if let Some(rule) = route.rules.get_mut(r) {
-            let at = at.min(rule.filters.len());
-            rule.filters.insert(at, model::Filter::Other(filter));
+            let filters = &mut rule.extras_mut().filters;
+            filters.insert(at.min(filters.len()), model::Filter::Other(filter));
         }
     }
     for (r, b, count) in unknown.backend_filters {
         if let Some(backend) = route.rules.get_mut(r).and_then(|rule| rule.backends.get_mut(b)) {
-            backend.filters += count;
+            backend.filters = backend.filters.saturating_add(u32::try_from(count).unwrap_or(u32::MAX));
         }
     }
     Ok((route, dropped))

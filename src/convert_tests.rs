@@ -136,7 +136,7 @@ fn filters_keep_url_rewrite_hostname_and_name_the_others() {
             {type: ExtensionRef, extensionRef: {group: g, kind: k, name: n}}]}]}",
     );
     assert_eq!(
-        route.rules[0].filters,
+        route.rules[0].filters(),
         vec![
             Filter::UrlRewrite { hostname: Some("api.internal".into()), rewrites_path: false },
             Filter::UrlRewrite { hostname: None, rewrites_path: true },
@@ -168,7 +168,7 @@ spec:
     assert!(serde_json::from_value::<HttpRoute>(raw.clone()).is_err(), "the generated types refuse it");
     let route = super::route(model::RouteKind::Http, raw).unwrap();
     assert_eq!(
-        route.rules[0].filters,
+        route.rules[0].filters(),
         vec![
             Filter::UrlRewrite { hostname: Some("api.internal".into()), rewrites_path: false },
             Filter::Other("ExternalAuth".into()),
@@ -177,8 +177,8 @@ spec:
         "in place"
     );
     assert_eq!(route.rules[1].backends[0].filters, 1);
-    assert!(route.rules[2].filters.is_empty() && route.rules[2].backends[0].filters == 0);
-    assert_eq!(route.rules[3].unsupported_fields, ["sessionPersistence"]);
+    assert!(route.rules[2].filters().is_empty() && route.rules[2].backends[0].filters == 0);
+    assert_eq!(route.rules[3].unsupported_fields(), ["sessionPersistence"]);
 }
 
 #[test]
@@ -193,21 +193,21 @@ spec:
 ",
     );
     let route = super::route(model::RouteKind::Http, raw).unwrap();
-    assert_eq!(route.rules[0].unsupported_fields, ["matches[0].path.vlaue"]);
-    assert_eq!(route.rules[1].unsupported_fields, ["matches[1].mehtod"]);
-    assert!(route.rules[2].unsupported_fields.is_empty());
+    assert_eq!(route.rules[0].unsupported_fields(), ["matches[0].path.vlaue"]);
+    assert_eq!(route.rules[1].unsupported_fields(), ["matches[1].mehtod"]);
+    assert!(route.rules[2].unsupported_fields().is_empty());
     let raw: serde_json::Value =
         parse("metadata: {name: g, namespace: ns}\nspec:\n  rules:\n  - matches: [{method: {servcie: admin.Admin}}]\n");
     let route = super::route(model::RouteKind::Grpc, raw).unwrap();
-    assert_eq!(route.rules[0].unsupported_fields, ["matches[0].method.servcie"]);
+    assert_eq!(route.rules[0].unsupported_fields(), ["matches[0].method.servcie"]);
 }
 
 #[test]
 fn rule_timeouts_are_unsupported() {
     let route = http("{rules: [{name: slow, timeouts: {request: 10s}}, {}]}");
-    assert_eq!(route.rules[0].unsupported_fields, vec!["timeouts".to_string()]);
-    assert_eq!(route.rules[0].name.as_deref(), Some("slow"));
-    assert!(route.rules[1].unsupported_fields.is_empty());
+    assert_eq!(route.rules[0].unsupported_fields(), vec!["timeouts".to_string()]);
+    assert_eq!(route.rules[0].name(), Some("slow"));
+    assert!(route.rules[1].unsupported_fields().is_empty());
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn grpc_route_without_rules_has_none_and_filters_are_named() {
     let route = grpc("{hostnames: [rpc.example.com]}");
     assert_eq!((route.kind, route.rules.len()), (model::RouteKind::Grpc, 0));
     let route = grpc("{rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: m}}}]}]}");
-    assert_eq!(route.rules[0].filters, vec![Filter::Other("RequestMirror".into())]);
+    assert_eq!(route.rules[0].filters(), vec![Filter::Other("RequestMirror".into())]);
 }
 
 #[test]

@@ -381,7 +381,7 @@ fn within_route_limits(route: &routes_core::model::Route) -> Result<(), String> 
     at_most("spec.rules", route.rules.len(), 16)?;
     for (r, rule) in route.rules.iter().enumerate() {
         at_most(&format!("spec.rules[{r}].matches"), rule.matches.len(), if grpc { 8 } else { 64 })?;
-        at_most(&format!("spec.rules[{r}].filters"), rule.filters.len(), 16)?;
+        at_most(&format!("spec.rules[{r}].filters"), rule.filters().len(), 16)?;
         at_most(&format!("spec.rules[{r}].backendRefs"), rule.backends.len(), 16)?;
     }
     let matches: usize = route.rules.iter().map(|r| r.matches.len()).sum();

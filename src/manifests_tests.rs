@@ -247,8 +247,8 @@ fn experimental_filter_types_drop_their_rules_not_the_route() {
     assert_eq!(route_keys(&loaded), ["HTTPRoute apps/auth", "HTTPRoute apps/web"]);
     assert!(loaded.warnings.is_empty() && loaded.refused.is_empty(), "{loaded:?}");
     let rules = &loaded.snapshot.routes[0].rules;
-    assert_eq!(rules[0].filters, [routes_core::model::Filter::Other("ExternalAuth".into())]);
-    assert!(rules[1].filters.is_empty());
+    assert_eq!(rules[0].filters(), [routes_core::model::Filter::Other("ExternalAuth".into())]);
+    assert!(rules[1].filters().is_empty());
 }
 
 #[test]
@@ -309,8 +309,8 @@ fn what_a_rule_reports_and_the_status_do_not_refuse_the_route() {
     let loaded = load(text);
     assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
     let rules = &loaded.snapshot.routes[0].rules;
-    assert_eq!(rules[0].unsupported_fields, ["retry", "matches[0].path.vlaue"]);
-    assert_eq!(rules[1].filters[0], routes_core::model::Filter::Other("ExternalAuth".into()));
+    assert_eq!(rules[0].unsupported_fields(), ["retry", "matches[0].path.vlaue"]);
+    assert_eq!(rules[1].filters()[0], routes_core::model::Filter::Other("ExternalAuth".into()));
 }
 
 #[test]
@@ -519,7 +519,7 @@ fn rule_fields_the_standard_types_drop_are_marked_unsupported() {
         .snapshot
         .routes
         .iter()
-        .map(|r| r.rules.iter().map(|rule| rule.unsupported_fields.clone()).collect())
+        .map(|r| r.rules.iter().map(|rule| rule.unsupported_fields().to_vec()).collect())
         .collect();
     let strings = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     assert_eq!(

@@ -170,7 +170,7 @@ impl RouteRule {
         self
     }
     /// A match with `headers` header conditions on `path` (a prefix).
-    pub fn with_headers(mut self, path: &str, headers: usize) -> Self {
+    pub fn with_headers(mut self, path: &str, headers: u32) -> Self {
         self.matches.push(RouteMatch::Http(HttpMatch {
             path: PathMatch { kind: PathKind::PathPrefix, value: path.to_string() },
             headers,
@@ -209,11 +209,11 @@ impl RouteRule {
         self
     }
     pub fn filter(mut self, filter: Filter) -> Self {
-        self.filters.push(filter);
+        self.extras_mut().filters.push(filter);
         self
     }
     pub fn named(mut self, name: &str) -> Self {
-        self.name = Some(name.to_string());
+        self.extras_mut().name = Some(name.to_string());
         self
     }
 }

@@ -64,7 +64,7 @@ fn path_hostile() -> impl Strategy<Value = String> {
 
 fn route_strategy() -> impl Strategy<Value = Route> {
     let rule_strategy = (
-        prop::collection::vec((0u8..5, path_value(), 0usize..2), 0..3),
+        prop::collection::vec((0u8..5, path_value(), 0u32..2), 0..3),
         prop::collection::vec((0usize..4, 0i32..3, 0u8..4), 0..3),
         0u8..6,
     );

@@ -119,14 +119,14 @@ fn rule_target(
     origin: &Option<backends::Origin>,
     settings: &Settings,
 ) -> Result<(Arc<str>, SharedOriginRequest), (String, String)> {
-    if let Some(field) = rule.unsupported_fields.first() {
+    if let Some(field) = rule.unsupported_fields().first() {
         return Err((
             format!("spec.rules[{r}].{field}"),
             format!("{field} cannot be enforced by cloudflared ingress rules; the rule is not rendered"),
         ));
     }
     let mut origin_request = OriginRequest::default();
-    for (f, filter) in rule.filters.iter().enumerate() {
+    for (f, filter) in rule.filters().iter().enumerate() {
         let field = format!("spec.rules[{r}].filters[{f}]");
         match filter {
             Filter::UrlRewrite { hostname: Some(host), rewrites_path: false } => match Hostname::parse(host) {
