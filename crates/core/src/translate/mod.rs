@@ -171,6 +171,7 @@ fn add_rules<'a>(
     candidates.reserve(kept.len() * matches.len());
     let grpc = id.kind == RouteKind::Grpc;
     for (n, &(listener, host)) in kept.iter().enumerate() {
+        candidates.block(listener);
         // The hostname is given in `order::finish`, where the rules of one hostname are together.
         let mut add = |m: rules::MatchOut| {
             let key =

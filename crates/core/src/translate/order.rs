@@ -81,7 +81,7 @@ pub(crate) struct Candidates {
     /// Without their hostname: [`finish`] gives each rule the text of its [`Candidate::host`]
     /// once the rules are in order, those of one hostname next to each other.
     rules: Vec<IngressRule>,
-    /// The listener ids of `keys`, each once (there are few).
+    /// The listener ids of `keys`, each once (there are few), as [`Candidates::block`] gave them.
     listeners: Vec<u32>,
 }
 
@@ -96,15 +96,18 @@ impl Candidates {
         self.rules.reserve(n);
     }
 
-    #[inline]
+    /// Before the rules of a listener block are pushed: its listener's hostname id.
+    pub(crate) fn block(&mut self, listener: u32) {
+        if !self.listeners.contains(&listener) {
+            self.listeners.push(listener);
+        }
+    }
+
+    /// A rule of a block named by [`Candidates::block`] (`key.listener`).
     pub(crate) fn push(&mut self, key: Candidate, rule: IngressRule) {
         debug_assert_eq!(key.fence, !matches!(rule.source, RuleSource::Route { .. }));
         debug_assert!(rule.hostname.is_none());
-        if self.keys.last().is_none_or(|last| last.listener != key.listener)
-            && !self.listeners.contains(&key.listener)
-        {
-            self.listeners.push(key.listener);
-        }
+        debug_assert!(self.listeners.contains(&key.listener));
         self.keys.push(key);
         self.rules.push(rule);
     }
@@ -123,6 +126,7 @@ impl Candidates {
         let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
         let key =
             Candidate { listener, host: listener, fence: true, grpc: false, rank: all_paths, path_hash: 0 };
+        self.block(listener);
         self.push(key, rule);
     }
 }

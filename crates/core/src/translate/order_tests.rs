@@ -121,6 +121,7 @@ proptest::proptest! {
                 origin_request: Default::default(),
                 source: source.clone(),
             };
+            candidates.block(listener);
             candidates.push(key, rule);
             fields.push((hostnames[listeners[l]].as_ref(), false, hostnames[h].as_ref(), key.rank, i));
             let rule = IngressRule {
