@@ -310,6 +310,36 @@ fn ranks(
     rank
 }
 
+/// `rank[id]` of every hostname in [`specificity_cmp`] order. Most comparisons are settled by
+/// a key made once per hostname (kind, length, first eight bytes): the hostnames themselves,
+/// scattered in memory, are compared only when those are equal.
+fn host_ranks(hosts: &HostIds<'_>) -> Vec<u32> {
+    // Agrees with `specificity_cmp` wherever it is not equal: the kind (exact, wildcard, none),
+    // then the longer first, then, between names of the same kind and length (so of the same
+    // length as stored), their first bytes, as the strings compare.
+    let key = |h: Option<&Hostname>| -> (u8, std::cmp::Reverse<usize>, u64) {
+        let (kind, name) = match h {
+            Some(Hostname::Exact(name)) => (0, name.as_str()),
+            Some(Hostname::Wildcard(suffix)) => (1, suffix.as_str()),
+            None => return (2, std::cmp::Reverse(0), 0),
+        };
+        let mut first = [0u8; 8];
+        let n = name.len().min(8);
+        first[..n].copy_from_slice(&name.as_bytes()[..n]);
+        (kind, std::cmp::Reverse(h.map_or(0, Hostname::char_count)), u64::from_be_bytes(first))
+    };
+    let mut ids: Vec<(_, u32)> =
+        hosts.values.iter().enumerate().map(|(id, h)| (key(*h), id as u32)).collect();
+    ids.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| specificity_cmp(hosts.values[a.1 as usize], hosts.values[b.1 as usize]))
+    });
+    let mut rank = vec![u32::MAX; hosts.values.len()];
+    for (r, (_, id)) in ids.into_iter().enumerate() {
+        rank[id as usize] = r as u32;
+    }
+    rank
+}
+
 /// Sort, and drop unreachable rules. A rule is unreachable when an earlier rule has the same
 /// path (or none) and a hostname covering its own (the same, a wildcard over it, or none);
 /// everything after a rule that matches all traffic is unreachable. Also says whether a
@@ -318,7 +348,7 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
     let Candidates { keys: candidates, mut rules, listeners } = candidates;
     let listener_rank = ranks(hosts, listeners.into_iter(), listener_cmp);
     // Every hostname ranked, used by a rule or not: the order among those used is the same.
-    let host_rank = ranks(hosts, 0..hosts.values.len() as u32, specificity_cmp);
+    let host_rank = host_ranks(hosts);
 
     // Keys are distinct (each holds its candidate's index), and candidates are made in an
     // order that does not depend on the input's: the same objects in any order give the same

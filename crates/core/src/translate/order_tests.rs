@@ -57,6 +57,29 @@ proptest::proptest! {
     }
 }
 
+proptest::proptest! {
+    /// The host ranks order the hostnames as `specificity_cmp` does.
+    #[test]
+    fn host_ranks_follow_specificity(names in proptest::collection::vec("(\\*\\.)?[a-c]{1,3}(\\.[a-c]{1,10}){0,2}", 0..40), none in proptest::bool::ANY) {
+        let mut hostnames: Vec<Hostname> = names.iter().map(|n| Hostname::parse(n).expect("valid")).collect();
+        hostnames.sort();
+        hostnames.dedup();
+        let mut hosts = HostIds::default();
+        for h in &hostnames {
+            hosts.id(Some(h));
+        }
+        if none {
+            hosts.id(None);
+        }
+        let rank = host_ranks(&hosts);
+        let mut expected: Vec<u32> = (0..hosts.values.len() as u32).collect();
+        expected.sort_by(|a, b| specificity_cmp(hosts.values[*a as usize], hosts.values[*b as usize]));
+        let mut got: Vec<u32> = (0..hosts.values.len() as u32).collect();
+        got.sort_by_key(|id| rank[*id as usize]);
+        proptest::prop_assert_eq!(got, expected);
+    }
+}
+
 /// Does a rule for hostname `a` catch every request a rule for `b` would get (cloudflared:
 /// exact names, `*.` a suffix match, none every host)? Written from strings, apart from
 /// [`covering`].
