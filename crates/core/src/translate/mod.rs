@@ -168,19 +168,16 @@ fn add_rules<'a>(
     };
     let kept: SmallVec<[(u32, u32); 4]> =
         (0..pairs.len()).filter(|i| !repeated(*i)).map(|i| (pairs[i].1, pairs[i].2)).collect();
+    candidates.reserve(kept.len() * matches.len());
+    let grpc = id.kind == RouteKind::Grpc;
     for (n, &(listener, host)) in kept.iter().enumerate() {
-        let hostname = hosts.text(host);
+        candidates.block(listener);
+        // The hostname is given in `order::finish`, where the rules of one hostname are together.
         let mut add = |m: rules::MatchOut| {
-            let key = order::Candidate {
-                listener,
-                host,
-                fence: false,
-                grpc: id.kind == RouteKind::Grpc,
-                rank: m.rank,
-                path_hash: m.path_hash,
-            };
+            let key =
+                order::Candidate { listener, host, fence: false, grpc, rank: m.rank, path_hash: m.path_hash };
             let rule = IngressRule {
-                hostname: hostname.clone(),
+                hostname: None,
                 path: m.path,
                 service: m.service,
                 origin_request: m.origin_request,
@@ -304,9 +301,10 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // Reused from route to route.
     let mut out = rules::RouteOut::default();
     let mut scratch = String::new();
-    // One rule per match and hostname: sized for one hostname each, plus the fences.
-    let matches: usize = routes.iter().flat_map(|r| &r.rules).map(|r| r.matches.len()).sum();
-    let mut candidates = order::Candidates::with_capacity(matches + 64);
+    // At least one rule per route rule (each has a match), plus the fences; `add_rules` makes
+    // room for more. Counting the matches would read every rule of every route once more.
+    let route_rules: usize = routes.iter().map(|r| r.rules.len()).sum();
+    let mut candidates = order::Candidates::with_capacity(route_rules + 64);
     let mut hosts = order::HostIds::default();
     let listeners = listener_keys(&gateways, &mut hosts);
 

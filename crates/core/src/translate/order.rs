@@ -21,16 +21,30 @@ pub(crate) struct HostIds<'a> {
     ids: HashMap<Option<&'a Hostname>, u32>,
     values: Vec<Option<&'a Hostname>>,
     text: Vec<Option<Arc<str>>>,
+    /// The hostname last asked for, by address, and its id: a route's attachments name the
+    /// same parsed hostname once per listener, which then costs no hashing.
+    last: Option<(Option<&'a Hostname>, u32)>,
 }
 
 impl<'a> HostIds<'a> {
     pub(crate) fn id(&mut self, h: Option<&'a Hostname>) -> u32 {
+        if let Some((last, id)) = self.last {
+            // The same address is the same hostname (and `None` is `None`).
+            if last.map(std::ptr::from_ref) == h.map(std::ptr::from_ref) {
+                return id;
+            }
+        }
         let (values, text) = (&mut self.values, &mut self.text);
-        *self.ids.entry(h).or_insert_with(|| {
+        let id = *self.ids.entry(h).or_insert_with(|| {
             values.push(h);
-            text.push(h.map(|h| Arc::from(h.as_string())));
+            text.push(h.map(|h| match h {
+                Hostname::Exact(name) => Arc::from(name.as_str()),
+                Hostname::Wildcard(_) => Arc::from(h.as_string()),
+            }));
             (values.len() - 1) as u32
-        })
+        });
+        self.last = Some((h, id));
+        id
     }
 
     /// The `hostname:` of rules with the hostname `id` (lower case; `None`: every host).
@@ -64,34 +78,55 @@ pub(crate) struct Candidate {
 #[derive(Default)]
 pub(crate) struct Candidates {
     keys: Vec<Candidate>,
-    /// Each is moved to its place once (`None` afterwards).
-    rules: Vec<Option<IngressRule>>,
+    /// Without their hostname: [`finish`] gives each rule the text of its [`Candidate::host`]
+    /// once the rules are in order, those of one hostname next to each other.
+    rules: Vec<IngressRule>,
+    /// The listener ids of `keys`, each once (there are few), as [`Candidates::block`] gave them.
+    listeners: Vec<u32>,
 }
 
 impl Candidates {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Candidates { keys: Vec::with_capacity(n), rules: Vec::with_capacity(n) }
+        Candidates { keys: Vec::with_capacity(n), rules: Vec::with_capacity(n), listeners: Vec::new() }
     }
 
+    /// Room for `n` more.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.keys.reserve(n);
+        self.rules.reserve(n);
+    }
+
+    /// Before the rules of a listener block are pushed: its listener's hostname id.
+    pub(crate) fn block(&mut self, listener: u32) {
+        if !self.listeners.contains(&listener) {
+            self.listeners.push(listener);
+        }
+    }
+
+    /// A rule of a block named by [`Candidates::block`] (`key.listener`).
     pub(crate) fn push(&mut self, key: Candidate, rule: IngressRule) {
         debug_assert_eq!(key.fence, !matches!(rule.source, RuleSource::Route { .. }));
+        debug_assert!(rule.hostname.is_none());
+        debug_assert!(self.listeners.contains(&key.listener));
         self.keys.push(key);
-        self.rules.push(Some(rule));
+        self.rules.push(rule);
     }
 
     /// The fence closing the block of `listener`, the id of its hostname.
     pub(crate) fn push_fence(&mut self, listener: u32, hosts: &HostIds<'_>, service: &Arc<str>) {
-        let hostname = hosts.text(listener);
         let rule = IngressRule {
-            hostname: hostname.clone(),
+            hostname: None,
             path: None,
             service: Arc::clone(service),
             origin_request: Default::default(),
-            source: RuleSource::ListenerFence { hostname: hostname.unwrap_or_else(|| Arc::from("")) },
+            source: RuleSource::ListenerFence {
+                hostname: hosts.text(listener).unwrap_or_else(|| Arc::from("")),
+            },
         };
         let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
         let key =
             Candidate { listener, host: listener, fence: true, grpc: false, rank: all_paths, path_hash: 0 };
+        self.block(listener);
         self.push(key, rule);
     }
 }
@@ -187,20 +222,29 @@ impl Packing {
     }
 }
 
-/// Sort keys of `bits` significant bits, a byte at a time from the lowest (LSD radix sort): a
-/// few linear passes instead of a comparison sort's n log n.
+/// Sort keys of `bits` significant bits, a digit of at most 11 bits at a time from the lowest
+/// (LSD radix sort): a few linear passes instead of a comparison sort's n log n. The digits are
+/// as wide as the passes need (40 bits: four passes of 10), and their counts stay in cache.
 fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
+    let passes = bits.div_ceil(11);
+    if passes == 0 {
+        return;
+    }
+    let width = bits.div_ceil(passes);
+    let mask = (1u64 << width) - 1;
     let mut buffer = vec![0u64; keys.len()];
-    for shift in (0..bits).step_by(8) {
-        let mut counts = [0usize; 257];
+    let mut counts = vec![0usize; (1 << width) + 1];
+    for pass in 0..passes {
+        let shift = pass * width;
+        counts.fill(0);
         for k in keys.iter() {
-            counts[((k >> shift) & 0xff) as usize + 1] += 1;
+            counts[((k >> shift) & mask) as usize + 1] += 1;
         }
-        for i in 1..257 {
+        for i in 1..counts.len() {
             counts[i] += counts[i - 1];
         }
         for k in keys.iter() {
-            let digit = ((k >> shift) & 0xff) as usize;
+            let digit = ((k >> shift) & mask) as usize;
             buffer[counts[digit]] = *k;
             counts[digit] += 1;
         }
@@ -266,30 +310,93 @@ fn ranks(
     rank
 }
 
+/// `rank[id]` of every hostname in [`specificity_cmp`] order. Most comparisons are settled by
+/// a key made once per hostname (kind, length, first eight bytes): the hostnames themselves,
+/// scattered in memory, are compared only when those are equal.
+fn host_ranks(hosts: &HostIds<'_>) -> Vec<u32> {
+    // Agrees with `specificity_cmp` wherever it is not equal: the kind (exact, wildcard, none),
+    // then the longer first, then, between names of the same kind and length (so of the same
+    // length as stored), their first bytes, as the strings compare.
+    let key = |h: Option<&Hostname>| -> (u8, std::cmp::Reverse<usize>, u64) {
+        let (kind, name) = match h {
+            Some(Hostname::Exact(name)) => (0, name.as_str()),
+            Some(Hostname::Wildcard(suffix)) => (1, suffix.as_str()),
+            None => return (2, std::cmp::Reverse(0), 0),
+        };
+        let mut first = [0u8; 8];
+        let n = name.len().min(8);
+        first[..n].copy_from_slice(&name.as_bytes()[..n]);
+        (kind, std::cmp::Reverse(h.map_or(0, Hostname::char_count)), u64::from_be_bytes(first))
+    };
+    let mut ids: Vec<(_, u32)> =
+        hosts.values.iter().enumerate().map(|(id, h)| (key(*h), id as u32)).collect();
+    ids.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| specificity_cmp(hosts.values[a.1 as usize], hosts.values[b.1 as usize]))
+    });
+    let mut rank = vec![u32::MAX; hosts.values.len()];
+    for (r, (_, id)) in ids.into_iter().enumerate() {
+        rank[id as usize] = r as u32;
+    }
+    rank
+}
+
 /// Sort, and drop unreachable rules. A rule is unreachable when an earlier rule has the same
 /// path (or none) and a hostname covering its own (the same, a wildcard over it, or none);
 /// everything after a rule that matches all traffic is unreachable. Also says whether a
 /// GRPCRoute rule is kept.
 pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<IngressRule>, Vec<Shadowed>, bool) {
-    let Candidates { keys: candidates, rules: mut made } = candidates;
-    let listener_rank = ranks(hosts, candidates.iter().map(|c| c.listener), listener_cmp);
-    let host_rank = ranks(hosts, candidates.iter().map(|c| c.host), specificity_cmp);
+    let Candidates { keys: candidates, mut rules, listeners } = candidates;
+    let listener_rank = ranks(hosts, listeners.into_iter(), listener_cmp);
+    // Every hostname ranked, used by a rule or not: the order among those used is the same.
+    let host_rank = host_ranks(hosts);
 
     // Keys are distinct (each holds its candidate's index), and candidates are made in an
     // order that does not depend on the input's: the same objects in any order give the same
     // rules.
     let order = sorted(&candidates, &listener_rank, &host_rank);
 
+    // What the reachability check reads of each rule, in that order; then the rules are moved
+    // to their places, in place (no second vector of them: less memory at once).
+    let placed: Vec<Placed> = order
+        .iter()
+        .map(|&i| {
+            let c = &candidates[i];
+            Placed {
+                listener: c.listener,
+                host: c.host,
+                path_hash: c.path_hash,
+                fence: c.fence,
+                grpc: c.grpc,
+            }
+        })
+        .collect();
+    drop(candidates);
+    permute(&mut rules, order);
+
     // For each hostname, the ids of the hostnames whose rules catch all its requests: itself,
     // the wildcards over it, and "every host" (those that occur).
     // Kept flat: the ids for `id` are `covering_ids[covering_from[id]..covering_from[id + 1]]`.
-    let by_key: HashMap<(u8, &str), u32> =
-        hosts.values.iter().enumerate().map(|(id, h)| (host_key(*h), id as u32)).collect();
-    let mut covering_ids: Vec<u32> = Vec::with_capacity(hosts.values.len() * 3);
+    let wildcards: HashMap<&str, u32> = hosts
+        .values
+        .iter()
+        .enumerate()
+        .filter_map(|(id, h)| match h {
+            Some(Hostname::Wildcard(suffix)) => Some((suffix.as_str(), id as u32)),
+            _ => None,
+        })
+        .collect();
+    let every_host = hosts.values.iter().position(Option::is_none).map(|id| id as u32);
+    let mut covering_ids: Vec<u32> = Vec::with_capacity(hosts.values.len() * 2);
     let mut covering_from: Vec<usize> = Vec::with_capacity(hosts.values.len() + 1);
-    for h in &hosts.values {
+    for (id, h) in hosts.values.iter().enumerate() {
         covering_from.push(covering_ids.len());
-        covering_ids.extend(covering(*h).filter_map(|k| by_key.get(&k).copied()));
+        if let Some(h) = h {
+            covering_ids.push(id as u32);
+            if !wildcards.is_empty() {
+                covering_ids.extend(wildcard_suffixes(h).filter_map(|suffix| wildcards.get(suffix).copied()));
+            }
+        }
+        covering_ids.extend(every_host);
     }
     covering_from.push(covering_ids.len());
 
@@ -307,7 +414,7 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
         }
     }
     let mut block_of: Vec<u32> = vec![u32::MAX; hosts.values.len()];
-    for c in candidates.iter().filter(|c| c.path_hash != 0) {
+    for c in placed.iter().filter(|c| c.path_hash != 0) {
         let block = &mut block_of[c.host as usize];
         if *block == u32::MAX {
             *block = c.listener;
@@ -317,7 +424,6 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
     }
     drop(block_of);
 
-    let mut rules: Vec<IngressRule> = Vec::with_capacity(candidates.len());
     let mut shadowed = Vec::new();
     // Of every host id: the first kept rule without a path, and whether any kept rule has one.
     let mut no_path_first: Vec<Option<usize>> = vec![None; hosts.values.len()];
@@ -332,9 +438,10 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
     let mut run_of: Option<(u32, u32)> = None;
     let mut catch_all: Option<usize> = None;
     let mut uses_grpc = false;
-    for i in order {
-        let c = &candidates[i];
-        let Some(rule) = made[i].take() else { continue };
+    // The rules kept so far are `rules[..kept]`, in their order; the rule at `next` is the one
+    // checked, and a rule left out is swapped past the kept ones (dropped at the end).
+    let mut kept = 0;
+    for (next, c) in placed.iter().enumerate() {
         let path = c.path_hash;
         if run_of != Some((c.listener, c.host)) {
             // Clearing writes the whole table: a map grown by a long run is dropped instead.
@@ -345,6 +452,8 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
             }
             run_of = Some((c.listener, c.host));
         }
+        rules[next].hostname.clone_from(&hosts.text[c.host as usize]);
+        let rule = &rules[next];
         let first_with_path = |h: u32| {
             let first = if shared[h as usize] { seen.get(&(h, path)) } else { run.get(&path) };
             first.filter(|f| rules[**f].path == rule.path).copied()
@@ -359,187 +468,67 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
         });
         if let Some(first) = earlier {
             if !c.fence {
-                shadowed.push(Shadowed { source: rule.source, by: rules[first].source.clone() });
+                shadowed.push(Shadowed { source: rule.source.clone(), by: rules[first].source.clone() });
             }
             continue;
         }
         if rule.is_catch_all() {
-            catch_all = Some(rules.len());
+            catch_all = Some(kept);
         }
         if path == 0 {
-            no_path_first[c.host as usize].get_or_insert(rules.len());
+            no_path_first[c.host as usize].get_or_insert(kept);
         } else {
             has_paths[c.host as usize] = true;
             if shared[c.host as usize] {
-                seen.entry((c.host, path)).or_insert(rules.len());
+                seen.entry((c.host, path)).or_insert(kept);
             } else {
-                run.entry(path).or_insert(rules.len());
+                run.entry(path).or_insert(kept);
             }
         }
         uses_grpc |= c.grpc;
-        rules.push(rule);
+        if kept != next {
+            rules.swap(kept, next);
+        }
+        kept += 1;
     }
+    rules.truncate(kept);
     (rules, shadowed, uses_grpc)
 }
 
-/// A hostname pattern as a borrowed key: (0 = every host | 1 = exact | 2 = `*.suffix`, name).
-fn host_key(h: Option<&Hostname>) -> (u8, &str) {
-    match h {
-        None => (0, ""),
-        Some(Hostname::Exact(name)) => (1, name),
-        Some(Hostname::Wildcard(suffix)) => (2, suffix),
+/// Puts `items[order[k]]` at `k`, for every `k` (`order` names each index once), by following
+/// the cycles of the permutation: each item is moved once, with no second vector.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    for start in 0..order.len() {
+        // `order[k] == k`: in place, or done (each place is marked so once it has its item).
+        let mut k = start;
+        while order[k] != k {
+            let from = std::mem::replace(&mut order[k], k);
+            if from == start {
+                // The cycle is closed: `k` holds the item that was at `start`.
+                break;
+            }
+            items.swap(k, from);
+            k = from;
+        }
     }
 }
 
-/// The host keys whose rules match every host `h` matches: itself, the wildcards over it, and
-/// "every host".
-fn covering(h: Option<&Hostname>) -> impl Iterator<Item = (u8, &str)> {
-    let name = match h {
-        None => "",
-        Some(Hostname::Exact(n) | Hostname::Wildcard(n)) => n.as_str(),
-    };
-    let own = h.map(|h| host_key(Some(h)));
-    let wildcards = name.match_indices('.').map(move |(i, _)| (2, &name[i + 1..]));
-    own.into_iter().chain(wildcards).chain(std::iter::once((0, "")))
+/// What the reachability check reads of a rule, in the rules' order.
+#[derive(Clone, Copy)]
+struct Placed {
+    listener: u32,
+    host: u32,
+    path_hash: u64,
+    fence: bool,
+    grpc: bool,
+}
+
+/// The suffixes of the wildcards over `h`, the longest first: `a.b.c` → `b.c`, `c`.
+fn wildcard_suffixes(h: &Hostname) -> impl Iterator<Item = &str> {
+    let (Hostname::Exact(name) | Hostname::Wildcard(name)) = h;
+    name.match_indices('.').map(move |(i, _)| &name[i + 1..])
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{PathKind, PathMatch};
-
-    fn rank(kind: u8, len: usize) -> PathRank {
-        let kind = [PathKind::Exact, PathKind::RegularExpression, PathKind::PathPrefix][kind as usize % 3];
-        PathRank::http(&PathMatch { kind, value: format!("/{}", "a".repeat(len)) }, Some("^/$"))
-    }
-
-    proptest::proptest! {
-        /// The packed key sorts exactly as the fields compared one by one.
-        #[test]
-        fn packed_keys_sort_like_the_fields(
-            fields in proptest::collection::vec((0u32..4, proptest::bool::ANY, 0u32..50, 0u8..3, 0usize..300), 0..200)
-        ) {
-            let max_listener = fields.iter().map(|f| f.0).max().unwrap_or(0);
-            let max_host = fields.iter().map(|f| f.2).max().unwrap_or(0);
-            let packing = Packing::new(max_listener, max_host, fields.iter().map(|f| rank(f.3, f.4)), fields.len())
-                .expect("small fields fit");
-            let mut packed: Vec<u128> = fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| packing.key(f.0, f.1, f.2, rank(f.3, f.4), i))
-                .collect();
-            packed.sort_unstable();
-            let packed: Vec<usize> = packed.into_iter().map(|k| packing.index(k)).collect();
-            let mut plain: Vec<((u32, bool, u32, PathRank), usize)> =
-                fields.iter().enumerate().map(|(i, f)| ((f.0, f.1, f.2, rank(f.3, f.4)), i)).collect();
-            plain.sort_unstable();
-            let plain: Vec<usize> = plain.into_iter().map(|(_, i)| i).collect();
-            proptest::prop_assert_eq!(packed, plain);
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn radix_sort_sorts(mut keys in proptest::collection::vec(0u64..(1 << 41), 0..500)) {
-            let mut expected = keys.clone();
-            expected.sort_unstable();
-            radix_sort(&mut keys, 41);
-            proptest::prop_assert_eq!(keys, expected);
-        }
-    }
-
-    /// Does a rule for hostname `a` catch every request a rule for `b` would get (cloudflared:
-    /// exact names, `*.` a suffix match, none every host)? Written from strings, apart from
-    /// [`covering`].
-    fn covers(a: Option<&Hostname>, b: Option<&Hostname>) -> bool {
-        match (a, b) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(Hostname::Exact(x)), Some(Hostname::Exact(y))) => x == y,
-            (Some(Hostname::Exact(_)), Some(Hostname::Wildcard(_))) => false,
-            (Some(Hostname::Wildcard(s)), Some(Hostname::Exact(y))) => y.ends_with(&format!(".{s}")),
-            (Some(Hostname::Wildcard(s)), Some(Hostname::Wildcard(y))) => {
-                y == s || y.ends_with(&format!(".{s}"))
-            }
-        }
-    }
-
-    proptest::proptest! {
-        /// `finish` keeps exactly the rules that no earlier kept rule serves all the traffic of
-        /// (a hostname covering theirs, and no path or the same one), checked one by one
-        /// against every earlier rule: the per-run and shared lookups drop nothing reachable.
-        #[test]
-        fn finish_drops_exactly_the_unreachable_rules(
-            made in proptest::collection::vec((0usize..3, 0usize..7, 0usize..4), 0..60)
-        ) {
-            let names = [None, Some("a.com"), Some("x.a.com"), Some("*.a.com"), Some("y.x.a.com"), Some("*.x.a.com"), Some("b.org")];
-            let hostnames: Vec<Option<Hostname>> =
-                names.iter().map(|n| n.map(|n| Hostname::parse(n).expect("valid"))).collect();
-            let listeners = [0usize, 3, 2];
-            let paths = [None, Some("^/a$"), Some("^/a(?s:/.*)?$"), Some("^/b(?s:/.*)?$")];
-            let mut hosts = HostIds::default();
-            let mut candidates = Candidates::default();
-            let route = Arc::new(crate::ingress::RouteName {
-                kind: crate::model::RouteKind::Http,
-                namespace: "ns".into(),
-                name: "r".into(),
-            });
-            for (i, &(l, h, p)) in made.iter().enumerate() {
-                let listener = hosts.id(hostnames[listeners[l]].as_ref());
-                let host = hosts.id(hostnames[h].as_ref());
-                let path = paths[p].map(Arc::from);
-                let key = Candidate {
-                    listener,
-                    host,
-                    fence: false,
-                    grpc: false,
-                    rank: rank((p % 3) as u8, p),
-                    path_hash: paths[p].map_or(0, super::super::rules::path_hash),
-                };
-                let rule = IngressRule {
-                    hostname: hosts.text(host),
-                    path,
-                    service: Arc::from("http://s"),
-                    origin_request: Default::default(),
-                    source: RuleSource::Route { route: Arc::clone(&route), rule: i as u32, match_index: 0 },
-                };
-                candidates.push(key, rule);
-            }
-            for l in [3usize, 2] {
-                let id = hosts.id(hostnames[l].as_ref());
-                candidates.push_fence(id, &hosts, &Arc::from("http_status:404"));
-            }
-
-            let listener_rank = ranks(&hosts, candidates.keys.iter().map(|c| c.listener), listener_cmp);
-            let host_rank = ranks(&hosts, candidates.keys.iter().map(|c| c.host), specificity_cmp);
-            let order = sorted(&candidates.keys, &listener_rank, &host_rank);
-            let mut expected: Vec<IngressRule> = Vec::new();
-            for i in order {
-                let rule = candidates.rules[i].clone().expect("each rule once");
-                let host = hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == rule.hostname.as_deref());
-                let served = expected.iter().any(|e| {
-                    let e_host = hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == e.hostname.as_deref());
-                    covers(e_host, host) && (e.path.is_none() || e.path == rule.path)
-                });
-                if !served {
-                    expected.push(rule);
-                }
-            }
-            let (kept, _, _) = finish(candidates, &hosts);
-            proptest::prop_assert_eq!(kept, expected);
-        }
-    }
-
-    #[test]
-    fn packing_refuses_what_does_not_fit_in_128_bits() {
-        let long = "a".repeat(1 << 20);
-        let method = crate::model::GrpcMethodMatch {
-            kind: crate::model::MethodKind::Exact,
-            service: Some(long.clone()),
-            method: Some(long),
-        };
-        let huge = [PathRank::grpc(Some(&method), Some("^/$"))].into_iter();
-        assert!(Packing::new(u32::MAX, u32::MAX, huge, 1 << 31).is_none());
-        assert!(Packing::new(3, 5000, [rank(0, 1024)].into_iter(), 40_000).is_some());
-    }
-}
+#[path = "order_tests.rs"]
+mod tests;

@@ -1,0 +1,227 @@
+//! Tests of [`super`]: the packed key, the radix sort, and `finish` against one-by-one checks.
+
+use super::*;
+use crate::model::{PathKind, PathMatch};
+
+fn rank(kind: u8, len: usize) -> PathRank {
+    let kind = [PathKind::Exact, PathKind::RegularExpression, PathKind::PathPrefix][kind as usize % 3];
+    PathRank::http(&PathMatch { kind, value: format!("/{}", "a".repeat(len)) }, Some("^/$"))
+}
+
+proptest::proptest! {
+    /// The packed key sorts exactly as the fields compared one by one.
+    #[test]
+    fn packed_keys_sort_like_the_fields(
+        fields in proptest::collection::vec((0u32..4, proptest::bool::ANY, 0u32..50, 0u8..3, 0usize..300), 0..200)
+    ) {
+        let max_listener = fields.iter().map(|f| f.0).max().unwrap_or(0);
+        let max_host = fields.iter().map(|f| f.2).max().unwrap_or(0);
+        let packing = Packing::new(max_listener, max_host, fields.iter().map(|f| rank(f.3, f.4)), fields.len())
+            .expect("small fields fit");
+        let mut packed: Vec<u128> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| packing.key(f.0, f.1, f.2, rank(f.3, f.4), i))
+            .collect();
+        packed.sort_unstable();
+        let packed: Vec<usize> = packed.into_iter().map(|k| packing.index(k)).collect();
+        let mut plain: Vec<((u32, bool, u32, PathRank), usize)> =
+            fields.iter().enumerate().map(|(i, f)| ((f.0, f.1, f.2, rank(f.3, f.4)), i)).collect();
+        plain.sort_unstable();
+        let plain: Vec<usize> = plain.into_iter().map(|(_, i)| i).collect();
+        proptest::prop_assert_eq!(packed, plain);
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn radix_sort_sorts(bits in 0u32..=64, keys in proptest::collection::vec(proptest::num::u64::ANY, 0..500)) {
+        let mut keys: Vec<u64> = keys.into_iter().map(|k| k.checked_shr(64 - bits).unwrap_or(0)).collect();
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        radix_sort(&mut keys, bits);
+        proptest::prop_assert_eq!(keys, expected);
+    }
+}
+
+proptest::proptest! {
+    /// `permute` puts at each place the item the order names for it, for any permutation.
+    #[test]
+    fn permute_moves_each_item_to_its_place(keys in proptest::collection::vec(0u32..50, 0..300)) {
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by_key(|&i| keys[i]);
+        let mut items: Vec<String> = (0..keys.len()).map(|i| i.to_string()).collect();
+        permute(&mut items, order.clone());
+        let expected: Vec<String> = order.iter().map(|i| i.to_string()).collect();
+        proptest::prop_assert_eq!(items, expected);
+    }
+}
+
+proptest::proptest! {
+    /// The host ranks order the hostnames as `specificity_cmp` does.
+    #[test]
+    fn host_ranks_follow_specificity(names in proptest::collection::vec("(\\*\\.)?[a-c]{1,3}(\\.[a-c]{1,10}){0,2}", 0..40), none in proptest::bool::ANY) {
+        let mut hostnames: Vec<Hostname> = names.iter().map(|n| Hostname::parse(n).expect("valid")).collect();
+        hostnames.sort();
+        hostnames.dedup();
+        let mut hosts = HostIds::default();
+        for h in &hostnames {
+            hosts.id(Some(h));
+        }
+        if none {
+            hosts.id(None);
+        }
+        let rank = host_ranks(&hosts);
+        let mut expected: Vec<u32> = (0..hosts.values.len() as u32).collect();
+        expected.sort_by(|a, b| specificity_cmp(hosts.values[*a as usize], hosts.values[*b as usize]));
+        let mut got: Vec<u32> = (0..hosts.values.len() as u32).collect();
+        got.sort_by_key(|id| rank[*id as usize]);
+        proptest::prop_assert_eq!(got, expected);
+    }
+}
+
+/// Does a rule for hostname `a` catch every request a rule for `b` would get (cloudflared:
+/// exact names, `*.` a suffix match, none every host)? Written from strings, apart from
+/// [`covering`].
+fn covers(a: Option<&Hostname>, b: Option<&Hostname>) -> bool {
+    match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(Hostname::Exact(x)), Some(Hostname::Exact(y))) => x == y,
+        (Some(Hostname::Exact(_)), Some(Hostname::Wildcard(_))) => false,
+        (Some(Hostname::Wildcard(s)), Some(Hostname::Exact(y))) => y.ends_with(&format!(".{s}")),
+        (Some(Hostname::Wildcard(s)), Some(Hostname::Wildcard(y))) => y == s || y.ends_with(&format!(".{s}")),
+    }
+}
+
+/// (listener hostname, fence, route hostname, path rank, index) of a rule made.
+type Fields<'a> = (Option<&'a Hostname>, bool, Option<&'a Hostname>, PathRank, usize);
+
+proptest::proptest! {
+    /// `finish` puts the rules in the order of the precedence compared field by field on
+    /// the hostnames and paths themselves (listener block, fence last, route hostname,
+    /// path, order of addition), and keeps exactly the rules that no earlier kept rule
+    /// serves all the traffic of (a hostname covering theirs, and no path or the same one),
+    /// checked one by one against every earlier rule: the per-run and shared lookups drop
+    /// nothing reachable. Each rule left out is reported, shadowed by an earlier kept rule
+    /// that serves its traffic.
+    #[test]
+    fn finish_orders_and_drops_exactly_the_unreachable_rules(
+        made in proptest::collection::vec((0usize..3, 0usize..7, 0usize..4, proptest::bool::ANY), 0..60)
+    ) {
+        let names = [None, Some("a.com"), Some("x.a.com"), Some("*.a.com"), Some("y.x.a.com"), Some("*.x.a.com"), Some("b.org")];
+        let hostnames: Vec<Option<Hostname>> =
+            names.iter().map(|n| n.map(|n| Hostname::parse(n).expect("valid"))).collect();
+        let listeners = [0usize, 3, 2];
+        let paths = [None, Some("^/a$"), Some("^/a(?s:/.*)?$"), Some("^/b(?s:/.*)?$")];
+        let mut hosts = HostIds::default();
+        let mut candidates = Candidates::default();
+        let route = |grpc: bool| {
+            Arc::new(crate::ingress::RouteName {
+                kind: if grpc { crate::model::RouteKind::Grpc } else { crate::model::RouteKind::Http },
+                namespace: "ns".into(),
+                name: "r".into(),
+            })
+        };
+        let mut fields: Vec<Fields> = Vec::new();
+        let mut rules: Vec<(IngressRule, bool)> = Vec::new();
+        for (i, &(l, h, p, grpc)) in made.iter().enumerate() {
+            let listener = hosts.id(hostnames[listeners[l]].as_ref());
+            let host = hosts.id(hostnames[h].as_ref());
+            let key = Candidate {
+                listener,
+                host,
+                fence: false,
+                grpc,
+                rank: rank((p % 3) as u8, p),
+                path_hash: paths[p].map_or(0, super::super::rules::path_hash),
+            };
+            let source = RuleSource::Route { route: route(grpc), rule: i as u32, match_index: 0 };
+            let rule = IngressRule {
+                hostname: None,
+                path: paths[p].map(Arc::from),
+                service: Arc::from("http://s"),
+                origin_request: Default::default(),
+                source: source.clone(),
+            };
+            candidates.block(listener);
+            candidates.push(key, rule);
+            fields.push((hostnames[listeners[l]].as_ref(), false, hostnames[h].as_ref(), key.rank, i));
+            let rule = IngressRule {
+                hostname: hostnames[h].as_ref().map(|h| Arc::from(h.as_string())),
+                path: paths[p].map(Arc::from),
+                service: Arc::from("http://s"),
+                origin_request: Default::default(),
+                source,
+            };
+            rules.push((rule, grpc));
+        }
+        for l in [3usize, 2] {
+            let id = hosts.id(hostnames[l].as_ref());
+            candidates.push_fence(id, &hosts, &Arc::from("http_status:404"));
+            let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
+            fields.push((hostnames[l].as_ref(), true, hostnames[l].as_ref(), all_paths, rules.len()));
+            let name: Arc<str> = Arc::from(hostnames[l].as_ref().expect("a hostname").as_string());
+            let fence = IngressRule {
+                hostname: Some(Arc::clone(&name)),
+                path: None,
+                service: Arc::from("http_status:404"),
+                origin_request: Default::default(),
+                source: RuleSource::ListenerFence { hostname: name },
+            };
+            rules.push((fence, false));
+        }
+
+        fields.sort_by(|a, b| {
+            listener_cmp(a.0, b.0)
+                .then(a.1.cmp(&b.1))
+                .then(specificity_cmp(a.2, b.2))
+                .then(a.3.cmp(&b.3))
+                .then(a.4.cmp(&b.4))
+        });
+        let (mut expected, mut dropped): (Vec<IngressRule>, Vec<RuleSource>) = (Vec::new(), Vec::new());
+        let mut expected_grpc = false;
+        for &(_, _, host, _, i) in &fields {
+            let (rule, grpc) = rules[i].clone();
+            let served = expected.iter().any(|e| {
+                let e_host = hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == e.hostname.as_deref());
+                covers(e_host, host) && (e.path.is_none() || e.path == rule.path)
+            });
+            if served {
+                if matches!(rule.source, RuleSource::Route { .. }) {
+                    dropped.push(rule.source);
+                }
+            } else {
+                expected_grpc |= grpc;
+                expected.push(rule);
+            }
+        }
+        let (kept, shadowed, uses_grpc) = finish(candidates, &hosts);
+        proptest::prop_assert_eq!(&kept, &expected);
+        proptest::prop_assert_eq!(uses_grpc, expected_grpc);
+        proptest::prop_assert_eq!(shadowed.iter().map(|s| s.source.clone()).collect::<Vec<_>>(), dropped);
+        for s in &shadowed {
+            let at = |source: &RuleSource| rules.iter().position(|(r, _)| r.source == *source).expect("made");
+            let (rule, by) = (&rules[at(&s.source)].0, &rules[at(&s.by)].0);
+            let host = |r: &IngressRule| hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == r.hostname.as_deref());
+            proptest::prop_assert!(kept.iter().any(|k| k.source == s.by), "{:?} shadowed by a rule left out", s);
+            let rule_at = fields.iter().position(|f| f.4 == at(&s.source)).expect("ordered");
+            let by_order = fields.iter().position(|f| f.4 == at(&s.by)).expect("ordered");
+            proptest::prop_assert!(by_order < rule_at, "{:?} shadowed by a later rule", s);
+            proptest::prop_assert!(covers(host(by), host(rule)) && (by.path.is_none() || by.path == rule.path), "{:?}", s);
+        }
+    }
+}
+
+#[test]
+fn packing_refuses_what_does_not_fit_in_128_bits() {
+    let long = "a".repeat(1 << 20);
+    let method = crate::model::GrpcMethodMatch {
+        kind: crate::model::MethodKind::Exact,
+        service: Some(long.clone()),
+        method: Some(long),
+    };
+    let huge = [PathRank::grpc(Some(&method), Some("^/$"))].into_iter();
+    assert!(Packing::new(u32::MAX, u32::MAX, huge, 1 << 31).is_none());
+    assert!(Packing::new(3, 5000, [rank(0, 1024)].into_iter(), 40_000).is_some());
+}
