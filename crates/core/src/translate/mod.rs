@@ -132,6 +132,15 @@ pub struct Translation {
 /// A route's hostnames, or the index of the first the schema refuses and why.
 type ParsedHostnames = Result<SmallVec<[Hostname; 2]>, (usize, String)>;
 
+/// `route`'s hostnames, each parsed ([`Hostname::parse`]), or the first refused.
+fn parse_hostnames(route: &Route) -> ParsedHostnames {
+    let mut parsed = SmallVec::new();
+    for (i, h) in route.hostnames.iter().enumerate() {
+        parsed.push(Hostname::parse(h).map_err(|e| (i, e.to_string()))?);
+    }
+    Ok(parsed)
+}
+
 /// The rules of an accepted route: each of its matches on each hostname it takes on each
 /// listener it is attached to, with the route's shared parts.
 ///
@@ -265,35 +274,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
             .then(a.kind.cmp(&b.kind))
     });
 
-    // Every route's namespace and name as its status and rules hold them (a namespace once for
-    // all its routes). Made together, before the translation's temporaries, since they outlive
-    // it in the statuses.
-    let mut namespaces: rustc_hash::FxHashMap<&str, Arc<str>> = Default::default();
-    let names: Vec<(Arc<str>, Arc<str>)> = routes
-        .iter()
-        .map(|route| {
-            let namespace = namespaces
-                .entry(route.meta.namespace.as_str())
-                .or_insert_with(|| Arc::from(route.meta.namespace.as_str()));
-            (Arc::clone(namespace), Arc::from(route.meta.name.as_str()))
-        })
-        .collect();
-    drop(namespaces);
+    // Each route's namespace and name, the place of its status in identity order, and its
+    // hostnames, parsed once and borrowed by its attachments.
+    let (names, parsed) = status::names(&routes, parse_hostnames);
 
-    // Every route's hostnames, parsed once and borrowed by its attachments.
-    let parsed: Vec<ParsedHostnames> = routes
-        .iter()
-        .map(|route| {
-            route
-                .hostnames
-                .iter()
-                .enumerate()
-                .map(|(i, h)| Hostname::parse(h).map_err(|e| (i, e.to_string())))
-                .collect()
-        })
-        .collect();
-
-    let mut route_statuses = Vec::with_capacity(routes.len());
+    let mut route_statuses = status::InPlace::new(routes.len());
     let mut rejections = Vec::new();
     let mut unresolved_backends = Vec::new();
     let (mut routes_accepted, mut routes_rejected) = (0, 0);
@@ -310,7 +295,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let mut hosts = order::HostIds::default();
     let listeners = listener_keys(&gateways, &mut hosts);
 
-    for ((route, hostnames), (namespace, name)) in routes.into_iter().zip(&parsed).zip(names) {
+    for ((route, hostnames), status::RouteNames { namespace, name, place }) in
+        routes.into_iter().zip(&parsed).zip(names)
+    {
         let hostnames_ok = hostnames.as_ref().map(SmallVec::as_slice).unwrap_or(&[]);
         let mut outcomes = attach::resolve(route, hostnames_ok, &gateways, &index);
         if outcomes.is_empty() {
@@ -382,14 +369,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
-        route_statuses.push(status::route_status(
-            route,
-            &namespace,
-            &name,
-            &outcomes,
-            &out,
-            all_rules_dropped,
-        ));
+        route_statuses
+            .put(place, status::route_status(route, &namespace, &name, &outcomes, &out, all_rules_dropped));
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
@@ -417,22 +398,13 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
 
     let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts);
 
-    // By identity (unique: an unstable sort is deterministic). The statuses are large, so their
-    // order is found on indices, then they are swapped into it in place: a second vector of
-    // them would be megabytes of fresh memory.
-    let mut by_identity: Vec<u32> = (0..route_statuses.len() as u32).collect();
-    by_identity.sort_unstable_by(|a, b| {
-        let (a, b) = (&route_statuses[*a as usize], &route_statuses[*b as usize]);
-        (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name))
-    });
-    status::reorder(&mut route_statuses, &by_identity);
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     unresolved_backends.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     notes.sort();
     let mut statuses = Statuses {
         gateway_classes: classes.iter().map(|c| gateways::class_status(c)).collect(),
         gateways: gateways.iter().map(|g| status::gateway_status(g, settings)).collect(),
-        routes: route_statuses,
+        routes: route_statuses.into_vec(),
     };
     statuses.set_programmed(&Programmed::Pending);
     Translation {
