@@ -369,8 +369,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
-        route_statuses
-            .put(place, status::route_status(route, &namespace, &name, &outcomes, &out, all_rules_dropped));
+        let slot = route_statuses.slot(place);
+        status::route_status(slot, route, &namespace, &name, &outcomes, &out, all_rules_dropped);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.

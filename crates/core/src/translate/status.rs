@@ -15,83 +15,90 @@ use super::gateways::GatewayView;
 use super::rules::RouteOut;
 use super::{Reason, Settings};
 
-/// `namespace` and `name` are the route's, shared with its rules.
+/// The status of `route`, written into `slot` (its place among the statuses) rather than
+/// moved there: it is 400 bytes. `namespace` and `name` are the route's, shared with its rules.
 pub(crate) fn route_status(
+    slot: &mut Option<RouteStatus>,
     route: &Route,
     namespace: &Arc<str>,
     name: &Arc<str>,
     outcomes: &[ParentOutcome<'_>],
     out: &RouteOut,
     all_rules_dropped: bool,
-) -> RouteStatus {
+) {
     let generation = route.meta.generation;
-    let dropped: Vec<String> = out.rejections.iter().map(|r| format!("{}: {}", r.field, r.message)).collect();
-    let parents = outcomes
-        .iter()
-        .map(|outcome| {
-            let accepted = match &outcome.result {
-                Err((reason, message)) => Condition::new(
-                    "Accepted",
-                    ConditionStatus::False,
-                    reason.as_str(),
-                    message.clone(),
-                    generation,
-                ),
-                Ok(_) if all_rules_dropped => Condition::new(
-                    "Accepted",
-                    ConditionStatus::False,
-                    Reason::UnsupportedValue.as_str(),
-                    format!("No rule can be expressed as a cloudflared ingress rule: {}", dropped.join("; ")),
-                    generation,
-                ),
-                Ok(_) => Condition::new(
-                    "Accepted",
-                    ConditionStatus::True,
-                    "Accepted",
-                    "Route accepted",
-                    generation,
-                ),
-            };
-            let resolved = match out.unresolved.first() {
-                None => Condition::new(
-                    "ResolvedRefs",
-                    ConditionStatus::True,
-                    "ResolvedRefs",
-                    "All references resolved",
-                    generation,
-                ),
-                Some(first) => {
-                    let all: Vec<String> =
-                        out.unresolved.iter().map(|u| format!("{}: {}", u.field, u.why.message)).collect();
-                    Condition::new(
-                        "ResolvedRefs",
-                        ConditionStatus::False,
-                        first.why.reason.as_str(),
-                        all.join("; "),
-                        generation,
-                    )
-                }
-            };
-            let mut conditions: SmallVec<[Condition; 2]> = smallvec![accepted, resolved];
-            if !dropped.is_empty() && !all_rules_dropped && outcome.result.is_ok() {
-                conditions.push(Condition::new(
-                    "PartiallyInvalid",
-                    ConditionStatus::True,
-                    Reason::UnsupportedValue.as_str(),
-                    format!("Not rendered: {}", dropped.join("; ")),
-                    generation,
-                ));
-            }
-            RouteParentStatus { parent_ref: outcome.parent_ref.clone(), conditions }
-        })
-        .collect();
-    RouteStatus {
+    let status = slot.insert(RouteStatus {
         kind: route.kind,
         namespace: Arc::clone(namespace),
         name: Arc::clone(name),
         incarnation: route.meta.incarnation,
         generation,
-        parents,
+        parents: SmallVec::new(),
+    });
+    // What is said of the route's rules and backendRefs, the same on every parent.
+    let dropped: Option<String> = (!out.rejections.is_empty()).then(|| {
+        let dropped: Vec<String> =
+            out.rejections.iter().map(|r| format!("{}: {}", r.field, r.message)).collect();
+        dropped.join("; ")
+    });
+    let resolved = match out.unresolved.first() {
+        None => Condition::new(
+            "ResolvedRefs",
+            ConditionStatus::True,
+            "ResolvedRefs",
+            "All references resolved",
+            generation,
+        ),
+        Some(first) => {
+            let all: Vec<String> =
+                out.unresolved.iter().map(|u| format!("{}: {}", u.field, u.why.message)).collect();
+            Condition::new(
+                "ResolvedRefs",
+                ConditionStatus::False,
+                first.why.reason.as_str(),
+                all.join("; "),
+                generation,
+            )
+        }
+    };
+    for outcome in outcomes {
+        let accepted = match &outcome.result {
+            Err((reason, message)) => Condition::new(
+                "Accepted",
+                ConditionStatus::False,
+                reason.as_str(),
+                message.clone(),
+                generation,
+            ),
+            Ok(_) if all_rules_dropped => Condition::new(
+                "Accepted",
+                ConditionStatus::False,
+                Reason::UnsupportedValue.as_str(),
+                format!(
+                    "No rule can be expressed as a cloudflared ingress rule: {}",
+                    dropped.as_deref().unwrap_or_default()
+                ),
+                generation,
+            ),
+            Ok(_) => {
+                Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
+            }
+        };
+        let conditions: SmallVec<[Condition; 2]> = match &dropped {
+            Some(dropped) if !all_rules_dropped && outcome.result.is_ok() => SmallVec::from_vec(vec![
+                accepted,
+                resolved.clone(),
+                Condition::new(
+                    "PartiallyInvalid",
+                    ConditionStatus::True,
+                    Reason::UnsupportedValue.as_str(),
+                    format!("Not rendered: {dropped}"),
+                    generation,
+                ),
+            ]),
+            _ => smallvec![accepted, resolved.clone()],
+        };
+        status.parents.push(RouteParentStatus { parent_ref: outcome.parent_ref.clone(), conditions });
     }
 }
 
@@ -200,8 +207,9 @@ impl InPlace {
         InPlace(std::iter::repeat_with(|| None).take(routes).collect())
     }
 
-    pub fn put(&mut self, place: u32, status: RouteStatus) {
-        self.0[place as usize] = Some(status);
+    /// Where the status at `place` goes.
+    pub fn slot(&mut self, place: u32) -> &mut Option<RouteStatus> {
+        &mut self.0[place as usize]
     }
 
     /// The statuses in identity order. The vector is reused (`filter_map` collects in place,
