@@ -37,6 +37,7 @@ pub struct Condition {
 }
 
 impl Condition {
+    #[inline]
     pub fn new(
         type_: &'static str,
         status: ConditionStatus,
@@ -61,8 +62,19 @@ pub const MAX_MESSAGE_CHARS: usize = 32768;
 
 /// `message`, cut to [`MAX_MESSAGE_CHARS`] with a note saying so when it is longer: a route
 /// with hundreds of dropped matches lists each one.
+#[inline]
 fn fit_message(message: Cow<'static, str>) -> Cow<'static, str> {
-    if message.len() <= MAX_MESSAGE_CHARS || message.chars().count() <= MAX_MESSAGE_CHARS {
+    // No more bytes than the limit is no more characters, and nearly every message is far
+    // shorter: the characters are counted only past it.
+    if message.len() <= MAX_MESSAGE_CHARS {
+        return message;
+    }
+    cut_message(message)
+}
+
+#[cold]
+fn cut_message(message: Cow<'static, str>) -> Cow<'static, str> {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
         return message;
     }
     const CUT: &str = " … (cut at the API's limit of 32768 characters)";

@@ -132,6 +132,15 @@ pub struct Translation {
 /// A route's hostnames, or the index of the first the schema refuses and why.
 type ParsedHostnames = Result<SmallVec<[Hostname; 2]>, (usize, String)>;
 
+/// `route`'s hostnames, each parsed ([`Hostname::parse`]), or the first refused.
+fn parse_hostnames(route: &Route) -> ParsedHostnames {
+    let mut parsed = SmallVec::new();
+    for (i, h) in route.hostnames.iter().enumerate() {
+        parsed.push(Hostname::parse(h).map_err(|e| (i, e.to_string()))?);
+    }
+    Ok(parsed)
+}
+
 /// The rules of an accepted route: each of its matches on each hostname it takes on each
 /// listener it is attached to, with the route's shared parts.
 ///
@@ -242,6 +251,23 @@ pub fn renders_a_gateway(snapshot: &Snapshot, settings: &Settings) -> bool {
     !gateways::our_gateways(snapshot, &classes, settings).is_empty()
 }
 
+/// `routes` by creation time (unknown last), then `namespace/name`, then kind.
+///
+/// Sorted on integers (the time and the position: 16 bytes, no route read by a comparison),
+/// and only routes created in the same second are compared by name.
+fn oldest_first(routes: &[Route]) -> Vec<&Route> {
+    // A time in the high 64 bits (order-preserving: the sign bit flipped), the position below;
+    // an unknown time is past every known one.
+    let time = |r: &Route| r.meta.created.map_or(u128::MAX >> 32, |t| u128::from(t as u64 ^ 1 << 63));
+    let mut keys: Vec<u128> = routes.iter().enumerate().map(|(i, r)| time(r) << 32 | i as u128).collect();
+    keys.sort_unstable();
+    let mut sorted: Vec<&Route> = keys.iter().map(|k| &routes[*k as u32 as usize]).collect();
+    for same_time in sorted.chunk_by_mut(|a, b| time(a) == time(b)).filter(|run| run.len() > 1) {
+        same_time.sort_unstable_by(|a, b| a.meta.key_cmp(&b.meta).then(a.kind.cmp(&b.kind)));
+    }
+    sorted
+}
+
 /// `HTTPRoute ns/name`: how rejections and notes name a route.
 fn object_name(route: &Route) -> String {
     format!("{} {}", route.kind, route.meta.key())
@@ -253,44 +279,14 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let gateways = gateways::our_gateways(snapshot, &classes, settings);
     let mut notes = gateways::unrendered_selection(snapshot, &classes, settings);
 
-    let mut routes: Vec<&Route> = snapshot.routes.iter().collect();
     // Oldest first: the HTTPRoute/GRPCRoute conflict goes to the older route.
-    routes.sort_unstable_by(|a, b| {
-        (a.meta.created.is_none(), a.meta.created)
-            .cmp(&(b.meta.created.is_none(), b.meta.created))
-            .then_with(|| a.meta.key_cmp(&b.meta))
-            .then(a.kind.cmp(&b.kind))
-    });
+    let routes = oldest_first(&snapshot.routes);
 
-    // Every route's namespace and name as its status and rules hold them (a namespace once for
-    // all its routes). Made together, before the translation's temporaries, since they outlive
-    // it in the statuses.
-    let mut namespaces: rustc_hash::FxHashMap<&str, Arc<str>> = Default::default();
-    let names: Vec<(Arc<str>, Arc<str>)> = routes
-        .iter()
-        .map(|route| {
-            let namespace = namespaces
-                .entry(route.meta.namespace.as_str())
-                .or_insert_with(|| Arc::from(route.meta.namespace.as_str()));
-            (Arc::clone(namespace), Arc::from(route.meta.name.as_str()))
-        })
-        .collect();
-    drop(namespaces);
+    // Each route's namespace and name, the place of its status in identity order, and its
+    // hostnames, parsed once and borrowed by its attachments.
+    let (names, parsed) = status::names(&routes, parse_hostnames);
 
-    // Every route's hostnames, parsed once and borrowed by its attachments.
-    let parsed: Vec<ParsedHostnames> = routes
-        .iter()
-        .map(|route| {
-            route
-                .hostnames
-                .iter()
-                .enumerate()
-                .map(|(i, h)| Hostname::parse(h).map_err(|e| (i, e.to_string())))
-                .collect()
-        })
-        .collect();
-
-    let mut route_statuses = Vec::with_capacity(routes.len());
+    let mut route_statuses = status::InPlace::new(routes.len());
     let mut rejections = Vec::new();
     let mut unresolved_backends = Vec::new();
     let (mut routes_accepted, mut routes_rejected) = (0, 0);
@@ -308,7 +304,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let mut hosts = order::HostIds::default();
     let listeners = listener_keys(&gateways, &mut hosts);
 
-    for ((route, hostnames), (namespace, name)) in routes.into_iter().zip(&parsed).zip(names) {
+    for ((route, hostnames), status::RouteNames { namespace, name, place }) in
+        routes.into_iter().zip(&parsed).zip(names)
+    {
         let hostnames_ok = hostnames.as_ref().map(SmallVec::as_slice).unwrap_or(&[]);
         let mut outcomes = attach::resolve(route, hostnames_ok, &gateways, &index);
         if outcomes.is_empty() {
@@ -380,14 +378,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
-        route_statuses.push(status::route_status(
-            route,
-            &namespace,
-            &name,
-            &outcomes,
-            &out,
-            all_rules_dropped,
-        ));
+        let slot = route_statuses.slot(place);
+        status::route_status(slot, route, &namespace, &name, &outcomes, &out, all_rules_dropped);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
@@ -415,22 +407,13 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
 
     let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts);
 
-    // By identity (unique: an unstable sort is deterministic). The statuses are large, so their
-    // order is found on indices, then they are swapped into it in place: a second vector of
-    // them would be megabytes of fresh memory.
-    let mut by_identity: Vec<u32> = (0..route_statuses.len() as u32).collect();
-    by_identity.sort_unstable_by(|a, b| {
-        let (a, b) = (&route_statuses[*a as usize], &route_statuses[*b as usize]);
-        (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name))
-    });
-    status::reorder(&mut route_statuses, &by_identity);
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     unresolved_backends.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     notes.sort();
     let mut statuses = Statuses {
         gateway_classes: classes.iter().map(|c| gateways::class_status(c)).collect(),
         gateways: gateways.iter().map(|g| status::gateway_status(g, settings)).collect(),
-        routes: route_statuses,
+        routes: route_statuses.into_vec(),
     };
     statuses.set_programmed(&Programmed::Pending);
     Translation {
@@ -448,3 +431,44 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod oldest_first_tests {
+    use crate::build::{grpc_route, http_route};
+    use crate::model::Route;
+
+    proptest::proptest! {
+        /// The same order as comparing the routes themselves: time (unknown last, times of
+        /// either sign), then `namespace/name`, then kind.
+        #[test]
+        fn oldest_first_is_the_order_of_the_routes(
+            routes in proptest::collection::vec(
+                (proptest::option::of(-3i64..3), proptest::bool::ANY, "(a|a-b|ab)", "(r|r/x|s)"),
+                0..40,
+            ),
+        ) {
+            let routes: Vec<Route> = routes
+                .into_iter()
+                .map(|(created, grpc, ns, name)| {
+                    let mut r = if grpc { grpc_route(&ns, &name) } else { http_route(&ns, &name) };
+                    r.meta.created = created.map(|t| match t {
+                        2 => i64::MAX,
+                        -2 => i64::MIN,
+                        t => t,
+                    });
+                    r
+                })
+                .collect();
+            let mut expected: Vec<&Route> = routes.iter().collect();
+            expected.sort_by(|a, b| {
+                (a.meta.created.is_none(), a.meta.created)
+                    .cmp(&(b.meta.created.is_none(), b.meta.created))
+                    .then_with(|| a.meta.key_cmp(&b.meta))
+                    .then(a.kind.cmp(&b.kind))
+            });
+            let got = super::oldest_first(&routes);
+            let key = |r: &&Route| (r.meta.created, r.meta.key(), r.kind);
+            proptest::prop_assert_eq!(got.iter().map(key).collect::<Vec<_>>(), expected.iter().map(key).collect::<Vec<_>>());
+        }
+    }
+}

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use smallvec::{smallvec, SmallVec};
 
-use crate::model::Route;
+use crate::model::{Route, RouteKind};
 use crate::status::{
     Condition, ConditionStatus, GatewayStatus, ListenerStatus, RouteParentStatus, RouteStatus,
 };
@@ -14,101 +15,250 @@ use super::gateways::GatewayView;
 use super::rules::RouteOut;
 use super::{Reason, Settings};
 
-/// `namespace` and `name` are the route's, shared with its rules.
+/// The status of `route`, written into `slot` (its place among the statuses) rather than
+/// moved there: it is 400 bytes. `namespace` and `name` are the route's, shared with its rules.
 pub(crate) fn route_status(
+    slot: &mut Option<RouteStatus>,
     route: &Route,
     namespace: &Arc<str>,
     name: &Arc<str>,
     outcomes: &[ParentOutcome<'_>],
     out: &RouteOut,
     all_rules_dropped: bool,
-) -> RouteStatus {
+) {
     let generation = route.meta.generation;
-    let dropped: Vec<String> = out.rejections.iter().map(|r| format!("{}: {}", r.field, r.message)).collect();
-    let parents = outcomes
-        .iter()
-        .map(|outcome| {
-            let accepted = match &outcome.result {
-                Err((reason, message)) => Condition::new(
-                    "Accepted",
-                    ConditionStatus::False,
-                    reason.as_str(),
-                    message.clone(),
-                    generation,
-                ),
-                Ok(_) if all_rules_dropped => Condition::new(
-                    "Accepted",
-                    ConditionStatus::False,
-                    Reason::UnsupportedValue.as_str(),
-                    format!("No rule can be expressed as a cloudflared ingress rule: {}", dropped.join("; ")),
-                    generation,
-                ),
-                Ok(_) => Condition::new(
-                    "Accepted",
-                    ConditionStatus::True,
-                    "Accepted",
-                    "Route accepted",
-                    generation,
-                ),
-            };
-            let resolved = match out.unresolved.first() {
-                None => Condition::new(
-                    "ResolvedRefs",
-                    ConditionStatus::True,
-                    "ResolvedRefs",
-                    "All references resolved",
-                    generation,
-                ),
-                Some(first) => {
-                    let all: Vec<String> =
-                        out.unresolved.iter().map(|u| format!("{}: {}", u.field, u.why.message)).collect();
-                    Condition::new(
-                        "ResolvedRefs",
-                        ConditionStatus::False,
-                        first.why.reason.as_str(),
-                        all.join("; "),
-                        generation,
-                    )
-                }
-            };
-            let mut conditions: SmallVec<[Condition; 2]> = smallvec![accepted, resolved];
-            if !dropped.is_empty() && !all_rules_dropped && outcome.result.is_ok() {
-                conditions.push(Condition::new(
-                    "PartiallyInvalid",
-                    ConditionStatus::True,
-                    Reason::UnsupportedValue.as_str(),
-                    format!("Not rendered: {}", dropped.join("; ")),
-                    generation,
-                ));
-            }
-            RouteParentStatus { parent_ref: outcome.parent_ref.clone(), conditions }
-        })
-        .collect();
-    RouteStatus {
+    let status = slot.insert(RouteStatus {
         kind: route.kind,
         namespace: Arc::clone(namespace),
         name: Arc::clone(name),
         incarnation: route.meta.incarnation,
         generation,
-        parents,
+        parents: SmallVec::new(),
+    });
+    // What is said of the route's rules and backendRefs, the same on every parent.
+    let dropped: Option<String> = (!out.rejections.is_empty()).then(|| {
+        let dropped: Vec<String> =
+            out.rejections.iter().map(|r| format!("{}: {}", r.field, r.message)).collect();
+        dropped.join("; ")
+    });
+    let resolved = match out.unresolved.first() {
+        None => Condition::new(
+            "ResolvedRefs",
+            ConditionStatus::True,
+            "ResolvedRefs",
+            "All references resolved",
+            generation,
+        ),
+        Some(first) => {
+            let all: Vec<String> =
+                out.unresolved.iter().map(|u| format!("{}: {}", u.field, u.why.message)).collect();
+            Condition::new(
+                "ResolvedRefs",
+                ConditionStatus::False,
+                first.why.reason.as_str(),
+                all.join("; "),
+                generation,
+            )
+        }
+    };
+    for outcome in outcomes {
+        let accepted = match &outcome.result {
+            Err((reason, message)) => Condition::new(
+                "Accepted",
+                ConditionStatus::False,
+                reason.as_str(),
+                message.clone(),
+                generation,
+            ),
+            Ok(_) if all_rules_dropped => Condition::new(
+                "Accepted",
+                ConditionStatus::False,
+                Reason::UnsupportedValue.as_str(),
+                format!(
+                    "No rule can be expressed as a cloudflared ingress rule: {}",
+                    dropped.as_deref().unwrap_or_default()
+                ),
+                generation,
+            ),
+            Ok(_) => {
+                Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
+            }
+        };
+        let conditions: SmallVec<[Condition; 2]> = match &dropped {
+            Some(dropped) if !all_rules_dropped && outcome.result.is_ok() => SmallVec::from_vec(vec![
+                accepted,
+                resolved.clone(),
+                Condition::new(
+                    "PartiallyInvalid",
+                    ConditionStatus::True,
+                    Reason::UnsupportedValue.as_str(),
+                    format!("Not rendered: {dropped}"),
+                    generation,
+                ),
+            ]),
+            _ => smallvec![accepted, resolved.clone()],
+        };
+        status.parents.push(RouteParentStatus { parent_ref: outcome.parent_ref.clone(), conditions });
     }
 }
 
-/// Puts `items` in `order` in place: `items[k]` becomes the old `items[order[k]]`. `order`
-/// must be a permutation of the indices. Each item is moved by one swap at most.
-pub(crate) fn reorder<T>(items: &mut [T], order: &[u32]) {
-    debug_assert_eq!(items.len(), order.len());
-    // Where the item now at each index goes.
-    let mut to = vec![0u32; order.len()];
-    for (k, &from) in order.iter().enumerate() {
-        to[from as usize] = k as u32;
+/// Every route's namespace and name as its status and rules hold them (a namespace once for
+/// all its routes) and the place of its status among the statuses in identity order (kind,
+/// namespace, name), given `routes` in any order; with `also` of each route, made in the same
+/// pass (the routes' memory is read once). Made before the translation's temporaries, since
+/// they outlive it in the statuses.
+///
+/// The places are found once, on small keys (the rank of the kind and namespace, then the
+/// name's first 20 bytes; the whole names only when those are equal), so that each status is
+/// written straight into its place instead of being sorted, 400 bytes each, afterwards.
+pub(crate) fn names<T>(routes: &[&Route], mut also: impl FnMut(&Route) -> T) -> (Vec<RouteNames>, Vec<T>) {
+    // Each distinct (kind, namespace), in the order first seen, and each namespace's name.
+    let mut seen: FxHashMap<(RouteKind, &str), u32> = FxHashMap::default();
+    let mut groups: Vec<(RouteKind, &str)> = Vec::new();
+    let mut namespaces: FxHashMap<&str, Arc<str>> = FxHashMap::default();
+    let mut group_namespace: Vec<Arc<str>> = Vec::new();
+    let mut keys: Vec<IdentityKey> = Vec::with_capacity(routes.len());
+    let mut more: Vec<T> = Vec::with_capacity(routes.len());
+    let mut names: Vec<RouteNames> = Vec::with_capacity(routes.len());
+    for (at, route) in routes.iter().enumerate() {
+        more.push(also(route));
+        let namespace = route.meta.namespace.as_str();
+        let group = *seen.entry((route.kind, namespace)).or_insert_with(|| {
+            groups.push((route.kind, namespace));
+            let shared = namespaces.entry(namespace).or_insert_with(|| Arc::from(namespace));
+            group_namespace.push(Arc::clone(shared));
+            groups.len() as u32 - 1
+        });
+        let name = route.meta.name.as_str();
+        keys.push(IdentityKey::new(group, name, at));
+        names.push(RouteNames {
+            namespace: Arc::clone(&group_namespace[group as usize]),
+            name: Arc::from(name),
+            place: 0,
+        });
     }
-    for i in 0..items.len() {
-        while to[i] as usize != i {
-            let j = to[i] as usize;
-            items.swap(i, j);
-            to.swap(i, j);
+    drop((seen, namespaces));
+    // The groups' ranks in identity order, in place of the order first seen.
+    let mut by_identity: Vec<u32> = (0..groups.len() as u32).collect();
+    by_identity.sort_unstable_by_key(|g| groups[*g as usize]);
+    let mut rank = vec![0u32; groups.len()];
+    for (r, group) in by_identity.into_iter().enumerate() {
+        rank[group as usize] = r as u32;
+    }
+    for key in &mut keys {
+        key.group_head =
+            key.group_head & !(u128::MAX << 96) | u128::from(rank[(key.group_head >> 96) as usize]) << 96;
+    }
+    sort_keys(&mut keys, routes);
+    for (place, key) in keys.iter().enumerate() {
+        names[key.at as usize].place = place as u32;
+    }
+    (names, more)
+}
+
+/// What [`names`] gives each route.
+pub(crate) struct RouteNames {
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
+    /// The place of the route's status in identity order, among all routes'.
+    pub place: u32,
+}
+
+/// Puts `keys` in identity order. Keys padded with zeros order as the names do, unless they are
+/// equal: the names decide then (the position last, for a snapshot holding one route twice).
+///
+/// A byte at a time from the last (LSD radix sort: stable, a few linear passes instead of a
+/// comparison sort's n log n), skipping the bytes that all keys share, as most are: the
+/// padding and the common start of names.
+fn sort_keys(keys: &mut Vec<IdentityKey>, routes: &[&Route]) {
+    let Some(first) = keys.first().copied() else { return };
+    let (mut head_varies, mut tail_varies) = (0u128, 0u64);
+    for key in keys.iter() {
+        head_varies |= key.group_head ^ first.group_head;
+        tail_varies |= key.tail ^ first.tail;
+    }
+    let mut buffer = keys.clone();
+    for shift in (0..64).step_by(8).filter(|s| (tail_varies >> s) & 0xff != 0) {
+        radix_pass(keys, &mut buffer, |key| (key.tail >> shift) as u8);
+    }
+    for shift in (0..128).step_by(8).filter(|s| (head_varies >> s) & 0xff != 0) {
+        radix_pass(keys, &mut buffer, |key| (key.group_head >> shift) as u8);
+    }
+    for equal in keys.chunk_by_mut(|a, b| (a.group_head, a.tail) == (b.group_head, b.tail)) {
+        if equal.len() > 1 {
+            equal.sort_unstable_by(|a, b| {
+                let (x, y) = (routes[a.at as usize], routes[b.at as usize]);
+                x.meta.name.cmp(&y.meta.name).then(a.at.cmp(&b.at))
+            });
         }
+    }
+}
+
+/// One stable pass of [`sort_keys`]: `keys` in the order of their `byte`, through `buffer`.
+#[inline]
+fn radix_pass(keys: &mut Vec<IdentityKey>, buffer: &mut Vec<IdentityKey>, byte: impl Fn(&IdentityKey) -> u8) {
+    let mut counts = [0u32; 257];
+    for key in keys.iter() {
+        counts[usize::from(byte(key)) + 1] += 1;
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    for key in keys.iter() {
+        let slot = &mut counts[usize::from(byte(key))];
+        buffer[*slot as usize] = *key;
+        *slot += 1;
+    }
+    std::mem::swap(keys, buffer);
+}
+
+/// Identity order on integers: the rank of the route's kind and namespace, then the first
+/// bytes of its name, big-endian and padded with zeros.
+#[derive(Clone, Copy)]
+struct IdentityKey {
+    /// The group (kind and namespace) in the top 32 bits, the name's first 12 bytes below.
+    group_head: u128,
+    /// The name's next 8 bytes.
+    tail: u64,
+    /// The route's position in the slice given to [`names`].
+    at: u32,
+}
+
+impl IdentityKey {
+    fn new(group: u32, name: &str, at: usize) -> Self {
+        let mut bytes = [0u8; 20];
+        let n = name.len().min(bytes.len());
+        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+        let (head, tail) = bytes.split_at(12);
+        let mut wide = [0u8; 16];
+        wide[4..].copy_from_slice(head);
+        IdentityKey {
+            group_head: u128::from(group) << 96 | u128::from_be_bytes(wide),
+            tail: u64::from_be_bytes(tail.try_into().expect("8 bytes")),
+            at: at as u32,
+        }
+    }
+}
+
+/// Route statuses, each written at its place in identity order (see [`names`]); routes that
+/// are not ours leave theirs empty.
+pub(crate) struct InPlace(Vec<Option<RouteStatus>>);
+
+impl InPlace {
+    pub fn new(routes: usize) -> Self {
+        InPlace(std::iter::repeat_with(|| None).take(routes).collect())
+    }
+
+    /// Where the status at `place` goes.
+    pub fn slot(&mut self, place: u32) -> &mut Option<RouteStatus> {
+        &mut self.0[place as usize]
+    }
+
+    /// The statuses in identity order. The vector is reused (`filter_map` collects in place,
+    /// `flatten` does not): no second copy of megabytes of statuses.
+    #[allow(clippy::filter_map_identity)]
+    pub fn into_vec(self) -> Vec<RouteStatus> {
+        self.0.into_iter().filter_map(|s| s).collect()
     }
 }
 
@@ -142,15 +292,43 @@ pub(crate) fn gateway_status(g: &GatewayView<'_>, settings: &Settings) -> Gatewa
 
 #[cfg(test)]
 mod tests {
+    use crate::build::{grpc_route, http_route};
+    use crate::model::{Route, RouteKind};
+
     proptest::proptest! {
+        /// The places are the ranks by (kind, namespace, name), whatever the order given: names
+        /// around the 12 and 20 bytes of the key with a common head, names that start others,
+        /// namespaces that start others.
         #[test]
-        fn reorder_puts_items_in_the_given_order(keys in proptest::collection::vec(0u16..1000, 0..300)) {
-            let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-            order.sort_by_key(|i| (keys[*i as usize], *i));
-            let expected: Vec<(u16, u32)> = order.iter().map(|&i| (keys[i as usize], i)).collect();
-            let mut items: Vec<(u16, u32)> = keys.iter().copied().zip(0..).collect();
-            super::reorder(&mut items, &order);
-            proptest::prop_assert_eq!(items, expected);
+        fn places_are_the_identity_order(
+            ids in proptest::collection::btree_set(
+                (proptest::bool::ANY, "(a|ab|a-b|team)", "(r|route-x{5,7}|route-x{13,15})[0-9]{0,2}"),
+                0..150,
+            ),
+            rotate in 0usize..150,
+        ) {
+            let routes: Vec<Route> = ids
+                .iter()
+                .map(|(grpc, ns, name)| if *grpc { grpc_route(ns, name) } else { http_route(ns, name) })
+                .collect();
+            let mut refs: Vec<&Route> = routes.iter().collect();
+            if !refs.is_empty() {
+                let n = rotate % refs.len();
+                refs.rotate_left(n);
+                refs.reverse();
+            }
+            let mut expected: Vec<(RouteKind, &str, &str)> =
+                refs.iter().map(|r| (r.kind, r.meta.namespace.as_str(), r.meta.name.as_str())).collect();
+            expected.sort();
+            let (names, _) = super::names(&refs, |_| ());
+            let mut placed: Vec<Option<(RouteKind, &str, &str)>> = vec![None; refs.len()];
+            for (route, n) in refs.iter().zip(&names) {
+                proptest::prop_assert_eq!(&*n.namespace, route.meta.namespace.as_str());
+                proptest::prop_assert_eq!(&*n.name, route.meta.name.as_str());
+                placed[n.place as usize] = Some((route.kind, &route.meta.namespace, &route.meta.name));
+            }
+            let placed: Vec<(RouteKind, &str, &str)> = placed.into_iter().map(Option::unwrap).collect();
+            proptest::prop_assert_eq!(placed, expected);
         }
     }
 }
