@@ -92,6 +92,106 @@ pub fn http_path_into(m: &PathMatch, out: &mut String) -> Result<bool, PathError
     Ok(true)
 }
 
+/// [`http_path_into`] and [`PathRank::http`] of `m` at once: `(false, _)` (and `out` empty) for
+/// "no path constraint". A literal path without anything to decode or refuse (almost every
+/// one) is checked, measured and escaped in one pass; the rest go the long way, which decides
+/// the same (`path_tests::ranked_paths_agree_with_the_long_way`).
+pub(crate) fn http_path_ranked(m: &PathMatch, out: &mut String) -> Result<(bool, PathRank), PathError> {
+    if m.kind != PathKind::RegularExpression {
+        if let Some(answer) = plain_literal_path(m, out) {
+            return Ok(answer);
+        }
+    }
+    let some = http_path_into(m, out)?;
+    Ok((some, PathRank::http(m, some.then_some(out.as_str()))))
+}
+
+/// A byte of a [`plain_literal`] path: none of these (0) sends the path the long way.
+const LITERAL_PLAIN: u8 = 1;
+/// A plain byte RE2 reads as an operator: written with a backslash before it.
+const LITERAL_META: u8 = 2;
+const LITERAL_SLASH: u8 = 3;
+
+/// [`PLAIN_PATH_BYTE`] by class; the meta characters are regex-syntax's
+/// (`path_tests::literal_byte_classes_match_regex_syntax` holds them to it).
+const LITERAL_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        if PLAIN_PATH_BYTE[b] {
+            table[b] = LITERAL_PLAIN;
+        }
+        b += 1;
+    }
+    let meta = b"\\.+*?()|[]{}^$#&-~";
+    let mut i = 0;
+    while i < meta.len() {
+        if PLAIN_PATH_BYTE[meta[i] as usize] {
+            table[meta[i] as usize] = LITERAL_META;
+        }
+        i += 1;
+    }
+    table[b'/' as usize] = LITERAL_SLASH;
+    table
+};
+
+/// [`http_path_ranked`] of an Exact or PathPrefix value that [`plain_literal`] takes, in one
+/// pass; `None` for any other value (nothing written).
+fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(bool, PathRank)> {
+    let b = m.value.as_bytes();
+    if b.first() != Some(&b'/') || b.len() > 1024 {
+        return None;
+    }
+    // A segment (after a `/`) that is `.` or `..`, or empty but for the last, is refused.
+    let dots = |segment: &[u8]| segment == b"." || segment == b"..";
+    let (mut segment, mut metas) = (1, 0);
+    for (i, &c) in b.iter().enumerate().skip(1) {
+        match LITERAL_BYTE[c as usize] {
+            LITERAL_PLAIN => {}
+            LITERAL_META => metas += 1,
+            LITERAL_SLASH => {
+                if i == segment || dots(&b[segment..i]) {
+                    return None;
+                }
+                segment = i + 1;
+            }
+            _ => return None,
+        }
+    }
+    if dots(&b[segment..]) {
+        return None;
+    }
+    // Nothing to decode: the length that ranks is the value's, less a trailing `/`.
+    let trimmed = m.value.trim_end_matches('/');
+    let (class, literal, tail) = match m.kind {
+        PathKind::Exact => (0, m.value.as_str(), "$"),
+        _ if trimmed.is_empty() => {
+            out.clear();
+            return Some((false, PathRank { class: 3, primary: Reverse(0), secondary: Reverse(0) }));
+        }
+        _ => (2, trimmed, "(?s:/.*)?$"),
+    };
+    out.clear();
+    out.reserve(literal.len() + metas + tail.len() + 1);
+    out.push('^');
+    if metas == 0 {
+        out.push_str(literal);
+    } else {
+        let mut run = 0;
+        for (i, &c) in literal.as_bytes().iter().enumerate() {
+            if LITERAL_BYTE[c as usize] == LITERAL_META {
+                out.push_str(&literal[run..i]);
+                out.push('\\');
+                run = i;
+            }
+        }
+        out.push_str(&literal[run..]);
+    }
+    out.push_str(tail);
+    let rank = PathRank { class, primary: Reverse(trimmed.len()), secondary: Reverse(0) };
+    Some((true, rank))
+}
+
 /// `^` + the escaped literal + `tail`.
 fn anchored(out: &mut String, literal: &str, tail: &str) {
     out.reserve(literal.len() + tail.len() + 8);

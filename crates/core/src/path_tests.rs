@@ -224,6 +224,25 @@ proptest::proptest! {
         }
     }
 
+    /// The one-pass path and rank of a literal are what the long way gives, errors included.
+    #[test]
+    fn ranked_paths_agree_with_the_long_way(
+        kind in proptest::sample::select(vec![PathKind::Exact, PathKind::PathPrefix, PathKind::RegularExpression]),
+        parts in proptest::collection::vec(proptest::sample::select(vec![
+            "/", "/", "a", "Z", "9", ".", "..", "-", "_", "~", "%", "%2f", "%41", "%e9", "#", " ", "é", "*", "(",
+            ")", "@", "$", "&", "+", "[", "\\", "?", "|", "{", "!", ";", "=", ":", "'", ",", "\n",
+        ]), 0..12)
+    ) {
+        let m = PathMatch { kind, value: parts.concat() };
+        let mut out = String::from("left over");
+        let ranked = http_path_ranked(&m, &mut out).map(|(some, rank)| (some.then(|| out.clone()), rank));
+        let long = http_path(&m).map(|path| {
+            let rank = PathRank::http(&m, path.as_deref());
+            (path, rank)
+        });
+        proptest::prop_assert_eq!(ranked, long, "{:?}", m);
+    }
+
     /// The ASCII shortcut of escaping writes what the character-by-character escape writes.
     #[test]
     fn ascii_escape_shortcut_agrees(value in "[ -~]{0,24}") {
@@ -237,6 +256,39 @@ proptest::proptest! {
             slow.push_str(one.trim_end_matches('\u{e9}'));
         }
         proptest::prop_assert_eq!(fast, slow);
+    }
+}
+
+#[test]
+fn literal_byte_classes_match_regex_syntax() {
+    for b in 0..=255u8 {
+        let expected = match (PLAIN_PATH_BYTE[b as usize], b) {
+            (false, _) => 0,
+            (true, b'/') => LITERAL_SLASH,
+            (true, _) if regex_syntax::is_meta_character(char::from(b)) => LITERAL_META,
+            (true, _) => LITERAL_PLAIN,
+        };
+        assert_eq!(LITERAL_BYTE[b as usize], expected, "{:?}", char::from(b));
+    }
+}
+
+#[test]
+fn ranked_paths_of_ordinary_values() {
+    // (match, path, rank parts)
+    type Case = (PathMatch, Option<&'static str>, (u8, usize, usize));
+    let cases: &[Case] = &[
+        (exact("/"), Some("^/$"), (0, 0, 0)),
+        (exact("/a.b-c/"), Some("^/a\\.b\\-c/$"), (0, 6, 0)),
+        (prefix("/"), None, (3, 0, 0)),
+        (prefix("/api/"), Some("^/api(?s:/.*)?$"), (2, 4, 0)),
+        (prefix("/a(b)~$"), Some("^/a\\(b\\)\\~\\$(?s:/.*)?$"), (2, 7, 0)),
+        (prefix("/%61pi"), Some("^/api(?s:/.*)?$"), (2, 4, 0)),
+        (regex("/v[0-9]+/"), Some("^(?:/v[0-9]+/)$"), (1, 8, 0)),
+    ];
+    for (m, path, rank) in cases {
+        let mut out = String::from("left over");
+        let (some, got) = http_path_ranked(m, &mut out).unwrap();
+        assert_eq!((some.then_some(out.as_str()), got.parts()), (*path, *rank), "{m:?}");
     }
 }
 

@@ -170,14 +170,33 @@ pub(crate) fn plainly_valid(pattern: &str) -> bool {
             },
             b'{' | b'}' | b']' => return false,
             _ => {
-                // A literal character (any other byte starts one), or `.`.
+                // A literal character (any other byte starts one), or `.`; and the ASCII ones
+                // after it at once, as many turns of this loop would take them.
                 i += utf8_len(b[i]);
+                while i < b.len() && PLAIN_LITERAL[b[i] as usize] {
+                    i += 1;
+                }
                 atom = true;
             }
         }
     }
     depth == 0
 }
+
+/// ASCII bytes that [`plainly_valid`] reads as one literal character (or `.`): all but those
+/// its loop gives a meaning.
+const PLAIN_LITERAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x80 {
+        table[b] = !matches!(
+            b as u8,
+            b'\\' | b'*' | b'+' | b'?' | b'(' | b')' | b'|' | b'^' | b'$' | b'[' | b'{' | b'}' | b']'
+        );
+        b += 1;
+    }
+    table
+};
 
 /// The index after the `]` closing the bracketed class that starts at `b[start]`, when it is
 /// plain: characters and ordered ranges of them, `\d`-style classes and escaped punctuation,
@@ -193,6 +212,7 @@ fn plain_class_end(b: &[u8], start: usize) -> Option<usize> {
     let plain_char = |i: usize| -> Option<(char, usize)> {
         match *b.get(i)? {
             b']' | b'[' | b'\\' | b'-' | b'&' | b'~' => None,
+            lead if lead.is_ascii() => Some((char::from(lead), i + 1)),
             lead => {
                 let end = i + utf8_len(lead);
                 std::str::from_utf8(b.get(i..end)?).ok()?.chars().next().map(|c| (c, end))

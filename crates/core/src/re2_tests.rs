@@ -338,8 +338,150 @@ fn fast_path_defers_everything_else() {
     assert!(!plainly_valid(&"a".repeat(PLAIN_MAX_LEN + 1)));
 }
 
+/// [`plainly_valid`] as it was before it took runs of literal characters at once: it must
+/// give the same answers.
+fn plainly_valid_before(pattern: &str) -> bool {
+    let b = pattern.as_bytes();
+    if b.len() > PLAIN_MAX_LEN {
+        return false;
+    }
+    let mut i = 0;
+    let mut depth = 0u32;
+    // The last item can take a repetition operator; the last item opened a group.
+    let (mut atom, mut opened) = (false, false);
+    while i < b.len() {
+        let was_opened = std::mem::take(&mut opened);
+        match b[i] {
+            b'\\' => {
+                if !b.get(i + 1).is_some_and(|e| PLAIN_ESCAPES.contains(e)) {
+                    return false;
+                }
+                i += 2;
+                atom = true;
+            }
+            b'*' | b'+' | b'?' => {
+                if !atom {
+                    return false;
+                }
+                i += if b.get(i + 1) == Some(&b'?') { 2 } else { 1 };
+                atom = false;
+            }
+            b'(' => {
+                i += 1;
+                if b.get(i) == Some(&b'?') {
+                    let mut seen = 0u8;
+                    i += 1;
+                    while let Some(bit) = b.get(i).and_then(|f| match f {
+                        b'i' => Some(1u8),
+                        b'm' => Some(2),
+                        b's' => Some(4),
+                        b'U' => Some(8),
+                        _ => None,
+                    }) {
+                        if seen & bit != 0 {
+                            return false;
+                        }
+                        seen |= bit;
+                        i += 1;
+                    }
+                    if b.get(i) != Some(&b':') {
+                        return false;
+                    }
+                    i += 1;
+                }
+                depth += 1;
+                if depth > PLAIN_MAX_DEPTH {
+                    return false;
+                }
+                (atom, opened) = (false, true);
+            }
+            b')' => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+                i += 1;
+                // An empty group takes no repetition here: the full check decides.
+                atom = !was_opened;
+            }
+            b'|' | b'^' | b'$' => {
+                i += 1;
+                atom = false;
+            }
+            b'[' => match plain_class_end_before(b, i) {
+                Some(end) => {
+                    i = end;
+                    atom = true;
+                }
+                None => return false,
+            },
+            b'{' | b'}' | b']' => return false,
+            _ => {
+                // A literal character (any other byte starts one), or `.`.
+                i += utf8_len(b[i]);
+                atom = true;
+            }
+        }
+    }
+    depth == 0
+}
+
+fn plain_class_end_before(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    if b.get(i) == Some(&b'^') {
+        i += 1;
+    }
+    let first = i;
+    // A character of the class, for a range's ends: (value, index after it).
+    let plain_char = |i: usize| -> Option<(char, usize)> {
+        match *b.get(i)? {
+            b']' | b'[' | b'\\' | b'-' | b'&' | b'~' => None,
+            lead => {
+                let end = i + utf8_len(lead);
+                std::str::from_utf8(b.get(i..end)?).ok()?.chars().next().map(|c| (c, end))
+            }
+        }
+    };
+    loop {
+        match *b.get(i)? {
+            b']' if i > first => return Some(i + 1),
+            b'\\' => {
+                if !b.get(i + 1).is_some_and(|e| PLAIN_ESCAPES.contains(e)) || b.get(i + 2) == Some(&b'-') {
+                    return None;
+                }
+                i += 2;
+            }
+            _ => {
+                let (low, next) = plain_char(i)?;
+                if b.get(next) == Some(&b'-') {
+                    let (high, end) = plain_char(next + 1)?;
+                    if high < low || b.get(end) == Some(&b'-') {
+                        return None;
+                    }
+                    i = end;
+                } else {
+                    i = next;
+                }
+            }
+        }
+    }
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+    /// Taking runs of literal characters at once changes no answer of the recogniser.
+    #[test]
+    fn plain_recogniser_answers_as_before(
+        tokens in proptest::collection::vec(proptest::sample::select(vec![
+            "a", "Z", "/", "-", ".", "_", "#", " ", "é", "\u{2603}", "*", "+", "?", "??", "(", ")", "(?:",
+            "(?i:", "(?", "|", "^", "$", "[", "]", "[^", "a-z", "z-a", "é-ü", "a-é", "0-9", "\\", r"\d",
+            r"\.", r"\-", r"\x", "&", "~", "{", "}", "{2}", "--", ":",
+        ]), 0..24)
+    ) {
+        let pattern: String = tokens.concat();
+        proptest::prop_assert_eq!(plainly_valid(&pattern), plainly_valid_before(&pattern), "{:?}", pattern);
+    }
+
     /// The fast path only ever says yes to what the full check accepts.
     #[test]
     fn plain_patterns_pass_the_full_check(

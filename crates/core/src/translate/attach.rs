@@ -39,6 +39,7 @@ pub(crate) struct Attachment<'r> {
 
 /// The parentRefs of `route` that name one of `gateways`, in parentRef order. Those naming
 /// other Gateways (or other kinds) are not ours: no status entry, no rules.
+#[inline(never)]
 pub(crate) fn resolve<'r>(
     route: &'r Route,
     hostnames: &'r [Hostname],
@@ -84,7 +85,29 @@ fn attach<'r>(
             .filter(|(_, l)| parent_ref.section_name.as_ref().is_none_or(|s| **s == *l.listener.name))
             .filter(|(_, l)| parent_ref.port.is_none_or(|p| p == l.listener.port))
     };
-    if named().next().is_none() {
+    // One pass for the usual answer; the errors below walk the listeners again to say why.
+    let (mut any_named, mut any_allowed) = (false, false);
+    let mut attachments = Attachments::new();
+    for (i, l) in named() {
+        any_named = true;
+        if allows(route, gateway, l, index).is_err() {
+            continue;
+        }
+        any_allowed = true;
+        let mut taken: SmallVec<[Option<&Hostname>; 2]> = if hostnames.is_empty() {
+            smallvec::smallvec![l.hostname.as_ref()]
+        } else {
+            hostnames.iter().filter_map(|h| intersect(l.hostname.as_ref(), h)).map(Some).collect()
+        };
+        if taken.len() > 1 {
+            taken.sort();
+            taken.dedup();
+        }
+        if !taken.is_empty() {
+            attachments.push(Attachment { listener: i, hostnames: taken });
+        }
+    }
+    if !any_named {
         let wanted = match (&parent_ref.section_name, parent_ref.port) {
             (Some(s), Some(p)) => format!("named {s:?} on port {p}"),
             (Some(s), None) => format!("named {s:?}"),
@@ -93,31 +116,16 @@ fn attach<'r>(
         };
         return Err((Reason::NoMatchingParent, format!("Gateway {} has no listener {wanted}", gateway.id)));
     }
-    let allowed: SmallVec<[(usize, &ListenerView<'_>); 4]> =
-        named().filter(|(_, l)| allows(route, gateway, l, index).is_ok()).collect();
-    if allowed.is_empty() {
+    if !any_allowed {
         let refusals: Vec<String> = named()
             .filter_map(|(_, l)| allows(route, gateway, l, index).err().map(|why| (l, why)))
             .map(|(l, why)| format!("listener {:?} {why}", l.listener.name))
             .collect();
         return Err((Reason::NotAllowedByListeners, refusals.join("; ")));
     }
-    let attachments: Attachments = allowed
-        .iter()
-        .filter_map(|(i, l)| {
-            let mut taken: SmallVec<[Option<&Hostname>; 2]> = if hostnames.is_empty() {
-                smallvec::smallvec![l.hostname.as_ref()]
-            } else {
-                hostnames.iter().filter_map(|h| intersect(l.hostname.as_ref(), h)).map(Some).collect()
-            };
-            taken.sort();
-            taken.dedup();
-            (!taken.is_empty()).then_some(Attachment { listener: *i, hostnames: taken })
-        })
-        .collect();
     if attachments.is_empty() {
-        let listed: Vec<String> = allowed
-            .iter()
+        let listed: Vec<String> = named()
+            .filter(|(_, l)| allows(route, gateway, l, index).is_ok())
             .map(|(_, l)| format!("{:?}", l.hostname.as_ref().map_or("*".to_string(), Hostname::as_string)))
             .collect();
         return Err((

@@ -238,26 +238,53 @@ pub(crate) struct Resolver<'a> {
 
 type BackendKey<'a> = (&'a str, RouteKind, Option<&'a str>, &'a str, Option<i32>);
 
+fn cache_key<'a>(route: &'a Route, backend: &'a BackendRef) -> BackendKey<'a> {
+    (
+        route.meta.namespace.as_str(),
+        route.kind,
+        backend.namespace.as_deref(),
+        backend.name.as_str(),
+        backend.port,
+    )
+}
+
 impl<'a> Resolver<'a> {
     pub(crate) fn new(index: &'a Index<'a>, settings: &'a Settings) -> Self {
         Resolver { index, settings, cache: FxHashMap::default() }
     }
 
     pub(crate) fn select(&mut self, route: &'a Route, backends: &'a [BackendRef]) -> Selection {
+        if let [backend] = backends {
+            // One backend, as most rules have: nothing to weigh.
+            if backend.group.is_empty() && backend.kind == "Service" {
+                let (index, settings) = (self.index, self.settings);
+                let answer = self
+                    .cache
+                    .entry(cache_key(route, backend))
+                    .or_insert_with(|| resolve(route, backend, index, settings));
+                return match answer {
+                    Ok(origin) if backend.weight > 0 => Selection {
+                        origin: Some(origin.clone()),
+                        unresolved: Vec::new(),
+                        split_collapsed: false,
+                    },
+                    Ok(_) => Selection { origin: None, unresolved: Vec::new(), split_collapsed: false },
+                    Err(u) => {
+                        Selection { origin: None, unresolved: vec![(0, u.clone())], split_collapsed: false }
+                    }
+                };
+            }
+        }
         let mut best: Option<(i32, Origin)> = None;
         let mut unresolved = Vec::new();
         for (i, backend) in backends.iter().enumerate() {
             let (index, settings) = (self.index, self.settings);
             let uncached;
             let answer = if backend.group.is_empty() && backend.kind == "Service" {
-                let key = (
-                    route.meta.namespace.as_str(),
-                    route.kind,
-                    backend.namespace.as_deref(),
-                    backend.name.as_str(),
-                    backend.port,
-                );
-                &*self.cache.entry(key).or_insert_with(|| resolve(route, backend, index, settings))
+                &*self
+                    .cache
+                    .entry(cache_key(route, backend))
+                    .or_insert_with(|| resolve(route, backend, index, settings))
             } else {
                 // Another kind: refused at once, nothing worth remembering.
                 uncached = resolve(route, backend, index, settings);
