@@ -124,7 +124,7 @@ fn touch(route: &Route) {
     let first_byte = |s: &str| s.as_bytes().first().map_or(0, |c| usize::from(*c));
     let mut sum = 0usize;
     for rule in &route.rules {
-        sum = sum.wrapping_add(rule.unsupported_fields.len() ^ rule.filters.len());
+        sum = sum.wrapping_add(usize::from(rule.extras.is_some()));
         if let Some(backend) = rule.backends.first() {
             sum = sum.wrapping_add(first_byte(&backend.name));
         }
