@@ -3,6 +3,10 @@
 //!
 //! `cargo bench -p cloudflared-routes-core --bench render` (release profile). Each figure is
 //! the median of several runs on one thread; the numbers in the README come from here.
+//!
+//! Environment: `BENCH_SIZES=1000,10000` (the sizes), `BENCH_RUNS=11` (runs per figure),
+//! `BENCH_BREAKDOWN=1` (also time translate, render and the drop apart), `BENCH_MALLOC=default`
+//! (leave glibc's heap policy unpinned: [`pin_allocator`]).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -77,6 +81,32 @@ fn read_input(snapshot: &Snapshot) -> usize {
     sum
 }
 
+/// `BENCH_BREAKDOWN=1`: the medians of the three parts of a translate + render, one after
+/// the other in each run: the translation, the rendering of it, and dropping the translation.
+fn breakdown(runs: usize, snapshot: &Snapshot, settings: &Settings, base: &BaseConfig, tunnel: &Tunnel) {
+    let (mut translating, mut rendering, mut dropping) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let start = Instant::now();
+        let translation = black_box(translate(snapshot, settings));
+        let translated = Instant::now();
+        let rendered = black_box(render(&translation, base, tunnel));
+        let rendered_at = Instant::now();
+        drop(translation);
+        let dropped = Instant::now();
+        drop(rendered);
+        translating.push(translated - start);
+        rendering.push(rendered_at - translated);
+        dropping.push(dropped - rendered_at);
+    }
+    println!(
+        "{:>8} translate {:.2?}, render {:.2?}, drop of the translation {:.2?} (medians)",
+        "",
+        median(translating),
+        median(rendering),
+        median(dropping)
+    );
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -94,7 +124,38 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
     )
 }
 
+/// Pins glibc's heap policy for the whole run: freed memory stays in the heap (no trimming),
+/// and blocks under 32 MiB come from it (no fresh mapping for each large vector). By default
+/// glibc moves both thresholds with the sizes of the blocks freed, so whether a build's pattern
+/// of frees crosses them decides whether every iteration gives some 18 MB back to the kernel
+/// and page-faults it in again (12,000 faults, tens of milliseconds on this VM): two builds
+/// doing the same work then differ by that, not by their work. Pinned, both timed operations
+/// pay no faults in the steady state. `BENCH_MALLOC=default` leaves glibc's policy as it is.
+/// (`run` sets its own policy, for memory: `src/run/memory.rs`.)
+fn pin_allocator() {
+    if std::env::var("BENCH_MALLOC").is_ok_and(|v| v == "default") {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::ffi::c_int;
+        extern "C" {
+            fn mallopt(param: c_int, value: c_int) -> c_int;
+        }
+        // <malloc.h>
+        const M_TRIM_THRESHOLD: c_int = -1;
+        const M_MMAP_THRESHOLD: c_int = -3;
+        // SAFETY: mallopt takes no pointer; it is called first thing in main, before any
+        // other thread exists.
+        unsafe {
+            mallopt(M_TRIM_THRESHOLD, c_int::MAX);
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        }
+    }
+}
+
 fn main() {
+    pin_allocator();
     let settings =
         Settings { tunnel_id: Some("6ff42ae2-765d-4adf-8112-31c55c1551ef".into()), ..Settings::default() };
     let tunnel = Tunnel {
@@ -119,6 +180,9 @@ fn main() {
             .unwrap_or(if routes >= 10_000 { 11 } else { 31 });
         let translation = translate(&snapshot, &settings);
         let text = render(&translation, &base, &tunnel).text;
+        if std::env::var("BENCH_BREAKDOWN").is_ok() {
+            breakdown(runs, &snapshot, &settings, &base, &tunnel);
+        }
         let full = time(runs, || render(&translate(&snapshot, &settings), &base, &tunnel));
         let serialise =
             time(runs, || render_rules(&translation.rules, translation.uses_grpc, &base, &tunnel));
