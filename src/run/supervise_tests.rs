@@ -107,8 +107,18 @@ use crate::run::fake_cloudflared as harness;
 /// Far above any wait these tests expect, far below the ready timeout they give.
 const BOUND: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_during_a_reload_stops_the_half_started_child_and_drains_the_serving_one() {
+/// A supervisor of the stand-in on two free ports, logging to `log`, with a shutdown flag
+/// (`stop`), that has started its first child on v1.
+struct Started {
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    log: harness::EventLog,
+    ports: Vec<u16>,
+    supervisor: Supervisor,
+    stop: watch::Sender<bool>,
+}
+
+async fn started(env: (&str, &str)) -> Started {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yml");
     let log = harness::EventLog::new(dir.path());
@@ -117,16 +127,22 @@ async fn sigterm_during_a_reload_stops_the_half_started_child_and_drains_the_ser
     let mut supervisor = Supervisor::new(&argv, &config)
         .unwrap()
         .with_metrics(IpAddr::V4(Ipv4Addr::LOCALHOST), [ports[0], ports[1]])
-        // A reload that waited for readiness would outlast the test by far.
+        // A reload that waited for readiness would outlast the tests by far.
         .with_ready_timeout(Duration::from_secs(600))
         .with_drain_timeout(Duration::from_secs(20))
         .with_env("FAKE_CF_EVENT_LOG", log.path.display().to_string())
-        .with_env("FAKE_CF_READY_AFTER_MS", "50");
+        .with_env(env.0, env.1.to_string());
     let (stop, stopping) = watch::channel(false);
     supervisor.watch_shutdown(stopping);
-
     std::fs::write(&config, harness::config_yaml(&[("v1.example.com", "http://v1:80")])).unwrap();
     timeout(BOUND, supervisor.reload(&config)).await.expect("bounded").expect("the first child starts");
+    Started { _dir: dir, config, log, ports, supervisor, stop }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_reload_stops_the_half_started_child_and_drains_the_serving_one() {
+    let Started { _dir, config, log, ports, mut supervisor, stop } =
+        started(("FAKE_CF_READY_AFTER_MS", "50")).await;
     let serving = harness::loopback(ports[0]);
     assert!(verify::wait_ready(serving, BOUND).await, "the first child becomes ready");
 
@@ -161,24 +177,10 @@ async fn sigterm_during_a_reload_stops_the_half_started_child_and_drains_the_ser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_the_serving_child_is_asked_if_ready_starts_no_new_child() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yml");
-    let log = harness::EventLog::new(dir.path());
-    let ports = harness::free_ports(2);
-    let argv = [harness::fake_cloudflared().display().to_string(), "tunnel".into(), "run".into()];
     // The serving child answers /ready far later than OLD_READY_WAIT: a reload asks it for
     // 5 s, and SIGTERM comes 1 s into that.
-    let mut supervisor = Supervisor::new(&argv, &config)
-        .unwrap()
-        .with_metrics(IpAddr::V4(Ipv4Addr::LOCALHOST), [ports[0], ports[1]])
-        .with_drain_timeout(Duration::from_secs(20))
-        .with_env("FAKE_CF_EVENT_LOG", log.path.display().to_string())
-        .with_env("FAKE_CF_READY_SLOW_MS", "60000");
-    let (stop, stopping) = watch::channel(false);
-    supervisor.watch_shutdown(stopping);
-
-    std::fs::write(&config, harness::config_yaml(&[("v1.example.com", "http://v1:80")])).unwrap();
-    timeout(BOUND, supervisor.reload(&config)).await.expect("bounded").expect("the first child starts");
+    let Started { _dir, config, log, mut supervisor, stop, .. } =
+        started(("FAKE_CF_READY_SLOW_MS", "60000")).await;
     std::fs::write(&config, harness::config_yaml(&[("v2.example.com", "http://v2:80")])).unwrap();
     let sigterm = async {
         tokio::time::sleep(Duration::from_secs(1)).await;
