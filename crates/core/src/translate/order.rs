@@ -236,20 +236,32 @@ fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
     let mut counts = vec![0usize; (1 << width) + 1];
     for pass in 0..passes {
         let shift = pass * width;
-        counts.fill(0);
-        for k in keys.iter() {
-            counts[((k >> shift) & mask) as usize + 1] += 1;
-        }
-        for i in 1..counts.len() {
-            counts[i] += counts[i - 1];
-        }
-        for k in keys.iter() {
-            let digit = ((k >> shift) & mask) as usize;
-            buffer[counts[digit]] = *k;
-            counts[digit] += 1;
-        }
-        std::mem::swap(keys, &mut buffer);
+        radix_pass(keys, &mut buffer, &mut counts, |k| ((k >> shift) & mask) as usize);
     }
+}
+
+/// One stable pass of an LSD radix sort: `keys` in the order of their `digit` (each below
+/// `counts.len() - 1`), through `buffer` (as long as `keys`; it holds the old order after).
+#[inline]
+pub(super) fn radix_pass<T: Copy>(
+    keys: &mut Vec<T>,
+    buffer: &mut Vec<T>,
+    counts: &mut [usize],
+    digit: impl Fn(&T) -> usize,
+) {
+    counts.fill(0);
+    for k in keys.iter() {
+        counts[digit(k) + 1] += 1;
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    for k in keys.iter() {
+        let d = digit(k);
+        buffer[counts[d]] = *k;
+        counts[d] += 1;
+    }
+    std::mem::swap(keys, buffer);
 }
 
 /// The candidates' indices in first-match order.

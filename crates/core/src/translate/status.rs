@@ -12,6 +12,7 @@ use crate::status::{
 
 use super::attach::ParentOutcome;
 use super::gateways::GatewayView;
+use super::order::radix_pass;
 use super::rules::RouteOut;
 use super::{Reason, Settings};
 
@@ -177,12 +178,12 @@ fn sort_keys(keys: &mut Vec<IdentityKey>, routes: &[&Route]) {
         head_varies |= key.group_head ^ first.group_head;
         tail_varies |= key.tail ^ first.tail;
     }
-    let mut buffer = keys.clone();
+    let (mut buffer, mut counts) = (keys.clone(), [0usize; 257]);
     for shift in (0..64).step_by(8).filter(|s| (tail_varies >> s) & 0xff != 0) {
-        radix_pass(keys, &mut buffer, |key| (key.tail >> shift) as u8);
+        radix_pass(keys, &mut buffer, &mut counts, |key| usize::from((key.tail >> shift) as u8));
     }
     for shift in (0..128).step_by(8).filter(|s| (head_varies >> s) & 0xff != 0) {
-        radix_pass(keys, &mut buffer, |key| (key.group_head >> shift) as u8);
+        radix_pass(keys, &mut buffer, &mut counts, |key| usize::from((key.group_head >> shift) as u8));
     }
     for equal in keys.chunk_by_mut(|a, b| (a.group_head, a.tail) == (b.group_head, b.tail)) {
         if equal.len() > 1 {
@@ -192,24 +193,6 @@ fn sort_keys(keys: &mut Vec<IdentityKey>, routes: &[&Route]) {
             });
         }
     }
-}
-
-/// One stable pass of [`sort_keys`]: `keys` in the order of their `byte`, through `buffer`.
-#[inline]
-fn radix_pass(keys: &mut Vec<IdentityKey>, buffer: &mut Vec<IdentityKey>, byte: impl Fn(&IdentityKey) -> u8) {
-    let mut counts = [0u32; 257];
-    for key in keys.iter() {
-        counts[usize::from(byte(key)) + 1] += 1;
-    }
-    for i in 1..counts.len() {
-        counts[i] += counts[i - 1];
-    }
-    for key in keys.iter() {
-        let slot = &mut counts[usize::from(byte(key))];
-        buffer[*slot as usize] = *key;
-        *slot += 1;
-    }
-    std::mem::swap(keys, buffer);
 }
 
 /// Identity order on integers: the rank of the route's kind and namespace, then the first
