@@ -254,27 +254,6 @@ impl<'a> Resolver<'a> {
     }
 
     pub(crate) fn select(&mut self, route: &'a Route, backends: &'a [BackendRef]) -> Selection {
-        if let [backend] = backends {
-            // One backend, as most rules have: nothing to weigh.
-            if backend.group.is_empty() && backend.kind == "Service" {
-                let (index, settings) = (self.index, self.settings);
-                let answer = self
-                    .cache
-                    .entry(cache_key(route, backend))
-                    .or_insert_with(|| resolve(route, backend, index, settings));
-                return match answer {
-                    Ok(origin) if backend.weight > 0 => Selection {
-                        origin: Some(origin.clone()),
-                        unresolved: Vec::new(),
-                        split_collapsed: false,
-                    },
-                    Ok(_) => Selection { origin: None, unresolved: Vec::new(), split_collapsed: false },
-                    Err(u) => {
-                        Selection { origin: None, unresolved: vec![(0, u.clone())], split_collapsed: false }
-                    }
-                };
-            }
-        }
         let mut best: Option<(i32, Origin)> = None;
         let mut unresolved = Vec::new();
         for (i, backend) in backends.iter().enumerate() {
@@ -302,7 +281,12 @@ impl<'a> Resolver<'a> {
         }
         // A split collapsed onto the chosen backend; with none chosen, the rule's 500 (503) is
         // not a backend taking all traffic.
-        let weighted = if best.is_some() { backends.iter().filter(|b| b.weight > 0).count() } else { 0 };
+        // (One backend, as most rules have, is never a split: nothing to count.)
+        let weighted = if best.is_some() && backends.len() > 1 {
+            backends.iter().filter(|b| b.weight > 0).count()
+        } else {
+            0
+        };
         Selection { origin: best.map(|(_, o)| o), unresolved, split_collapsed: weighted > 1 }
     }
 }
