@@ -6,7 +6,8 @@
 //!
 //! Environment: `BENCH_SIZES=1000,10000` (the sizes), `BENCH_RUNS=11` (runs per figure),
 //! `BENCH_BREAKDOWN=1` (also time translate, render and the drop apart), `BENCH_MALLOC=default`
-//! (leave glibc's heap policy unpinned: [`pin_allocator`]).
+//! (leave glibc's heap policy unpinned: [`pin_allocator`]), `BENCH_PROFILE=translate` (only
+//! translate and drop, `BENCH_RUNS` times per size, for a profiler: no table).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -178,6 +179,12 @@ fn main() {
             .ok()
             .and_then(|r| r.parse().ok())
             .unwrap_or(if routes >= 10_000 { 11 } else { 31 });
+        if std::env::var("BENCH_PROFILE").is_ok_and(|v| v == "translate") {
+            for _ in 0..runs {
+                drop(black_box(translate(&snapshot, &settings)));
+            }
+            continue;
+        }
         let translation = translate(&snapshot, &settings);
         let text = render(&translation, &base, &tunnel).text;
         if std::env::var("BENCH_BREAKDOWN").is_ok() {
