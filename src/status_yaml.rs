@@ -172,16 +172,16 @@ pub fn http_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
             .parents
             .iter()
             .map(|p| {
-                let ParentRef { group, kind, namespace, name, section_name, port } = p.parent_ref.clone();
+                let ParentRef { group, kind, namespace, name, section_name, port } = &*p.parent_ref;
                 HttpRouteStatusParents {
                     conditions: conditions(&p.conditions, time),
                     controller_name: controller_name.to_string(),
                     parent_ref: HttpRouteStatusParentsParentRef {
-                        group: group.map(String::from),
-                        kind: kind.map(String::from),
+                        group: group.as_deref().map(String::from),
+                        kind: kind.as_deref().map(String::from),
                         name: name.to_string(),
                         namespace: namespace.as_deref().map(String::from),
-                        port,
+                        port: *port,
                         section_name: section_name.as_deref().map(String::from),
                     },
                 }
@@ -196,16 +196,16 @@ pub fn grpc_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
             .parents
             .iter()
             .map(|p| {
-                let ParentRef { group, kind, namespace, name, section_name, port } = p.parent_ref.clone();
+                let ParentRef { group, kind, namespace, name, section_name, port } = &*p.parent_ref;
                 GrpcRouteStatusParents {
                     conditions: conditions(&p.conditions, time),
                     controller_name: controller_name.to_string(),
                     parent_ref: GrpcRouteStatusParentsParentRef {
-                        group: group.map(String::from),
-                        kind: kind.map(String::from),
+                        group: group.as_deref().map(String::from),
+                        kind: kind.as_deref().map(String::from),
                         name: name.to_string(),
                         namespace: namespace.as_deref().map(String::from),
-                        port,
+                        port: *port,
                         section_name: section_name.as_deref().map(String::from),
                     },
                 }
@@ -248,7 +248,8 @@ mod tests {
                     namespace: Some("infra".into()),
                     section_name: Some("https".into()),
                     ..Default::default()
-                },
+                }
+                .into(),
                 conditions: vec![
                     accepted(3),
                     status::Condition::new("ResolvedRefs", ConditionStatus::False, "BackendNotFound", "", 3),

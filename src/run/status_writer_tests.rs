@@ -47,7 +47,8 @@ fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
                 name: "tunnel".into(),
                 section_name: Some("https".into()),
                 port: None,
-            },
+            }
+            .into(),
             conditions: conditions.into(),
         }]
         .into(),
@@ -240,7 +241,7 @@ fn the_fingerprint_changes_with_any_part_of_the_status() {
     let mut status = base.clone();
     status.parents[0].conditions[0].status = ConditionStatus::False;
     let mut parent = base.clone();
-    parent.parents[0].parent_ref.section_name = Some("http".into());
+    std::sync::Arc::make_mut(&mut parent.parents[0].parent_ref).section_name = Some("http".into());
     let mut order = base.clone();
     order.parents[0].conditions.reverse();
     let changed =
@@ -311,8 +312,9 @@ fn gateway_ref(name: &str) -> ObjectRef {
 fn route_on(gateway: &str, message: &'static str) -> RouteStatus {
     let mut status =
         route(3, vec![Condition::new("Accepted", ConditionStatus::True, "Accepted", message, 3)]);
-    status.parents[0].parent_ref.name = gateway.into();
-    status.parents[0].parent_ref.section_name = None;
+    let parent_ref = std::sync::Arc::make_mut(&mut status.parents[0].parent_ref);
+    parent_ref.name = gateway.into();
+    parent_ref.section_name = None;
     status
 }
 

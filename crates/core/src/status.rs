@@ -143,8 +143,11 @@ pub struct RouteStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteParentStatus {
-    /// The parentRef as written.
-    pub parent_ref: ParentRef,
+    /// The parentRef as written. Shared: the routes of a cluster mostly write the same few
+    /// parentRefs, and the translation gives the statuses one copy of each (8 bytes in each
+    /// status instead of a 104-byte copy, and no reference counts of the snapshot's strings
+    /// touched per route).
+    pub parent_ref: Arc<ParentRef>,
     pub conditions: SmallVec<[Condition; 2]>,
 }
 
