@@ -380,16 +380,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
             }
         }
         let slot = route_statuses.slot(place);
-        status::route_status(
-            slot,
-            route,
-            &namespace,
-            &name,
-            &outcomes,
-            &out,
-            all_rules_dropped,
-            &mut parent_refs,
-        );
+        status::route_status(slot, route, &namespace, &name, &outcomes, &out, &mut parent_refs);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.

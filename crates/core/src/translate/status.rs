@@ -17,7 +17,8 @@ use super::rules::RouteOut;
 use super::{Reason, Settings};
 
 /// The status of `route`, written into `slot` (its place among the statuses) rather than
-/// moved there: it is 400 bytes. `namespace` and `name` are the route's, shared with its rules.
+/// moved there: it is 240 bytes. `namespace` and `name` are the route's, shared with its rules; the
+/// parentRefs are shared through `parent_refs`.
 pub(crate) fn route_status(
     slot: &mut Option<RouteStatus>,
     route: &Route,
@@ -25,9 +26,9 @@ pub(crate) fn route_status(
     name: &Arc<str>,
     outcomes: &[ParentOutcome<'_>],
     out: &RouteOut,
-    all_rules_dropped: bool,
     parent_refs: &mut ParentRefs,
 ) {
+    let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
     let generation = route.meta.generation;
     let status = slot.insert(RouteStatus {
         kind: route.kind,
