@@ -67,13 +67,25 @@ pub fn to_yaml(statuses: &Statuses, controller_name: &str, transition_time: &str
             status,
         ));
     }
-    for route in statuses.routes.iter().filter(|r| r.kind == RouteKind::Http) {
+    for route in statuses.routes.iter().filter(|r| r.route.kind == RouteKind::Http) {
         let status = http_route_status(route, controller_name, &time);
-        documents.push(render("HTTPRoute", &route.name, Some(&route.namespace), route.generation, status));
+        documents.push(render(
+            "HTTPRoute",
+            &route.route.name,
+            Some(&route.route.namespace),
+            route.generation,
+            status,
+        ));
     }
-    for route in statuses.routes.iter().filter(|r| r.kind == RouteKind::Grpc) {
+    for route in statuses.routes.iter().filter(|r| r.route.kind == RouteKind::Grpc) {
         let status = grpc_route_status(route, controller_name, &time);
-        documents.push(render("GRPCRoute", &route.name, Some(&route.namespace), route.generation, status));
+        documents.push(render(
+            "GRPCRoute",
+            &route.route.name,
+            Some(&route.route.namespace),
+            route.generation,
+            status,
+        ));
     }
     documents.join("---\n")
 }
@@ -217,6 +229,7 @@ pub fn grpc_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use routes_core::ingress::RouteName;
     use routes_core::model::{GroupKind, GATEWAY_GROUP};
     use routes_core::status::{
         ConditionStatus, GatewayClassStatus as CoreClass, GatewayStatus as CoreGateway, ListenerStatus,
@@ -237,9 +250,7 @@ mod tests {
 
     fn sample() -> Statuses {
         let route = |kind, name: &str| RouteStatus {
-            kind,
-            namespace: "apps".into(),
-            name: name.into(),
+            route: RouteName { kind, namespace: "apps".into(), name: name.into() }.into(),
             incarnation: 0,
             generation: 3,
             parents: vec![RouteParentStatus {

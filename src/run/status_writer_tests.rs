@@ -1,4 +1,5 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use routes_core::ingress::RouteName;
 use routes_core::model::{ObjectRef, ParentRef};
 use routes_core::status::{Condition, ConditionStatus, ListenerStatus, RouteParentStatus};
 use serde_json::json;
@@ -34,9 +35,7 @@ fn resolved(generation: i64) -> Condition {
 
 fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
     RouteStatus {
-        kind: RouteKind::Http,
-        namespace: "apps".into(),
-        name: "web".into(),
+        route: RouteName { kind: RouteKind::Http, namespace: "apps".into(), name: "web".into() }.into(),
         incarnation: 0,
         generation,
         parents: vec![RouteParentStatus {
@@ -53,6 +52,12 @@ fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
         }]
         .into(),
     }
+}
+
+/// `status` as a GRPCRoute's of the same name.
+fn as_grpc(mut status: RouteStatus) -> RouteStatus {
+    std::sync::Arc::make_mut(&mut status.route).kind = RouteKind::Grpc;
+    status
 }
 
 fn foreign_parent() -> Value {
@@ -222,7 +227,7 @@ fn targets_cover_every_object_once() {
             supported_features: vec![],
         }],
         gateways: vec![gateway(vec![], ConditionStatus::True)],
-        routes: vec![route(1, vec![]), RouteStatus { kind: RouteKind::Grpc, ..route(1, vec![]) }],
+        routes: vec![route(1, vec![]), as_grpc(route(1, vec![]))],
     };
     let targets: Vec<String> = desired(&statuses).keys().map(ToString::to_string).collect();
     assert_eq!(
@@ -250,7 +255,7 @@ fn the_fingerprint_changes_with_any_part_of_the_status() {
         assert_ne!(fingerprint(other), fingerprint(&base), "{other:?}");
     }
     // Another kind of object with the same fields is another status.
-    let grpc = RouteStatus { kind: RouteKind::Grpc, ..base.clone() };
+    let grpc = as_grpc(base.clone());
     assert_ne!(fingerprint(&grpc), fingerprint(&base));
 }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::model::{GroupKind, ParentRef, RouteKind};
+use crate::ingress::RouteName;
+use crate::model::{GroupKind, ParentRef};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConditionStatus {
@@ -127,12 +128,11 @@ pub struct ListenerStatus {
 
 /// The status of a route. There is one per route of a cluster, made on every translation, so
 /// its lists are inline (a route usually has one parent and two conditions; a third,
-/// `PartiallyInvalid`, moves them to the heap) and its strings are shared with the rules.
+/// `PartiallyInvalid`, moves them to the heap) and its name is shared with the rules.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteStatus {
-    pub kind: RouteKind,
-    pub namespace: Arc<str>,
-    pub name: Arc<str>,
+    /// The route's kind, namespace and name: the same value its rules name it by.
+    pub route: Arc<RouteName>,
     /// The object's [`crate::model::Meta::incarnation`]: the status of one incarnation of
     /// the name.
     pub incarnation: u64,

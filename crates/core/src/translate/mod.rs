@@ -379,12 +379,13 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
+        // The route as its status and its rules name it.
+        let id = Arc::new(RouteName { kind: route.kind, namespace, name });
         let slot = route_statuses.slot(place);
-        status::route_status(slot, route, &namespace, &name, &outcomes, &out, &mut parent_refs);
+        status::route_status(slot, route, &id, &outcomes, &out, &mut parent_refs);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
-            let id = Arc::new(RouteName { kind: route.kind, namespace, name });
             add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, &mut out.matches, &id);
         }
     }

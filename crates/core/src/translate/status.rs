@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use smallvec::{smallvec, SmallVec};
 
+use crate::ingress::RouteName;
 use crate::model::{ParentRef, Route, RouteKind};
 use crate::status::{
     Condition, ConditionStatus, GatewayStatus, ListenerStatus, RouteParentStatus, RouteStatus,
@@ -17,13 +18,12 @@ use super::rules::RouteOut;
 use super::{Reason, Settings};
 
 /// The status of `route`, written into `slot` (its place among the statuses) rather than
-/// moved there: it is 240 bytes. `namespace` and `name` are the route's, shared with its rules; the
+/// moved there: it is 216 bytes. `id` is the route's name, shared with its rules; the
 /// parentRefs are shared through `parent_refs`.
 pub(crate) fn route_status(
     slot: &mut Option<RouteStatus>,
     route: &Route,
-    namespace: &Arc<str>,
-    name: &Arc<str>,
+    id: &Arc<RouteName>,
     outcomes: &[ParentOutcome<'_>],
     out: &RouteOut,
     parent_refs: &mut ParentRefs,
@@ -31,9 +31,7 @@ pub(crate) fn route_status(
     let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
     let generation = route.meta.generation;
     let status = slot.insert(RouteStatus {
-        kind: route.kind,
-        namespace: Arc::clone(namespace),
-        name: Arc::clone(name),
+        route: Arc::clone(id),
         incarnation: route.meta.incarnation,
         generation,
         parents: SmallVec::new(),
