@@ -18,7 +18,7 @@ use super::rules::RouteOut;
 use super::{Reason, Settings};
 
 /// The status of `route`, written into `slot` (its place among the statuses) rather than
-/// moved there: it is 216 bytes. `id` is the route's name, shared with its rules; the
+/// moved there: it is 208 bytes. `id` is the route's name, shared with its rules; the
 /// parentRefs are shared through `parent_refs`.
 pub(crate) fn route_status(
     slot: &mut Option<RouteStatus>,
