@@ -67,13 +67,25 @@ pub fn to_yaml(statuses: &Statuses, controller_name: &str, transition_time: &str
             status,
         ));
     }
-    for route in statuses.routes.iter().filter(|r| r.kind == RouteKind::Http) {
+    for route in statuses.routes.iter().filter(|r| r.route.kind == RouteKind::Http) {
         let status = http_route_status(route, controller_name, &time);
-        documents.push(render("HTTPRoute", &route.name, Some(&route.namespace), route.generation, status));
+        documents.push(render(
+            "HTTPRoute",
+            &route.route.name,
+            Some(&route.route.namespace),
+            route.generation,
+            status,
+        ));
     }
-    for route in statuses.routes.iter().filter(|r| r.kind == RouteKind::Grpc) {
+    for route in statuses.routes.iter().filter(|r| r.route.kind == RouteKind::Grpc) {
         let status = grpc_route_status(route, controller_name, &time);
-        documents.push(render("GRPCRoute", &route.name, Some(&route.namespace), route.generation, status));
+        documents.push(render(
+            "GRPCRoute",
+            &route.route.name,
+            Some(&route.route.namespace),
+            route.generation,
+            status,
+        ));
     }
     documents.join("---\n")
 }
@@ -172,16 +184,16 @@ pub fn http_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
             .parents
             .iter()
             .map(|p| {
-                let ParentRef { group, kind, namespace, name, section_name, port } = p.parent_ref.clone();
+                let ParentRef { group, kind, namespace, name, section_name, port } = &*p.parent_ref;
                 HttpRouteStatusParents {
                     conditions: conditions(&p.conditions, time),
                     controller_name: controller_name.to_string(),
                     parent_ref: HttpRouteStatusParentsParentRef {
-                        group: group.map(String::from),
-                        kind: kind.map(String::from),
+                        group: group.as_deref().map(String::from),
+                        kind: kind.as_deref().map(String::from),
                         name: name.to_string(),
                         namespace: namespace.as_deref().map(String::from),
-                        port,
+                        port: *port,
                         section_name: section_name.as_deref().map(String::from),
                     },
                 }
@@ -196,16 +208,16 @@ pub fn grpc_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
             .parents
             .iter()
             .map(|p| {
-                let ParentRef { group, kind, namespace, name, section_name, port } = p.parent_ref.clone();
+                let ParentRef { group, kind, namespace, name, section_name, port } = &*p.parent_ref;
                 GrpcRouteStatusParents {
                     conditions: conditions(&p.conditions, time),
                     controller_name: controller_name.to_string(),
                     parent_ref: GrpcRouteStatusParentsParentRef {
-                        group: group.map(String::from),
-                        kind: kind.map(String::from),
+                        group: group.as_deref().map(String::from),
+                        kind: kind.as_deref().map(String::from),
                         name: name.to_string(),
                         namespace: namespace.as_deref().map(String::from),
-                        port,
+                        port: *port,
                         section_name: section_name.as_deref().map(String::from),
                     },
                 }
@@ -217,6 +229,7 @@ pub fn grpc_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use routes_core::ingress::RouteName;
     use routes_core::model::{GroupKind, GATEWAY_GROUP};
     use routes_core::status::{
         ConditionStatus, GatewayClassStatus as CoreClass, GatewayStatus as CoreGateway, ListenerStatus,
@@ -237,9 +250,7 @@ mod tests {
 
     fn sample() -> Statuses {
         let route = |kind, name: &str| RouteStatus {
-            kind,
-            namespace: "apps".into(),
-            name: name.into(),
+            route: RouteName { kind, namespace: "apps".into(), name: name.into() }.into(),
             incarnation: 0,
             generation: 3,
             parents: vec![RouteParentStatus {
@@ -248,7 +259,8 @@ mod tests {
                     namespace: Some("infra".into()),
                     section_name: Some("https".into()),
                     ..Default::default()
-                },
+                }
+                .into(),
                 conditions: vec![
                     accepted(3),
                     status::Condition::new("ResolvedRefs", ConditionStatus::False, "BackendNotFound", "", 3),

@@ -209,8 +209,11 @@ fn desired(statuses: &Statuses) -> BTreeMap<Target, Desired<'_>> {
         (Target::Gateway { namespace: g.namespace.clone(), name: g.name.clone() }, Desired::Gateway(g))
     });
     let routes = statuses.routes.iter().map(|r| {
-        let target =
-            Target::Route { kind: r.kind, namespace: r.namespace.to_string(), name: r.name.to_string() };
+        let target = Target::Route {
+            kind: r.route.kind,
+            namespace: r.route.namespace.to_string(),
+            name: r.route.name.to_string(),
+        };
         (target, Desired::Route(r))
     });
     classes.chain(gateways).chain(routes).collect()

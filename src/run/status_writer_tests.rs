@@ -1,4 +1,5 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use routes_core::ingress::RouteName;
 use routes_core::model::{ObjectRef, ParentRef};
 use routes_core::status::{Condition, ConditionStatus, ListenerStatus, RouteParentStatus};
 use serde_json::json;
@@ -34,9 +35,7 @@ fn resolved(generation: i64) -> Condition {
 
 fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
     RouteStatus {
-        kind: RouteKind::Http,
-        namespace: "apps".into(),
-        name: "web".into(),
+        route: RouteName { kind: RouteKind::Http, namespace: "apps".into(), name: "web".into() }.into(),
         incarnation: 0,
         generation,
         parents: vec![RouteParentStatus {
@@ -47,11 +46,18 @@ fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
                 name: "tunnel".into(),
                 section_name: Some("https".into()),
                 port: None,
-            },
+            }
+            .into(),
             conditions: conditions.into(),
         }]
         .into(),
     }
+}
+
+/// `status` as a GRPCRoute's of the same name.
+fn as_grpc(mut status: RouteStatus) -> RouteStatus {
+    std::sync::Arc::make_mut(&mut status.route).kind = RouteKind::Grpc;
+    status
 }
 
 fn foreign_parent() -> Value {
@@ -221,7 +227,7 @@ fn targets_cover_every_object_once() {
             supported_features: vec![],
         }],
         gateways: vec![gateway(vec![], ConditionStatus::True)],
-        routes: vec![route(1, vec![]), RouteStatus { kind: RouteKind::Grpc, ..route(1, vec![]) }],
+        routes: vec![route(1, vec![]), as_grpc(route(1, vec![]))],
     };
     let targets: Vec<String> = desired(&statuses).keys().map(ToString::to_string).collect();
     assert_eq!(
@@ -240,7 +246,7 @@ fn the_fingerprint_changes_with_any_part_of_the_status() {
     let mut status = base.clone();
     status.parents[0].conditions[0].status = ConditionStatus::False;
     let mut parent = base.clone();
-    parent.parents[0].parent_ref.section_name = Some("http".into());
+    std::sync::Arc::make_mut(&mut parent.parents[0].parent_ref).section_name = Some("http".into());
     let mut order = base.clone();
     order.parents[0].conditions.reverse();
     let changed =
@@ -249,7 +255,7 @@ fn the_fingerprint_changes_with_any_part_of_the_status() {
         assert_ne!(fingerprint(other), fingerprint(&base), "{other:?}");
     }
     // Another kind of object with the same fields is another status.
-    let grpc = RouteStatus { kind: RouteKind::Grpc, ..base.clone() };
+    let grpc = as_grpc(base.clone());
     assert_ne!(fingerprint(&grpc), fingerprint(&base));
 }
 
@@ -311,8 +317,9 @@ fn gateway_ref(name: &str) -> ObjectRef {
 fn route_on(gateway: &str, message: &'static str) -> RouteStatus {
     let mut status =
         route(3, vec![Condition::new("Accepted", ConditionStatus::True, "Accepted", message, 3)]);
-    status.parents[0].parent_ref.name = gateway.into();
-    status.parents[0].parent_ref.section_name = None;
+    let parent_ref = std::sync::Arc::make_mut(&mut status.parents[0].parent_ref);
+    parent_ref.name = gateway.into();
+    parent_ref.section_name = None;
     status
 }
 

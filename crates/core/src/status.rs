@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::model::{GroupKind, ParentRef, RouteKind};
+use crate::ingress::RouteName;
+use crate::model::{GroupKind, ParentRef};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConditionStatus {
@@ -127,12 +128,11 @@ pub struct ListenerStatus {
 
 /// The status of a route. There is one per route of a cluster, made on every translation, so
 /// its lists are inline (a route usually has one parent and two conditions; a third,
-/// `PartiallyInvalid`, moves them to the heap) and its strings are shared with the rules.
+/// `PartiallyInvalid`, moves them to the heap) and its name is shared with the rules.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteStatus {
-    pub kind: RouteKind,
-    pub namespace: Arc<str>,
-    pub name: Arc<str>,
+    /// The route's kind, namespace and name: the same value its rules name it by.
+    pub route: Arc<RouteName>,
     /// The object's [`crate::model::Meta::incarnation`]: the status of one incarnation of
     /// the name.
     pub incarnation: u64,
@@ -143,8 +143,11 @@ pub struct RouteStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteParentStatus {
-    /// The parentRef as written.
-    pub parent_ref: ParentRef,
+    /// The parentRef as written. Shared: the routes of a cluster mostly write the same few
+    /// parentRefs, and the translation gives the statuses one copy of each (8 bytes in each
+    /// status instead of a 104-byte copy, and no reference counts of the snapshot's strings
+    /// touched per route).
+    pub parent_ref: Arc<ParentRef>,
     pub conditions: SmallVec<[Condition; 2]>,
 }
 

@@ -287,6 +287,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let (names, parsed) = status::names(&routes, parse_hostnames);
 
     let mut route_statuses = status::InPlace::new(routes.len());
+    let mut parent_refs = status::ParentRefs::new(gateways.len());
     let mut rejections = Vec::new();
     let mut unresolved_backends = Vec::new();
     let (mut routes_accepted, mut routes_rejected) = (0, 0);
@@ -378,12 +379,13 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
+        // The route as its status and its rules name it.
+        let id = Arc::new(RouteName { kind: route.kind, namespace, name });
         let slot = route_statuses.slot(place);
-        status::route_status(slot, route, &namespace, &name, &outcomes, &out, all_rules_dropped);
+        status::route_status(slot, route, &id, &outcomes, &out, &mut parent_refs);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
-            let id = Arc::new(RouteName { kind: route.kind, namespace, name });
             add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, &mut out.matches, &id);
         }
     }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use smallvec::{smallvec, SmallVec};
 
-use crate::model::{Route, RouteKind};
+use crate::ingress::RouteName;
+use crate::model::{ParentRef, Route, RouteKind};
 use crate::status::{
     Condition, ConditionStatus, GatewayStatus, ListenerStatus, RouteParentStatus, RouteStatus,
 };
@@ -17,21 +18,20 @@ use super::rules::RouteOut;
 use super::{Reason, Settings};
 
 /// The status of `route`, written into `slot` (its place among the statuses) rather than
-/// moved there: it is 400 bytes. `namespace` and `name` are the route's, shared with its rules.
+/// moved there: it is 208 bytes. `id` is the route's name, shared with its rules; the
+/// parentRefs are shared through `parent_refs`.
 pub(crate) fn route_status(
     slot: &mut Option<RouteStatus>,
     route: &Route,
-    namespace: &Arc<str>,
-    name: &Arc<str>,
+    id: &Arc<RouteName>,
     outcomes: &[ParentOutcome<'_>],
     out: &RouteOut,
-    all_rules_dropped: bool,
+    parent_refs: &mut ParentRefs,
 ) {
+    let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
     let generation = route.meta.generation;
     let status = slot.insert(RouteStatus {
-        kind: route.kind,
-        namespace: Arc::clone(namespace),
-        name: Arc::clone(name),
+        route: Arc::clone(id),
         incarnation: route.meta.incarnation,
         generation,
         parents: SmallVec::new(),
@@ -99,7 +99,39 @@ pub(crate) fn route_status(
             ]),
             _ => smallvec![accepted, resolved.clone()],
         };
-        status.parents.push(RouteParentStatus { parent_ref: outcome.parent_ref.clone(), conditions });
+        let parent_ref = parent_refs.get(outcome.gateway, outcome.parent_ref);
+        status.parents.push(RouteParentStatus { parent_ref, conditions });
+    }
+}
+
+/// The parentRefs the statuses hold, one shared copy of each distinct parentRef (per Gateway,
+/// the few first seen): routes mostly write the same one or two parentRefs, so a status takes
+/// another reference to a copy made for this translation rather than a copy of its own, and
+/// the snapshot's strings are neither counted up nor down per route. A Gateway named in more
+/// ways than [`ParentRefs::KEPT`] gives the rest a copy each.
+pub(crate) struct ParentRefs(Vec<SmallVec<[Arc<ParentRef>; 2]>>);
+
+impl ParentRefs {
+    /// The distinct parentRefs kept per Gateway, so that finding one stays a short search
+    /// whatever the routes write (`sectionName`s, ports, and spellings of the defaults).
+    const KEPT: usize = 8;
+
+    pub fn new(gateways: usize) -> Self {
+        ParentRefs(vec![SmallVec::new(); gateways])
+    }
+
+    /// `parent_ref` (of a route, naming the Gateway at `gateway`), shared.
+    #[inline]
+    pub fn get(&mut self, gateway: usize, parent_ref: &ParentRef) -> Arc<ParentRef> {
+        let kept = &mut self.0[gateway];
+        if let Some(known) = kept.iter().find(|known| ***known == *parent_ref) {
+            return Arc::clone(known);
+        }
+        let new = Arc::new(parent_ref.clone());
+        if kept.len() < Self::KEPT {
+            kept.push(Arc::clone(&new));
+        }
+        new
     }
 }
 
@@ -275,10 +307,56 @@ pub(crate) fn gateway_status(g: &GatewayView<'_>, settings: &Settings) -> Gatewa
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use crate::build::{grpc_route, http_route};
-    use crate::model::{Route, RouteKind};
+    use crate::model::{ParentRef, Route, RouteKind};
 
     proptest::proptest! {
+        /// Each parentRef comes back as written, whichever Gateway and however many ways it is
+        /// written; one written again for the same Gateway is the same copy while that Gateway
+        /// has no more than `KEPT` distinct ones.
+        #[test]
+        fn parent_refs_are_as_written_and_shared(
+            refs in proptest::collection::vec(
+                (
+                    0usize..2,
+                    proptest::option::of("(infra|apps)"),
+                    "(gw|gw2)",
+                    proptest::option::of("[a-j]"),
+                    proptest::option::of(80i32..82),
+                ),
+                0..60,
+            ),
+        ) {
+            let mut shared = super::ParentRefs::new(2);
+            let mut given: Vec<(usize, ParentRef, Arc<ParentRef>)> = Vec::new();
+            for (gateway, namespace, name, section, port) in refs {
+                let parent_ref = ParentRef {
+                    namespace: namespace.map(Arc::from),
+                    name: name.into(),
+                    section_name: section.map(Arc::from),
+                    port,
+                    ..ParentRef::default()
+                };
+                let got = shared.get(gateway, &parent_ref);
+                proptest::prop_assert_eq!(&*got, &parent_ref);
+                let mut distinct: Vec<&ParentRef> = Vec::new();
+                for (_, p, _) in given.iter().filter(|(g, _, _)| *g == gateway) {
+                    if !distinct.contains(&p) {
+                        distinct.push(p);
+                    }
+                }
+                let first = given.iter().find(|(g, p, _)| *g == gateway && *p == parent_ref);
+                if let Some((_, _, first)) = first {
+                    if distinct.len() <= super::ParentRefs::KEPT {
+                        proptest::prop_assert!(Arc::ptr_eq(first, &got));
+                    }
+                }
+                given.push((gateway, parent_ref, got));
+            }
+        }
+
         /// The places are the ranks by (kind, namespace, name), whatever the order given: names
         /// around the 12 and 20 bytes of the key with a common head, names that start others,
         /// namespaces that start others.

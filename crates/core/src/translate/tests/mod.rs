@@ -64,8 +64,12 @@ pub(super) fn parent_condition<'a>(
     name: &str,
     type_: &str,
 ) -> &'a crate::status::Condition {
-    let route =
-        t.statuses.routes.iter().find(|r| *r.name == *name).unwrap_or_else(|| panic!("no status for {name}"));
+    let route = t
+        .statuses
+        .routes
+        .iter()
+        .find(|r| *r.route.name == *name)
+        .unwrap_or_else(|| panic!("no status for {name}"));
     route.parents[0]
         .conditions
         .iter()
