@@ -232,62 +232,25 @@ pub(crate) struct Selection {
 pub(crate) struct Resolver<'a> {
     index: &'a Index<'a>,
     settings: &'a Settings,
-    /// Core Services only: [`BackendKey`] → answer.
+    /// Core Services only: (route namespace, route kind, namespace, name, port) → answer.
     cache: FxHashMap<BackendKey<'a>, Result<Origin, Unresolved>>,
-    /// A number for each namespace met, so that a key holds one string (the Service's name).
-    namespaces: FxHashMap<&'a str, u32>,
-    /// The route last asked about, by address, and its namespace's number: a route's rules
-    /// come one after the other.
-    last_route: Option<(&'a Route, u32)>,
 }
 
-/// What [`resolve`] reads of a core Service backendRef and its route: the Service's name and
-/// namespace, the port, the route's kind, and the route's namespace when it is another (for
-/// the ReferenceGrant, and the message refusing it; `u32::MAX` when it is the same).
-/// Namespaces by number ([`Resolver::namespace`]).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct BackendKey<'a> {
-    name: &'a str,
-    namespace: u32,
-    from_namespace: u32,
-    port: Option<i32>,
-    kind: RouteKind,
+type BackendKey<'a> = (&'a str, RouteKind, Option<&'a str>, &'a str, Option<i32>);
+
+fn cache_key<'a>(route: &'a Route, backend: &'a BackendRef) -> BackendKey<'a> {
+    (
+        route.meta.namespace.as_str(),
+        route.kind,
+        backend.namespace.as_deref(),
+        backend.name.as_str(),
+        backend.port,
+    )
 }
 
 impl<'a> Resolver<'a> {
     pub(crate) fn new(index: &'a Index<'a>, settings: &'a Settings) -> Self {
-        Resolver {
-            index,
-            settings,
-            cache: FxHashMap::default(),
-            namespaces: FxHashMap::default(),
-            last_route: None,
-        }
-    }
-
-    /// The number of `namespace`, the same for the same name.
-    fn namespace(&mut self, namespace: &'a str) -> u32 {
-        let next = self.namespaces.len() as u32;
-        *self.namespaces.entry(namespace).or_insert(next)
-    }
-
-    fn cache_key(&mut self, route: &'a Route, backend: &'a BackendRef) -> BackendKey<'a> {
-        let from = match self.last_route {
-            Some((last, id)) if std::ptr::eq(last, route) => id,
-            _ => {
-                let id = self.namespace(&route.meta.namespace);
-                self.last_route = Some((route, id));
-                id
-            }
-        };
-        let namespace = backend.namespace.as_deref().map_or(from, |namespace| self.namespace(namespace));
-        BackendKey {
-            name: &backend.name,
-            namespace,
-            from_namespace: if namespace == from { u32::MAX } else { from },
-            port: backend.port,
-            kind: route.kind,
-        }
+        Resolver { index, settings, cache: FxHashMap::default() }
     }
 
     pub(crate) fn select(&mut self, route: &'a Route, backends: &'a [BackendRef]) -> Selection {
@@ -297,8 +260,10 @@ impl<'a> Resolver<'a> {
             let (index, settings) = (self.index, self.settings);
             let uncached;
             let answer = if backend.group.is_empty() && backend.kind == "Service" {
-                let key = self.cache_key(route, backend);
-                &*self.cache.entry(key).or_insert_with(|| resolve(route, backend, index, settings))
+                &*self
+                    .cache
+                    .entry(cache_key(route, backend))
+                    .or_insert_with(|| resolve(route, backend, index, settings))
             } else {
                 // Another kind: refused at once, nothing worth remembering.
                 uncached = resolve(route, backend, index, settings);
