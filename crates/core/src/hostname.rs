@@ -147,30 +147,47 @@ impl Hostname {
 /// 63 bytes of `[a-z0-9-]`, none starting or ending with `-`, and a letter or `-` somewhere
 /// (so it cannot be an IPv4 address). `false` says nothing: [`Hostname::parse_checked`]
 /// decides, and names the rule broken.
+///
+/// Each byte is one table look-up ([`NAME_BYTE`]), its classes gathered; the labels are
+/// checked at the dots.
 fn plain_name(name: &str) -> bool {
-    let (mut label, mut previous, mut not_numeric) = (0usize, b'.', false);
-    for &b in name.as_bytes() {
-        match b {
-            b'a'..=b'z' | b'-' => not_numeric = true,
-            b'0'..=b'9' => {}
-            b'.' if label > 0 && previous != b'-' => {
-                label = 0;
-                previous = b;
-                continue;
+    let b = name.as_bytes();
+    let label = |l: &[u8]| !l.is_empty() && l.len() <= 63 && l[0] != b'-' && l[l.len() - 1] != b'-';
+    let (mut seen, mut start) = (0u8, 0);
+    for (i, &c) in b.iter().enumerate() {
+        let class = NAME_BYTE[c as usize];
+        seen |= class;
+        if class == NAME_DOT {
+            if !label(&b[start..i]) {
+                return false;
             }
-            _ => return false,
+            start = i + 1;
         }
-        if label == 0 && b == b'-' {
-            return false;
-        }
-        label += 1;
-        if label > 63 {
-            return false;
-        }
-        previous = b;
     }
-    label > 0 && previous != b'-' && not_numeric
+    seen & NAME_OTHER == 0 && seen & NAME_NOT_NUMERIC != 0 && label(&b[start..])
 }
+
+/// [`NAME_BYTE`] classes, one bit each.
+const NAME_NOT_NUMERIC: u8 = 1;
+const NAME_DOT: u8 = 2;
+const NAME_OTHER: u8 = 4;
+
+/// `[a-z-]` not numeric, `.` a dot, digits nothing, anything else other.
+const NAME_BYTE: [u8; 256] = {
+    let mut table = [NAME_OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_lowercase() || c == b'-' {
+            table[b] = NAME_NOT_NUMERIC;
+        } else if c.is_ascii_digit() {
+            table[b] = 0;
+        }
+        b += 1;
+    }
+    table[b'.' as usize] = NAME_DOT;
+    table
+};
 
 /// An RFC 1123 label: 1 to 63 of `[a-z0-9-]`, not starting or ending with `-`. Kubernetes
 /// requires it of namespaces and Service names too.
@@ -247,7 +264,7 @@ mod tests {
         /// The one-pass check never decides otherwise than the rules checked one by one.
         #[test]
         fn parse_agrees_with_every_rule_checked_in_turn(
-            value in "(\\*\\.)?([a-z0-9-]{0,8}\\.){0,3}[a-zA-Z0-9*:_-]{0,8}|\\PC{0,20}|[0-9.]{1,15}|[a-z-]{60,66}(\\.[a-z]{1,3})?"
+            value in "(\\*\\.)?([a-z0-9-]{0,8}\\.){0,3}[a-zA-Z0-9*:_-]{0,8}|\\PC{0,20}|[0-9.]{1,15}|[a-z-]{60,66}(\\.[a-z]{1,3})?|(\\*\\.)?[a-z0-9.-]{0,24}|([a-z0-9-]{62,64}\\.){0,2}[a-z0-9-]{62,64}"
         ) {
             proptest::prop_assert_eq!(Hostname::parse(&value), Hostname::parse_checked(&value));
         }

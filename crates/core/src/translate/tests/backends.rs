@@ -461,3 +461,48 @@ fn ports_outside_1_to_65535_never_reach_the_url() {
     );
     assert!(t.unresolved_backends[2].message.contains("targets -5"), "{:?}", t.unresolved_backends);
 }
+
+#[test]
+fn a_grant_serves_the_namespace_it_names_and_no_other_whatever_the_order() {
+    // Answers are remembered from rule to rule: one Service, reached from three namespaces
+    // (its own, named or not; a granted one; another), is answered for each of them.
+    let web = |ns: &str, name: &str, host: &str, named: bool| {
+        let backend = BackendRef::service("web-backend", 8080);
+        let backend = if named { backend.in_namespace("web") } else { backend };
+        http_route(ns, name).parent("infra", "gw").hostname(host).rule(rule().backend_ref(backend))
+    };
+    let routes = [
+        web("infra", "granted", "a.example.com", true),
+        web("other", "refused", "b.example.com", true),
+        web("web", "own", "c.example.com", false),
+        web("web", "own-named", "d.example.com", true),
+    ];
+    for order in [[0, 1, 2, 3], [1, 0, 3, 2], [3, 2, 1, 0]] {
+        let mut snapshot = base()
+            .with_service(service("web", "web-backend").port(8080))
+            .with_grant(reference_grant("web", "g", "HTTPRoute", "infra", None));
+        for (created, i) in order.into_iter().enumerate() {
+            snapshot = snapshot.with_route(routes[i].clone().created(created as i64));
+        }
+        let t = run(&snapshot);
+        let name = format!("{order:?}");
+        check(
+            &name,
+            &t,
+            &[
+                ("a.example.com", "/", "web-backend"),
+                ("b.example.com", "/", "500"),
+                ("c.example.com", "/", "web-backend"),
+                ("d.example.com", "/", "web-backend"),
+            ],
+        );
+        let listed: Vec<(&str, Reason)> =
+            t.unresolved_backends.iter().map(|r| (r.object.as_str(), r.reason)).collect();
+        assert_eq!(listed, [("HTTPRoute other/refused", Reason::RefNotPermitted)], "{name}");
+        assert!(
+            t.unresolved_backends[0].message.contains("from \"other\""),
+            "{name}: {:?}",
+            t.unresolved_backends
+        );
+    }
+}
