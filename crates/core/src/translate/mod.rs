@@ -181,13 +181,20 @@ fn add_rules<'a>(
     let grpc = id.kind == RouteKind::Grpc;
     for (n, &(listener, host)) in kept.iter().enumerate() {
         candidates.block(listener);
-        // The hostname is given in `order::finish`, where the rules of one hostname are together.
+        // The hostname and path are given in `order::finish`, to the rules it keeps.
         let mut add = |m: rules::MatchOut| {
-            let key =
-                order::Candidate { listener, host, fence: false, grpc, rank: m.rank, path_hash: m.path_hash };
+            let key = order::Candidate {
+                listener,
+                host,
+                fence: false,
+                grpc,
+                rank: m.rank,
+                path_hash: m.path_hash,
+                path: m.path.map_or((0, 0), |p| (p.start, p.end)),
+            };
             let rule = IngressRule {
                 hostname: None,
-                path: m.path,
+                path: None,
                 service: m.service,
                 origin_request: m.origin_request,
                 source: RuleSource::Route { route: Arc::clone(id), rule: m.rule, match_index: m.match_index },
@@ -405,7 +412,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         candidates.push_fence(id, &hosts, &not_found);
     }
 
-    let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts);
+    let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts, std::mem::take(&mut out.paths));
 
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     unresolved_backends.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
