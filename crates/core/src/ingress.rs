@@ -188,3 +188,20 @@ impl std::fmt::Display for RuleSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_path_is_its_text_wherever_it_is_held() {
+        let shared = Arc::new("^/a$^/b$^/a$".to_string());
+        let (a, b, a_again) =
+            (RulePath::new(&shared, 0..4), RulePath::new(&shared, 4..8), RulePath::new(&shared, 8..12));
+        assert_eq!((&*a, &*b, a.len(), b.len()), ("^/a$", "^/b$", 4, 4));
+        assert_eq!(a, a_again);
+        assert_eq!(a, RulePath::from("^/a$"));
+        assert_ne!(a, b);
+        assert_eq!(format!("{a:?} {b}"), format!("{:?} ^/b$", "^/a$"));
+    }
+}

@@ -308,6 +308,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // room for more. Counting the matches would read every rule of every route once more.
     let route_rules: usize = routes.iter().map(|r| r.rules.len()).sum();
     let mut candidates = order::Candidates::with_capacity(route_rules + 64);
+    // Room for a path of 24 bytes per route rule (`^/api(?:/.*)?$` is 14): the string of all
+    // the paths then rarely grows, a copy of it each time; `order::finish` gives back the rest.
+    out.paths.reserve(route_rules * 24);
     let mut hosts = order::HostIds::default();
     let listeners = listener_keys(&gateways, &mut hosts);
 
