@@ -311,7 +311,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // Room for a path of 24 bytes per route rule (`^/api(?:/.*)?$` is 14): the string of all
     // the paths then rarely grows, a copy of it each time; `order::finish` gives back the rest.
     out.paths.reserve(route_rules * 24);
-    let mut hosts = order::HostIds::default();
+    // At most every listener's and every route's hostname, and "none": the table never grows.
+    let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>()
+        + parsed.iter().map(|p| p.as_ref().map_or(0, SmallVec::len)).sum::<usize>()
+        + 1;
+    let mut hosts = order::HostIds::with_capacity(most_hosts);
     let listeners = listener_keys(&gateways, &mut hosts);
 
     for ((route, hostnames), status::RouteNames { namespace, name, place }) in

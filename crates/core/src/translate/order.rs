@@ -27,6 +27,16 @@ pub(crate) struct HostIds<'a> {
 }
 
 impl<'a> HostIds<'a> {
+    /// Room for `n` hostnames.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        HostIds {
+            ids: HashMap::with_capacity_and_hasher(n, Default::default()),
+            values: Vec::with_capacity(n),
+            text: Vec::with_capacity(n),
+            last: None,
+        }
+    }
+
     pub(crate) fn id(&mut self, h: Option<&'a Hostname>) -> u32 {
         if let Some((last, id)) = self.last {
             // The same address is the same hostname (and `None` is `None`).
