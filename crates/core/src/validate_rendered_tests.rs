@@ -95,7 +95,7 @@ fn any_rule(
         .prop_map(|(hostname, path, service, (host_header, server_name, http2, no_verify), source)| {
             IngressRule {
                 hostname: hostname.map(|h| Arc::from(h.as_str())),
-                path: path.map(|p| Arc::from(p.as_str())),
+                path: path.map(|p| p.as_str().into()),
                 service: service.as_str().into(),
                 origin_request: OriginRequest {
                     http_host_header: host_header.map(Into::into),

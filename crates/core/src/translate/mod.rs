@@ -181,13 +181,20 @@ fn add_rules<'a>(
     let grpc = id.kind == RouteKind::Grpc;
     for (n, &(listener, host)) in kept.iter().enumerate() {
         candidates.block(listener);
-        // The hostname is given in `order::finish`, where the rules of one hostname are together.
+        // The hostname and path are given in `order::finish`, to the rules it keeps.
         let mut add = |m: rules::MatchOut| {
-            let key =
-                order::Candidate { listener, host, fence: false, grpc, rank: m.rank, path_hash: m.path_hash };
+            let key = order::Candidate {
+                listener,
+                host,
+                fence: false,
+                grpc,
+                rank: m.rank,
+                path_hash: m.path_hash,
+                path: m.path.map_or((0, 0), |p| (p.start, p.end)),
+            };
             let rule = IngressRule {
                 hostname: None,
-                path: m.path,
+                path: None,
                 service: m.service,
                 origin_request: m.origin_request,
                 source: RuleSource::Route { route: Arc::clone(id), rule: m.rule, match_index: m.match_index },
@@ -302,7 +309,14 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // room for more. Counting the matches would read every rule of every route once more.
     let route_rules: usize = routes.iter().map(|r| r.rules.len()).sum();
     let mut candidates = order::Candidates::with_capacity(route_rules + 64);
-    let mut hosts = order::HostIds::default();
+    // Room for a path of 24 bytes per route rule (`^/api(?:/.*)?$` is 14): the string of all
+    // the paths then rarely grows, a copy of it each time; `order::finish` gives back the rest.
+    out.paths.reserve(route_rules * 24);
+    // At most every listener's and every route's hostname, and "none": the table never grows.
+    let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>()
+        + parsed.iter().map(|p| p.as_ref().map_or(0, SmallVec::len)).sum::<usize>()
+        + 1;
+    let mut hosts = order::HostIds::with_capacity(most_hosts);
     let listeners = listener_keys(&gateways, &mut hosts);
 
     for ((route, hostnames), status::RouteNames { namespace, name, place }) in
@@ -407,7 +421,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         candidates.push_fence(id, &hosts, &not_found);
     }
 
-    let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts);
+    let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts, std::mem::take(&mut out.paths));
 
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     unresolved_backends.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
-use crate::ingress::{IngressRule, RuleSource};
+use crate::ingress::{IngressRule, RulePath, RuleSource};
 use crate::path::PathRank;
 
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
@@ -27,6 +27,16 @@ pub(crate) struct HostIds<'a> {
 }
 
 impl<'a> HostIds<'a> {
+    /// Room for `n` hostnames.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        HostIds {
+            ids: HashMap::with_capacity_and_hasher(n, Default::default()),
+            values: Vec::with_capacity(n),
+            text: Vec::with_capacity(n),
+            last: None,
+        }
+    }
+
     pub(crate) fn id(&mut self, h: Option<&'a Hostname>) -> u32 {
         if let Some((last, id)) = self.last {
             // The same address is the same hostname (and `None` is `None`).
@@ -70,6 +80,8 @@ pub(crate) struct Candidate {
     pub rank: PathRank,
     /// A hash of the rule's path (never 0), 0 without one.
     pub path_hash: u64,
+    /// Where the rule's path is (`start`, `end`) in the paths string [`finish`] is given.
+    pub path: (u32, u32),
 }
 
 /// The rules to order, in the order they were made, and their [`Candidate`]s (same index).
@@ -78,8 +90,9 @@ pub(crate) struct Candidate {
 #[derive(Default)]
 pub(crate) struct Candidates {
     keys: Vec<Candidate>,
-    /// Without their hostname: [`finish`] gives each rule the text of its [`Candidate::host`]
-    /// once the rules are in order, those of one hostname next to each other.
+    /// Without their hostname and path: [`finish`] gives each rule it keeps the text of its
+    /// [`Candidate::host`] once the rules are in order (those of one hostname next to each
+    /// other), and its [`Candidate::path`].
     rules: Vec<IngressRule>,
     /// The listener ids of `keys`, each once (there are few), as [`Candidates::block`] gave them.
     listeners: Vec<u32>,
@@ -106,7 +119,7 @@ impl Candidates {
     /// A rule of a block named by [`Candidates::block`] (`key.listener`).
     pub(crate) fn push(&mut self, key: Candidate, rule: IngressRule) {
         debug_assert_eq!(key.fence, !matches!(rule.source, RuleSource::Route { .. }));
-        debug_assert!(rule.hostname.is_none());
+        debug_assert!(rule.hostname.is_none() && rule.path.is_none());
         debug_assert!(self.listeners.contains(&key.listener));
         self.keys.push(key);
         self.rules.push(rule);
@@ -124,8 +137,15 @@ impl Candidates {
             },
         };
         let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
-        let key =
-            Candidate { listener, host: listener, fence: true, grpc: false, rank: all_paths, path_hash: 0 };
+        let key = Candidate {
+            listener,
+            host: listener,
+            fence: true,
+            grpc: false,
+            rank: all_paths,
+            path_hash: 0,
+            path: (0, 0),
+        };
         self.block(listener);
         self.push(key, rule);
     }
@@ -355,8 +375,12 @@ fn host_ranks(hosts: &HostIds<'_>) -> Vec<u32> {
 /// Sort, and drop unreachable rules. A rule is unreachable when an earlier rule has the same
 /// path (or none) and a hostname covering its own (the same, a wildcard over it, or none);
 /// everything after a rule that matches all traffic is unreachable. Also says whether a
-/// GRPCRoute rule is kept.
-pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<IngressRule>, Vec<Shadowed>, bool) {
+/// GRPCRoute rule is kept. The candidates' paths are ranges of `paths`.
+pub(crate) fn finish(
+    candidates: Candidates,
+    hosts: &HostIds<'_>,
+    mut paths: String,
+) -> (Vec<IngressRule>, Vec<Shadowed>, bool) {
     let Candidates { keys: candidates, mut rules, listeners } = candidates;
     let listener_rank = ranks(hosts, listeners.into_iter(), listener_cmp);
     // Every hostname ranked, used by a rule or not: the order among those used is the same.
@@ -377,6 +401,7 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
                 listener: c.listener,
                 host: c.host,
                 path_hash: c.path_hash,
+                path: c.path,
                 fence: c.fence,
                 grpc: c.grpc,
             }
@@ -453,6 +478,10 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
     // The rules kept so far are `rules[..kept]`, in their order; the rule at `next` is the one
     // checked, and a rule left out is swapped past the kept ones (dropped at the end).
     let mut kept = 0;
+    // The string the kept rules' paths share (its spare capacity given back: it lives as long
+    // as they do).
+    paths.shrink_to_fit();
+    let paths = Arc::new(paths);
     for (next, c) in placed.iter().enumerate() {
         let path = c.path_hash;
         if run_of != Some((c.listener, c.host)) {
@@ -464,11 +493,12 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
             }
             run_of = Some((c.listener, c.host));
         }
-        rules[next].hostname.clone_from(&hosts.text[c.host as usize]);
-        let rule = &rules[next];
         let first_with_path = |h: u32| {
             let first = if shared[h as usize] { seen.get(&(h, path)) } else { run.get(&path) };
-            first.filter(|f| rules[**f].path == rule.path).copied()
+            // Bytes, not `str`: slicing a `str` reads the bytes at both ends (char boundaries),
+            // a cache miss per rule, in this order, where only a hit needs the text.
+            let text = || &paths.as_bytes()[c.path.0 as usize..c.path.1 as usize];
+            first.filter(|f| rules[**f].path.as_deref().map(str::as_bytes) == Some(text())).copied()
         };
         let earlier = catch_all.or_else(|| {
             let host = c.host as usize;
@@ -480,9 +510,15 @@ pub(crate) fn finish(candidates: Candidates, hosts: &HostIds<'_>) -> (Vec<Ingres
         });
         if let Some(first) = earlier {
             if !c.fence {
-                shadowed.push(Shadowed { source: rule.source.clone(), by: rules[first].source.clone() });
+                shadowed
+                    .push(Shadowed { source: rules[next].source.clone(), by: rules[first].source.clone() });
             }
             continue;
+        }
+        let rule = &mut rules[next];
+        rule.hostname.clone_from(&hosts.text[c.host as usize]);
+        if path != 0 {
+            rule.path = Some(RulePath::new(&paths, c.path.0..c.path.1));
         }
         if rule.is_catch_all() {
             catch_all = Some(kept);
@@ -531,6 +567,7 @@ struct Placed {
     listener: u32,
     host: u32,
     path_hash: u64,
+    path: (u32, u32),
     fence: bool,
     grpc: bool,
 }

@@ -125,7 +125,11 @@ proptest::proptest! {
         };
         let mut fields: Vec<Fields> = Vec::new();
         let mut rules: Vec<(IngressRule, bool)> = Vec::new();
+        // Each candidate's path its own copy in the paths string, as each match makes one.
+        let mut text = String::new();
         for (i, &(l, h, p, grpc)) in made.iter().enumerate() {
+            let start = text.len() as u32;
+            text.push_str(paths[p].unwrap_or(""));
             let listener = hosts.id(hostnames[listeners[l]].as_ref());
             let host = hosts.id(hostnames[h].as_ref());
             let key = Candidate {
@@ -135,11 +139,12 @@ proptest::proptest! {
                 grpc,
                 rank: rank((p % 3) as u8, p),
                 path_hash: paths[p].map_or(0, super::super::rules::path_hash),
+                path: (start, text.len() as u32),
             };
             let source = RuleSource::Route { route: route(grpc), rule: i as u32, match_index: 0 };
             let rule = IngressRule {
                 hostname: None,
-                path: paths[p].map(Arc::from),
+                path: None,
                 service: Arc::from("http://s"),
                 origin_request: Default::default(),
                 source: source.clone(),
@@ -149,7 +154,7 @@ proptest::proptest! {
             fields.push((hostnames[listeners[l]].as_ref(), false, hostnames[h].as_ref(), key.rank, i));
             let rule = IngressRule {
                 hostname: hostnames[h].as_ref().map(|h| Arc::from(h.as_string())),
-                path: paths[p].map(Arc::from),
+                path: paths[p].map(Into::into),
                 service: Arc::from("http://s"),
                 origin_request: Default::default(),
                 source,
@@ -196,7 +201,7 @@ proptest::proptest! {
                 expected.push(rule);
             }
         }
-        let (kept, shadowed, uses_grpc) = finish(candidates, &hosts);
+        let (kept, shadowed, uses_grpc) = finish(candidates, &hosts, text);
         proptest::prop_assert_eq!(&kept, &expected);
         proptest::prop_assert_eq!(uses_grpc, expected_grpc);
         proptest::prop_assert_eq!(shadowed.iter().map(|s| s.source.clone()).collect::<Vec<_>>(), dropped);

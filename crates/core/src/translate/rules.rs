@@ -20,8 +20,9 @@ use super::{Reason, Rejection, Settings};
 pub(crate) struct MatchOut {
     pub rule: u32,
     pub match_index: u32,
-    pub path: Option<Arc<str>>,
-    /// A hash of `path` (never 0), 0 without one: [`super::order::finish`] looks paths up by it.
+    /// Where the path is in [`RouteOut::paths`].
+    pub path: Option<std::ops::Range<u32>>,
+    /// A hash of the path (never 0), 0 without one: [`super::order::finish`] looks paths up by it.
     pub path_hash: u64,
     pub rank: PathRank,
     pub service: Arc<str>,
@@ -40,10 +41,14 @@ pub(crate) struct RouteOut {
     pub unresolved: Vec<UnresolvedRef>,
     /// Notes for the summary (weights collapsed).
     pub notes: Vec<String>,
+    /// The paths of every route so far, one after the other (not cleared): one string for the
+    /// rules' [`crate::ingress::RulePath`]s rather than one heap object per rule.
+    pub paths: String,
 }
 
-/// What `route`'s rules render to, into `out` (cleared first); `scratch` is a buffer reused
-/// from match to match. Not inlined: called once per route, and a profile then shows its cost.
+/// What `route`'s rules render to, into `out` (cleared first, but for the paths it adds to);
+/// `scratch` is a buffer reused from match to match. Not inlined: called once per route, and a
+/// profile then shows its cost.
 #[inline(never)]
 pub(crate) fn route_out<'a>(
     route: &'a Route,
@@ -87,7 +92,7 @@ pub(crate) fn route_out<'a>(
                 let mut target = Some((service, origin_request));
                 let last = rule.matches.len().saturating_sub(1);
                 for (m, route_match) in rule.matches.iter().enumerate() {
-                    match match_path(route_match, scratch) {
+                    match match_path(route_match, scratch, &mut out.paths) {
                         Ok((path, rank)) => {
                             let (service, origin_request) = match &target {
                                 Some((service, keys)) if m < last => (service.clone(), keys.clone()),
@@ -96,7 +101,10 @@ pub(crate) fn route_out<'a>(
                             out.matches.push(MatchOut {
                                 rule: r as u32,
                                 match_index: m as u32,
-                                path_hash: path.as_deref().map_or(0, path_hash),
+                                // The path is the end of `out.paths`.
+                                path_hash: path
+                                    .as_ref()
+                                    .map_or(0, |p| path_hash(&out.paths[p.start as usize..])),
                                 path,
                                 rank,
                                 service,
@@ -204,18 +212,28 @@ fn rule_target(
     Ok((service, origin_request.into()))
 }
 
-/// A match's rendered path (none: every path) and its precedence rank.
-type MatchPath = (Option<Arc<str>>, PathRank);
+/// Where a match's rendered path is in the paths string (none: every path), and its rank.
+type MatchPath = (Option<std::ops::Range<u32>>, PathRank);
 
-/// The path regex and rank of one match, or (field suffix, why) when it cannot be expressed.
-/// `scratch` is a buffer reused from match to match.
-fn match_path(route_match: &RouteMatch, scratch: &mut String) -> Result<MatchPath, (String, String)> {
+/// The path regex (pushed on `paths`) and rank of one match, or (field suffix, why) when it
+/// cannot be expressed. `scratch` is a buffer reused from match to match.
+fn match_path(
+    route_match: &RouteMatch,
+    scratch: &mut String,
+    paths: &mut String,
+) -> Result<MatchPath, (String, String)> {
+    // The path at the end of `paths`, and where it is.
+    let mut push = |path: &str| {
+        let start = paths.len() as u32;
+        paths.push_str(path);
+        start..u32::try_from(paths.len()).expect("paths under 4 GiB")
+    };
     match route_match {
         RouteMatch::Http(m) => {
             unexpressible_http(m)?;
             let (some, rank) =
                 http_path_ranked(&m.path, scratch).map_err(|e| (".path".to_string(), e.to_string()))?;
-            Ok((some.then(|| Arc::from(scratch.as_str())), rank))
+            Ok((some.then(|| push(scratch)), rank))
         }
         RouteMatch::Grpc(m) => {
             if m.headers > 0 {
@@ -223,7 +241,7 @@ fn match_path(route_match: &RouteMatch, scratch: &mut String) -> Result<MatchPat
             }
             let path = grpc_path(m.method.as_ref()).map_err(|e| (".method".to_string(), e.to_string()))?;
             let rank = PathRank::grpc(m.method.as_ref(), path.as_deref());
-            Ok((path.map(Arc::from), rank))
+            Ok((path.map(|p| push(&p)), rank))
         }
     }
 }
