@@ -311,7 +311,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let mut candidates = order::Candidates::with_capacity(route_rules + 64);
     // Room for a path of 24 bytes per route rule (`^/api(?:/.*)?$` is 14): the string of all
     // the paths then rarely grows, a copy of it each time; `order::finish` gives back the rest.
-    out.paths.reserve(route_rules * 24);
+    let mut paths = String::with_capacity(route_rules * 24);
     // At most every listener's and every route's hostname, and "none": the table never grows.
     let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>()
         + parsed.iter().map(|p| p.as_ref().map_or(0, SmallVec::len)).sum::<usize>()
@@ -334,7 +334,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }
         }
-        rules::route_out(route, &mut resolver, settings, &mut out, &mut scratch);
+        rules::route_out(route, &mut resolver, settings, &mut out, &mut paths, &mut scratch);
         notes.append(&mut out.notes);
         unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
             object: object_name(route),
@@ -421,7 +421,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         candidates.push_fence(id, &hosts, &not_found);
     }
 
-    let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts, std::mem::take(&mut out.paths));
+    let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts, paths);
 
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     unresolved_backends.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));

@@ -20,7 +20,7 @@ use super::{Reason, Rejection, Settings};
 pub(crate) struct MatchOut {
     pub rule: u32,
     pub match_index: u32,
-    /// Where the path is in [`RouteOut::paths`].
+    /// Where the path is in the paths string [`route_out`] adds to.
     pub path: Option<std::ops::Range<u32>>,
     /// A hash of the path (never 0), 0 without one: [`super::order::finish`] looks paths up by it.
     pub path_hash: u64,
@@ -41,20 +41,20 @@ pub(crate) struct RouteOut {
     pub unresolved: Vec<UnresolvedRef>,
     /// Notes for the summary (weights collapsed).
     pub notes: Vec<String>,
-    /// The paths of every route so far, one after the other (not cleared): one string for the
-    /// rules' [`crate::ingress::RulePath`]s rather than one heap object per rule.
-    pub paths: String,
 }
 
-/// What `route`'s rules render to, into `out` (cleared first, but for the paths it adds to);
-/// `scratch` is a buffer reused from match to match. Not inlined: called once per route, and a
-/// profile then shows its cost.
+/// What `route`'s rules render to, into `out` (cleared first); their paths are added to
+/// `paths`, the translation's string of every path, one after the other (one string for the
+/// rules' [`crate::ingress::RulePath`]s rather than one heap object per rule), where
+/// [`MatchOut::path`] says. `scratch` is a buffer reused from match to match. Not inlined:
+/// called once per route, and a profile then shows its cost.
 #[inline(never)]
 pub(crate) fn route_out<'a>(
     route: &'a Route,
     resolver: &mut Resolver<'a>,
     settings: &Settings,
     out: &mut RouteOut,
+    paths: &mut String,
     scratch: &mut String,
 ) {
     out.matches.clear();
@@ -92,7 +92,7 @@ pub(crate) fn route_out<'a>(
                 let mut target = Some((service, origin_request));
                 let last = rule.matches.len().saturating_sub(1);
                 for (m, route_match) in rule.matches.iter().enumerate() {
-                    match match_path(route_match, scratch, &mut out.paths) {
+                    match match_path(route_match, scratch, paths) {
                         Ok((path, rank)) => {
                             let (service, origin_request) = match &target {
                                 Some((service, keys)) if m < last => (service.clone(), keys.clone()),
@@ -101,10 +101,8 @@ pub(crate) fn route_out<'a>(
                             out.matches.push(MatchOut {
                                 rule: r as u32,
                                 match_index: m as u32,
-                                // The path is the end of `out.paths`.
-                                path_hash: path
-                                    .as_ref()
-                                    .map_or(0, |p| path_hash(&out.paths[p.start as usize..])),
+                                // The path is the end of `paths`.
+                                path_hash: path.as_ref().map_or(0, |p| path_hash(&paths[p.start as usize..])),
                                 path,
                                 rank,
                                 service,
