@@ -325,8 +325,13 @@ async fn the_serving_childs_exits_and_restarts_are_reported_and_every_exit_count
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     let event = bounded("the exit", supervisor.connector_event()).await;
     assert!(matches!(&event, ConnectorEvent::Exited(how) if how.contains("signal: 9")), "{event:?}");
-    assert_eq!(bounded("a restart", supervisor.connector_event()).await, ConnectorEvent::Restarted);
-    let event = bounded("its exit", supervisor.connector_event()).await;
+    // The restart, then its exit; or only the exit, when the child was already gone by the time
+    // this task looked (a loaded machine): a start whose child is gone is not reported, there
+    // is nothing left to verify (`Keeper::next_event`).
+    let mut event = bounded("a restart or its exit", supervisor.connector_event()).await;
+    if event == ConnectorEvent::Restarted {
+        event = bounded("its exit", supervisor.connector_event()).await;
+    }
     assert_eq!(event, ConnectorEvent::Exited("exited with exit status: 1".to_string()));
 
     // The tunnel works again: the next restart serves the file on disk.

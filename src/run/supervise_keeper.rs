@@ -139,8 +139,10 @@ impl Keeper {
     }
 
     /// The next exit or restart not reported yet: an exit first (even if the next start came
-    /// already), then the start that followed it. Cancel-safe: what it reports is marked
-    /// reported only when it returns.
+    /// already), then the start that followed it. A start whose child has exited by the time
+    /// this looks is not reported (its exit is): nothing runs that could be verified. So a
+    /// restart that fails at once reads as a restart and an exit, or, on a loaded machine, as
+    /// the exit alone. Cancel-safe: what it reports is marked reported only when it returns.
     pub(super) async fn next_event(&mut self) -> ConnectorEvent {
         loop {
             {
