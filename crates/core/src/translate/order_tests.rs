@@ -45,19 +45,6 @@ proptest::proptest! {
 }
 
 proptest::proptest! {
-    /// `permute` puts at each place the item the order names for it, for any permutation.
-    #[test]
-    fn permute_moves_each_item_to_its_place(keys in proptest::collection::vec(0u32..50, 0..300)) {
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_by_key(|&i| keys[i]);
-        let mut items: Vec<String> = (0..keys.len()).map(|i| i.to_string()).collect();
-        permute(&mut items, order.clone());
-        let expected: Vec<String> = order.iter().map(|i| i.to_string()).collect();
-        proptest::prop_assert_eq!(items, expected);
-    }
-}
-
-proptest::proptest! {
     /// The host ranks order the hostnames as `specificity_cmp` does.
     #[test]
     fn host_ranks_follow_specificity(names in proptest::collection::vec("(\\*\\.)?[a-c]{1,3}(\\.[a-c]{1,10}){0,2}", 0..40), none in proptest::bool::ANY) {
@@ -141,16 +128,16 @@ proptest::proptest! {
                 path_hash: paths[p].map_or(0, super::super::rules::path_hash),
                 path: (start, text.len() as u32),
             };
-            let source = RuleSource::Route { route: route(grpc), rule: i as u32, match_index: 0 };
-            let rule = IngressRule {
-                hostname: None,
-                path: None,
+            let made = Made {
                 service: Arc::from("http://s"),
                 origin_request: Default::default(),
-                source: source.clone(),
+                route: Some(route(grpc)),
+                rule: i as u32,
+                match_index: 0,
             };
+            let source = RuleSource::Route { route: route(grpc), rule: i as u32, match_index: 0 };
             candidates.block(listener);
-            candidates.push(key, rule);
+            candidates.push(key, made);
             fields.push((hostnames[listeners[l]].as_ref(), false, hostnames[h].as_ref(), key.rank, i));
             let rule = IngressRule {
                 hostname: hostnames[h].as_ref().map(|h| Arc::from(h.as_string())),
@@ -163,7 +150,7 @@ proptest::proptest! {
         }
         for l in [3usize, 2] {
             let id = hosts.id(hostnames[l].as_ref());
-            candidates.push_fence(id, &hosts, &Arc::from("http_status:404"));
+            candidates.push_fence(id, &Arc::from("http_status:404"));
             let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
             fields.push((hostnames[l].as_ref(), true, hostnames[l].as_ref(), all_paths, rules.len()));
             let name: Arc<str> = Arc::from(hostnames[l].as_ref().expect("a hostname").as_string());
