@@ -232,11 +232,19 @@ impl Packing {
         (packing.bits <= 128).then_some(packing)
     }
 
-    fn key(&self, listener: u32, fence: bool, host: u32, path: PathRank, index: usize) -> u128 {
+    /// The key, as a `u128`, or as a `u64` when [`Packing::bits`] is at most 64 (the same
+    /// bits; shifting a `u128` costs several instructions).
+    fn key<K>(&self, listener: u32, fence: bool, host: u32, path: PathRank, index: usize) -> K
+    where
+        K: From<u64> + std::ops::Shl<u32, Output = K> + std::ops::BitOr<Output = K>,
+    {
         let (class, primary, secondary) = path.parts();
         debug_assert!(class < 4);
-        let mut key = u128::from(listener);
-        let mut push = |bits: u32, value: u64| key = (key << bits) | u128::from(value);
+        let mut key = K::from(u64::from(listener));
+        let mut push = |bits: u32, value: u64| {
+            let k = std::mem::replace(&mut key, K::from(0));
+            key = (k << bits) | K::from(value);
+        };
         push(1, u64::from(fence));
         push(self.host_bits, u64::from(host));
         push(self.class_bits, u64::from(class));
@@ -252,20 +260,22 @@ impl Packing {
     }
 }
 
-/// Sort keys of `bits` significant bits, a digit of at most 11 bits at a time from the lowest
-/// (LSD radix sort): a few linear passes instead of a comparison sort's n log n. The digits are
-/// as wide as the passes need (40 bits: four passes of 10), and their counts stay in cache.
-fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
-    let passes = bits.div_ceil(11);
+/// Sort keys of `bits` significant bits by their bits from `low` up (stable: keys equal there
+/// keep their order), a digit of at most 11 bits at a time from the lowest (LSD radix sort): a
+/// few linear passes instead of a comparison sort's n log n. The digits are as wide as the
+/// passes need (40 bits: four passes of 10), and their counts stay in cache. Keys already in
+/// the order of their `low` bits (an index) are then sorted without a pass over those.
+fn radix_sort(keys: &mut Vec<u64>, low: u32, bits: u32) {
+    let passes = bits.saturating_sub(low).div_ceil(11);
     if passes == 0 {
         return;
     }
-    let width = bits.div_ceil(passes);
+    let width = (bits - low).div_ceil(passes);
     let mask = (1u64 << width) - 1;
     let mut buffer = vec![0u64; keys.len()];
     let mut counts = vec![0usize; (1 << width) + 1];
     for pass in 0..passes {
-        let shift = pass * width;
+        let shift = low + pass * width;
         radix_pass(keys, &mut buffer, &mut counts, |k| ((k >> shift) & mask) as usize);
     }
 }
@@ -303,17 +313,16 @@ fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) ->
         Packing::new(max(listener_rank), max(host_rank), candidates.iter().map(|c| c.rank), candidates.len());
     match packing {
         Some(packing) => {
-            let keys = candidates.iter().enumerate().map(|(i, c)| {
-                let (listener, fence, host, path) = field(c);
-                packing.key(listener, fence, host, path, i)
-            });
+            let parts = candidates.iter().enumerate().map(|(i, c)| (field(c), i));
             // Keys are distinct (the index is in them): any sort gives the same order.
             if packing.bits <= 64 {
-                let mut keys: Vec<u64> = keys.map(|k| k as u64).collect();
-                radix_sort(&mut keys, packing.bits);
+                let mut keys: Vec<u64> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
+                // Made in the order of their index (the lowest bits): a stable sort of the
+                // bits above is enough.
+                radix_sort(&mut keys, packing.index_bits, packing.bits);
                 keys.into_iter().map(|k| packing.index(u128::from(k))).collect()
             } else {
-                let mut keys: Vec<u128> = keys.collect();
+                let mut keys: Vec<u128> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
                 keys.sort_unstable();
                 keys.into_iter().map(|k| packing.index(k)).collect()
             }

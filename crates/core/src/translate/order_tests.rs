@@ -23,6 +23,13 @@ proptest::proptest! {
             .enumerate()
             .map(|(i, f)| packing.key(f.0, f.1, f.2, rank(f.3, f.4), i))
             .collect();
+        // The `u64` form, where the key fits, is the same bits.
+        if packing.bits <= 64 {
+            for (i, f) in fields.iter().enumerate() {
+                let short: u64 = packing.key(f.0, f.1, f.2, rank(f.3, f.4), i);
+                proptest::prop_assert_eq!(u128::from(short), packed[i]);
+            }
+        }
         packed.sort_unstable();
         let packed: Vec<usize> = packed.into_iter().map(|k| packing.index(k)).collect();
         let mut plain: Vec<((u32, bool, u32, PathRank), usize)> =
@@ -39,7 +46,22 @@ proptest::proptest! {
         let mut keys: Vec<u64> = keys.into_iter().map(|k| k.checked_shr(64 - bits).unwrap_or(0)).collect();
         let mut expected = keys.clone();
         expected.sort_unstable();
-        radix_sort(&mut keys, bits);
+        radix_sort(&mut keys, 0, bits);
+        proptest::prop_assert_eq!(keys, expected);
+    }
+
+    /// Sorting by the bits from `low` up is stable: keys equal there keep their order.
+    #[test]
+    fn radix_sort_above_low_bits_is_stable(
+        bits in 0u32..=64,
+        low in 0u32..=64,
+        keys in proptest::collection::vec(proptest::num::u64::ANY, 0..500),
+    ) {
+        let low = low.min(bits);
+        let mut keys: Vec<u64> = keys.into_iter().map(|k| k.checked_shr(64 - bits).unwrap_or(0)).collect();
+        let mut expected = keys.clone();
+        expected.sort_by_key(|k| k.checked_shr(low).unwrap_or(0));
+        radix_sort(&mut keys, low, bits);
         proptest::prop_assert_eq!(keys, expected);
     }
 }
