@@ -63,9 +63,9 @@ impl<'a> HostIds<'a> {
     }
 }
 
-/// What ordering needs to know of one rule, kept apart from the rule itself: sorting and the
-/// reachability check then read a few small fields per rule, and each rule is touched once,
-/// when it is moved to its place.
+/// What ordering needs to know of one rule, kept apart from what the rule is made of
+/// ([`Made`]): sorting reads a few small fields per rule, and each rule is made once, in its
+/// place, once the order and the reachability of the rules before it are known.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Candidate {
     /// The hostname of the listener block the rule belongs to (a [`HostIds`] id; the hostname
