@@ -304,8 +304,8 @@ pub(super) fn radix_pass<T: Copy>(
     std::mem::swap(keys, buffer);
 }
 
-/// The candidates' indices in first-match order.
-fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) -> Vec<usize> {
+/// The candidates' indices in first-match order (fewer than 2^32: each is a rule in memory).
+fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) -> Vec<u32> {
     let field =
         |c: &Candidate| (listener_rank[c.listener as usize], c.fence, host_rank[c.host as usize], c.rank);
     let max = |ranks: &[u32]| ranks.iter().copied().filter(|r| *r != u32::MAX).max().unwrap_or(0);
@@ -320,11 +320,11 @@ fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) ->
                 // Made in the order of their index (the lowest bits): a stable sort of the
                 // bits above is enough.
                 radix_sort(&mut keys, packing.index_bits, packing.bits);
-                keys.into_iter().map(|k| packing.index(u128::from(k))).collect()
+                keys.into_iter().map(|k| packing.index(u128::from(k)) as u32).collect()
             } else {
                 let mut keys: Vec<u128> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
                 keys.sort_unstable();
-                keys.into_iter().map(|k| packing.index(k)).collect()
+                keys.into_iter().map(|k| packing.index(k) as u32).collect()
             }
         }
         // Lengths past any real path: the same order, field by field.
@@ -332,7 +332,7 @@ fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) ->
             let mut keys: Vec<((u32, bool, u32, PathRank), usize)> =
                 candidates.iter().enumerate().map(|(i, c)| (field(c), i)).collect();
             keys.sort_unstable();
-            keys.into_iter().map(|(_, i)| i).collect()
+            keys.into_iter().map(|(_, i)| i as u32).collect()
         }
     }
 }
@@ -487,6 +487,7 @@ pub(crate) fn finish(
     paths.shrink_to_fit();
     let paths = Arc::new(paths);
     for &i in &order {
+        let i = i as usize;
         let c = &candidates[i];
         let path = c.path_hash;
         if run_of != Some((c.listener, c.host)) {
