@@ -192,14 +192,14 @@ fn add_rules<'a>(
                 path_hash: m.path_hash,
                 path: m.path.map_or((0, 0), |p| (p.start, p.end)),
             };
-            let rule = IngressRule {
-                hostname: None,
-                path: None,
+            let made = order::Made {
                 service: m.service,
                 origin_request: m.origin_request,
-                source: RuleSource::Route { route: Arc::clone(id), rule: m.rule, match_index: m.match_index },
+                route: Some(Arc::clone(id)),
+                rule: m.rule,
+                match_index: m.match_index,
             };
-            candidates.push(key, rule);
+            candidates.push(key, made);
         };
         if n + 1 == kept.len() {
             matches.drain(..).for_each(&mut add);
@@ -418,7 +418,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let not_found: Arc<str> = Arc::from("http_status:404");
     for listener in fenced {
         let id = hosts.id(Some(listener));
-        candidates.push_fence(id, &hosts, &not_found);
+        candidates.push_fence(id, &not_found);
     }
 
     let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts, paths);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
-use crate::ingress::{IngressRule, RulePath, RuleSource};
+use crate::ingress::{IngressRule, RouteName, RulePath, RuleSource, SharedOriginRequest};
 use crate::path::PathRank;
 
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
@@ -63,9 +63,9 @@ impl<'a> HostIds<'a> {
     }
 }
 
-/// What ordering needs to know of one rule, kept apart from the rule itself: sorting and the
-/// reachability check then read a few small fields per rule, and each rule is touched once,
-/// when it is moved to its place.
+/// What ordering needs to know of one rule, kept apart from what the rule is made of
+/// ([`Made`]): sorting reads a few small fields per rule, and each rule is made once, in its
+/// place, once the order and the reachability of the rules before it are known.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Candidate {
     /// The hostname of the listener block the rule belongs to (a [`HostIds`] id; the hostname
@@ -84,29 +84,42 @@ pub(crate) struct Candidate {
     pub path: (u32, u32),
 }
 
+/// What a rule is made of besides its hostname and path (which [`finish`] gives it, from its
+/// [`Candidate`]): half the size of an [`IngressRule`], so building and keeping the candidates
+/// moves less, and [`finish`] makes each rule it keeps once, in its final place.
+pub(crate) struct Made {
+    pub service: Arc<str>,
+    pub origin_request: SharedOriginRequest,
+    /// The route, `None` for a listener's fence ([`RuleSource::ListenerFence`], whose hostname
+    /// is the listener's).
+    pub route: Option<Arc<RouteName>>,
+    pub rule: u32,
+    pub match_index: u32,
+}
+
 /// The rules to order, in the order they were made, and their [`Candidate`]s (same index).
 /// Route rules must be added in route order (oldest, then `namespace/name`, then kind) and
 /// within a route in rule and match order: the order of addition breaks the last ties.
 #[derive(Default)]
 pub(crate) struct Candidates {
     keys: Vec<Candidate>,
-    /// Without their hostname and path: [`finish`] gives each rule it keeps the text of its
-    /// [`Candidate::host`] once the rules are in order (those of one hostname next to each
-    /// other), and its [`Candidate::path`].
-    rules: Vec<IngressRule>,
+    /// Without their hostname and path: [`finish`] makes each rule from these once the rules
+    /// are in order, with the text of its [`Candidate::host`] (those of one hostname next to
+    /// each other) and its [`Candidate::path`]. Each is taken once (`None` after).
+    made: Vec<Option<Made>>,
     /// The listener ids of `keys`, each once (there are few), as [`Candidates::block`] gave them.
     listeners: Vec<u32>,
 }
 
 impl Candidates {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Candidates { keys: Vec::with_capacity(n), rules: Vec::with_capacity(n), listeners: Vec::new() }
+        Candidates { keys: Vec::with_capacity(n), made: Vec::with_capacity(n), listeners: Vec::new() }
     }
 
     /// Room for `n` more.
     pub(crate) fn reserve(&mut self, n: usize) {
         self.keys.reserve(n);
-        self.rules.reserve(n);
+        self.made.reserve(n);
     }
 
     /// Before the rules of a listener block are pushed: its listener's hostname id.
@@ -117,24 +130,21 @@ impl Candidates {
     }
 
     /// A rule of a block named by [`Candidates::block`] (`key.listener`).
-    pub(crate) fn push(&mut self, key: Candidate, rule: IngressRule) {
-        debug_assert_eq!(key.fence, !matches!(rule.source, RuleSource::Route { .. }));
-        debug_assert!(rule.hostname.is_none() && rule.path.is_none());
+    pub(crate) fn push(&mut self, key: Candidate, made: Made) {
+        debug_assert_eq!(key.fence, made.route.is_none());
         debug_assert!(self.listeners.contains(&key.listener));
         self.keys.push(key);
-        self.rules.push(rule);
+        self.made.push(Some(made));
     }
 
     /// The fence closing the block of `listener`, the id of its hostname.
-    pub(crate) fn push_fence(&mut self, listener: u32, hosts: &HostIds<'_>, service: &Arc<str>) {
-        let rule = IngressRule {
-            hostname: None,
-            path: None,
+    pub(crate) fn push_fence(&mut self, listener: u32, service: &Arc<str>) {
+        let made = Made {
             service: Arc::clone(service),
             origin_request: Default::default(),
-            source: RuleSource::ListenerFence {
-                hostname: hosts.text(listener).unwrap_or_else(|| Arc::from("")),
-            },
+            route: None,
+            rule: 0,
+            match_index: 0,
         };
         let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
         let key = Candidate {
@@ -147,7 +157,7 @@ impl Candidates {
             path: (0, 0),
         };
         self.block(listener);
-        self.push(key, rule);
+        self.push(key, made);
     }
 }
 
@@ -222,11 +232,19 @@ impl Packing {
         (packing.bits <= 128).then_some(packing)
     }
 
-    fn key(&self, listener: u32, fence: bool, host: u32, path: PathRank, index: usize) -> u128 {
+    /// The key, as a `u128`, or as a `u64` when [`Packing::bits`] is at most 64 (the same
+    /// bits; shifting a `u128` costs several instructions).
+    fn key<K>(&self, listener: u32, fence: bool, host: u32, path: PathRank, index: usize) -> K
+    where
+        K: From<u64> + std::ops::Shl<u32, Output = K> + std::ops::BitOr<Output = K>,
+    {
         let (class, primary, secondary) = path.parts();
         debug_assert!(class < 4);
-        let mut key = u128::from(listener);
-        let mut push = |bits: u32, value: u64| key = (key << bits) | u128::from(value);
+        let mut key = K::from(u64::from(listener));
+        let mut push = |bits: u32, value: u64| {
+            let k = std::mem::replace(&mut key, K::from(0));
+            key = (k << bits) | K::from(value);
+        };
         push(1, u64::from(fence));
         push(self.host_bits, u64::from(host));
         push(self.class_bits, u64::from(class));
@@ -242,20 +260,22 @@ impl Packing {
     }
 }
 
-/// Sort keys of `bits` significant bits, a digit of at most 11 bits at a time from the lowest
-/// (LSD radix sort): a few linear passes instead of a comparison sort's n log n. The digits are
-/// as wide as the passes need (40 bits: four passes of 10), and their counts stay in cache.
-fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
-    let passes = bits.div_ceil(11);
+/// Sort keys of `bits` significant bits by their bits from `low` up (stable: keys equal there
+/// keep their order), a digit of at most 11 bits at a time from the lowest (LSD radix sort): a
+/// few linear passes instead of a comparison sort's n log n. The digits are as wide as the
+/// passes need (40 bits: four passes of 10), and their counts stay in cache. Keys already in
+/// the order of their `low` bits (an index) are then sorted without a pass over those.
+fn radix_sort(keys: &mut Vec<u64>, low: u32, bits: u32) {
+    let passes = bits.saturating_sub(low).div_ceil(11);
     if passes == 0 {
         return;
     }
-    let width = bits.div_ceil(passes);
+    let width = (bits - low).div_ceil(passes);
     let mask = (1u64 << width) - 1;
     let mut buffer = vec![0u64; keys.len()];
     let mut counts = vec![0usize; (1 << width) + 1];
     for pass in 0..passes {
-        let shift = pass * width;
+        let shift = low + pass * width;
         radix_pass(keys, &mut buffer, &mut counts, |k| ((k >> shift) & mask) as usize);
     }
 }
@@ -284,8 +304,8 @@ pub(super) fn radix_pass<T: Copy>(
     std::mem::swap(keys, buffer);
 }
 
-/// The candidates' indices in first-match order.
-fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) -> Vec<usize> {
+/// The candidates' indices in first-match order (fewer than 2^32: each is a rule in memory).
+fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) -> Vec<u32> {
     let field =
         |c: &Candidate| (listener_rank[c.listener as usize], c.fence, host_rank[c.host as usize], c.rank);
     let max = |ranks: &[u32]| ranks.iter().copied().filter(|r| *r != u32::MAX).max().unwrap_or(0);
@@ -293,19 +313,18 @@ fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) ->
         Packing::new(max(listener_rank), max(host_rank), candidates.iter().map(|c| c.rank), candidates.len());
     match packing {
         Some(packing) => {
-            let keys = candidates.iter().enumerate().map(|(i, c)| {
-                let (listener, fence, host, path) = field(c);
-                packing.key(listener, fence, host, path, i)
-            });
+            let parts = candidates.iter().enumerate().map(|(i, c)| (field(c), i));
             // Keys are distinct (the index is in them): any sort gives the same order.
             if packing.bits <= 64 {
-                let mut keys: Vec<u64> = keys.map(|k| k as u64).collect();
-                radix_sort(&mut keys, packing.bits);
-                keys.into_iter().map(|k| packing.index(u128::from(k))).collect()
+                let mut keys: Vec<u64> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
+                // Made in the order of their index (the lowest bits): a stable sort of the
+                // bits above is enough.
+                radix_sort(&mut keys, packing.index_bits, packing.bits);
+                keys.into_iter().map(|k| packing.index(u128::from(k)) as u32).collect()
             } else {
-                let mut keys: Vec<u128> = keys.collect();
+                let mut keys: Vec<u128> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
                 keys.sort_unstable();
-                keys.into_iter().map(|k| packing.index(k)).collect()
+                keys.into_iter().map(|k| packing.index(k) as u32).collect()
             }
         }
         // Lengths past any real path: the same order, field by field.
@@ -313,7 +332,7 @@ fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) ->
             let mut keys: Vec<((u32, bool, u32, PathRank), usize)> =
                 candidates.iter().enumerate().map(|(i, c)| (field(c), i)).collect();
             keys.sort_unstable();
-            keys.into_iter().map(|(_, i)| i).collect()
+            keys.into_iter().map(|(_, i)| i as u32).collect()
         }
     }
 }
@@ -376,12 +395,16 @@ fn host_ranks(hosts: &HostIds<'_>) -> Vec<u32> {
 /// path (or none) and a hostname covering its own (the same, a wildcard over it, or none);
 /// everything after a rule that matches all traffic is unreachable. Also says whether a
 /// GRPCRoute rule is kept. The candidates' paths are ranges of `paths`.
+///
+/// The check runs on the candidates' small keys, in sorted order; each rule kept is made then,
+/// from its [`Made`], straight into its place at the end of the list: no rule is moved after
+/// it is made, and a rule left out is never made at all.
 pub(crate) fn finish(
     candidates: Candidates,
     hosts: &HostIds<'_>,
     mut paths: String,
 ) -> (Vec<IngressRule>, Vec<Shadowed>, bool) {
-    let Candidates { keys: candidates, mut rules, listeners } = candidates;
+    let Candidates { keys: candidates, mut made, listeners } = candidates;
     let listener_rank = ranks(hosts, listeners.into_iter(), listener_cmp);
     // Every hostname ranked, used by a rule or not: the order among those used is the same.
     let host_rank = host_ranks(hosts);
@@ -390,25 +413,6 @@ pub(crate) fn finish(
     // order that does not depend on the input's: the same objects in any order give the same
     // rules.
     let order = sorted(&candidates, &listener_rank, &host_rank);
-
-    // What the reachability check reads of each rule, in that order; then the rules are moved
-    // to their places, in place (no second vector of them: less memory at once).
-    let placed: Vec<Placed> = order
-        .iter()
-        .map(|&i| {
-            let c = &candidates[i];
-            Placed {
-                listener: c.listener,
-                host: c.host,
-                path_hash: c.path_hash,
-                path: c.path,
-                fence: c.fence,
-                grpc: c.grpc,
-            }
-        })
-        .collect();
-    drop(candidates);
-    permute(&mut rules, order);
 
     // For each hostname, the ids of the hostnames whose rules catch all its requests: itself,
     // the wildcards over it, and "every host" (those that occur).
@@ -450,8 +454,9 @@ pub(crate) fn finish(
             }
         }
     }
+    // In the order the candidates were made: which of them come first does not matter here.
     let mut block_of: Vec<u32> = vec![u32::MAX; hosts.values.len()];
-    for c in placed.iter().filter(|c| c.path_hash != 0) {
+    for c in candidates.iter().filter(|c| c.path_hash != 0) {
         let block = &mut block_of[c.host as usize];
         if *block == u32::MAX {
             *block = c.listener;
@@ -475,14 +480,15 @@ pub(crate) fn finish(
     let mut run_of: Option<(u32, u32)> = None;
     let mut catch_all: Option<usize> = None;
     let mut uses_grpc = false;
-    // The rules kept so far are `rules[..kept]`, in their order; the rule at `next` is the one
-    // checked, and a rule left out is swapped past the kept ones (dropped at the end).
-    let mut kept = 0;
+    // The rules kept, in their order (room for all: most are).
+    let mut rules: Vec<IngressRule> = Vec::with_capacity(order.len());
     // The string the kept rules' paths share (its spare capacity given back: it lives as long
     // as they do).
     paths.shrink_to_fit();
     let paths = Arc::new(paths);
-    for (next, c) in placed.iter().enumerate() {
+    for &i in &order {
+        let i = i as usize;
+        let c = &candidates[i];
         let path = c.path_hash;
         if run_of != Some((c.listener, c.host)) {
             // Clearing writes the whole table: a map grown by a long run is dropped instead.
@@ -508,18 +514,28 @@ pub(crate) fn finish(
                     .or_else(|| (path != 0 && has_paths[h as usize]).then(|| first_with_path(h)).flatten())
             })
         });
+        let Made { service, origin_request, route, rule, match_index } =
+            made[i].take().expect("each candidate is placed once");
+        let source = match route {
+            Some(route) => RuleSource::Route { route, rule, match_index },
+            None => RuleSource::ListenerFence {
+                hostname: hosts.text(c.listener).unwrap_or_else(|| Arc::from("")),
+            },
+        };
         if let Some(first) = earlier {
             if !c.fence {
-                shadowed
-                    .push(Shadowed { source: rules[next].source.clone(), by: rules[first].source.clone() });
+                shadowed.push(Shadowed { source, by: rules[first].source.clone() });
             }
             continue;
         }
-        let rule = &mut rules[next];
-        rule.hostname.clone_from(&hosts.text[c.host as usize]);
-        if path != 0 {
-            rule.path = Some(RulePath::new(&paths, c.path.0..c.path.1));
-        }
+        let kept = rules.len();
+        let rule = IngressRule {
+            hostname: hosts.text[c.host as usize].clone(),
+            path: (path != 0).then(|| RulePath::new(&paths, c.path.0..c.path.1)),
+            service,
+            origin_request,
+            source,
+        };
         if rule.is_catch_all() {
             catch_all = Some(kept);
         }
@@ -534,42 +550,9 @@ pub(crate) fn finish(
             }
         }
         uses_grpc |= c.grpc;
-        if kept != next {
-            rules.swap(kept, next);
-        }
-        kept += 1;
+        rules.push(rule);
     }
-    rules.truncate(kept);
     (rules, shadowed, uses_grpc)
-}
-
-/// Puts `items[order[k]]` at `k`, for every `k` (`order` names each index once), by following
-/// the cycles of the permutation: each item is moved once, with no second vector.
-fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
-    for start in 0..order.len() {
-        // `order[k] == k`: in place, or done (each place is marked so once it has its item).
-        let mut k = start;
-        while order[k] != k {
-            let from = std::mem::replace(&mut order[k], k);
-            if from == start {
-                // The cycle is closed: `k` holds the item that was at `start`.
-                break;
-            }
-            items.swap(k, from);
-            k = from;
-        }
-    }
-}
-
-/// What the reachability check reads of a rule, in the rules' order.
-#[derive(Clone, Copy)]
-struct Placed {
-    listener: u32,
-    host: u32,
-    path_hash: u64,
-    path: (u32, u32),
-    fence: bool,
-    grpc: bool,
 }
 
 /// The suffixes of the wildcards over `h`, the longest first: `a.b.c` → `b.c`, `c`.

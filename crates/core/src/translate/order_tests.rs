@@ -23,6 +23,13 @@ proptest::proptest! {
             .enumerate()
             .map(|(i, f)| packing.key(f.0, f.1, f.2, rank(f.3, f.4), i))
             .collect();
+        // The `u64` form, where the key fits, is the same bits.
+        if packing.bits <= 64 {
+            for (i, f) in fields.iter().enumerate() {
+                let short: u64 = packing.key(f.0, f.1, f.2, rank(f.3, f.4), i);
+                proptest::prop_assert_eq!(u128::from(short), packed[i]);
+            }
+        }
         packed.sort_unstable();
         let packed: Vec<usize> = packed.into_iter().map(|k| packing.index(k)).collect();
         let mut plain: Vec<((u32, bool, u32, PathRank), usize)> =
@@ -39,21 +46,23 @@ proptest::proptest! {
         let mut keys: Vec<u64> = keys.into_iter().map(|k| k.checked_shr(64 - bits).unwrap_or(0)).collect();
         let mut expected = keys.clone();
         expected.sort_unstable();
-        radix_sort(&mut keys, bits);
+        radix_sort(&mut keys, 0, bits);
         proptest::prop_assert_eq!(keys, expected);
     }
-}
 
-proptest::proptest! {
-    /// `permute` puts at each place the item the order names for it, for any permutation.
+    /// Sorting by the bits from `low` up is stable: keys equal there keep their order.
     #[test]
-    fn permute_moves_each_item_to_its_place(keys in proptest::collection::vec(0u32..50, 0..300)) {
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_by_key(|&i| keys[i]);
-        let mut items: Vec<String> = (0..keys.len()).map(|i| i.to_string()).collect();
-        permute(&mut items, order.clone());
-        let expected: Vec<String> = order.iter().map(|i| i.to_string()).collect();
-        proptest::prop_assert_eq!(items, expected);
+    fn radix_sort_above_low_bits_is_stable(
+        bits in 0u32..=64,
+        low in 0u32..=64,
+        keys in proptest::collection::vec(proptest::num::u64::ANY, 0..500),
+    ) {
+        let low = low.min(bits);
+        let mut keys: Vec<u64> = keys.into_iter().map(|k| k.checked_shr(64 - bits).unwrap_or(0)).collect();
+        let mut expected = keys.clone();
+        expected.sort_by_key(|k| k.checked_shr(low).unwrap_or(0));
+        radix_sort(&mut keys, low, bits);
+        proptest::prop_assert_eq!(keys, expected);
     }
 }
 
@@ -141,16 +150,16 @@ proptest::proptest! {
                 path_hash: paths[p].map_or(0, super::super::rules::path_hash),
                 path: (start, text.len() as u32),
             };
-            let source = RuleSource::Route { route: route(grpc), rule: i as u32, match_index: 0 };
-            let rule = IngressRule {
-                hostname: None,
-                path: None,
+            let made = Made {
                 service: Arc::from("http://s"),
                 origin_request: Default::default(),
-                source: source.clone(),
+                route: Some(route(grpc)),
+                rule: i as u32,
+                match_index: 0,
             };
+            let source = RuleSource::Route { route: route(grpc), rule: i as u32, match_index: 0 };
             candidates.block(listener);
-            candidates.push(key, rule);
+            candidates.push(key, made);
             fields.push((hostnames[listeners[l]].as_ref(), false, hostnames[h].as_ref(), key.rank, i));
             let rule = IngressRule {
                 hostname: hostnames[h].as_ref().map(|h| Arc::from(h.as_string())),
@@ -163,7 +172,7 @@ proptest::proptest! {
         }
         for l in [3usize, 2] {
             let id = hosts.id(hostnames[l].as_ref());
-            candidates.push_fence(id, &hosts, &Arc::from("http_status:404"));
+            candidates.push_fence(id, &Arc::from("http_status:404"));
             let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
             fields.push((hostnames[l].as_ref(), true, hostnames[l].as_ref(), all_paths, rules.len()));
             let name: Arc<str> = Arc::from(hostnames[l].as_ref().expect("a hostname").as_string());
