@@ -155,24 +155,28 @@ pub(crate) fn names<T>(routes: &[&Route], mut also: impl FnMut(&Route) -> T) -> 
     let mut more: Vec<T> = Vec::with_capacity(routes.len());
     let mut names: Vec<RouteNames> = Vec::with_capacity(routes.len());
     let mut text = String::with_capacity(routes.len() * 16);
-    for (at, route) in routes.iter().enumerate() {
-        more.push(also(route));
-        let namespace = route.meta.namespace.as_str();
-        let group = *seen.entry((route.kind, namespace)).or_insert_with(|| {
-            groups.push((route.kind, namespace));
-            let shared = namespaces.entry(namespace).or_insert_with(|| Arc::from(namespace));
-            group_namespace.push(Arc::clone(shared));
-            groups.len() as u32 - 1
-        });
-        let name = route.meta.name.as_str();
-        keys.push(IdentityKey::new(group, name, at));
-        let start = text.len() as u32;
-        text.push_str(name);
-        names.push(RouteNames {
-            namespace: Arc::clone(&group_namespace[group as usize]),
-            name: start..u32::try_from(text.len()).expect("names under 4 GiB"),
-            place: 0,
-        });
+    for (chunk, some) in routes.chunks(READ_AHEAD).enumerate() {
+        read_ahead(some);
+        for (i, route) in some.iter().enumerate() {
+            let at = chunk * READ_AHEAD + i;
+            more.push(also(route));
+            let namespace = route.meta.namespace.as_str();
+            let group = *seen.entry((route.kind, namespace)).or_insert_with(|| {
+                groups.push((route.kind, namespace));
+                let shared = namespaces.entry(namespace).or_insert_with(|| Arc::from(namespace));
+                group_namespace.push(Arc::clone(shared));
+                groups.len() as u32 - 1
+            });
+            let name = route.meta.name.as_str();
+            keys.push(IdentityKey::new(group, name, at));
+            let start = text.len() as u32;
+            text.push_str(name);
+            names.push(RouteNames {
+                namespace: Arc::clone(&group_namespace[group as usize]),
+                name: start..u32::try_from(text.len()).expect("names under 4 GiB"),
+                place: 0,
+            });
+        }
     }
     drop((seen, namespaces));
     // The groups' ranks in identity order, in place of the order first seen.
@@ -192,6 +196,29 @@ pub(crate) fn names<T>(routes: &[&Route], mut also: impl FnMut(&Route) -> T) -> 
     }
     text.shrink_to_fit();
     (Names { text: Arc::new(text), routes: names }, more)
+}
+
+/// The routes [`names`] reads ahead at a time ([`read_ahead`]). Measured at 10,000 routes (the
+/// bench's, after a render): `names` takes 2.5 ms without reading ahead, 1.35 reading 8 routes
+/// ahead, 1.2 from 64 on.
+const READ_AHEAD: usize = 64;
+
+/// Reads the strings [`names`] and its `also` read of each of `routes` (namespace, name,
+/// hostnames), all at once, before any is needed. These are the first reads of the snapshot's
+/// strings in a translation, each a cache miss; [`names`] does some hundreds of instructions (a
+/// hash look-up, a hostname's parse and allocation) between two routes, so its own reads come
+/// one route at a time, each miss waited for in turn. Read here, a load after another with
+/// nothing in between, they overlap, as in a bare walk of the snapshot.
+fn read_ahead(routes: &[&Route]) {
+    let first_byte = |s: &str| s.as_bytes().first().map_or(0, |c| usize::from(*c));
+    let mut sum = 0usize;
+    for route in routes {
+        sum = sum.wrapping_add(first_byte(&route.meta.namespace) + first_byte(&route.meta.name));
+        for hostname in &route.hostnames {
+            sum = sum.wrapping_add(first_byte(hostname));
+        }
+    }
+    std::hint::black_box(sum);
 }
 
 /// What [`names`] gives: each route's, and the string of all the names.
