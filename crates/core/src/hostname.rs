@@ -148,44 +148,84 @@ impl Hostname {
 /// (so it cannot be an IPv4 address). `false` says nothing: [`Hostname::parse_checked`]
 /// decides, and names the rule broken.
 ///
-/// Each byte is one table look-up ([`NAME_BYTE`]), its classes gathered; the labels are
-/// checked at the dots.
+/// Each byte is two table look-ups: its class ([`NAME_CLASS`]), then what that class says after
+/// the class before it ([`NAME_PAIR`]), gathered. A label's bounds are the pairs around a dot
+/// (the name is taken to start after one and to end before [`END`]); a name of more than 63
+/// bytes, which could hold a label too long, is left to the rules.
 fn plain_name(name: &str) -> bool {
     let b = name.as_bytes();
-    let label = |l: &[u8]| !l.is_empty() && l.len() <= 63 && l[0] != b'-' && l[l.len() - 1] != b'-';
-    let (mut seen, mut start) = (0u8, 0);
-    for (i, &c) in b.iter().enumerate() {
-        let class = NAME_BYTE[c as usize];
-        seen |= class;
-        if class == NAME_DOT {
-            if !label(&b[start..i]) {
-                return false;
-            }
-            start = i + 1;
-        }
+    if b.len() > 63 {
+        return false;
     }
-    seen & NAME_OTHER == 0 && seen & NAME_NOT_NUMERIC != 0 && label(&b[start..])
+    // The index is masked to the table's size, so that it needs no bounds check.
+    let pair = |before: usize, class: u8| NAME_PAIR[(before | usize::from(class)) & 63];
+    let (mut seen, mut before) = (0u8, usize::from(DOT) << 3);
+    for &c in b {
+        let class = NAME_CLASS[usize::from(c)];
+        seen |= pair(before, class);
+        before = usize::from(class) << 3;
+    }
+    seen |= pair(before, END);
+    seen & (NAME_OTHER | NAME_BAD_LABEL) == 0 && seen & NAME_NOT_NUMERIC != 0
 }
 
-/// [`NAME_BYTE`] classes, one bit each.
-const NAME_NOT_NUMERIC: u8 = 1;
-const NAME_DOT: u8 = 2;
-const NAME_OTHER: u8 = 4;
+/// [`NAME_CLASS`] classes, and the end of the name.
+const DIGIT: u8 = 0;
+const LETTER: u8 = 1;
+const DASH: u8 = 2;
+const DOT: u8 = 3;
+const OTHER: u8 = 4;
+const END: u8 = 5;
 
-/// `[a-z-]` not numeric, `.` a dot, digits nothing, anything else other.
-const NAME_BYTE: [u8; 256] = {
-    let mut table = [NAME_OTHER; 256];
+/// `[0-9]` a digit, `[a-z]` a letter, `-` a dash, `.` a dot, anything else other.
+const NAME_CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        if c.is_ascii_lowercase() || c == b'-' {
-            table[b] = NAME_NOT_NUMERIC;
+        if c.is_ascii_lowercase() {
+            table[b] = LETTER;
         } else if c.is_ascii_digit() {
-            table[b] = 0;
+            table[b] = DIGIT;
         }
         b += 1;
     }
-    table[b'.' as usize] = NAME_DOT;
+    table[b'-' as usize] = DASH;
+    table[b'.' as usize] = DOT;
+    table
+};
+
+/// [`NAME_PAIR`] findings, one bit each.
+const NAME_NOT_NUMERIC: u8 = 1;
+const NAME_OTHER: u8 = 2;
+const NAME_BAD_LABEL: u8 = 4;
+
+/// What a byte of a class says after a byte of a class (`before << 3 | class`): a letter or a
+/// dash, that the name is not numeric; another byte, that the name is not plain; a dot or the
+/// end after a dot (an empty label) or a dash (a label ending with `-`), or a dash after a dot
+/// (a label starting with `-`), that a label is bad.
+const NAME_PAIR: [u8; 64] = {
+    let mut table = [0u8; 64];
+    let mut before = 0;
+    while before < 8 {
+        let mut class = 0;
+        while class < 8 {
+            let (b, c) = (before as u8, class as u8);
+            let mut found = 0;
+            if c == LETTER || c == DASH {
+                found |= NAME_NOT_NUMERIC;
+            }
+            if c == OTHER {
+                found |= NAME_OTHER;
+            }
+            if (b == DOT && (c == DOT || c == DASH || c == END)) || (b == DASH && (c == DOT || c == END)) {
+                found |= NAME_BAD_LABEL;
+            }
+            table[before << 3 | class] = found;
+            class += 1;
+        }
+        before += 1;
+    }
     table
 };
 

@@ -26,24 +26,29 @@ impl IngressRule {
     }
 }
 
-/// A rule's `path`, read through `Deref<Target = str>`: a range of a string that the paths of
-/// all the rules of one translation share. Tens of thousands of rules, each with its own path,
-/// then hold one heap object between them rather than one each, which is that many fewer
-/// allocations to make and, above all, to free. (A rule kept after its translation keeps that
-/// string alive: all the paths, the rule list's total, some tens of bytes a rule.) Make one
-/// with `"^/a$".into()`; paths compare, hash and print as their text.
+/// A rule's `path`: a range of a string that the paths of all the rules of one translation
+/// share ([`SharedText`]). Tens of thousands of rules, each with its own path, then hold one
+/// heap object between them rather than one each, which is that many fewer allocations to make
+/// and, above all, to free. (A rule kept after its translation keeps that string alive: all the
+/// paths, the rule list's total, some tens of bytes a rule.) Make one with `"^/a$".into()`;
+/// paths compare, hash and print as their text.
+pub type RulePath = SharedText;
+
+/// A string read through `Deref<Target = str>` that is a range of a larger one, which many
+/// such values share: the paths of a translation's rules ([`RulePath`]), the names of its
+/// routes ([`RouteName::name`]). Compares, hashes and prints as its text (`Debug` as a `str`).
 #[derive(Clone)]
-pub struct RulePath {
+pub struct SharedText {
     text: Arc<String>,
     start: u32,
     end: u32,
 }
 
-impl RulePath {
+impl SharedText {
     /// `text[range]` (a range of char boundaries).
-    pub(crate) fn new(text: &Arc<String>, range: std::ops::Range<u32>) -> RulePath {
+    pub(crate) fn new(text: &Arc<String>, range: std::ops::Range<u32>) -> SharedText {
         debug_assert!(text.get(range.start as usize..range.end as usize).is_some());
-        RulePath { text: Arc::clone(text), start: range.start, end: range.end }
+        SharedText { text: Arc::clone(text), start: range.start, end: range.end }
     }
 
     /// The length in bytes, without reading the text.
@@ -53,47 +58,47 @@ impl RulePath {
     }
 }
 
-impl std::ops::Deref for RulePath {
+impl std::ops::Deref for SharedText {
     type Target = str;
     fn deref(&self) -> &str {
         &self.text[self.start as usize..self.end as usize]
     }
 }
 
-impl From<&str> for RulePath {
+impl From<&str> for SharedText {
     fn from(path: &str) -> Self {
-        RulePath::from(path.to_string())
+        SharedText::from(path.to_string())
     }
 }
 
-impl From<String> for RulePath {
+impl From<String> for SharedText {
     fn from(path: String) -> Self {
-        let end = u32::try_from(path.len()).expect("a path under 4 GiB");
-        RulePath { text: Arc::new(path), start: 0, end }
+        let end = u32::try_from(path.len()).expect("a text under 4 GiB");
+        SharedText { text: Arc::new(path), start: 0, end }
     }
 }
 
-impl PartialEq for RulePath {
+impl PartialEq for SharedText {
     fn eq(&self, other: &Self) -> bool {
         **self == **other
     }
 }
 
-impl Eq for RulePath {}
+impl Eq for SharedText {}
 
-impl std::hash::Hash for RulePath {
+impl std::hash::Hash for SharedText {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         (**self).hash(state)
     }
 }
 
-impl std::fmt::Debug for RulePath {
+impl std::fmt::Debug for SharedText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&**self, f)
     }
 }
 
-impl std::fmt::Display for RulePath {
+impl std::fmt::Display for SharedText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self)
     }
@@ -147,7 +152,9 @@ impl From<OriginRequest> for SharedOriginRequest {
 pub struct RouteName {
     pub kind: RouteKind,
     pub namespace: Arc<str>,
-    pub name: Arc<str>,
+    /// A range of one string holding the names of all the routes of a translation: one heap
+    /// object between them, not one more per route to make and to free.
+    pub name: SharedText,
 }
 
 /// Where a rule came from, for the comment above it and the render summary.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::hostname::{self, Hostname};
-use crate::ingress::{IngressRule, RouteName, RuleSource};
+use crate::ingress::{IngressRule, RouteName, RuleSource, SharedText};
 use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
 use crate::status::{Programmed, Statuses};
 
@@ -319,6 +319,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let mut hosts = order::HostIds::with_capacity(most_hosts);
     let listeners = listener_keys(&gateways, &mut hosts);
 
+    let status::Names { text: names_text, routes: names } = names;
     for ((route, hostnames), status::RouteNames { namespace, name, place }) in
         routes.into_iter().zip(&parsed).zip(names)
     {
@@ -394,7 +395,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
             }
         }
         // The route as its status and its rules name it.
-        let id = Arc::new(RouteName { kind: route.kind, namespace, name });
+        let id =
+            Arc::new(RouteName { kind: route.kind, namespace, name: SharedText::new(&names_text, name) });
         let slot = route_statuses.slot(place);
         status::route_status(slot, route, &id, &outcomes, &out, &mut parent_refs);
         rejections.append(&mut out.rejections);
