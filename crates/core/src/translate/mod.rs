@@ -393,10 +393,10 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
-        // The route as its status and its rules name it.
+        // The route as its status and its rules name it: the status holds it.
         let id = Arc::new(RouteName { kind: route.kind, namespace, name });
         let slot = route_statuses.slot(place);
-        status::route_status(slot, route, &id, &outcomes, &out, &mut parent_refs);
+        let id = status::route_status(slot, route, id, &outcomes, &out, &mut parent_refs);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.

@@ -19,21 +19,21 @@ use super::rules::RouteOut;
 use super::{Reason, Settings};
 
 /// The status of `route`, written into `slot` (its place among the statuses) rather than
-/// moved there. `id` is the route's name, shared with its rules; the parentRefs are shared
-/// through `parent_refs`. A parent that accepts the route, with nothing said of its rules and
+/// moved there. `id` is the route's name, which the status keeps and gives back for the rules
+/// to share; the parentRefs are shared through `parent_refs`. A parent that accepts the route, with nothing said of its rules and
 /// backendRefs, gets [`RouteConditions::accepted`]: no list is made.
-pub(crate) fn route_status(
-    slot: &mut Option<RouteStatus>,
+pub(crate) fn route_status<'a>(
+    slot: &'a mut Option<RouteStatus>,
     route: &Route,
-    id: &Arc<RouteName>,
+    id: Arc<RouteName>,
     outcomes: &[ParentOutcome<'_>],
     out: &RouteOut,
     parent_refs: &mut ParentRefs,
-) {
+) -> &'a Arc<RouteName> {
     let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
     let generation = route.meta.generation;
     let status = slot.insert(RouteStatus {
-        route: Arc::clone(id),
+        route: id,
         incarnation: route.meta.incarnation,
         generation,
         parents: SmallVec::new(),
@@ -112,6 +112,7 @@ pub(crate) fn route_status(
         };
         status.parents.push(RouteParentStatus { parent_ref, conditions: conditions.into() });
     }
+    &status.route
 }
 
 /// The parentRefs the statuses hold, one shared copy of each distinct parentRef (per Gateway,
