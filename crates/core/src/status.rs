@@ -56,6 +56,26 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// A route's `Accepted: True`.
+    #[inline]
+    pub fn route_accepted(generation: i64) -> Self {
+        Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
+    }
+
+    /// A route's `ResolvedRefs: True`.
+    #[inline]
+    pub fn refs_resolved(generation: i64) -> Self {
+        Condition::new(
+            "ResolvedRefs",
+            ConditionStatus::True,
+            "ResolvedRefs",
+            "All references resolved",
+            generation,
+        )
+    }
+}
+
 /// The longest condition message the API server accepts (`metav1.Condition`: 32768
 /// characters). A longer one would fail the whole status write, and the object would get no
 /// status at all.
@@ -182,15 +202,10 @@ impl RouteConditions {
 
     /// The `i`th condition of [`RouteConditions::accepted`] at `generation`.
     fn accepted_nth(i: usize, generation: i64) -> Condition {
-        let (type_, message) =
-            if i == 0 { ("Accepted", "Route accepted") } else { ("ResolvedRefs", "All references resolved") };
-        // The reason is the type's name, as Gateway API's are for a True condition.
-        Condition {
-            type_,
-            status: ConditionStatus::True,
-            reason: type_,
-            message: Cow::Borrowed(message),
-            observed_generation: generation,
+        if i == 0 {
+            Condition::route_accepted(generation)
+        } else {
+            Condition::refs_resolved(generation)
         }
     }
 

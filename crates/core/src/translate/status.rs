@@ -39,7 +39,8 @@ pub(crate) fn route_status<'a>(
         parents: SmallVec::new(),
     });
     // Nothing said of the route's rules and backendRefs: an accepting parent's conditions are
-    // the fixed ones.
+    // the fixed ones, those the general case below makes then (`route_accepted`,
+    // `refs_resolved`), as `RouteConditions::from` would find.
     let plain = out.rejections.is_empty() && out.unresolved.is_empty() && !all_rules_dropped;
     // What is said of the route's rules and backendRefs, the same on every parent.
     let dropped: Option<String> = (!out.rejections.is_empty()).then(|| {
@@ -48,13 +49,7 @@ pub(crate) fn route_status<'a>(
         dropped.join("; ")
     });
     let resolved = || match out.unresolved.first() {
-        None => Condition::new(
-            "ResolvedRefs",
-            ConditionStatus::True,
-            "ResolvedRefs",
-            "All references resolved",
-            generation,
-        ),
+        None => Condition::refs_resolved(generation),
         Some(first) => {
             let all: Vec<String> =
                 out.unresolved.iter().map(|u| format!("{}: {}", u.field, u.why.message)).collect();
@@ -92,9 +87,7 @@ pub(crate) fn route_status<'a>(
                 ),
                 generation,
             ),
-            Ok(_) => {
-                Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
-            }
+            Ok(_) => Condition::route_accepted(generation),
         };
         let conditions = match &dropped {
             Some(dropped) if !all_rules_dropped && outcome.result.is_ok() => vec![
