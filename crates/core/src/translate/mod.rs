@@ -400,7 +400,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
-            add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, &mut out.matches, &id);
+            add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, &mut out.matches, id);
         }
     }
 
