@@ -19,9 +19,10 @@ use super::rules::RouteOut;
 use super::{Reason, Settings};
 
 /// The status of `route`, written into `slot` (its place among the statuses) rather than
-/// moved there. `id` is the route's name, which the status keeps and gives back for the rules
-/// to share; the parentRefs are shared through `parent_refs`. A parent that accepts the route, with nothing said of its rules and
-/// backendRefs, gets [`RouteConditions::accepted`]: no list is made.
+/// moved there. `id` is the route's name, which the status keeps and lends back for the rules
+/// to share; the parentRefs are shared through `parent_refs`. A parent that accepts the
+/// route, with nothing said of its rules and backendRefs, gets [`RouteConditions::accepted`]:
+/// no list is made.
 pub(crate) fn route_status<'a>(
     slot: &'a mut Option<RouteStatus>,
     route: &Route,
@@ -39,8 +40,8 @@ pub(crate) fn route_status<'a>(
         parents: SmallVec::new(),
     });
     // Nothing said of the route's rules and backendRefs: an accepting parent's conditions are
-    // the fixed ones, those the general case below makes then (`route_accepted`,
-    // `refs_resolved`), as `RouteConditions::from` would find.
+    // the fixed pair. (The general case below would make the same two, `route_accepted` and
+    // `refs_resolved`, and `RouteConditions::from` would find them.)
     let plain = out.rejections.is_empty() && out.unresolved.is_empty() && !all_rules_dropped;
     // What is said of the route's rules and backendRefs, the same on every parent.
     let dropped: Option<String> = (!out.rejections.is_empty()).then(|| {
