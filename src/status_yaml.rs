@@ -186,7 +186,7 @@ pub fn http_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
             .map(|p| {
                 let ParentRef { group, kind, namespace, name, section_name, port } = &*p.parent_ref;
                 HttpRouteStatusParents {
-                    conditions: conditions(&p.conditions, time),
+                    conditions: p.conditions.iter().map(|c| condition(&c, time)).collect(),
                     controller_name: controller_name.to_string(),
                     parent_ref: HttpRouteStatusParentsParentRef {
                         group: group.as_deref().map(String::from),
@@ -210,7 +210,7 @@ pub fn grpc_route_status(r: &RouteStatus, controller_name: &str, time: &Time) ->
             .map(|p| {
                 let ParentRef { group, kind, namespace, name, section_name, port } = &*p.parent_ref;
                 GrpcRouteStatusParents {
-                    conditions: conditions(&p.conditions, time),
+                    conditions: p.conditions.iter().map(|c| condition(&c, time)).collect(),
                     controller_name: controller_name.to_string(),
                     parent_ref: GrpcRouteStatusParentsParentRef {
                         group: group.as_deref().map(String::from),

@@ -56,6 +56,26 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// A route's `Accepted: True`.
+    #[inline]
+    pub fn route_accepted(generation: i64) -> Self {
+        Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
+    }
+
+    /// A route's `ResolvedRefs: True`.
+    #[inline]
+    pub fn refs_resolved(generation: i64) -> Self {
+        Condition::new(
+            "ResolvedRefs",
+            ConditionStatus::True,
+            "ResolvedRefs",
+            "All references resolved",
+            generation,
+        )
+    }
+}
+
 /// The longest condition message the API server accepts (`metav1.Condition`: 32768
 /// characters). A longer one would fail the whole status write, and the object would get no
 /// status at all.
@@ -126,9 +146,10 @@ pub struct ListenerStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// The status of a route. There is one per route of a cluster, made on every translation, so
-/// its lists are inline (a route usually has one parent and two conditions; a third,
-/// `PartiallyInvalid`, moves them to the heap) and its name is shared with the rules.
+/// The status of a route. There is one per route of a cluster, made on every translation and
+/// kept until the next, so it is small (64 bytes): its parent is inline (a route usually has
+/// one), an accepted route's conditions are a generation ([`RouteConditions`]), and its name
+/// is shared with the rules.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteStatus {
     /// The route's kind, namespace and name: the same value its rules name it by.
@@ -148,7 +169,94 @@ pub struct RouteParentStatus {
     /// status instead of a 104-byte copy, and no reference counts of the snapshot's strings
     /// touched per route).
     pub parent_ref: Arc<ParentRef>,
-    pub conditions: SmallVec<[Condition; 2]>,
+    pub conditions: RouteConditions,
+}
+
+/// The conditions of a route's entry for one parent, in order. Nearly every route is accepted
+/// with nothing to say, and its two conditions are then always the same but for the
+/// generation ([`RouteConditions::accepted`]): they are kept as that generation alone (16
+/// bytes in place of a 152-byte list), and made when read. Any other list is kept as it is.
+///
+/// Read with [`RouteConditions::iter`] (the conditions, each borrowed or made); made from a
+/// `Vec<Condition>` (`.into()`), which finds the accepted pair in it, so two values are equal,
+/// hash and print alike exactly when their conditions do.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RouteConditions(Conditions);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Conditions {
+    /// `Accepted: True` ("Route accepted") and `ResolvedRefs: True` ("All references
+    /// resolved"), observed at this generation.
+    Accepted(i64),
+    /// Any other list.
+    Listed(Box<[Condition]>),
+}
+
+impl RouteConditions {
+    /// The conditions of a route accepted by a parent, with every reference resolved and every
+    /// rule rendered.
+    #[inline]
+    pub fn accepted(generation: i64) -> Self {
+        RouteConditions(Conditions::Accepted(generation))
+    }
+
+    /// The `i`th condition of [`RouteConditions::accepted`] at `generation`.
+    fn accepted_nth(i: usize, generation: i64) -> Condition {
+        if i == 0 {
+            Condition::route_accepted(generation)
+        } else {
+            Condition::refs_resolved(generation)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Conditions::Accepted(_) => 2,
+            Conditions::Listed(list) => list.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`th condition.
+    pub fn get(&self, i: usize) -> Option<Cow<'_, Condition>> {
+        match &self.0 {
+            Conditions::Accepted(generation) => {
+                (i < 2).then(|| Cow::Owned(Self::accepted_nth(i, *generation)))
+            }
+            Conditions::Listed(list) => list.get(i).map(Cow::Borrowed),
+        }
+    }
+
+    /// The conditions in order: borrowed, or made (the accepted pair: no allocation).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Cow<'_, Condition>> + '_ {
+        (0..self.len()).map(|i| self.get(i).expect("within the length"))
+    }
+
+    pub fn to_vec(&self) -> Vec<Condition> {
+        self.iter().map(Cow::into_owned).collect()
+    }
+}
+
+impl From<Vec<Condition>> for RouteConditions {
+    fn from(list: Vec<Condition>) -> Self {
+        if let [first, second] = list.as_slice() {
+            let generation = first.observed_generation;
+            if *first == Self::accepted_nth(0, generation) && *second == Self::accepted_nth(1, generation) {
+                return Self::accepted(generation);
+            }
+        }
+        RouteConditions(Conditions::Listed(list.into_boxed_slice()))
+    }
+}
+
+impl std::fmt::Debug for RouteConditions {
+    /// As the list of conditions.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// What is known about cloudflared running the rendered config; it decides `Programmed`.
@@ -231,5 +339,86 @@ mod tests {
         );
         let exact = "é".repeat(MAX_MESSAGE_CHARS);
         assert_eq!(Condition::new("A", ConditionStatus::True, "A", exact.clone(), 1).message, exact);
+    }
+
+    fn accepted(generation: i64) -> Condition {
+        Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
+    }
+
+    fn resolved(generation: i64) -> Condition {
+        Condition::new(
+            "ResolvedRefs",
+            ConditionStatus::True,
+            "ResolvedRefs",
+            "All references resolved",
+            generation,
+        )
+    }
+
+    #[test]
+    fn an_accepted_routes_conditions_are_accepted_and_resolved() {
+        let compact = RouteConditions::accepted(5);
+        assert_eq!(compact.to_vec(), vec![accepted(5), resolved(5)]);
+        assert_eq!(RouteConditions::from(vec![accepted(5), resolved(5)]), compact);
+        assert_ne!(RouteConditions::from(vec![accepted(5), resolved(4)]), compact);
+        assert_eq!(compact.len(), 2);
+        assert!(compact.get(2).is_none());
+    }
+
+    /// A list of conditions drawn from the accepted pair (often whole, at a few generations)
+    /// and others like them.
+    fn conditions() -> impl proptest::strategy::Strategy<Value = Vec<Condition>> {
+        use proptest::prelude::*;
+        let one = (0usize..6, 0i64..3).prop_map(|(which, generation)| match which {
+            0 => accepted(generation),
+            1 => resolved(generation),
+            2 => Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted ", generation),
+            3 => {
+                Condition::new("ResolvedRefs", ConditionStatus::False, "BackendNotFound", "gone", generation)
+            }
+            4 => Condition::new(
+                "ResolvedRefs",
+                ConditionStatus::True,
+                "Accepted",
+                "All references resolved",
+                generation,
+            ),
+            _ => {
+                Condition::new("PartiallyInvalid", ConditionStatus::True, "UnsupportedValue", "x", generation)
+            }
+        });
+        prop_oneof![
+            (0i64..3).prop_map(|g| vec![accepted(g), resolved(g)]),
+            proptest::collection::vec(one, 0..4),
+        ]
+    }
+
+    fn hash(value: &impl std::hash::Hash) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
+    }
+
+    proptest::proptest! {
+        /// Kept compact or listed, conditions read back, compare, hash and print as the list
+        /// they were made from.
+        #[test]
+        fn route_conditions_are_the_list_they_were_made_from(a in conditions(), b in conditions()) {
+            let (x, y) = (RouteConditions::from(a.clone()), RouteConditions::from(b.clone()));
+            proptest::prop_assert_eq!(x.to_vec(), a.clone());
+            proptest::prop_assert_eq!(x.len(), a.len());
+            proptest::prop_assert_eq!(x.is_empty(), a.is_empty());
+            proptest::prop_assert!(x.get(a.len()).is_none());
+            proptest::prop_assert_eq!(format!("{x:?}"), format!("{a:?}"));
+            proptest::prop_assert_eq!(format!("{x:#?}"), format!("{a:#?}"));
+            proptest::prop_assert_eq!(x == y, a == b);
+            if a == b {
+                proptest::prop_assert_eq!(hash(&x), hash(&y));
+            }
+            if let [first, _] = a.as_slice() {
+                let g = first.observed_generation;
+                let compact = a == vec![accepted(g), resolved(g)];
+                proptest::prop_assert_eq!(x == RouteConditions::accepted(g), compact);
+            }
+        }
     }
 }

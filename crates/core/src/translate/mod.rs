@@ -394,15 +394,15 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
-        // The route as its status and its rules name it.
+        // The route as its status and its rules name it: the status holds it.
         let id =
             Arc::new(RouteName { kind: route.kind, namespace, name: SharedText::new(&names_text, name) });
         let slot = route_statuses.slot(place);
-        status::route_status(slot, route, &id, &outcomes, &out, &mut parent_refs);
+        let id = status::route_status(slot, route, id, &outcomes, &out, &mut parent_refs);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
-            add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, &mut out.matches, &id);
+            add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, &mut out.matches, id);
         }
     }
 

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use smallvec::{smallvec, SmallVec};
+use smallvec::SmallVec;
 
 use crate::ingress::RouteName;
 use crate::model::{ParentRef, Route, RouteKind};
 use crate::status::{
-    Condition, ConditionStatus, GatewayStatus, ListenerStatus, RouteParentStatus, RouteStatus,
+    Condition, ConditionStatus, GatewayStatus, ListenerStatus, RouteConditions, RouteParentStatus,
+    RouteStatus,
 };
 
 use super::attach::ParentOutcome;
@@ -18,38 +19,38 @@ use super::rules::RouteOut;
 use super::{Reason, Settings};
 
 /// The status of `route`, written into `slot` (its place among the statuses) rather than
-/// moved there: it is 208 bytes. `id` is the route's name, shared with its rules; the
-/// parentRefs are shared through `parent_refs`.
-pub(crate) fn route_status(
-    slot: &mut Option<RouteStatus>,
+/// moved there. `id` is the route's name, which the status keeps and lends back for the rules
+/// to share; the parentRefs are shared through `parent_refs`. A parent that accepts the
+/// route, with nothing said of its rules and backendRefs, gets [`RouteConditions::accepted`]:
+/// no list is made.
+pub(crate) fn route_status<'a>(
+    slot: &'a mut Option<RouteStatus>,
     route: &Route,
-    id: &Arc<RouteName>,
+    id: Arc<RouteName>,
     outcomes: &[ParentOutcome<'_>],
     out: &RouteOut,
     parent_refs: &mut ParentRefs,
-) {
+) -> &'a Arc<RouteName> {
     let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
     let generation = route.meta.generation;
     let status = slot.insert(RouteStatus {
-        route: Arc::clone(id),
+        route: id,
         incarnation: route.meta.incarnation,
         generation,
         parents: SmallVec::new(),
     });
+    // Nothing said of the route's rules and backendRefs: an accepting parent's conditions are
+    // the fixed pair. (The general case below would make the same two, `route_accepted` and
+    // `refs_resolved`, and `RouteConditions::from` would find them.)
+    let plain = out.rejections.is_empty() && out.unresolved.is_empty() && !all_rules_dropped;
     // What is said of the route's rules and backendRefs, the same on every parent.
     let dropped: Option<String> = (!out.rejections.is_empty()).then(|| {
         let dropped: Vec<String> =
             out.rejections.iter().map(|r| format!("{}: {}", r.field, r.message)).collect();
         dropped.join("; ")
     });
-    let resolved = match out.unresolved.first() {
-        None => Condition::new(
-            "ResolvedRefs",
-            ConditionStatus::True,
-            "ResolvedRefs",
-            "All references resolved",
-            generation,
-        ),
+    let resolved = || match out.unresolved.first() {
+        None => Condition::refs_resolved(generation),
         Some(first) => {
             let all: Vec<String> =
                 out.unresolved.iter().map(|u| format!("{}: {}", u.field, u.why.message)).collect();
@@ -63,6 +64,12 @@ pub(crate) fn route_status(
         }
     };
     for outcome in outcomes {
+        let parent_ref = parent_refs.get(outcome.gateway, outcome.parent_ref);
+        if plain && outcome.result.is_ok() {
+            let conditions = RouteConditions::accepted(generation);
+            status.parents.push(RouteParentStatus { parent_ref, conditions });
+            continue;
+        }
         let accepted = match &outcome.result {
             Err((reason, message)) => Condition::new(
                 "Accepted",
@@ -81,14 +88,12 @@ pub(crate) fn route_status(
                 ),
                 generation,
             ),
-            Ok(_) => {
-                Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
-            }
+            Ok(_) => Condition::route_accepted(generation),
         };
-        let conditions: SmallVec<[Condition; 2]> = match &dropped {
-            Some(dropped) if !all_rules_dropped && outcome.result.is_ok() => SmallVec::from_vec(vec![
+        let conditions = match &dropped {
+            Some(dropped) if !all_rules_dropped && outcome.result.is_ok() => vec![
                 accepted,
-                resolved.clone(),
+                resolved(),
                 Condition::new(
                     "PartiallyInvalid",
                     ConditionStatus::True,
@@ -96,12 +101,12 @@ pub(crate) fn route_status(
                     format!("Not rendered: {dropped}"),
                     generation,
                 ),
-            ]),
-            _ => smallvec![accepted, resolved.clone()],
+            ],
+            _ => vec![accepted, resolved()],
         };
-        let parent_ref = parent_refs.get(outcome.gateway, outcome.parent_ref);
-        status.parents.push(RouteParentStatus { parent_ref, conditions });
+        status.parents.push(RouteParentStatus { parent_ref, conditions: conditions.into() });
     }
+    &status.route
 }
 
 /// The parentRefs the statuses hold, one shared copy of each distinct parentRef (per Gateway,

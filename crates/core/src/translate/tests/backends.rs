@@ -339,7 +339,7 @@ fn observed_generation_is_on_every_condition() {
         .rule(rule().with_headers("/", 1).backend("v1", 8080))
         .rule(rule().backend("v1", 8080));
     let t = run(&base().with_route(route));
-    for c in &t.statuses.routes[0].parents[0].conditions {
+    for c in t.statuses.routes[0].parents[0].conditions.iter() {
         assert_eq!(c.observed_generation, 7, "{c:?}");
     }
 }

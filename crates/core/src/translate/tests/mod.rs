@@ -59,11 +59,7 @@ pub(super) fn check(name: &str, t: &Translation, requests: &[(&str, &str, &str)]
     }
 }
 
-pub(super) fn parent_condition<'a>(
-    t: &'a Translation,
-    name: &str,
-    type_: &str,
-) -> &'a crate::status::Condition {
+pub(super) fn parent_condition(t: &Translation, name: &str, type_: &str) -> crate::status::Condition {
     let route = t
         .statuses
         .routes
@@ -75,6 +71,7 @@ pub(super) fn parent_condition<'a>(
         .iter()
         .find(|c| c.type_ == type_)
         .unwrap_or_else(|| panic!("{name}: no {type_}"))
+        .into_owned()
 }
 
 mod backends;

@@ -114,7 +114,7 @@ fn timestamp_ties_go_to_the_first_namespace_slash_name_string() {
         .with_route(http);
     let t = run(&snapshot);
     let conflicted = t.statuses.routes.iter().find(|r| r.route.kind == RouteKind::Grpc).unwrap();
-    assert_eq!(conflicted.parents[0].conditions[0].reason, "Conflicted", "{:#?}", conflicted);
+    assert_eq!(conflicted.parents[0].conditions.get(0).unwrap().reason, "Conflicted", "{:#?}", conflicted);
 }
 
 #[test]
