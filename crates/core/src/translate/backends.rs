@@ -220,8 +220,10 @@ fn tls_policy(service: &Service, port: &ServicePort, index: &Index<'_>) -> Optio
 
 /// What a rule's backendRefs come to: the origin for all its traffic, or `None` when no valid
 /// backend with a weight above 0 remains (the rule then answers 500, or 503 for gRPC).
-pub(crate) struct Selection {
-    pub origin: Option<Origin>,
+pub(crate) struct Selection<'r> {
+    /// Borrowed from the resolver: moving an `Origin` out by value from rule to rule cost more
+    /// on the clock than its instructions (copies of its tail through the stack).
+    pub origin: Option<&'r Origin>,
     pub unresolved: Vec<(usize, Unresolved)>,
     /// More than one backend had weight and one was chosen: it gets all the traffic.
     pub split_collapsed: bool,
@@ -232,48 +234,84 @@ pub(crate) struct Selection {
 pub(crate) struct Resolver<'a> {
     index: &'a Index<'a>,
     settings: &'a Settings,
-    /// Core Services only: (route namespace, route kind, namespace, name, port) → answer.
-    cache: FxHashMap<BackendKey<'a>, Result<Origin, Unresolved>>,
+    /// Core Services only: (route namespace, route kind, namespace, name, port) → answer, an
+    /// origin as its place in `origins`.
+    cache: FxHashMap<BackendKey<'a>, Result<u32, Unresolved>>,
+    origins: Vec<Origin>,
 }
 
-type BackendKey<'a> = (&'a str, RouteKind, Option<&'a str>, &'a str, Option<i32>);
+/// What a route's remembered answers depend on besides the backendRef: its namespace and kind,
+/// and their hash, computed once per route rather than once per rule.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    namespace: &'a str,
+    kind: RouteKind,
+    hash: u64,
+}
 
-fn cache_key<'a>(route: &'a Route, backend: &'a BackendRef) -> BackendKey<'a> {
-    (
-        route.meta.namespace.as_str(),
-        route.kind,
-        backend.namespace.as_deref(),
-        backend.name.as_str(),
-        backend.port,
-    )
+/// A cache key and its hash: [`Hash`] writes the hash alone, [`Eq`] compares the fields.
+#[derive(PartialEq, Eq)]
+struct BackendKey<'a> {
+    hash: u64,
+    namespace: &'a str,
+    kind: RouteKind,
+    backend_namespace: Option<&'a str>,
+    name: &'a str,
+    port: Option<i32>,
+}
+
+impl std::hash::Hash for BackendKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 impl<'a> Resolver<'a> {
     pub(crate) fn new(index: &'a Index<'a>, settings: &'a Settings) -> Self {
-        Resolver { index, settings, cache: FxHashMap::default() }
+        Resolver { index, settings, cache: FxHashMap::default(), origins: Vec::new() }
     }
 
-    pub(crate) fn select(&mut self, route: &'a Route, backends: &'a [BackendRef]) -> Selection {
-        let mut best: Option<(i32, Origin)> = None;
+    /// The [`Scope`] of `route`'s backendRefs, for [`Resolver::select`].
+    pub(crate) fn scope(&self, route: &'a Route) -> Scope<'a> {
+        use std::hash::BuildHasher;
+        let namespace = route.meta.namespace.as_str();
+        Scope {
+            namespace,
+            kind: route.kind,
+            hash: rustc_hash::FxBuildHasher.hash_one((namespace, route.kind)),
+        }
+    }
+
+    /// `scope` is [`Resolver::scope`] of `route`.
+    pub(crate) fn select(
+        &mut self,
+        scope: Scope<'a>,
+        route: &'a Route,
+        backends: &'a [BackendRef],
+    ) -> Selection<'_> {
+        let mut best: Option<(i32, u32)> = None;
         let mut unresolved = Vec::new();
+        let Resolver { index, settings, cache, origins } = self;
+        let mut resolve = |backend| {
+            resolve(route, backend, index, settings).map(|origin| {
+                origins.push(origin);
+                u32::try_from(origins.len() - 1).expect("under 4 G origins")
+            })
+        };
         for (i, backend) in backends.iter().enumerate() {
-            let (index, settings) = (self.index, self.settings);
             let uncached;
             let answer = if backend.group.is_empty() && backend.kind == "Service" {
-                &*self
-                    .cache
-                    .entry(cache_key(route, backend))
-                    .or_insert_with(|| resolve(route, backend, index, settings))
+                &*cache.entry(cache_key(scope, backend)).or_insert_with(|| resolve(backend))
             } else {
                 // Another kind: refused at once, nothing worth remembering.
-                uncached = resolve(route, backend, index, settings);
+                uncached = resolve(backend);
                 &uncached
             };
             match answer {
                 Ok(origin)
                     if backend.weight > 0 && best.as_ref().is_none_or(|(w, _)| backend.weight > *w) =>
                 {
-                    best = Some((backend.weight, origin.clone()));
+                    best = Some((backend.weight, *origin));
                 }
                 Ok(_) => {}
                 Err(u) => unresolved.push((i, u.clone())),
@@ -287,7 +325,24 @@ impl<'a> Resolver<'a> {
         } else {
             0
         };
-        Selection { origin: best.map(|(_, o)| o), unresolved, split_collapsed: weighted > 1 }
+        let origin = best.map(|(_, o)| &self.origins[o as usize]);
+        Selection { origin, unresolved, split_collapsed: weighted > 1 }
+    }
+}
+
+fn cache_key<'a>(scope: Scope<'a>, backend: &'a BackendRef) -> BackendKey<'a> {
+    use std::hash::{BuildHasher, Hasher};
+    let (backend_namespace, name, port) = (backend.namespace.as_deref(), backend.name.as_str(), backend.port);
+    let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
+    hasher.write_u64(scope.hash);
+    std::hash::Hash::hash(&(backend_namespace, name, port), &mut hasher);
+    BackendKey {
+        hash: hasher.finish(),
+        namespace: scope.namespace,
+        kind: scope.kind,
+        backend_namespace,
+        name,
+        port,
     }
 }
 

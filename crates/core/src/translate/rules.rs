@@ -63,6 +63,7 @@ pub(crate) fn route_out<'a>(
     out.unresolved.clear();
     out.notes.clear();
     touch(route);
+    let scope = resolver.scope(route);
     for (r, rule) in route.rules.iter().enumerate() {
         let reject = |field: String, message: String| Rejection {
             object: super::object_name(route),
@@ -70,7 +71,7 @@ pub(crate) fn route_out<'a>(
             reason: Reason::UnsupportedValue,
             message,
         };
-        let selection = resolver.select(route, &rule.backends);
+        let selection = resolver.select(scope, route, &rule.backends);
         for (b, unresolved) in &selection.unresolved {
             out.unresolved.push(UnresolvedRef {
                 field: format!("spec.rules[{r}].backendRefs[{b}]"),
@@ -152,7 +153,7 @@ fn rule_target(
     route: &Route,
     r: usize,
     rule: &RouteRule,
-    origin: Option<backends::Origin>,
+    origin: Option<&backends::Origin>,
     settings: &Settings,
 ) -> Result<(Arc<str>, SharedOriginRequest), (String, String)> {
     if let Some(field) = rule.unsupported_fields().first() {
@@ -200,8 +201,8 @@ fn rule_target(
                 origin_request.http2_origin = true;
                 origin_request.no_tls_verify = origin.server_name.is_none() && settings.grpc_no_tls_verify();
             }
-            origin_request.origin_server_name = origin.server_name;
-            origin.url
+            origin_request.origin_server_name = origin.server_name.clone();
+            origin.url.clone()
         }
         (None, RouteKind::Http) => Arc::from("http_status:500"),
         // gRPC clients read 503 as UNAVAILABLE.
