@@ -1,8 +1,8 @@
 //! The output side: cloudflared ingress rules in first-match order.
 //!
 //! Strings are shared (`Arc<str>`): one hostname or service typically appears in many rules,
-//! and a config of tens of thousands of rules should not copy them all. Paths, most of them
-//! distinct, share one string per translation ([`RulePath`]).
+//! and a config of tens of thousands of rules should not copy them all. Hostnames and paths,
+//! most of them distinct, share one string per translation ([`SharedText`]).
 
 use std::sync::Arc;
 
@@ -12,7 +12,10 @@ use crate::model::RouteKind;
 /// anchored RE2 expression tested against the percent-decoded path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngressRule {
-    pub hostname: Option<Arc<str>>,
+    /// A range of the string the hostnames and paths of a translation's rules share, like
+    /// `path`: no heap object of its own to make and free per distinct hostname. Make one
+    /// with `"a.example.com".into()`.
+    pub hostname: Option<SharedText>,
     pub path: Option<RulePath>,
     pub service: Arc<str>,
     pub origin_request: SharedOriginRequest,

@@ -1,7 +1,5 @@
 //! `validate_rendered`: what is validated is what is written.
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -94,7 +92,7 @@ fn any_rule(
     )
         .prop_map(|(hostname, path, service, (host_header, server_name, http2, no_verify), source)| {
             IngressRule {
-                hostname: hostname.map(|h| Arc::from(h.as_str())),
+                hostname: hostname.map(|h| h.as_str().into()),
                 path: path.map(|p| p.as_str().into()),
                 service: service.as_str().into(),
                 origin_request: OriginRequest {

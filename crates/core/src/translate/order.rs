@@ -10,17 +10,20 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
-use crate::ingress::{IngressRule, RouteName, RulePath, RuleSource, SharedOriginRequest};
+use crate::ingress::{IngressRule, RouteName, RulePath, RuleSource, SharedOriginRequest, SharedText};
 use crate::path::PathRank;
 
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
 /// check then index vectors instead of hashing and comparing strings for every rule. Each
-/// distinct hostname is also written once, as the text its rules share.
+/// distinct hostname is also written once, into one string for all of them, which [`finish`]
+/// adds to the string of the paths: the rules' hostnames are ranges of it, no heap object each.
 #[derive(Default)]
 pub(crate) struct HostIds<'a> {
     ids: HashMap<Option<&'a Hostname>, u32>,
     values: Vec<Option<&'a Hostname>>,
-    text: Vec<Option<Arc<str>>>,
+    /// Where each hostname's text is in `text` (`None`: every host).
+    ranges: Vec<Option<(u32, u32)>>,
+    text: String,
     /// The hostname last asked for, by address, and its id: a route's attachments name the
     /// same parsed hostname once per listener, which then costs no hashing.
     last: Option<(Option<&'a Hostname>, u32)>,
@@ -32,7 +35,8 @@ impl<'a> HostIds<'a> {
         HostIds {
             ids: HashMap::with_capacity_and_hasher(n, Default::default()),
             values: Vec::with_capacity(n),
-            text: Vec::with_capacity(n),
+            ranges: Vec::with_capacity(n),
+            text: String::with_capacity(n * 24),
             last: None,
         }
     }
@@ -44,12 +48,17 @@ impl<'a> HostIds<'a> {
                 return id;
             }
         }
-        let (values, text) = (&mut self.values, &mut self.text);
+        let (values, ranges, text) = (&mut self.values, &mut self.ranges, &mut self.text);
         let id = *self.ids.entry(h).or_insert_with(|| {
             values.push(h);
-            text.push(h.map(|h| match h {
-                Hostname::Exact(name) => Arc::from(name.as_str()),
-                Hostname::Wildcard(_) => Arc::from(h.as_string()),
+            ranges.push(h.map(|h| {
+                let start = text.len();
+                match h {
+                    Hostname::Exact(name) => text.push_str(name),
+                    Hostname::Wildcard(_) => text.push_str(&h.as_string()),
+                }
+                let range = u32::try_from(start).ok().zip(u32::try_from(text.len()).ok());
+                range.expect("hostnames under 4 GiB")
             }));
             (values.len() - 1) as u32
         });
@@ -58,8 +67,8 @@ impl<'a> HostIds<'a> {
     }
 
     /// The `hostname:` of rules with the hostname `id` (lower case; `None`: every host).
-    pub(crate) fn text(&self, id: u32) -> Option<Arc<str>> {
-        self.text[id as usize].clone()
+    pub(crate) fn text(&self, id: u32) -> Option<&str> {
+        self.ranges[id as usize].map(|(start, end)| &self.text[start as usize..end as usize])
     }
 }
 
@@ -482,8 +491,12 @@ pub(crate) fn finish(
     let mut uses_grpc = false;
     // The rules kept, in their order (room for all: most are).
     let mut rules: Vec<IngressRule> = Vec::with_capacity(order.len());
-    // The string the kept rules' paths share (its spare capacity given back: it lives as long
-    // as they do).
+    // The string the kept rules' paths and hostnames share (its spare capacity given back: it
+    // lives as long as they do), the hostnames after the paths.
+    let hosts_at = u32::try_from(paths.len()).expect("paths under 4 GiB");
+    paths.reserve_exact(hosts.text.len());
+    paths.push_str(&hosts.text);
+    u32::try_from(paths.len()).expect("paths and hostnames under 4 GiB");
     paths.shrink_to_fit();
     let paths = Arc::new(paths);
     for &i in &order {
@@ -518,9 +531,7 @@ pub(crate) fn finish(
             made[i].take().expect("each candidate is placed once");
         let source = match route {
             Some(route) => RuleSource::Route { route, rule, match_index },
-            None => RuleSource::ListenerFence {
-                hostname: hosts.text(c.listener).unwrap_or_else(|| Arc::from("")),
-            },
+            None => RuleSource::ListenerFence { hostname: Arc::from(hosts.text(c.listener).unwrap_or("")) },
         };
         if let Some(first) = earlier {
             if !c.fence {
@@ -530,7 +541,8 @@ pub(crate) fn finish(
         }
         let kept = rules.len();
         let rule = IngressRule {
-            hostname: hosts.text[c.host as usize].clone(),
+            hostname: hosts.ranges[c.host as usize]
+                .map(|(start, end)| SharedText::new(&paths, start + hosts_at..end + hosts_at)),
             path: (path != 0).then(|| RulePath::new(&paths, c.path.0..c.path.1)),
             service,
             origin_request,

@@ -162,7 +162,7 @@ proptest::proptest! {
             candidates.push(key, made);
             fields.push((hostnames[listeners[l]].as_ref(), false, hostnames[h].as_ref(), key.rank, i));
             let rule = IngressRule {
-                hostname: hostnames[h].as_ref().map(|h| Arc::from(h.as_string())),
+                hostname: hostnames[h].as_ref().map(|h| h.as_string().into()),
                 path: paths[p].map(Into::into),
                 service: Arc::from("http://s"),
                 origin_request: Default::default(),
@@ -177,7 +177,7 @@ proptest::proptest! {
             fields.push((hostnames[l].as_ref(), true, hostnames[l].as_ref(), all_paths, rules.len()));
             let name: Arc<str> = Arc::from(hostnames[l].as_ref().expect("a hostname").as_string());
             let fence = IngressRule {
-                hostname: Some(Arc::clone(&name)),
+                hostname: Some((*name).into()),
                 path: None,
                 service: Arc::from("http_status:404"),
                 origin_request: Default::default(),
