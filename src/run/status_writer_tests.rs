@@ -20,17 +20,11 @@ fn time(text: &str) -> Time {
 }
 
 fn accepted(generation: i64) -> Condition {
-    Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
+    Condition::route_accepted(generation)
 }
 
 fn resolved(generation: i64) -> Condition {
-    Condition::new(
-        "ResolvedRefs",
-        ConditionStatus::True,
-        "ResolvedRefs",
-        "All references resolved",
-        generation,
-    )
+    Condition::refs_resolved(generation)
 }
 
 fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {

@@ -63,7 +63,7 @@ impl Condition {
         Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
     }
 
-    /// A route's `ResolvedRefs: True`.
+    /// `ResolvedRefs: True`, all references resolved (of a route, or of a Gateway).
     #[inline]
     pub fn refs_resolved(generation: i64) -> Self {
         Condition::new(
@@ -341,6 +341,8 @@ mod tests {
         assert_eq!(Condition::new("A", ConditionStatus::True, "A", exact.clone(), 1).message, exact);
     }
 
+    // Spelled out here rather than through `Condition::route_accepted` / `refs_resolved`: the
+    // tests below then also pin the fixed conditions' text.
     fn accepted(generation: i64) -> Condition {
         Condition::new("Accepted", ConditionStatus::True, "Accepted", "Route accepted", generation)
     }

@@ -187,13 +187,7 @@ impl ListenerView<'_> {
             }
         };
         let resolved = if self.invalid_kinds.is_empty() {
-            Condition::new(
-                "ResolvedRefs",
-                ConditionStatus::True,
-                "ResolvedRefs",
-                "All references resolved",
-                generation,
-            )
+            Condition::refs_resolved(generation)
         } else {
             let names: Vec<String> =
                 self.invalid_kinds.iter().map(|gk| format!("{}/{}", gk.group, gk.kind)).collect();
