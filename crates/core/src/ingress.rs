@@ -33,13 +33,13 @@ impl IngressRule {
 /// share ([`SharedText`]). Tens of thousands of rules, each with its own path, then hold one
 /// heap object between them rather than one each, which is that many fewer allocations to make
 /// and, above all, to free. (A rule kept after its translation keeps that string alive: all the
-/// paths, the rule list's total, some tens of bytes a rule.) Make one with `"^/a$".into()`;
-/// paths compare, hash and print as their text.
+/// paths and hostnames, the rule list's total, some tens of bytes a rule.) Make one with
+/// `"^/a$".into()`; paths compare, hash and print as their text.
 pub type RulePath = SharedText;
 
 /// A string read through `Deref<Target = str>` that is a range of a larger one, which many
-/// such values share: the paths of a translation's rules ([`RulePath`]), the names of its
-/// routes ([`RouteName::name`]). Compares, hashes and prints as its text (`Debug` as a `str`).
+/// such values share: the paths and hostnames of a translation's rules ([`RulePath`],
+/// [`IngressRule::hostname`]), the names of its routes ([`RouteName::name`]). Compares, hashes and prints as its text (`Debug` as a `str`).
 #[derive(Clone)]
 pub struct SharedText {
     text: Arc<String>,
