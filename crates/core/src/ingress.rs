@@ -39,7 +39,8 @@ pub type RulePath = SharedText;
 
 /// A string read through `Deref<Target = str>` that is a range of a larger one, which many
 /// such values share: the paths and hostnames of a translation's rules ([`RulePath`],
-/// [`IngressRule::hostname`]), the names of its routes ([`RouteName::name`]). Compares, hashes and prints as its text (`Debug` as a `str`).
+/// [`IngressRule::hostname`]), the names of its routes ([`RouteName::name`]). Compares, hashes
+/// and prints as its text (`Debug` as a `str`).
 #[derive(Clone)]
 pub struct SharedText {
     text: Arc<String>,
@@ -52,6 +53,16 @@ impl SharedText {
     pub(crate) fn new(text: &Arc<String>, range: std::ops::Range<u32>) -> SharedText {
         debug_assert!(text.get(range.start as usize..range.end as usize).is_some());
         SharedText { text: Arc::clone(text), start: range.start, end: range.end }
+    }
+
+    /// Appends `s` to `text`, a string [`SharedText::new`] will take ranges of, and says where
+    /// it is.
+    pub(crate) fn append(text: &mut String, s: &str) -> std::ops::Range<u32> {
+        let start = text.len();
+        text.push_str(s);
+        // The start is below the end: it fits too.
+        let end = u32::try_from(text.len()).expect("a shared text under 4 GiB");
+        start as u32..end
     }
 
     /// The length in bytes, without reading the text.

@@ -52,13 +52,11 @@ impl<'a> HostIds<'a> {
         let id = *self.ids.entry(h).or_insert_with(|| {
             values.push(h);
             ranges.push(h.map(|h| {
-                let start = text.len();
-                match h {
-                    Hostname::Exact(name) => text.push_str(name),
-                    Hostname::Wildcard(_) => text.push_str(&h.as_string()),
-                }
-                let range = u32::try_from(start).ok().zip(u32::try_from(text.len()).ok());
-                range.expect("hostnames under 4 GiB")
+                let range = match h {
+                    Hostname::Exact(name) => SharedText::append(text, name),
+                    Hostname::Wildcard(_) => SharedText::append(text, &h.as_string()),
+                };
+                (range.start, range.end)
             }));
             (values.len() - 1) as u32
         });
@@ -493,10 +491,8 @@ pub(crate) fn finish(
     let mut rules: Vec<IngressRule> = Vec::with_capacity(order.len());
     // The string the kept rules' paths and hostnames share (its spare capacity given back: it
     // lives as long as they do), the hostnames after the paths.
-    let hosts_at = u32::try_from(paths.len()).expect("paths under 4 GiB");
     paths.reserve_exact(hosts.text.len());
-    paths.push_str(&hosts.text);
-    u32::try_from(paths.len()).expect("paths and hostnames under 4 GiB");
+    let hosts_at = SharedText::append(&mut paths, &hosts.text).start;
     paths.shrink_to_fit();
     let paths = Arc::new(paths);
     for &i in &order {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::hostname::Hostname;
-use crate::ingress::{OriginRequest, SharedOriginRequest};
+use crate::ingress::{OriginRequest, SharedOriginRequest, SharedText};
 use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
 use crate::path::{grpc_path, http_path_ranked, PathRank};
 
@@ -221,18 +221,12 @@ fn match_path(
     scratch: &mut String,
     paths: &mut String,
 ) -> Result<MatchPath, (String, String)> {
-    // The path at the end of `paths`, and where it is.
-    let mut push = |path: &str| {
-        let start = paths.len() as u32;
-        paths.push_str(path);
-        start..u32::try_from(paths.len()).expect("paths under 4 GiB")
-    };
     match route_match {
         RouteMatch::Http(m) => {
             unexpressible_http(m)?;
             let (some, rank) =
                 http_path_ranked(&m.path, scratch).map_err(|e| (".path".to_string(), e.to_string()))?;
-            Ok((some.then(|| push(scratch)), rank))
+            Ok((some.then(|| SharedText::append(paths, scratch)), rank))
         }
         RouteMatch::Grpc(m) => {
             if m.headers > 0 {
@@ -240,7 +234,7 @@ fn match_path(
             }
             let path = grpc_path(m.method.as_ref()).map_err(|e| (".method".to_string(), e.to_string()))?;
             let rank = PathRank::grpc(m.method.as_ref(), path.as_deref());
-            Ok((path.map(|p| push(&p)), rank))
+            Ok((path.map(|p| SharedText::append(paths, &p)), rank))
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::ingress::RouteName;
+use crate::ingress::{RouteName, SharedText};
 use crate::model::{ParentRef, Route, RouteKind};
 use crate::status::{
     Condition, ConditionStatus, GatewayStatus, ListenerStatus, RouteConditions, RouteParentStatus,
@@ -174,11 +174,9 @@ pub(crate) fn names<T>(routes: &[&Route], mut also: impl FnMut(&Route) -> T) -> 
             });
             let name = route.meta.name.as_str();
             keys.push(IdentityKey::new(group, name, at));
-            let start = text.len() as u32;
-            text.push_str(name);
             names.push(RouteNames {
                 namespace: Arc::clone(&group_namespace[group as usize]),
-                name: start..u32::try_from(text.len()).expect("names under 4 GiB"),
+                name: SharedText::append(&mut text, name),
                 place: 0,
             });
         }
