@@ -137,8 +137,7 @@ proptest::proptest! {
         // Each candidate's path its own copy in the paths string, as each match makes one.
         let mut text = String::new();
         for (i, &(l, h, p, grpc)) in made.iter().enumerate() {
-            let start = text.len() as u32;
-            text.push_str(paths[p].unwrap_or(""));
+            let path = SharedText::append(&mut text, paths[p].unwrap_or(""));
             let listener = hosts.id(hostnames[listeners[l]].as_ref());
             let host = hosts.id(hostnames[h].as_ref());
             let key = Candidate {
@@ -148,7 +147,7 @@ proptest::proptest! {
                 grpc,
                 rank: rank((p % 3) as u8, p),
                 path_hash: paths[p].map_or(0, super::super::rules::path_hash),
-                path: (start, text.len() as u32),
+                path: (path.start, path.end),
             };
             let made = Made {
                 service: Arc::from("http://s"),
