@@ -6,6 +6,8 @@
 //! (`allowedRoutes.namespaces.from`: Same, All, Selector) and its kind, and whose hostname
 //! intersects the route's hostnames.
 
+use std::sync::Arc;
+
 use smallvec::SmallVec;
 
 use crate::hostname::{intersect, Hostname};
@@ -18,7 +20,9 @@ use super::Reason;
 /// One parentRef of a route that names a Gateway we own.
 pub(crate) struct ParentOutcome<'r> {
     pub index: usize,
-    pub parent_ref: &'r ParentRef,
+    /// The parentRef as the status holds it: one copy per distinct parentRef of the
+    /// translation ([`Attacher`]), shared by every route that writes it.
+    pub shared: Arc<ParentRef>,
     pub gateway: usize,
     /// The listeners reached and the hostnames the route takes on each, or why none.
     pub result: Result<Attachments<'r>, (Reason, String)>,
@@ -37,32 +41,197 @@ pub(crate) struct Attachment<'r> {
     pub hostnames: SmallVec<[Option<&'r Hostname>; 2]>,
 }
 
-/// The parentRefs of `route` that name one of `gateways`, in parentRef order. Those naming
-/// other Gateways (or other kinds) are not ours: no status entry, no rules.
-#[inline(never)]
-pub(crate) fn resolve<'r>(
-    route: &'r Route,
-    hostnames: &'r [Hostname],
-    gateways: &'r [GatewayView<'_>],
-    index: &Index<'_>,
-) -> Outcomes<'r> {
-    let mut outcomes = Outcomes::new();
-    for (i, parent_ref) in route.parent_refs.iter().enumerate() {
-        let group = parent_ref.group.as_deref().unwrap_or(GATEWAY_GROUP);
-        let kind = parent_ref.kind.as_deref().unwrap_or("Gateway");
-        if group != GATEWAY_GROUP || kind != "Gateway" {
-            continue;
-        }
-        let namespace = parent_ref.namespace.as_deref().unwrap_or(&route.meta.namespace);
-        let Some(g) =
-            gateways.iter().position(|g| g.id.namespace == namespace && *g.id.name == *parent_ref.name)
-        else {
-            continue;
-        };
-        let result = attach(route, parent_ref, hostnames, &gateways[g], index);
-        outcomes.push(ParentOutcome { index: i, parent_ref, gateway: g, result });
+/// What a parentRef reaches for the routes of one kind and namespace (a group of
+/// [`super::status::names`]): all that attachment decides without the route's hostnames.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reach {
+    /// Not worked out yet.
+    Unknown,
+    /// Another kind of parent, or a Gateway that is not ours.
+    NotOurs,
+    /// The Gateway at this place among ours, and the listeners the parentRef names that allow
+    /// the route's kind and namespace (bit `i`: listener `i`), at least one.
+    Listeners { gateway: usize, allowed: u64 },
+    /// The Gateway at this place, where the route is refused whatever its hostnames (the
+    /// Gateway's addresses, no listener named, none allowing it), or which has more listeners
+    /// than a mask holds: [`attach`] answers, and says why.
+    Each { gateway: usize },
+}
+
+/// One distinct parentRef of the translation, and what it reaches per group.
+struct Known {
+    parent_ref: Arc<ParentRef>,
+    /// By group, [`Reach::Unknown`] until a route of the group writes the parentRef.
+    reach: Vec<Reach>,
+}
+
+/// Route attachment for a translation. Routes mostly write the same one or two parentRefs, and
+/// whether a parentRef names one of our Gateways, which of its listeners it names and which of
+/// those allow the route depend only on the parentRef and the route's kind and namespace: the
+/// first [`Attacher::KEPT`] distinct parentRefs are kept with that answer per group, so a route
+/// finds its parentRef among them, then intersects its hostnames with the listeners given,
+/// and nothing else. The kept copy is also the one the statuses share
+/// ([`ParentOutcome::shared`]): the parentRef is compared once per route, not once more there.
+pub(crate) struct Attacher<'g, 'a> {
+    gateways: &'g [GatewayView<'a>],
+    index: &'g Index<'a>,
+    groups: usize,
+    known: Vec<Known>,
+}
+
+impl<'g, 'a> Attacher<'g, 'a> {
+    /// The distinct parentRefs kept, so that finding one stays a short search whatever the
+    /// routes write (other Gateways, `sectionName`s, ports, spellings of the defaults). A
+    /// parentRef past them takes the general path, and its status a copy of its own.
+    const KEPT: usize = 8;
+
+    /// For routes whose groups are below `groups`.
+    pub fn new(gateways: &'g [GatewayView<'a>], index: &'g Index<'a>, groups: usize) -> Self {
+        Attacher { gateways, index, groups, known: Vec::new() }
     }
-    outcomes
+
+    /// The parentRefs of `route` (of `group`) that name one of our Gateways, in parentRef order,
+    /// each with what it reaches. Those naming other Gateways (or other kinds) are not ours: no
+    /// status entry, no rules.
+    pub fn resolve<'r>(&mut self, route: &'r Route, group: u32, hostnames: &'r [Hostname]) -> Outcomes<'r>
+    where
+        'g: 'r,
+    {
+        let mut outcomes = Outcomes::new();
+        for (i, parent_ref) in route.parent_refs.iter().enumerate() {
+            let (reach, shared) = match self.known.iter().position(|k| *k.parent_ref == *parent_ref) {
+                Some(k) => (self.reach(k, route, group), Arc::clone(&self.known[k].parent_ref)),
+                None if self.known.len() < Self::KEPT => {
+                    let shared = Arc::new(parent_ref.clone());
+                    let reach = vec![Reach::Unknown; self.groups];
+                    self.known.push(Known { parent_ref: Arc::clone(&shared), reach });
+                    (self.reach(self.known.len() - 1, route, group), shared)
+                }
+                None => match parent_gateway(route, parent_ref, self.gateways) {
+                    Some(gateway) => (Reach::Each { gateway }, Arc::new(parent_ref.clone())),
+                    None => continue,
+                },
+            };
+            let (gateway, result) = match reach {
+                Reach::NotOurs | Reach::Unknown => continue,
+                Reach::Listeners { gateway, allowed } => {
+                    let g = &self.gateways[gateway];
+                    let attachments = attach_allowed(allowed, hostnames, g);
+                    let result = if attachments.is_empty() {
+                        attach(route, parent_ref, hostnames, g, self.index)
+                    } else {
+                        Ok(attachments)
+                    };
+                    (gateway, result)
+                }
+                Reach::Each { gateway } => {
+                    (gateway, attach(route, parent_ref, hostnames, &self.gateways[gateway], self.index))
+                }
+            };
+            outcomes.push(ParentOutcome { index: i, shared, gateway, result });
+        }
+        outcomes
+    }
+
+    /// What the known parentRef `k` reaches for `route`'s group, worked out on first use.
+    fn reach(&mut self, k: usize, route: &Route, group: u32) -> Reach {
+        let known = &mut self.known[k];
+        let slot = &mut known.reach[group as usize];
+        if *slot == Reach::Unknown {
+            *slot = match parent_gateway(route, &known.parent_ref, self.gateways) {
+                None => Reach::NotOurs,
+                Some(gateway) => allowed(route, &known.parent_ref, &self.gateways[gateway], self.index)
+                    .map_or(Reach::Each { gateway }, |allowed| Reach::Listeners { gateway, allowed }),
+            };
+        }
+        *slot
+    }
+}
+
+/// The place among `gateways` of the Gateway `parent_ref` (of `route`) names, if it names one
+/// of ours.
+fn parent_gateway(route: &Route, parent_ref: &ParentRef, gateways: &[GatewayView<'_>]) -> Option<usize> {
+    let group = parent_ref.group.as_deref().unwrap_or(GATEWAY_GROUP);
+    let kind = parent_ref.kind.as_deref().unwrap_or("Gateway");
+    if group != GATEWAY_GROUP || kind != "Gateway" {
+        return None;
+    }
+    let namespace = parent_ref.namespace.as_deref().unwrap_or(&route.meta.namespace);
+    gateways.iter().position(|g| g.id.namespace == namespace && *g.id.name == *parent_ref.name)
+}
+
+/// The listeners of `gateway` that `parent_ref` names and that allow `route` (by its kind and
+/// namespace), as a mask; `None` when [`attach`] would refuse the route whatever its
+/// hostnames, or the Gateway has more listeners than the mask holds.
+fn allowed(
+    route: &Route,
+    parent_ref: &ParentRef,
+    gateway: &GatewayView<'_>,
+    index: &Index<'_>,
+) -> Option<u64> {
+    if gateway.rejected.as_ref().is_some_and(|(reason, _)| *reason == "UnsupportedAddress")
+        || gateway.listeners.len() > 64
+    {
+        return None;
+    }
+    let mut mask = 0u64;
+    for (i, l) in named(parent_ref, gateway) {
+        if allows(route, gateway, l, index).is_ok() {
+            mask |= 1 << i;
+        }
+    }
+    (mask != 0).then_some(mask)
+}
+
+/// The listeners of `gateway` that `parent_ref` names (by `sectionName` and `port`), with
+/// their places.
+fn named<'p, 'g, 'l>(
+    parent_ref: &'p ParentRef,
+    gateway: &'g GatewayView<'l>,
+) -> impl Iterator<Item = (usize, &'g ListenerView<'l>)> + use<'p, 'g, 'l> {
+    gateway
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| parent_ref.section_name.as_ref().is_none_or(|s| **s == *l.listener.name))
+        .filter(|(_, l)| parent_ref.port.is_none_or(|p| p == l.listener.port))
+}
+
+/// The route's attachments to the listeners of `allowed` (a mask of [`Reach::Listeners`]):
+/// on each, the hostnames it takes there; a listener where it takes none is left out.
+fn attach_allowed<'r>(
+    allowed: u64,
+    hostnames: &'r [Hostname],
+    gateway: &'r GatewayView<'_>,
+) -> Attachments<'r> {
+    let mut attachments = Attachments::new();
+    let mut rest = allowed;
+    while rest != 0 {
+        let i = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        if let Some(hostnames) = taken(gateway.listeners[i].hostname.as_ref(), hostnames) {
+            attachments.push(Attachment { listener: i, hostnames });
+        }
+    }
+    attachments
+}
+
+/// The hostnames a route with `hostnames` takes on a listener with `listener` (none: every
+/// host), each once, sorted; `None` when it takes none.
+fn taken<'r>(
+    listener: Option<&'r Hostname>,
+    hostnames: &'r [Hostname],
+) -> Option<SmallVec<[Option<&'r Hostname>; 2]>> {
+    let mut taken: SmallVec<[Option<&Hostname>; 2]> = if hostnames.is_empty() {
+        smallvec::smallvec![listener]
+    } else {
+        hostnames.iter().filter_map(|h| intersect(listener, h)).map(Some).collect()
+    };
+    if taken.len() > 1 {
+        taken.sort();
+        taken.dedup();
+    }
+    (!taken.is_empty()).then_some(taken)
 }
 
 fn attach<'r>(
@@ -77,14 +246,7 @@ fn attach<'r>(
     if let Some(("UnsupportedAddress", message)) = &gateway.rejected {
         return Err((Reason::NoMatchingParent, format!("Gateway {} is not accepted: {message}", gateway.id)));
     }
-    let named = || {
-        gateway
-            .listeners
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| parent_ref.section_name.as_ref().is_none_or(|s| **s == *l.listener.name))
-            .filter(|(_, l)| parent_ref.port.is_none_or(|p| p == l.listener.port))
-    };
+    let named = || named(parent_ref, gateway);
     // One pass for the usual answer; the errors below walk the listeners again to say why.
     let (mut any_named, mut any_allowed) = (false, false);
     let mut attachments = Attachments::new();
@@ -94,17 +256,8 @@ fn attach<'r>(
             continue;
         }
         any_allowed = true;
-        let mut taken: SmallVec<[Option<&Hostname>; 2]> = if hostnames.is_empty() {
-            smallvec::smallvec![l.hostname.as_ref()]
-        } else {
-            hostnames.iter().filter_map(|h| intersect(l.hostname.as_ref(), h)).map(Some).collect()
-        };
-        if taken.len() > 1 {
-            taken.sort();
-            taken.dedup();
-        }
-        if !taken.is_empty() {
-            attachments.push(Attachment { listener: i, hostnames: taken });
+        if let Some(hostnames) = taken(l.hostname.as_ref(), hostnames) {
+            attachments.push(Attachment { listener: i, hostnames });
         }
     }
     if !any_named {
@@ -162,3 +315,7 @@ fn allows(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "attach_tests.rs"]
+mod tests;

@@ -294,7 +294,6 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let (names, parsed) = status::names(&routes, parse_hostnames);
 
     let mut route_statuses = status::InPlace::new(routes.len());
-    let mut parent_refs = status::ParentRefs::new(gateways.len());
     let mut rejections = Vec::new();
     let mut unresolved_backends = Vec::new();
     let (mut routes_accepted, mut routes_rejected) = (0, 0);
@@ -319,12 +318,13 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let mut hosts = order::HostIds::with_capacity(most_hosts);
     let listeners = listener_keys(&gateways, &mut hosts);
 
-    let status::Names { text: names_text, routes: names } = names;
-    for ((route, hostnames), status::RouteNames { namespace, name, place }) in
+    let status::Names { text: names_text, routes: names, groups } = names;
+    let mut attacher = attach::Attacher::new(&gateways, &index, groups);
+    for ((route, hostnames), status::RouteNames { namespace, name, group, place }) in
         routes.into_iter().zip(&parsed).zip(names)
     {
         let hostnames_ok = hostnames.as_ref().map(SmallVec::as_slice).unwrap_or(&[]);
-        let mut outcomes = attach::resolve(route, hostnames_ok, &gateways, &index);
+        let mut outcomes = attacher.resolve(route, group, hostnames_ok);
         if outcomes.is_empty() {
             continue; // not ours
         }
@@ -398,7 +398,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         let id =
             Arc::new(RouteName { kind: route.kind, namespace, name: SharedText::new(&names_text, name) });
         let slot = route_statuses.slot(place);
-        let id = status::route_status(slot, route, id, &outcomes, &out, &mut parent_refs);
+        let id = status::route_status(slot, route, id, &outcomes, &out);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.

@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::ingress::{RouteName, SharedText};
-use crate::model::{ParentRef, Route, RouteKind};
+use crate::model::{Route, RouteKind};
 use crate::status::{
     Condition, ConditionStatus, GatewayStatus, ListenerStatus, RouteConditions, RouteParentStatus,
     RouteStatus,
@@ -20,7 +20,7 @@ use super::{Reason, Settings};
 
 /// The status of `route`, written into `slot` (its place among the statuses) rather than
 /// moved there. `id` is the route's name, which the status keeps and lends back for the rules
-/// to share; the parentRefs are shared through `parent_refs`. A parent that accepts the
+/// to share; each parent's parentRef is the outcome's shared copy. A parent that accepts the
 /// route, with nothing said of its rules and backendRefs, gets [`RouteConditions::accepted`]:
 /// no list is made.
 pub(crate) fn route_status<'a>(
@@ -29,7 +29,6 @@ pub(crate) fn route_status<'a>(
     id: Arc<RouteName>,
     outcomes: &[ParentOutcome<'_>],
     out: &RouteOut,
-    parent_refs: &mut ParentRefs,
 ) -> &'a Arc<RouteName> {
     let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
     let generation = route.meta.generation;
@@ -64,7 +63,7 @@ pub(crate) fn route_status<'a>(
         }
     };
     for outcome in outcomes {
-        let parent_ref = parent_refs.get(outcome.gateway, outcome.parent_ref);
+        let parent_ref = Arc::clone(&outcome.shared);
         if plain && outcome.result.is_ok() {
             let conditions = RouteConditions::accepted(generation);
             status.parents.push(RouteParentStatus { parent_ref, conditions });
@@ -109,37 +108,6 @@ pub(crate) fn route_status<'a>(
     &status.route
 }
 
-/// The parentRefs the statuses hold, one shared copy of each distinct parentRef (per Gateway,
-/// the few first seen): routes mostly write the same one or two parentRefs, so a status takes
-/// another reference to a copy made for this translation rather than a copy of its own, and
-/// the snapshot's strings are neither counted up nor down per route. A Gateway named in more
-/// ways than [`ParentRefs::KEPT`] gives the rest a copy each.
-pub(crate) struct ParentRefs(Vec<SmallVec<[Arc<ParentRef>; 2]>>);
-
-impl ParentRefs {
-    /// The distinct parentRefs kept per Gateway, so that finding one stays a short search
-    /// whatever the routes write (`sectionName`s, ports, and spellings of the defaults).
-    const KEPT: usize = 8;
-
-    pub fn new(gateways: usize) -> Self {
-        ParentRefs(vec![SmallVec::new(); gateways])
-    }
-
-    /// `parent_ref` (of a route, naming the Gateway at `gateway`), shared.
-    #[inline]
-    pub fn get(&mut self, gateway: usize, parent_ref: &ParentRef) -> Arc<ParentRef> {
-        let kept = &mut self.0[gateway];
-        if let Some(known) = kept.iter().find(|known| ***known == *parent_ref) {
-            return Arc::clone(known);
-        }
-        let new = Arc::new(parent_ref.clone());
-        if kept.len() < Self::KEPT {
-            kept.push(Arc::clone(&new));
-        }
-        new
-    }
-}
-
 /// Every route's namespace and name as its status and rules hold them (a namespace once for
 /// all its routes; the names one after the other in one string, the [`Names::text`] their
 /// [`RouteName::name`]s are ranges of) and the place of its status among the statuses in
@@ -177,6 +145,7 @@ pub(crate) fn names<T>(routes: &[&Route], mut also: impl FnMut(&Route) -> T) -> 
             names.push(RouteNames {
                 namespace: Arc::clone(&group_namespace[group as usize]),
                 name: SharedText::append(&mut text, name),
+                group,
                 place: 0,
             });
         }
@@ -198,7 +167,7 @@ pub(crate) fn names<T>(routes: &[&Route], mut also: impl FnMut(&Route) -> T) -> 
         names[key.at as usize].place = place as u32;
     }
     text.shrink_to_fit();
-    (Names { text: Arc::new(text), routes: names }, more)
+    (Names { text: Arc::new(text), routes: names, groups: groups.len() }, more)
 }
 
 /// The routes [`names`] reads ahead at a time ([`read_ahead`]). Measured at 10,000 routes (the
@@ -228,6 +197,8 @@ fn read_ahead(routes: &[&Route]) {
 pub(crate) struct Names {
     pub text: Arc<String>,
     pub routes: Vec<RouteNames>,
+    /// How many distinct (kind, namespace) there are: the groups are below it.
+    pub groups: usize,
 }
 
 /// What [`names`] gives each route.
@@ -235,6 +206,9 @@ pub(crate) struct RouteNames {
     pub namespace: Arc<str>,
     /// Where the name is in [`Names::text`].
     pub name: std::ops::Range<u32>,
+    /// The route's kind and namespace as a number: the same for the same pair, below
+    /// [`Names::groups`].
+    pub group: u32,
     /// The place of the route's status in identity order, among all routes'.
     pub place: u32,
 }
@@ -349,56 +323,11 @@ pub(crate) fn gateway_status(g: &GatewayView<'_>, settings: &Settings) -> Gatewa
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use crate::build::{grpc_route, http_route};
-    use crate::model::{ParentRef, Route, RouteKind};
+    use crate::model::{Route, RouteKind};
 
     proptest::proptest! {
-        /// Each parentRef comes back as written, whichever Gateway and however many ways it is
-        /// written; one written again for the same Gateway is the same copy while that Gateway
-        /// has no more than `KEPT` distinct ones.
-        #[test]
-        fn parent_refs_are_as_written_and_shared(
-            refs in proptest::collection::vec(
-                (
-                    0usize..2,
-                    proptest::option::of("(infra|apps)"),
-                    "(gw|gw2)",
-                    proptest::option::of("[a-j]"),
-                    proptest::option::of(80i32..82),
-                ),
-                0..60,
-            ),
-        ) {
-            let mut shared = super::ParentRefs::new(2);
-            let mut given: Vec<(usize, ParentRef, Arc<ParentRef>)> = Vec::new();
-            for (gateway, namespace, name, section, port) in refs {
-                let parent_ref = ParentRef {
-                    namespace: namespace.map(Arc::from),
-                    name: name.into(),
-                    section_name: section.map(Arc::from),
-                    port,
-                    ..ParentRef::default()
-                };
-                let got = shared.get(gateway, &parent_ref);
-                proptest::prop_assert_eq!(&*got, &parent_ref);
-                let mut distinct: Vec<&ParentRef> = Vec::new();
-                for (_, p, _) in given.iter().filter(|(g, _, _)| *g == gateway) {
-                    if !distinct.contains(&p) {
-                        distinct.push(p);
-                    }
-                }
-                let first = given.iter().find(|(g, p, _)| *g == gateway && *p == parent_ref);
-                if let Some((_, _, first)) = first {
-                    if distinct.len() <= super::ParentRefs::KEPT {
-                        proptest::prop_assert!(Arc::ptr_eq(first, &got));
-                    }
-                }
-                given.push((gateway, parent_ref, got));
-            }
-        }
-
         /// The places are the ranks by (kind, namespace, name), whatever the order given: names
         /// around the 12 and 20 bytes of the key with a common head, names that start others,
         /// namespaces that start others.
