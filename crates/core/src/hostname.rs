@@ -258,14 +258,23 @@ fn is_subdomain(host: &str, suffix: &str) -> bool {
 /// `*.example.com`; between two wildcards the more specific one is the intersection; a route
 /// `*.example.com` on a listener `foo.example.com` gives `foo.example.com`.
 /// The intersection is always one of the two: it is returned, not copied.
+///
+/// The route's hostname when the listener covers it ([`Hostname::is_covered_by`]), else the
+/// listener's when the route covers it, else none; each pair of forms asks only what can hold
+/// (an exact name covers only itself, so two names are compared once, not twice).
 pub fn intersect<'h>(listener: Option<&'h Hostname>, route: &'h Hostname) -> Option<&'h Hostname> {
     let Some(listener) = listener else { return Some(route) };
-    if route.is_covered_by(listener) {
-        Some(route)
-    } else if listener.is_covered_by(route) {
-        Some(listener)
-    } else {
-        None
+    match (listener, route) {
+        (Hostname::Exact(l), Hostname::Exact(r)) => (l == r).then_some(route),
+        (Hostname::Exact(l), Hostname::Wildcard(r)) => is_subdomain(l, r).then_some(listener),
+        (Hostname::Wildcard(l), Hostname::Exact(r)) => is_subdomain(r, l).then_some(route),
+        (Hostname::Wildcard(l), Hostname::Wildcard(r)) => {
+            if l == r || is_subdomain(r, l) {
+                Some(route)
+            } else {
+                is_subdomain(l, r).then_some(listener)
+            }
+        }
     }
 }
 
@@ -300,6 +309,29 @@ pub fn listener_cmp(a: Option<&Hostname>, b: Option<&Hostname>) -> Ordering {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// [`intersect`] is the route's hostname when the listener's covers it, else the
+        /// listener's when the route's covers it, else none: names around shared suffixes,
+        /// equal names, wildcards of both.
+        #[test]
+        fn intersect_is_the_covered_one(
+            listener in proptest::option::of("(\\*\\.)?(a|b|a\\.b|b\\.a|x\\.a\\.b|ab|b\\.ab)"),
+            route in "(\\*\\.)?(a|b|a\\.b|b\\.a|x\\.a\\.b|ab|b\\.ab)",
+        ) {
+            let listener = listener.map(|l| Hostname::parse(&l).unwrap());
+            let route = Hostname::parse(&route).unwrap();
+            let expected = match &listener {
+                None => Some(&route),
+                Some(l) if route.is_covered_by(l) => Some(&route),
+                Some(l) if l.is_covered_by(&route) => Some(l),
+                Some(_) => None,
+            };
+            let got = intersect(listener.as_ref(), &route);
+            proptest::prop_assert_eq!(got, expected);
+            proptest::prop_assert!(got.is_none_or(|h| std::ptr::eq(h, expected.unwrap())));
+        }
+    }
+
     proptest::proptest! {
         /// The one-pass check never decides otherwise than the rules checked one by one.
         #[test]

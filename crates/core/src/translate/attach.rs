@@ -222,10 +222,11 @@ fn taken<'r>(
     listener: Option<&'r Hostname>,
     hostnames: &'r [Hostname],
 ) -> Option<SmallVec<[Option<&'r Hostname>; 2]>> {
-    let mut taken: SmallVec<[Option<&Hostname>; 2]> = if hostnames.is_empty() {
-        smallvec::smallvec![listener]
-    } else {
-        hostnames.iter().filter_map(|h| intersect(listener, h)).map(Some).collect()
+    let mut taken: SmallVec<[Option<&Hostname>; 2]> = match hostnames {
+        [] => smallvec::smallvec![listener],
+        // Most routes have one: nothing to gather, sort or repeat.
+        [one] => return intersect(listener, one).map(|h| smallvec::smallvec![Some(h)]),
+        _ => hostnames.iter().filter_map(|h| intersect(listener, h)).map(Some).collect(),
     };
     if taken.len() > 1 {
         taken.sort();
