@@ -21,8 +21,9 @@ use super::Reason;
 pub(crate) struct ParentOutcome<'r> {
     pub index: usize,
     /// The parentRef as the status holds it: one copy per distinct parentRef of the
-    /// translation ([`Attacher`]), shared by every route that writes it.
-    pub shared: Arc<ParentRef>,
+    /// translation ([`Attacher`]), shared by every route that writes it. The status takes it
+    /// (`None` after): moved, not counted up once more and down again.
+    pub shared: Option<Arc<ParentRef>>,
     pub gateway: usize,
     /// The listeners reached and the hostnames the route takes on each, or why none.
     pub result: Result<Attachments<'r>, (Reason, String)>,
@@ -128,7 +129,7 @@ impl<'g, 'a> Attacher<'g, 'a> {
                     (gateway, attach(route, parent_ref, hostnames, &self.gateways[gateway], self.index))
                 }
             };
-            outcomes.push(ParentOutcome { index: i, shared, gateway, result });
+            outcomes.push(ParentOutcome { index: i, shared: Some(shared), gateway, result });
         }
         outcomes
     }

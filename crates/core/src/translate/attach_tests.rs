@@ -35,7 +35,7 @@ fn general(
         if let Some(g) = parent_gateway(route, parent_ref, gateways) {
             let result = attach(route, parent_ref, hostnames, &gateways[g], index);
             let outcome =
-                ParentOutcome { index: i, shared: Arc::new(parent_ref.clone()), gateway: g, result };
+                ParentOutcome { index: i, shared: Some(Arc::new(parent_ref.clone())), gateway: g, result };
             all.push(seen(&outcome));
         }
     }
@@ -154,7 +154,7 @@ proptest::proptest! {
         for ((route, hostnames), n) in routes.iter().zip(&parsed).zip(&names.routes) {
             let outcomes = attacher.resolve(route, n.group, hostnames);
             for outcome in &outcomes {
-                proptest::prop_assert_eq!(&*outcome.shared, &route.parent_refs[outcome.index]);
+                proptest::prop_assert_eq!(outcome.shared.as_deref(), Some(&route.parent_refs[outcome.index]));
             }
             let got: Vec<Seen> = outcomes.iter().map(seen).collect();
             proptest::prop_assert_eq!(got, general(route, hostnames, &views, &index));
@@ -191,7 +191,7 @@ fn kept_parent_refs_are_shared_and_the_rest_copied() {
     for (n, route) in snapshot.routes.iter().enumerate() {
         let outcomes = attacher.resolve(route, 0, &[]);
         assert_eq!(outcomes.len(), 1);
-        let shared = &outcomes[0].shared;
+        let shared = outcomes[0].shared.as_ref().unwrap();
         assert_eq!(**shared, route.parent_refs[0]);
         let port = n % ports as usize;
         if n < ports as usize {

@@ -398,7 +398,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         let id =
             Arc::new(RouteName { kind: route.kind, namespace, name: SharedText::new(&names_text, name) });
         let slot = route_statuses.slot(place);
-        let id = status::route_status(slot, route, id, &outcomes, &out);
+        let id = status::route_status(slot, route, id, &mut outcomes, &out);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.

@@ -27,7 +27,7 @@ pub(crate) fn route_status<'a>(
     slot: &'a mut Option<RouteStatus>,
     route: &Route,
     id: Arc<RouteName>,
-    outcomes: &[ParentOutcome<'_>],
+    outcomes: &mut [ParentOutcome<'_>],
     out: &RouteOut,
 ) -> &'a Arc<RouteName> {
     let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
@@ -62,8 +62,8 @@ pub(crate) fn route_status<'a>(
             )
         }
     };
-    for outcome in outcomes {
-        let parent_ref = Arc::clone(&outcome.shared);
+    for outcome in outcomes.iter_mut() {
+        let parent_ref = outcome.shared.take().expect("each outcome's parentRef, taken once");
         if plain && outcome.result.is_ok() {
             let conditions = RouteConditions::accepted(generation);
             status.parents.push(RouteParentStatus { parent_ref, conditions });
