@@ -159,8 +159,8 @@ pub(crate) fn names<T>(routes: &[&Route], mut also: impl FnMut(&Route) -> T) -> 
         rank[group as usize] = r as u32;
     }
     for key in &mut keys {
-        key.group_head =
-            key.group_head & !(u128::MAX << 96) | u128::from(rank[(key.group_head >> 96) as usize]) << 96;
+        let first_seen = u32::from_be_bytes(key.bytes[..4].try_into().expect("4 bytes"));
+        key.bytes[..4].copy_from_slice(&rank[first_seen as usize].to_be_bytes());
     }
     sort_keys(&mut keys, routes);
     for (place, key) in keys.iter().enumerate() {
@@ -221,19 +221,22 @@ pub(crate) struct RouteNames {
 /// padding and the common start of names.
 fn sort_keys(keys: &mut Vec<IdentityKey>, routes: &[&Route]) {
     let Some(first) = keys.first().copied() else { return };
-    let (mut head_varies, mut tail_varies) = (0u128, 0u64);
+    // The bytes as three words, to find the bytes that vary a word at a time.
+    let words = |key: &IdentityKey| -> [u64; 3] {
+        std::array::from_fn(|w| u64::from_ne_bytes(key.bytes[w * 8..w * 8 + 8].try_into().expect("8 bytes")))
+    };
+    let (first_words, mut varies) = (words(&first), [0u64; 3]);
     for key in keys.iter() {
-        head_varies |= key.group_head ^ first.group_head;
-        tail_varies |= key.tail ^ first.tail;
+        for (v, (w, f)) in varies.iter_mut().zip(words(key).iter().zip(&first_words)) {
+            *v |= w ^ f;
+        }
     }
+    let varying: Vec<u8> = varies.iter().flat_map(|v| v.to_ne_bytes()).collect();
     let (mut buffer, mut counts) = (keys.clone(), [0usize; 257]);
-    for shift in (0..64).step_by(8).filter(|s| (tail_varies >> s) & 0xff != 0) {
-        radix_pass(keys, &mut buffer, &mut counts, |key| usize::from((key.tail >> shift) as u8));
+    for i in (0..KEY_BYTES).rev().filter(|i| varying[*i] != 0) {
+        radix_pass(keys, &mut buffer, &mut counts, |key| usize::from(key.bytes[i]));
     }
-    for shift in (0..128).step_by(8).filter(|s| (head_varies >> s) & 0xff != 0) {
-        radix_pass(keys, &mut buffer, &mut counts, |key| usize::from((key.group_head >> shift) as u8));
-    }
-    for equal in keys.chunk_by_mut(|a, b| (a.group_head, a.tail) == (b.group_head, b.tail)) {
+    for equal in keys.chunk_by_mut(|a, b| a.bytes == b.bytes) {
         if equal.len() > 1 {
             equal.sort_unstable_by(|a, b| {
                 let (x, y) = (routes[a.at as usize], routes[b.at as usize]);
@@ -243,31 +246,27 @@ fn sort_keys(keys: &mut Vec<IdentityKey>, routes: &[&Route]) {
     }
 }
 
-/// Identity order on integers: the rank of the route's kind and namespace, then the first
-/// bytes of its name, big-endian and padded with zeros.
+/// The bytes of an [`IdentityKey`]: the group's 4, then the name's first 20.
+const KEY_BYTES: usize = 24;
+
+/// Identity order on bytes: the rank of the route's kind and namespace, then the first bytes of
+/// its name, big-endian and padded with zeros. Bytes rather than integers, so that a radix pass
+/// reads its digit with one load.
 #[derive(Clone, Copy)]
 struct IdentityKey {
-    /// The group (kind and namespace) in the top 32 bits, the name's first 12 bytes below.
-    group_head: u128,
-    /// The name's next 8 bytes.
-    tail: u64,
+    /// The group (kind and namespace) in the first 4, the name's first 20 after.
+    bytes: [u8; KEY_BYTES],
     /// The route's position in the slice given to [`names`].
     at: u32,
 }
 
 impl IdentityKey {
     fn new(group: u32, name: &str, at: usize) -> Self {
-        let mut bytes = [0u8; 20];
-        let n = name.len().min(bytes.len());
-        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
-        let (head, tail) = bytes.split_at(12);
-        let mut wide = [0u8; 16];
-        wide[4..].copy_from_slice(head);
-        IdentityKey {
-            group_head: u128::from(group) << 96 | u128::from_be_bytes(wide),
-            tail: u64::from_be_bytes(tail.try_into().expect("8 bytes")),
-            at: at as u32,
-        }
+        let mut bytes = [0u8; KEY_BYTES];
+        bytes[..4].copy_from_slice(&group.to_be_bytes());
+        let n = name.len().min(KEY_BYTES - 4);
+        bytes[4..4 + n].copy_from_slice(&name.as_bytes()[..n]);
+        IdentityKey { bytes, at: at as u32 }
     }
 }
 
