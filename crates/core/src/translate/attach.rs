@@ -92,13 +92,19 @@ impl<'g, 'a> Attacher<'g, 'a> {
     }
 
     /// The parentRefs of `route` (of `group`) that name one of our Gateways, in parentRef order,
-    /// each with what it reaches. Those naming other Gateways (or other kinds) are not ours: no
-    /// status entry, no rules.
-    pub fn resolve<'r>(&mut self, route: &'r Route, group: u32, hostnames: &'r [Hostname]) -> Outcomes<'r>
-    where
+    /// each with what it reaches, in `outcomes` (emptied first: one buffer serves every route,
+    /// and each outcome is made where it stays rather than moved there). Those naming other
+    /// Gateways (or other kinds) are not ours: no status entry, no rules.
+    pub fn resolve<'r>(
+        &mut self,
+        route: &'r Route,
+        group: u32,
+        hostnames: &'r [Hostname],
+        outcomes: &mut Outcomes<'r>,
+    ) where
         'g: 'r,
     {
-        let mut outcomes = Outcomes::new();
+        outcomes.clear();
         for (i, parent_ref) in route.parent_refs.iter().enumerate() {
             let (reach, shared) = match self.known.iter().position(|k| *k.parent_ref == *parent_ref) {
                 Some(k) => (self.reach(k, route, group), Arc::clone(&self.known[k].parent_ref)),
@@ -113,25 +119,26 @@ impl<'g, 'a> Attacher<'g, 'a> {
                     None => continue,
                 },
             };
-            let (gateway, result) = match reach {
+            match reach {
                 Reach::NotOurs | Reach::Unknown => continue,
                 Reach::Listeners { gateway, allowed } => {
+                    let result = Ok(Attachments::new());
+                    outcomes.push(ParentOutcome { index: i, shared: Some(shared), gateway, result });
+                    let outcome = outcomes.last_mut().expect("just pushed");
                     let g = &self.gateways[gateway];
-                    let attachments = attach_allowed(allowed, hostnames, g);
-                    let result = if attachments.is_empty() {
-                        attach(route, parent_ref, hostnames, g, self.index)
-                    } else {
-                        Ok(attachments)
-                    };
-                    (gateway, result)
+                    if let Ok(attachments) = &mut outcome.result {
+                        attach_allowed(allowed, hostnames, g, attachments);
+                        if attachments.is_empty() {
+                            outcome.result = attach(route, parent_ref, hostnames, g, self.index);
+                        }
+                    }
                 }
                 Reach::Each { gateway } => {
-                    (gateway, attach(route, parent_ref, hostnames, &self.gateways[gateway], self.index))
+                    let result = attach(route, parent_ref, hostnames, &self.gateways[gateway], self.index);
+                    outcomes.push(ParentOutcome { index: i, shared: Some(shared), gateway, result });
                 }
-            };
-            outcomes.push(ParentOutcome { index: i, shared: Some(shared), gateway, result });
+            }
         }
-        outcomes
     }
 
     /// What the known parentRef `k` reaches for `route`'s group, worked out on first use.
@@ -198,14 +205,15 @@ fn named<'p, 'g, 'l>(
         .filter(|(_, l)| parent_ref.port.is_none_or(|p| p == l.listener.port))
 }
 
-/// The route's attachments to the listeners of `allowed` (a mask of [`Reach::Listeners`]):
-/// on each, the hostnames it takes there; a listener where it takes none is left out.
+/// The route's attachments to the listeners of `allowed` (a mask of [`Reach::Listeners`]),
+/// added to `attachments`: on each, the hostnames it takes there; a listener where it takes
+/// none is left out.
 fn attach_allowed<'r>(
     allowed: u64,
     hostnames: &'r [Hostname],
     gateway: &'r GatewayView<'_>,
-) -> Attachments<'r> {
-    let mut attachments = Attachments::new();
+    attachments: &mut Attachments<'r>,
+) {
     let mut rest = allowed;
     while rest != 0 {
         let i = rest.trailing_zeros() as usize;
@@ -214,7 +222,6 @@ fn attach_allowed<'r>(
             attachments.push(Attachment { listener: i, hostnames });
         }
     }
-    attachments
 }
 
 /// The hostnames a route with `hostnames` takes on a listener with `listener` (none: every

@@ -152,7 +152,8 @@ proptest::proptest! {
         });
         let mut attacher = Attacher::new(&views, &index, names.groups);
         for ((route, hostnames), n) in routes.iter().zip(&parsed).zip(&names.routes) {
-            let outcomes = attacher.resolve(route, n.group, hostnames);
+            let mut outcomes = super::Outcomes::new();
+            attacher.resolve(route, n.group, hostnames, &mut outcomes);
             for outcome in &outcomes {
                 proptest::prop_assert_eq!(outcome.shared.as_deref(), Some(&route.parent_refs[outcome.index]));
             }
@@ -189,7 +190,8 @@ fn kept_parent_refs_are_shared_and_the_rest_copied() {
     let mut attacher = Attacher::new(&views, &index, 1);
     let mut first: Vec<Arc<ParentRef>> = Vec::new();
     for (n, route) in snapshot.routes.iter().enumerate() {
-        let outcomes = attacher.resolve(route, 0, &[]);
+        let mut outcomes = super::Outcomes::new();
+        attacher.resolve(route, 0, &[], &mut outcomes);
         assert_eq!(outcomes.len(), 1);
         let shared = outcomes[0].shared.as_ref().unwrap();
         assert_eq!(**shared, route.parent_refs[0]);

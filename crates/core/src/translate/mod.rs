@@ -320,11 +320,12 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
 
     let status::Names { text: names_text, routes: names, groups } = names;
     let mut attacher = attach::Attacher::new(&gateways, &index, groups);
+    let mut outcomes = attach::Outcomes::new();
     for ((route, hostnames), status::RouteNames { namespace, name, group, place }) in
         routes.into_iter().zip(&parsed).zip(names)
     {
         let hostnames_ok = hostnames.as_ref().map(SmallVec::as_slice).unwrap_or(&[]);
-        let mut outcomes = attacher.resolve(route, group, hostnames_ok);
+        attacher.resolve(route, group, hostnames_ok, &mut outcomes);
         if outcomes.is_empty() {
             continue; // not ours
         }
