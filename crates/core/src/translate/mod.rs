@@ -269,8 +269,14 @@ fn oldest_first(routes: &[Route]) -> Vec<&Route> {
     let mut keys: Vec<u128> = routes.iter().enumerate().map(|(i, r)| time(r) << 32 | i as u128).collect();
     keys.sort_unstable();
     let mut sorted: Vec<&Route> = keys.iter().map(|k| &routes[*k as u32 as usize]).collect();
-    for same_time in sorted.chunk_by_mut(|a, b| time(a) == time(b)).filter(|run| run.len() > 1) {
-        same_time.sort_unstable_by(|a, b| a.meta.key_cmp(&b.meta).then(a.kind.cmp(&b.kind)));
+    // Runs of one time, found on the keys (the routes are not read again for it).
+    let mut start = 0;
+    for run in keys.chunk_by(|a, b| a >> 32 == b >> 32) {
+        if run.len() > 1 {
+            let same_time = &mut sorted[start..start + run.len()];
+            same_time.sort_unstable_by(|a, b| a.meta.key_cmp(&b.meta).then(a.kind.cmp(&b.kind)));
+        }
+        start += run.len();
     }
     sorted
 }
