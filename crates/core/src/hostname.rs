@@ -246,6 +246,7 @@ impl std::fmt::Display for Hostname {
     }
 }
 
+#[inline]
 fn is_subdomain(host: &str, suffix: &str) -> bool {
     host.len() > suffix.len() + 1
         && host.ends_with(suffix)
@@ -262,6 +263,7 @@ fn is_subdomain(host: &str, suffix: &str) -> bool {
 /// The route's hostname when the listener covers it ([`Hostname::is_covered_by`]), else the
 /// listener's when the route covers it, else none; each pair of forms asks only what can hold
 /// (an exact name covers only itself, so two names are compared once, not twice).
+#[inline]
 pub fn intersect<'h>(listener: Option<&'h Hostname>, route: &'h Hostname) -> Option<&'h Hostname> {
     let Some(listener) = listener else { return Some(route) };
     match (listener, route) {

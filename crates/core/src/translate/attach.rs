@@ -142,17 +142,25 @@ impl<'g, 'a> Attacher<'g, 'a> {
     }
 
     /// What the known parentRef `k` reaches for `route`'s group, worked out on first use.
+    #[inline]
     fn reach(&mut self, k: usize, route: &Route, group: u32) -> Reach {
-        let known = &mut self.known[k];
-        let slot = &mut known.reach[group as usize];
-        if *slot == Reach::Unknown {
-            *slot = match parent_gateway(route, &known.parent_ref, self.gateways) {
-                None => Reach::NotOurs,
-                Some(gateway) => allowed(route, &known.parent_ref, &self.gateways[gateway], self.index)
-                    .map_or(Reach::Each { gateway }, |allowed| Reach::Listeners { gateway, allowed }),
-            };
+        match self.known[k].reach[group as usize] {
+            Reach::Unknown => self.work_out(k, route, group),
+            known => known,
         }
-        *slot
+    }
+
+    /// [`Attacher::reach`] the first time.
+    #[cold]
+    fn work_out(&mut self, k: usize, route: &Route, group: u32) -> Reach {
+        let known = &mut self.known[k];
+        let reach = match parent_gateway(route, &known.parent_ref, self.gateways) {
+            None => Reach::NotOurs,
+            Some(gateway) => allowed(route, &known.parent_ref, &self.gateways[gateway], self.index)
+                .map_or(Reach::Each { gateway }, |allowed| Reach::Listeners { gateway, allowed }),
+        };
+        known.reach[group as usize] = reach;
+        reach
     }
 }
 
