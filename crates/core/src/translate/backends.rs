@@ -258,13 +258,11 @@ pub(crate) struct Resolver<'a> {
     unresolved: Vec<Unresolved>,
 }
 
-/// What a route's remembered answers depend on besides the backendRef, worked out once per
-/// route rather than once per rule.
+/// What a route's remembered answers depend on besides the backendRef and the route's kind:
+/// its namespace, as its number in [`Resolver::namespaces`], worked out once per route rather
+/// than once per rule. One word, so that it stays in a register from rule to rule.
 #[derive(Clone, Copy)]
-pub(crate) struct Scope<'a> {
-    namespace: &'a str,
-    kind: RouteKind,
-    /// The namespace's number in [`Resolver::namespaces`].
+pub(crate) struct Scope {
     number: u32,
 }
 
@@ -299,16 +297,16 @@ impl<'a> Resolver<'a> {
     }
 
     /// The [`Scope`] of `route`'s backendRefs, for [`Resolver::select`].
-    pub(crate) fn scope(&mut self, route: &'a Route) -> Scope<'a> {
+    pub(crate) fn scope(&mut self, route: &'a Route) -> Scope {
         let namespace = route.meta.namespace.as_str();
         let next = u32::try_from(self.namespaces.len()).expect("under 4 G namespaces");
-        Scope { namespace, kind: route.kind, number: *self.namespaces.get_or_insert(0, namespace, next) }
+        Scope { number: *self.namespaces.get_or_insert(0, namespace, next) }
     }
 
     /// `scope` is [`Resolver::scope`] of `route`.
     pub(crate) fn select(
         &mut self,
-        scope: Scope<'a>,
+        scope: Scope,
         route: &'a Route,
         backends: &'a [BackendRef],
     ) -> Selection<'_> {
@@ -349,7 +347,7 @@ impl<'a> Resolver<'a> {
 
     /// The answer for `backend` of `route`, resolved the first time it is asked.
     #[inline(always)]
-    fn answer(&mut self, scope: Scope<'a>, route: &'a Route, backend: &'a BackendRef) -> Answer {
+    fn answer(&mut self, scope: Scope, route: &'a Route, backend: &'a BackendRef) -> Answer {
         if !(backend.group.is_empty() && backend.kind == "Service") {
             // Another kind: refused at once, nothing worth looking up.
             return remember(
@@ -358,10 +356,10 @@ impl<'a> Resolver<'a> {
                 resolve(route, backend, self.index, self.settings),
             );
         }
-        let own_namespace = backend.namespace.as_deref().is_none_or(|n| n == scope.namespace);
+        let own_namespace = backend.namespace.as_ref().is_none_or(|n| *n == route.meta.namespace);
         if let (true, Some(port)) = (own_namespace, backend.port) {
             let number = u64::from(scope.number) << 32 | u64::from(port as u32);
-            let kind = scope.kind as usize;
+            let kind = route.kind as usize;
             let answers = self.own.get_or_insert(number, &backend.name, [Answer::Unknown; 2]);
             if let Answer::Unknown = answers[kind] {
                 let resolved = resolve(route, backend, self.index, self.settings);
@@ -369,7 +367,7 @@ impl<'a> Resolver<'a> {
             }
             return answers[kind];
         }
-        let key = cache_key(scope, backend);
+        let key = cache_key(route, backend);
         if let Some(answer) = self.cache.get(&key) {
             return *answer;
         }
@@ -402,19 +400,19 @@ fn remember(
     }
 }
 
-fn cache_key<'a>(scope: Scope<'a>, backend: &'a BackendRef) -> BackendKey<'a> {
+fn cache_key<'a>(route: &'a Route, backend: &'a BackendRef) -> BackendKey<'a> {
     use std::hash::BuildHasher;
     let (backend_namespace, name, port) = (backend.namespace.as_deref(), backend.name.as_str(), backend.port);
     BackendKey {
         hash: rustc_hash::FxBuildHasher.hash_one((
-            scope.namespace,
-            scope.kind,
+            route.meta.namespace.as_str(),
+            route.kind,
             backend_namespace,
             name,
             port,
         )),
-        namespace: scope.namespace,
-        kind: scope.kind,
+        namespace: &route.meta.namespace,
+        kind: route.kind,
         backend_namespace,
         name,
         port,
