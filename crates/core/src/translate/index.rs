@@ -2,11 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rustc_hash::FxHashMap;
+
 use crate::model::{BackendTlsPolicy, Namespace, ReferenceGrant, Service, Snapshot};
 
 pub(crate) struct Index<'a> {
     namespaces: HashMap<&'a str, &'a Namespace>,
-    services: HashMap<(&'a str, &'a str), &'a Service>,
+    /// (namespace, name) → the Service; of two with the same name, the later. Asked once per
+    /// distinct backendRef ([`super::backends::Resolver`] remembers the answers).
+    services: FxHashMap<(&'a str, &'a str), &'a Service>,
     grants: HashMap<&'a str, Vec<&'a ReferenceGrant>>,
     tls_policies: HashMap<&'a str, Vec<&'a BackendTlsPolicy>>,
     empty_labels: BTreeMap<String, String>,
