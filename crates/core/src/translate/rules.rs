@@ -101,9 +101,9 @@ pub(crate) fn route_out<'a>(
                             out.matches.push(MatchOut {
                                 rule: r as u32,
                                 match_index: m as u32,
-                                path_hash: path
-                                    .as_ref()
-                                    .map_or(0, |p| path_hash(&paths[p.start as usize..p.end as usize])),
+                                path_hash: path.as_ref().map_or(0, |p| {
+                                    path_hash(&paths.as_bytes()[p.start as usize..p.end as usize])
+                                }),
                                 path,
                                 rank,
                                 service,
@@ -142,10 +142,14 @@ fn touch(route: &Route) {
     std::hint::black_box(sum);
 }
 
-/// A hash of a rendered path, never 0 (which stands for "no path").
-pub(super) fn path_hash(path: &str) -> u64 {
-    use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(path).max(1)
+/// A hash of a rendered path's bytes, never 0 (which stands for "no path"). [`route_out`]
+/// hashes the bytes where it just wrote them, without taking a `str` of them (which checks both
+/// ends for character boundaries).
+pub(super) fn path_hash(path: impl AsRef<[u8]>) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(path.as_ref());
+    hasher.finish().max(1)
 }
 
 /// The service and originRequest a rule renders, or the field that makes it inexpressible.
