@@ -6,6 +6,7 @@
 //! element-wise. `None` means "no path constraint".
 
 use std::cmp::Reverse;
+use std::ops::Range;
 
 use crate::model::{GrpcMethodMatch, MethodKind, PathKind, PathMatch};
 use crate::re2;
@@ -50,6 +51,12 @@ pub fn http_path(m: &PathMatch) -> Result<Option<String>, PathError> {
 /// reuse one buffer; `false` (and `out` empty) for "no path constraint".
 pub fn http_path_into(m: &PathMatch, out: &mut String) -> Result<bool, PathError> {
     out.clear();
+    push_http_path(m, out)
+}
+
+/// [`http_path_into`] appended to `out`; `out` is as it was for "no path constraint" and on an
+/// error.
+fn push_http_path(m: &PathMatch, out: &mut String) -> Result<bool, PathError> {
     match m.kind {
         PathKind::Exact => {
             let decoded = literal(&m.value)?;
@@ -74,6 +81,7 @@ pub fn http_path_into(m: &PathMatch, out: &mut String) -> Result<bool, PathError
             if !plain {
                 re2::check(&m.value).map_err(|error| PathError::Regex { value: m.value.clone(), error })?;
             }
+            let start = out.len();
             out.reserve(m.value.len() + 6);
             out.push_str("^(?:");
             out.push_str(&m.value);
@@ -82,8 +90,8 @@ pub fn http_path_into(m: &PathMatch, out: &mut String) -> Result<bool, PathError
             // nesting limit the value alone kept to, and the whole config would be refused. (A
             // value the recogniser vouches for nests far less deep: nothing to redo.)
             if !plain {
-                if let Err(error) = re2::check(out) {
-                    out.clear();
+                if let Err(error) = re2::check(&out[start..]) {
+                    out.truncate(start);
                     return Err(PathError::Regex { value: m.value.clone(), error });
                 }
             }
@@ -92,34 +100,51 @@ pub fn http_path_into(m: &PathMatch, out: &mut String) -> Result<bool, PathError
     Ok(true)
 }
 
-/// [`http_path_into`] and [`PathRank::http`] of `m` at once: `(false, _)` (and `out` empty) for
-/// "no path constraint". A literal path without anything to decode or refuse (almost every
-/// one) is checked, measured and escaped in one pass; the rest go the long way, which decides
-/// the same (`path_tests::ranked_paths_agree_with_the_long_way`).
-pub(crate) fn http_path_ranked(m: &PathMatch, out: &mut String) -> Result<(bool, PathRank), PathError> {
-    if m.kind != PathKind::RegularExpression {
-        if let Some(answer) = plain_literal_path(m, out) {
-            return Ok(answer);
+/// [`http_path`] and [`PathRank::http`] of `m` at once, the path appended to `paths` (the string
+/// of every path of a translation) where the range says; none for "no path constraint", and
+/// `paths` is then as it was, as on an error. A literal path without anything to decode or
+/// refuse (almost every one) is checked, measured and escaped in one pass, straight into
+/// `paths`; the rest go the long way, which decides the same
+/// (`path_tests::appended_paths_agree_with_the_long_way`).
+pub(crate) fn http_path_append(
+    m: &PathMatch,
+    paths: &mut String,
+) -> Result<(Option<Range<u32>>, PathRank), PathError> {
+    let start = paths.len();
+    let rank = match plain_literal_path(m, paths) {
+        Some(rank) => rank,
+        None => {
+            let some = push_http_path(m, paths)?;
+            PathRank::http(m, some.then(|| &paths[start..]))
         }
+    };
+    if paths.len() == start {
+        return Ok((None, rank));
     }
-    let some = http_path_into(m, out)?;
-    Ok((some, PathRank::http(m, some.then_some(out.as_str()))))
+    // The start is below the end: it fits too.
+    let end = u32::try_from(paths.len()).expect("a paths string under 4 GiB");
+    Ok((Some(start as u32..end), rank))
 }
 
-/// A byte of a [`plain_literal`] path: none of these (0) sends the path the long way.
-const LITERAL_PLAIN: u8 = 1;
+/// Classes of the bytes of a [`plain_literal_path`], as bits. A byte that is not a
+/// [`PLAIN_PATH_BYTE`]:
+const LITERAL_OTHER: u8 = 1;
 /// A plain byte RE2 reads as an operator: written with a backslash before it.
 const LITERAL_META: u8 = 2;
-const LITERAL_SLASH: u8 = 3;
+const LITERAL_SLASH: u8 = 4;
+/// `.`, also a [`LITERAL_META`]: a value holding one is looked at for `.` and `..` segments.
+const LITERAL_DOT: u8 = 8;
+/// Not a byte's class: a `/` right after a `/`, found from the classes of the two.
+const LITERAL_DOUBLE_SLASH: u8 = LITERAL_SLASH << 2;
 
-/// [`PLAIN_PATH_BYTE`] by class; the meta characters are regex-syntax's
+/// The class bits of each byte; the meta characters are regex-syntax's
 /// (`path_tests::literal_byte_classes_match_regex_syntax` holds them to it).
 const LITERAL_BYTE: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
     while b < 256 {
-        if PLAIN_PATH_BYTE[b] {
-            table[b] = LITERAL_PLAIN;
+        if !PLAIN_PATH_BYTE[b] {
+            table[b] = LITERAL_OTHER;
         }
         b += 1;
     }
@@ -132,54 +157,46 @@ const LITERAL_BYTE: [u8; 256] = {
         i += 1;
     }
     table[b'/' as usize] = LITERAL_SLASH;
+    table[b'.' as usize] = LITERAL_META | LITERAL_DOT;
     table
 };
 
-/// [`http_path_ranked`] of an Exact or PathPrefix value that [`plain_literal`] takes, in one
-/// pass; `None` for any other value (nothing written).
-fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(bool, PathRank)> {
+/// The path of an Exact or PathPrefix value that [`plain_literal`] takes, appended to `out`,
+/// and its rank, in one pass over the value (the bytes' classes OR-ed together, branch-free)
+/// and one copy; `None` for any other value, nothing written.
+fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<PathRank> {
     let b = m.value.as_bytes();
-    if b.first() != Some(&b'/') || b.len() > 1024 {
+    if m.kind == PathKind::RegularExpression || b.first() != Some(&b'/') || b.len() > 1024 {
         return None;
     }
-    // A segment (after a `/`) that is `.` or `..`, or empty but for the last, is refused.
-    let dots = |segment: &[u8]| segment == b"." || segment == b"..";
-    let (mut segment, mut metas) = (1, 0);
-    for (i, &c) in b.iter().enumerate().skip(1) {
-        match LITERAL_BYTE[c as usize] {
-            LITERAL_PLAIN => {}
-            LITERAL_META => metas += 1,
-            LITERAL_SLASH => {
-                if i == segment || dots(&b[segment..i]) {
-                    return None;
-                }
-                segment = i + 1;
-            }
-            _ => return None,
-        }
+    let (mut seen, mut before) = (0u8, 0u8);
+    for &c in b {
+        let class = LITERAL_BYTE[c as usize];
+        seen |= class | (before & class & LITERAL_SLASH) << 2;
+        before = class;
     }
-    if dots(&b[segment..]) {
+    // Refused or to decode: a byte of another kind, an empty segment (`//`), a `.` or `..` one.
+    if seen & (LITERAL_OTHER | LITERAL_DOUBLE_SLASH) != 0
+        || (seen & LITERAL_DOT != 0 && b.split(|&c| c == b'/').any(|s| s == b"." || s == b".."))
+    {
         return None;
     }
-    // Nothing to decode: the length that ranks is the value's, less a trailing `/`.
-    let trimmed = m.value.trim_end_matches('/');
+    // Nothing to decode: the length that ranks is the value's, less a trailing `/` (one at
+    // most: no `//`).
+    let trimmed = &m.value[..b.len() - usize::from(b[b.len() - 1] == b'/')];
     let (class, literal, tail) = match m.kind {
         PathKind::Exact => (0, m.value.as_str(), "$"),
-        _ if trimmed.is_empty() => {
-            out.clear();
-            return Some((false, PathRank { class: 3, primary: Reverse(0), secondary: Reverse(0) }));
-        }
+        _ if trimmed.is_empty() => return Some(PathRank::new(3, 0, 0)),
         _ => (2, trimmed, "(?s:/.*)?$"),
     };
-    out.clear();
-    out.reserve(literal.len() + metas + tail.len() + 1);
+    out.reserve(literal.len() + tail.len() + 1);
     out.push('^');
-    if metas == 0 {
+    if seen & LITERAL_META == 0 {
         out.push_str(literal);
     } else {
         let mut run = 0;
         for (i, &c) in literal.as_bytes().iter().enumerate() {
-            if LITERAL_BYTE[c as usize] == LITERAL_META {
+            if LITERAL_BYTE[c as usize] & LITERAL_META != 0 {
                 out.push_str(&literal[run..i]);
                 out.push('\\');
                 run = i;
@@ -188,8 +205,7 @@ fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(bool, PathRank
         out.push_str(&literal[run..]);
     }
     out.push_str(tail);
-    let rank = PathRank { class, primary: Reverse(trimmed.len()), secondary: Reverse(0) };
-    Some((true, rank))
+    Some(PathRank::new(class, trimmed.len(), 0))
 }
 
 /// `^` + the escaped literal + `tail`.
@@ -415,17 +431,26 @@ fn valid_identifier(s: &str) -> bool {
 /// tie-breaks across routes (oldest, then `namespace/name`) and within a route (rule order),
 /// which [`crate::translate::translate`] applies after the rank.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Six bytes: the lengths are kept as `u16`, saturating (every value the schema lets through is
+/// at most 1,024 characters long), so the [`crate::translate`] candidates that carry a rank
+/// stay small to sort and to move.
 pub struct PathRank {
     class: u8,
-    primary: Reverse<usize>,
-    secondary: Reverse<usize>,
+    primary: Reverse<u16>,
+    secondary: Reverse<u16>,
 }
 
 impl PathRank {
+    fn new(class: u8, primary: usize, secondary: usize) -> PathRank {
+        let saturated = |len: usize| Reverse(u16::try_from(len).unwrap_or(u16::MAX));
+        PathRank { class, primary: saturated(primary), secondary: saturated(secondary) }
+    }
+
     /// `(class, primary, secondary)`: ranks order by class, then by LONGER primary, then by
     /// longer secondary (the characters of a path or prefix; of a gRPC service and method).
     pub fn parts(&self) -> (u8, usize, usize) {
-        (self.class, self.primary.0, self.secondary.0)
+        (self.class, usize::from(self.primary.0), usize::from(self.secondary.0))
     }
 
     pub fn http(m: &PathMatch, regex: Option<&str>) -> PathRank {
@@ -443,7 +468,7 @@ impl PathRank {
             (PathKind::RegularExpression, _) => 1,
             (PathKind::PathPrefix, _) => 2,
         };
-        PathRank { class, primary: Reverse(len), secondary: Reverse(0) }
+        PathRank::new(class, len, 0)
     }
 
     /// Gateway API ranks GRPCRoute matches by "characters in a matching service", then "in a
@@ -455,11 +480,7 @@ impl PathRank {
             (None, _) | (_, None) => 3,
             (Some(_), Some(_)) => 0,
         };
-        PathRank {
-            class,
-            primary: Reverse(len(m.and_then(|m| m.service.as_ref()))),
-            secondary: Reverse(len(m.and_then(|m| m.method.as_ref()))),
-        }
+        PathRank::new(class, len(m.and_then(|m| m.service.as_ref())), len(m.and_then(|m| m.method.as_ref())))
     }
 }
 

@@ -224,9 +224,10 @@ proptest::proptest! {
         }
     }
 
-    /// The one-pass path and rank of a literal are what the long way gives, errors included.
+    /// The one-pass path and rank of a literal are what the long way gives, errors included,
+    /// appended after what the string held, which is left as it was without a path.
     #[test]
-    fn ranked_paths_agree_with_the_long_way(
+    fn appended_paths_agree_with_the_long_way(
         kind in proptest::sample::select(vec![PathKind::Exact, PathKind::PathPrefix, PathKind::RegularExpression]),
         parts in proptest::collection::vec(proptest::sample::select(vec![
             "/", "/", "a", "Z", "9", ".", "..", "-", "_", "~", "%", "%2f", "%41", "%e9", "#", " ", "é", "*", "(",
@@ -235,7 +236,13 @@ proptest::proptest! {
     ) {
         let m = PathMatch { kind, value: parts.concat() };
         let mut out = String::from("left over");
-        let ranked = http_path_ranked(&m, &mut out).map(|(some, rank)| (some.then(|| out.clone()), rank));
+        let ranked = http_path_append(&m, &mut out).map(|(path, rank)| {
+            (path.map(|p| out[p.start as usize..p.end as usize].to_string()), rank)
+        });
+        proptest::prop_assert_eq!(
+            &out[..],
+            format!("left over{}", ranked.as_ref().ok().and_then(|r| r.0.as_deref()).unwrap_or(""))
+        );
         let long = http_path(&m).map(|path| {
             let rank = PathRank::http(&m, path.as_deref());
             (path, rank)
@@ -263,10 +270,11 @@ proptest::proptest! {
 fn literal_byte_classes_match_regex_syntax() {
     for b in 0..=255u8 {
         let expected = match (PLAIN_PATH_BYTE[b as usize], b) {
-            (false, _) => 0,
+            (false, _) => LITERAL_OTHER,
             (true, b'/') => LITERAL_SLASH,
+            (true, b'.') => LITERAL_META | LITERAL_DOT,
             (true, _) if regex_syntax::is_meta_character(char::from(b)) => LITERAL_META,
-            (true, _) => LITERAL_PLAIN,
+            (true, _) => 0,
         };
         assert_eq!(LITERAL_BYTE[b as usize], expected, "{:?}", char::from(b));
     }
@@ -287,8 +295,10 @@ fn ranked_paths_of_ordinary_values() {
     ];
     for (m, path, rank) in cases {
         let mut out = String::from("left over");
-        let (some, got) = http_path_ranked(m, &mut out).unwrap();
-        assert_eq!((some.then_some(out.as_str()), got.parts()), (*path, *rank), "{m:?}");
+        let (range, got) = http_path_append(m, &mut out).unwrap();
+        let appended = range.map(|p| &out[p.start as usize..p.end as usize]);
+        assert_eq!((appended, got.parts()), (*path, *rank), "{m:?}");
+        assert_eq!(out, format!("left over{}", path.unwrap_or("")));
     }
 }
 

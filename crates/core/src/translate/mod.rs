@@ -309,7 +309,6 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let mut resolver = backends::Resolver::new(&index, settings);
     // Reused from route to route.
     let mut out = rules::RouteOut::default();
-    let mut scratch = String::new();
     // At least one rule per route rule (each has a match), plus the fences; `add_rules` makes
     // room for more. Counting the matches would read every rule of every route once more.
     let route_rules: usize = routes.iter().map(|r| r.rules.len()).sum();
@@ -342,7 +341,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }
         }
-        rules::route_out(route, &mut resolver, settings, &mut out, &mut paths, &mut scratch);
+        rules::route_out(route, &mut resolver, settings, &mut out, &mut paths);
         notes.append(&mut out.notes);
         unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
             object: object_name(route),

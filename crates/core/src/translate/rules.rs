@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::hostname::Hostname;
 use crate::ingress::{OriginRequest, SharedOriginRequest, SharedText};
 use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
-use crate::path::{grpc_path, http_path_ranked, PathRank};
+use crate::path::{grpc_path, http_path_append, PathRank};
 
 use super::backends::{self, Resolver, UnresolvedRef};
 use super::{Reason, Rejection, Settings};
@@ -46,8 +46,8 @@ pub(crate) struct RouteOut {
 /// What `route`'s rules render to, into `out` (cleared first); their paths are added to
 /// `paths`, the translation's string of every path, one after the other (one string for the
 /// rules' [`crate::ingress::RulePath`]s rather than one heap object per rule), where
-/// [`MatchOut::path`] says. `scratch` is a buffer reused from match to match. Not inlined:
-/// called once per route, and a profile then shows its cost.
+/// [`MatchOut::path`] says. Not inlined: called once per route, and a profile then shows its
+/// cost.
 #[inline(never)]
 pub(crate) fn route_out<'a>(
     route: &'a Route,
@@ -55,7 +55,6 @@ pub(crate) fn route_out<'a>(
     settings: &Settings,
     out: &mut RouteOut,
     paths: &mut String,
-    scratch: &mut String,
 ) {
     out.matches.clear();
     out.rejections.clear();
@@ -93,7 +92,7 @@ pub(crate) fn route_out<'a>(
                 let mut target = Some((service, origin_request));
                 let last = rule.matches.len().saturating_sub(1);
                 for (m, route_match) in rule.matches.iter().enumerate() {
-                    match match_path(route_match, scratch, paths) {
+                    match match_path(route_match, paths) {
                         Ok((path, rank)) => {
                             let (service, origin_request) = match &target {
                                 Some((service, keys)) if m < last => (service.clone(), keys.clone()),
@@ -102,8 +101,9 @@ pub(crate) fn route_out<'a>(
                             out.matches.push(MatchOut {
                                 rule: r as u32,
                                 match_index: m as u32,
-                                // The path is the end of `paths`.
-                                path_hash: path.as_ref().map_or(0, |p| path_hash(&paths[p.start as usize..])),
+                                path_hash: path.as_ref().map_or(0, |p| {
+                                    path_hash(&paths.as_bytes()[p.start as usize..p.end as usize])
+                                }),
                                 path,
                                 rank,
                                 service,
@@ -142,10 +142,14 @@ fn touch(route: &Route) {
     std::hint::black_box(sum);
 }
 
-/// A hash of a rendered path, never 0 (which stands for "no path").
-pub(super) fn path_hash(path: &str) -> u64 {
-    use std::hash::BuildHasher;
-    rustc_hash::FxBuildHasher.hash_one(path).max(1)
+/// A hash of a rendered path's bytes, never 0 (which stands for "no path"). [`route_out`]
+/// hashes the bytes where it just wrote them, without taking a `str` of them (which checks both
+/// ends for character boundaries).
+pub(super) fn path_hash(path: impl AsRef<[u8]>) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(path.as_ref());
+    hasher.finish().max(1)
 }
 
 /// The service and originRequest a rule renders, or the field that makes it inexpressible.
@@ -156,18 +160,53 @@ fn rule_target(
     origin: Option<&backends::Origin>,
     settings: &Settings,
 ) -> Result<(Arc<str>, SharedOriginRequest), (String, String)> {
+    // Most rules have no extras: nothing to refuse there, no Host header to write.
+    let host_header = if rule.extras.is_some() { extras_host_header(r, rule)? } else { None };
+    if let Some(b) = rule.backends.iter().position(|b| b.filters > 0) {
+        return Err((
+            format!("spec.rules[{r}].backendRefs[{b}].filters"),
+            "backend filters cannot be expressed by cloudflared ingress rules; the rule is not rendered"
+                .into(),
+        ));
+    }
+    let grpc = route.kind == RouteKind::Grpc;
+    let Some(origin) = origin else {
+        // gRPC clients read 503 as UNAVAILABLE.
+        let status = if grpc { "http_status:503" } else { "http_status:500" };
+        let keys = OriginRequest { http_host_header: host_header, ..OriginRequest::default() };
+        return Ok((Arc::from(status), keys.into()));
+    };
+    let keys = if host_header.is_none() && origin.server_name.is_none() && !grpc {
+        // No key at all, the usual HTTP rule: no `OriginRequest` made to be found empty.
+        SharedOriginRequest::default()
+    } else {
+        OriginRequest {
+            http_host_header: host_header,
+            origin_server_name: origin.server_name.clone(),
+            http2_origin: grpc,
+            no_tls_verify: grpc && origin.server_name.is_none() && settings.grpc_no_tls_verify(),
+        }
+        .into()
+    };
+    Ok((origin.url.clone(), keys))
+}
+
+/// What a rule's extras ask of its target: the Host header a URLRewrite sets, or the field
+/// that makes the rule inexpressible (an unsupported field, a filter other than a URLRewrite
+/// of the hostname).
+fn extras_host_header(r: usize, rule: &RouteRule) -> Result<Option<Arc<str>>, (String, String)> {
     if let Some(field) = rule.unsupported_fields().first() {
         return Err((
             format!("spec.rules[{r}].{field}"),
             format!("{field} cannot be enforced by cloudflared ingress rules; the rule is not rendered"),
         ));
     }
-    let mut origin_request = OriginRequest::default();
+    let mut host_header = None;
     for (f, filter) in rule.filters().iter().enumerate() {
         let field = format!("spec.rules[{r}].filters[{f}]");
         match filter {
             Filter::UrlRewrite { hostname: Some(host), rewrites_path: false } => match Hostname::parse(host) {
-                Ok(Hostname::Exact(host)) => origin_request.http_host_header = Some(Arc::from(host)),
+                Ok(Hostname::Exact(host)) => host_header = Some(Arc::from(host)),
                 Ok(Hostname::Wildcard(_)) => {
                     return Err((format!("{field}.urlRewrite.hostname"), "a rewritten hostname cannot be a wildcard".into()))
                 }
@@ -188,45 +227,19 @@ fn rule_target(
             }
         }
     }
-    if let Some(b) = rule.backends.iter().position(|b| b.filters > 0) {
-        return Err((
-            format!("spec.rules[{r}].backendRefs[{b}].filters"),
-            "backend filters cannot be expressed by cloudflared ingress rules; the rule is not rendered"
-                .into(),
-        ));
-    }
-    let service = match (origin, route.kind) {
-        (Some(origin), _) => {
-            if route.kind == RouteKind::Grpc {
-                origin_request.http2_origin = true;
-                origin_request.no_tls_verify = origin.server_name.is_none() && settings.grpc_no_tls_verify();
-            }
-            origin_request.origin_server_name = origin.server_name.clone();
-            origin.url.clone()
-        }
-        (None, RouteKind::Http) => Arc::from("http_status:500"),
-        // gRPC clients read 503 as UNAVAILABLE.
-        (None, RouteKind::Grpc) => Arc::from("http_status:503"),
-    };
-    Ok((service, origin_request.into()))
+    Ok(host_header)
 }
 
 /// Where a match's rendered path is in the paths string (none: every path), and its rank.
 type MatchPath = (Option<std::ops::Range<u32>>, PathRank);
 
 /// The path regex (pushed on `paths`) and rank of one match, or (field suffix, why) when it
-/// cannot be expressed. `scratch` is a buffer reused from match to match.
-fn match_path(
-    route_match: &RouteMatch,
-    scratch: &mut String,
-    paths: &mut String,
-) -> Result<MatchPath, (String, String)> {
+/// cannot be expressed.
+fn match_path(route_match: &RouteMatch, paths: &mut String) -> Result<MatchPath, (String, String)> {
     match route_match {
         RouteMatch::Http(m) => {
             unexpressible_http(m)?;
-            let (some, rank) =
-                http_path_ranked(&m.path, scratch).map_err(|e| (".path".to_string(), e.to_string()))?;
-            Ok((some.then(|| SharedText::append(paths, scratch)), rank))
+            http_path_append(&m.path, paths).map_err(|e| (".path".to_string(), e.to_string()))
         }
         RouteMatch::Grpc(m) => {
             if m.headers > 0 {
