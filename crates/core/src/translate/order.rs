@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
-use crate::ingress::{IngressRule, RouteName, RulePath, RuleSource, SharedOriginRequest, SharedText};
+use crate::ingress::{IngressRule, RouteName, RuleSource, SharedOriginRequest, SharedText};
 use crate::path::PathRank;
 
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
@@ -513,7 +513,7 @@ pub(crate) fn finish(
             // Bytes, not `str`: slicing a `str` reads the bytes at both ends (char boundaries),
             // a cache miss per rule, in this order, where only a hit needs the text.
             let text = || &paths.as_bytes()[c.path.0 as usize..c.path.1 as usize];
-            first.filter(|f| rules[**f].path.as_deref().map(str::as_bytes) == Some(text())).copied()
+            first.filter(|f| rules[**f].path().map(str::as_bytes) == Some(text())).copied()
         };
         let earlier = catch_all.or_else(|| {
             let host = c.host as usize;
@@ -536,14 +536,14 @@ pub(crate) fn finish(
             continue;
         }
         let kept = rules.len();
-        let rule = IngressRule {
-            hostname: hosts.ranges[c.host as usize]
-                .map(|(start, end)| SharedText::new(&paths, start + hosts_at..end + hosts_at)),
-            path: (path != 0).then(|| RulePath::new(&paths, c.path.0..c.path.1)),
+        let rule = IngressRule::in_text(
+            &paths,
+            hosts.ranges[c.host as usize].map(|(start, end)| start + hosts_at..end + hosts_at),
+            (path != 0).then_some(c.path.0..c.path.1),
             service,
             origin_request,
             source,
-        };
+        );
         if rule.is_catch_all() {
             catch_all = Some(kept);
         }
