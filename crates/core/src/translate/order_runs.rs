@@ -16,13 +16,12 @@ pub(super) struct RunPaths {
 impl RunPaths {
     const FEW: usize = 16;
 
-    /// For the next run.
+    /// For the next run. The map keeps its room: the next long run fills it without growing
+    /// it again (each growth moves every entry), and the short runs in between never touch it
+    /// (clearing writes the whole table, once, after the run that filled it).
     pub(super) fn clear(&mut self) {
         self.few.clear();
-        // Clearing writes the whole table: a map grown by a long run is dropped instead.
-        if self.many.capacity() > 64 {
-            self.many = HashMap::default();
-        } else if !self.many.is_empty() {
+        if !self.many.is_empty() {
             self.many.clear();
         }
     }
