@@ -505,12 +505,8 @@ fn validating_the_rendered_parts_is_validating_the_written_text() {
                 let generated = translation.rules.len();
                 for (rule, value) in translation.rules.iter().zip(ingress) {
                     assert_eq!(value["service"].as_str(), Some(&*rule.service), "{name}");
-                    assert_eq!(
-                        value.get("hostname").and_then(|v| v.as_str()),
-                        rule.hostname.as_deref(),
-                        "{name}"
-                    );
-                    assert_eq!(value.get("path").and_then(|v| v.as_str()), rule.path.as_deref(), "{name}");
+                    assert_eq!(value.get("hostname").and_then(|v| v.as_str()), rule.hostname(), "{name}");
+                    assert_eq!(value.get("path").and_then(|v| v.as_str()), rule.path(), "{name}");
                     let origin = &rule.origin_request;
                     let read_origin = |key: &str| value.get("originRequest").and_then(|o| o.get(key));
                     assert_eq!(
@@ -526,8 +522,8 @@ fn validating_the_rendered_parts_is_validating_the_written_text() {
                     let keys = value.as_object().unwrap().len();
                     assert_eq!(
                         keys,
-                        1 + usize::from(rule.hostname.is_some())
-                            + usize::from(rule.path.is_some())
+                        1 + usize::from(rule.hostname().is_some())
+                            + usize::from(rule.path().is_some())
                             + usize::from(!origin.is_empty()),
                         "{name}: {value}"
                     );

@@ -2,45 +2,152 @@
 //!
 //! Strings are shared (`Arc<str>`): one hostname or service typically appears in many rules,
 //! and a config of tens of thousands of rules should not copy them all. Hostnames and paths,
-//! most of them distinct, share one string per translation ([`SharedText`]).
+//! most of them distinct, share one string per translation ([`IngressRule`]).
 
 use std::sync::Arc;
 
 use crate::model::RouteKind;
 
-/// One cloudflared ingress rule (DOMAIN.md §1). `hostname` is lower case; `path` is an
-/// anchored RE2 expression tested against the percent-decoded path.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One cloudflared ingress rule (DOMAIN.md §1). Its hostname (lower case) and its path (an
+/// anchored RE2 expression tested against the percent-decoded path) are read with
+/// [`IngressRule::hostname`] and [`IngressRule::path`].
+///
+/// Both are ranges of one string that all the rules of a translation share: one reference
+/// count per rule for the two (counted up when the rule is made, down when it is dropped,
+/// atomics), not one each, and no heap object per rule. (A rule kept after its translation
+/// keeps that string alive: all the paths and hostnames, some tens of bytes a rule.) Make one
+/// with [`IngressRule::new`].
+#[derive(Clone)]
 pub struct IngressRule {
-    /// A range of the string the hostnames and paths of a translation's rules share, like
-    /// `path`: no heap object of its own to make and free per distinct hostname. Make one
-    /// with `"a.example.com".into()`.
-    pub hostname: Option<SharedText>,
-    pub path: Option<RulePath>,
+    /// What [`IngressRule::hostname`] and [`IngressRule::path`] are ranges of.
+    text: Arc<String>,
+    hostname: Span,
+    path: Span,
     pub service: Arc<str>,
     pub origin_request: SharedOriginRequest,
     pub source: RuleSource,
 }
 
-impl IngressRule {
-    /// Matches every request: cloudflared accepts such a rule only in last place.
-    pub fn is_catch_all(&self) -> bool {
-        self.hostname.as_deref().is_none_or(|h| h.is_empty() || h == "*") && self.path.is_none()
+/// A range of [`IngressRule::text`], or none (`start > end`): 8 bytes, where an
+/// `Option<(u32, u32)>` takes 12.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    const NONE: Span = Span { start: u32::MAX, end: 0 };
+
+    fn of(range: Option<std::ops::Range<u32>>) -> Span {
+        range.map_or(Span::NONE, |r| {
+            debug_assert!(r.start <= r.end);
+            Span { start: r.start, end: r.end }
+        })
+    }
+
+    fn len(self) -> Option<usize> {
+        (self.start <= self.end).then(|| (self.end - self.start) as usize)
     }
 }
 
-/// A rule's `path`: a range of a string that the paths of all the rules of one translation
-/// share ([`SharedText`]). Tens of thousands of rules, each with its own path, then hold one
-/// heap object between them rather than one each, which is that many fewer allocations to make
-/// and, above all, to free. (A rule kept after its translation keeps that string alive: all the
-/// paths and hostnames, the rule list's total, some tens of bytes a rule.) Make one with
-/// `"^/a$".into()`; paths compare, hash and print as their text.
-pub type RulePath = SharedText;
+impl IngressRule {
+    /// A rule with its own copy of `hostname` and `path`.
+    pub fn new(
+        hostname: Option<&str>,
+        path: Option<&str>,
+        service: Arc<str>,
+        origin_request: SharedOriginRequest,
+        source: RuleSource,
+    ) -> IngressRule {
+        let mut text = String::with_capacity(hostname.map_or(0, str::len) + path.map_or(0, str::len));
+        let hostname = hostname.map(|h| SharedText::append(&mut text, h));
+        let path = path.map(|p| SharedText::append(&mut text, p));
+        IngressRule::in_text(&Arc::new(text), hostname, path, service, origin_request, source)
+    }
+
+    /// A rule whose hostname and path are `text[hostname]` and `text[path]` (ranges of char
+    /// boundaries): a translation's rules share one `text`.
+    pub(crate) fn in_text(
+        text: &Arc<String>,
+        hostname: Option<std::ops::Range<u32>>,
+        path: Option<std::ops::Range<u32>>,
+        service: Arc<str>,
+        origin_request: SharedOriginRequest,
+        source: RuleSource,
+    ) -> IngressRule {
+        debug_assert!(hostname.as_ref().is_none_or(|r| text.get(r.start as usize..r.end as usize).is_some()));
+        debug_assert!(path.as_ref().is_none_or(|r| text.get(r.start as usize..r.end as usize).is_some()));
+        IngressRule {
+            text: Arc::clone(text),
+            hostname: Span::of(hostname),
+            path: Span::of(path),
+            service,
+            origin_request,
+            source,
+        }
+    }
+
+    fn get(&self, span: Span) -> Option<&str> {
+        span.len().map(|_| &self.text[span.start as usize..span.end as usize])
+    }
+
+    /// The `hostname:`, lower case; `None`: every host.
+    pub fn hostname(&self) -> Option<&str> {
+        self.get(self.hostname)
+    }
+
+    /// The `path:`, an anchored RE2 expression; `None`: every path.
+    pub fn path(&self) -> Option<&str> {
+        self.get(self.path)
+    }
+
+    /// The length in bytes of [`IngressRule::hostname`], without reading the text.
+    pub fn hostname_len(&self) -> Option<usize> {
+        self.hostname.len()
+    }
+
+    /// The length in bytes of [`IngressRule::path`], without reading the text.
+    pub fn path_len(&self) -> Option<usize> {
+        self.path.len()
+    }
+
+    /// Matches every request: cloudflared accepts such a rule only in last place.
+    pub fn is_catch_all(&self) -> bool {
+        self.path.len().is_none() && self.hostname().is_none_or(|h| h.is_empty() || h == "*")
+    }
+}
+
+/// Compares the hostname and path as text, wherever each rule holds them.
+impl PartialEq for IngressRule {
+    fn eq(&self, other: &Self) -> bool {
+        self.hostname() == other.hostname()
+            && self.path() == other.path()
+            && self.service == other.service
+            && self.origin_request == other.origin_request
+            && self.source == other.source
+    }
+}
+
+impl Eq for IngressRule {}
+
+/// As a struct of the fields it is read as: the hostname and path as strings.
+impl std::fmt::Debug for IngressRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressRule")
+            .field("hostname", &self.hostname())
+            .field("path", &self.path())
+            .field("service", &self.service)
+            .field("origin_request", &self.origin_request)
+            .field("source", &self.source)
+            .finish()
+    }
+}
 
 /// A string read through `Deref<Target = str>` that is a range of a larger one, which many
-/// such values share: the paths and hostnames of a translation's rules ([`RulePath`],
-/// [`IngressRule::hostname`]), the names of its routes ([`RouteName::name`]). Compares, hashes
-/// and prints as its text (`Debug` as a `str`).
+/// such values share: the names of a translation's routes ([`RouteName::name`]). Compares,
+/// hashes and prints as its text (`Debug` as a `str`). [`SharedText::append`] also writes the
+/// string the rules' hostnames and paths are ranges of ([`IngressRule::in_text`]).
 #[derive(Clone)]
 pub struct SharedText {
     text: Arc<String>,
@@ -215,14 +322,62 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rule_path_is_its_text_wherever_it_is_held() {
+    fn a_shared_text_is_its_text_wherever_it_is_held() {
         let shared = Arc::new("^/a$^/b$^/a$".to_string());
         let (a, b, a_again) =
-            (RulePath::new(&shared, 0..4), RulePath::new(&shared, 4..8), RulePath::new(&shared, 8..12));
+            (SharedText::new(&shared, 0..4), SharedText::new(&shared, 4..8), SharedText::new(&shared, 8..12));
         assert_eq!((&*a, &*b, a.len(), b.len()), ("^/a$", "^/b$", 4, 4));
         assert_eq!(a, a_again);
-        assert_eq!(a, RulePath::from("^/a$"));
+        assert_eq!(a, SharedText::from("^/a$"));
         assert_ne!(a, b);
         assert_eq!(format!("{a:?} {b}"), format!("{:?} ^/b$", "^/a$"));
+    }
+
+    #[test]
+    fn a_rule_reads_its_hostname_and_path_from_the_shared_text() {
+        let text = Arc::new("a.example.com^/a$^/b$".to_string());
+        let service: Arc<str> = Arc::from("http://a:80");
+        let rule = |hostname, path| {
+            IngressRule::in_text(
+                &text,
+                hostname,
+                path,
+                service.clone(),
+                Default::default(),
+                RuleSource::CatchAll,
+            )
+        };
+        let (both, path_only, none, empty) = (
+            rule(Some(0..13), Some(13..17)),
+            rule(None, Some(17..21)),
+            rule(None, None),
+            rule(Some(13..13), None),
+        );
+        assert_eq!((both.hostname(), both.path()), (Some("a.example.com"), Some("^/a$")));
+        assert_eq!((both.hostname_len(), both.path_len()), (Some(13), Some(4)));
+        assert_eq!(
+            (path_only.hostname(), path_only.path(), path_only.hostname_len()),
+            (None, Some("^/b$"), None)
+        );
+        assert_eq!((none.hostname(), none.path(), none.path_len()), (None, None, None));
+        assert_eq!((empty.hostname(), empty.hostname_len()), (Some(""), Some(0)));
+        assert!(
+            none.is_catch_all() && empty.is_catch_all() && !both.is_catch_all() && !path_only.is_catch_all()
+        );
+        // Equal as text, wherever each is held; `Debug` as the strings.
+        let own = IngressRule::new(
+            Some("a.example.com"),
+            Some("^/a$"),
+            service.clone(),
+            Default::default(),
+            RuleSource::CatchAll,
+        );
+        assert_eq!(both, own);
+        assert_ne!(both, path_only);
+        assert_ne!(none, empty);
+        assert_eq!(
+            format!("{own:?}"),
+            format!("IngressRule {{ hostname: Some({:?}), path: Some({:?}), service: {:?}, origin_request: SharedOriginRequest(None), source: CatchAll }}", "a.example.com", "^/a$", "http://a:80")
+        );
     }
 }

@@ -273,8 +273,8 @@ fn hidden_base_rules(rules: &[IngressRule], base: &[Value]) -> Vec<String> {
     }
     // The first generated rule without a path for each hostname.
     let mut first: FxHashMap<&str, usize> = FxHashMap::default();
-    for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.path.is_none()) {
-        if let Some(h) = rule.hostname.as_deref() {
+    for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.path_len().is_none()) {
+        if let Some(h) = rule.hostname() {
             first.entry(h).or_insert(i);
         }
     }
@@ -345,10 +345,10 @@ fn is_catch_all_value(rule: &Value) -> bool {
 }
 
 /// About the bytes [`rule_entry`] and its comment write for `rule` (string lengths are in the
-/// fat pointers: nothing is dereferenced), a little more when quoting is needed.
+/// rule and the fat pointers: no string is read), a little more when quoting is needed.
 fn estimated_len(rule: &IngressRule) -> usize {
-    let strings = rule.hostname.as_ref().map_or(0, |h| h.len() + 16)
-        + rule.path.as_ref().map_or(0, |p| p.len() + 12)
+    let strings = rule.hostname_len().map_or(0, |h| h + 16)
+        + rule.path_len().map_or(0, |p| p + 12)
         + rule.service.len()
         + 16;
     let source = match &rule.source {
@@ -370,10 +370,10 @@ fn rule_entry(out: &mut String, rule: &IngressRule) {
         push_scalar(out, value);
         out.push('\n');
     };
-    if let Some(h) = &rule.hostname {
+    if let Some(h) = rule.hostname() {
         field(out, "hostname", h);
     }
-    if let Some(p) = &rule.path {
+    if let Some(p) = rule.path() {
         field(out, "path", p);
     }
     field(out, "service", &rule.service);

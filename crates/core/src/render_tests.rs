@@ -4,12 +4,12 @@ use crate::model::RouteKind;
 use proptest::prelude::*;
 
 fn rule(hostname: Option<&str>, path: Option<&str>, service: &str) -> IngressRule {
-    IngressRule {
-        hostname: hostname.map(Into::into),
-        path: path.map(Into::into),
-        service: service.into(),
-        origin_request: OriginRequest::default().into(),
-        source: RuleSource::Route {
+    IngressRule::new(
+        hostname,
+        path,
+        service.into(),
+        OriginRequest::default().into(),
+        RuleSource::Route {
             route: std::sync::Arc::new(crate::ingress::RouteName {
                 kind: RouteKind::Http,
                 namespace: "default".into(),
@@ -18,7 +18,7 @@ fn rule(hostname: Option<&str>, path: Option<&str>, service: &str) -> IngressRul
             rule: 0,
             match_index: 0,
         },
-    }
+    )
 }
 
 fn tunnel() -> Tunnel {

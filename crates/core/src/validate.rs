@@ -246,8 +246,8 @@ fn check_rule(
         // Strings and booleans under known keys (render.rs writes each string so that it
         // reads back as itself): nothing for check_value to find.
         Rule::Generated(rule) => RuleFields {
-            hostname: Some(Cow::Borrowed(rule.hostname.as_deref().unwrap_or(""))),
-            path: Some(Cow::Borrowed(rule.path.as_deref().unwrap_or(""))),
+            hostname: Some(Cow::Borrowed(rule.hostname().unwrap_or(""))),
+            path: Some(Cow::Borrowed(rule.path().unwrap_or(""))),
             service: Some(Cow::Borrowed(&rule.service)),
             origin_request: None,
         },

@@ -91,11 +91,11 @@ fn any_rule(
         source(),
     )
         .prop_map(|(hostname, path, service, (host_header, server_name, http2, no_verify), source)| {
-            IngressRule {
-                hostname: hostname.map(|h| h.as_str().into()),
-                path: path.map(|p| p.as_str().into()),
-                service: service.as_str().into(),
-                origin_request: OriginRequest {
+            IngressRule::new(
+                hostname.as_deref(),
+                path.as_deref(),
+                service.as_str().into(),
+                OriginRequest {
                     http_host_header: host_header.map(Into::into),
                     origin_server_name: server_name.map(Into::into),
                     http2_origin: http2,
@@ -103,7 +103,7 @@ fn any_rule(
                 }
                 .into(),
                 source,
-            }
+            )
         })
 }
 
@@ -167,11 +167,11 @@ fn tunnel() -> impl Strategy<Value = Tunnel> {
 /// A generated rule as the YAML it is rendered to reads back.
 fn rule_value(rule: &IngressRule) -> Value {
     let mut value = json!({"service": &*rule.service});
-    if let Some(hostname) = &rule.hostname {
-        value["hostname"] = json!(&**hostname);
+    if let Some(hostname) = rule.hostname() {
+        value["hostname"] = json!(hostname);
     }
-    if let Some(path) = &rule.path {
-        value["path"] = json!(&**path);
+    if let Some(path) = rule.path() {
+        value["path"] = json!(path);
     }
     let o = &rule.origin_request;
     if !o.is_empty() {
@@ -244,20 +244,22 @@ proptest! {
 
 #[test]
 fn a_source_with_line_breaks_is_written_escaped_and_accepted() {
-    let rule = |name: &str| IngressRule {
-        hostname: Some("a.example.com".into()),
-        path: None,
-        service: "http://a:80".into(),
-        origin_request: OriginRequest::default().into(),
-        source: RuleSource::Route {
-            route: std::sync::Arc::new(crate::ingress::RouteName {
-                kind: RouteKind::Http,
-                namespace: "web".into(),
-                name: name.into(),
-            }),
-            rule: 0,
-            match_index: 0,
-        },
+    let rule = |name: &str| {
+        IngressRule::new(
+            Some("a.example.com"),
+            None,
+            "http://a:80".into(),
+            OriginRequest::default().into(),
+            RuleSource::Route {
+                route: std::sync::Arc::new(crate::ingress::RouteName {
+                    kind: RouteKind::Http,
+                    namespace: "web".into(),
+                    name: name.into(),
+                }),
+                rule: 0,
+                match_index: 0,
+            },
+        )
     };
     let (base, tunnel) = (BaseConfig::default(), Tunnel::default());
     let frame = render_rules(&[], false, &base, &tunnel).text;
@@ -278,12 +280,14 @@ fn a_source_with_line_breaks_is_written_escaped_and_accepted() {
 
 #[test]
 fn generated_rules_come_before_the_frame_rules_unless_one_matches_everything() {
-    let rule = |hostname: Option<&str>, service: &str| IngressRule {
-        hostname: hostname.map(Into::into),
-        path: None,
-        service: service.into(),
-        origin_request: OriginRequest::default().into(),
-        source: RuleSource::CatchAll,
+    let rule = |hostname: Option<&str>, service: &str| {
+        IngressRule::new(
+            hostname,
+            None,
+            service.into(),
+            OriginRequest::default().into(),
+            RuleSource::CatchAll,
+        )
     };
     let frame = "tunnel: x\ningress:\n  - {hostname: legacy.example.com, service: nope}\n  - service: http_status:404\n";
     // The frame's rule is numbered after the generated ones.
@@ -301,12 +305,14 @@ fn generated_rules_come_before_the_frame_rules_unless_one_matches_everything() {
 
 #[test]
 fn an_invalid_generated_path_is_refused_every_time() {
-    let rule = |path: &str| IngressRule {
-        hostname: Some("a.example.com".into()),
-        path: Some(path.into()),
-        service: "http://a:80".into(),
-        origin_request: OriginRequest::default().into(),
-        source: RuleSource::CatchAll,
+    let rule = |path: &str| {
+        IngressRule::new(
+            Some("a.example.com"),
+            Some(path),
+            "http://a:80".into(),
+            OriginRequest::default().into(),
+            RuleSource::CatchAll,
+        )
     };
     let frame = "ingress:\n  - {path: '^/base$', service: 'http://b:80'}\n  - service: http_status:404\n";
     for _ in 0..2 {
@@ -318,12 +324,14 @@ fn an_invalid_generated_path_is_refused_every_time() {
 
 #[test]
 fn a_service_shared_by_rules_is_reported_on_each() {
-    let rule = |hostname: &str, service: &str| IngressRule {
-        hostname: Some(hostname.into()),
-        path: None,
-        service: service.into(),
-        origin_request: OriginRequest::default().into(),
-        source: RuleSource::CatchAll,
+    let rule = |hostname: &str, service: &str| {
+        IngressRule::new(
+            Some(hostname),
+            None,
+            service.into(),
+            OriginRequest::default().into(),
+            RuleSource::CatchAll,
+        )
     };
     let rules =
         [rule("a.example.com", "nope"), rule("b.example.com", "h2c://g:1"), rule("c.example.com", "nope")];

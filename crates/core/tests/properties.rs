@@ -233,10 +233,10 @@ proptest! {
     fn generated_rules_are_anchored_and_lower_case(snapshot in snapshot_strategy()) {
         let t = translate(&snapshot, &Settings::default());
         for rule in &t.rules {
-            if let Some(path) = &rule.path {
+            if let Some(path) = rule.path() {
                 prop_assert!(path.starts_with('^') && path.ends_with('$'), "unanchored {path:?}");
             }
-            if let Some(host) = &rule.hostname {
+            if let Some(host) = rule.hostname() {
                 prop_assert_eq!(host.to_lowercase(), host.to_string());
                 prop_assert!(!host.contains(':') && !host.contains('\n'));
             }

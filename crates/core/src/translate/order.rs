@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
-use crate::ingress::{IngressRule, RouteName, RulePath, RuleSource, SharedOriginRequest, SharedText};
+use crate::ingress::{IngressRule, RouteName, RuleSource, SharedOriginRequest, SharedText};
 use crate::path::PathRank;
 
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
@@ -368,32 +368,39 @@ fn ranks(
     rank
 }
 
-/// `rank[id]` of every hostname in [`specificity_cmp`] order. Most comparisons are settled by
-/// a key made once per hostname (kind, length, first eight bytes): the hostnames themselves,
-/// scattered in memory, are compared only when those are equal.
+/// `rank[id]` of every hostname in [`specificity_cmp`] order. Sorted as integers: a key made
+/// once per hostname (kind, length, first eight bytes, id) orders most of them, and the
+/// hostnames themselves, scattered in memory, are compared only where those are equal.
 fn host_ranks(hosts: &HostIds<'_>) -> Vec<u32> {
     // Agrees with `specificity_cmp` wherever it is not equal: the kind (exact, wildcard, none),
-    // then the longer first, then, between names of the same kind and length (so of the same
-    // length as stored), their first bytes, as the strings compare.
-    let key = |h: Option<&Hostname>| -> (u8, std::cmp::Reverse<usize>, u64) {
+    // then the longer first (a length past 16 bits counts as 2^16 - 1: equal there, the
+    // hostnames are compared), then, between names of the same kind and length (so of the
+    // same length as stored), their first bytes, as the strings compare. The id in the low
+    // 32 bits; bits 32 to 45 are zero.
+    let key = |id: usize, h: Option<&Hostname>| -> u128 {
         let (kind, name) = match h {
-            Some(Hostname::Exact(name)) => (0, name.as_str()),
+            Some(Hostname::Exact(name)) => (0u128, name.as_str()),
             Some(Hostname::Wildcard(suffix)) => (1, suffix.as_str()),
-            None => return (2, std::cmp::Reverse(0), 0),
+            None => (2, ""),
         };
+        let len = h.map_or(0, Hostname::char_count).min(usize::from(u16::MAX)) as u128;
         let mut first = [0u8; 8];
         let n = name.len().min(8);
         first[..n].copy_from_slice(&name.as_bytes()[..n]);
-        (kind, std::cmp::Reverse(h.map_or(0, Hostname::char_count)), u64::from_be_bytes(first))
+        kind << 126
+            | (u128::from(u16::MAX) - len) << 110
+            | u128::from(u64::from_be_bytes(first)) << 46
+            | id as u128
     };
-    let mut ids: Vec<(_, u32)> =
-        hosts.values.iter().enumerate().map(|(id, h)| (key(*h), id as u32)).collect();
-    ids.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| specificity_cmp(hosts.values[a.1 as usize], hosts.values[b.1 as usize]))
-    });
+    let mut keys: Vec<u128> = hosts.values.iter().enumerate().map(|(id, h)| key(id, *h)).collect();
+    keys.sort_unstable();
+    let host = |k: &u128| hosts.values[*k as u32 as usize];
+    for equal in keys.chunk_by_mut(|a, b| a >> 32 == b >> 32).filter(|run| run.len() > 1) {
+        equal.sort_unstable_by(|a, b| specificity_cmp(host(a), host(b)));
+    }
     let mut rank = vec![u32::MAX; hosts.values.len()];
-    for (r, (_, id)) in ids.into_iter().enumerate() {
-        rank[id as usize] = r as u32;
+    for (r, k) in keys.into_iter().enumerate() {
+        rank[k as u32 as usize] = r as u32;
     }
     rank
 }
@@ -421,27 +428,56 @@ pub(crate) fn finish(
     // rules.
     let order = sorted(&candidates, &listener_rank, &host_rank);
 
-    // For each hostname, the ids of the hostnames whose rules catch all its requests: itself,
-    // the wildcards over it, and "every host" (those that occur).
+    // Which hostnames have rules, and which occur (with a path) in more than one listener
+    // block: in the order the candidates were made, which does not matter here.
+    let mut has_rules = vec![false; hosts.values.len()];
+    let mut shared = vec![false; hosts.values.len()];
+    let mut block_of: Vec<u32> = vec![u32::MAX; hosts.values.len()];
+    for c in &candidates {
+        has_rules[c.host as usize] = true;
+        if c.path_hash != 0 {
+            let block = &mut block_of[c.host as usize];
+            if *block == u32::MAX {
+                *block = c.listener;
+            } else if *block != c.listener {
+                shared[c.host as usize] = true;
+            }
+        }
+    }
+    drop(block_of);
+
+    // For each hostname with rules, the ids of the hostnames with rules that catch all its
+    // requests: itself, the wildcards over it (the longest first), and "every host". A
+    // hostname without rules is never looked up, nor does it catch anything.
     // Kept flat: the ids for `id` are `covering_ids[covering_from[id]..covering_from[id + 1]]`.
-    let wildcards: HashMap<&str, u32> = hosts
-        .values
-        .iter()
-        .enumerate()
-        .filter_map(|(id, h)| match h {
-            Some(Hostname::Wildcard(suffix)) => Some((suffix.as_str(), id as u32)),
-            _ => None,
-        })
-        .collect();
-    let every_host = hosts.values.iter().position(Option::is_none).map(|id| id as u32);
+    let mut wildcards: HashMap<&str, u32> = HashMap::default();
+    // `suffix_len[n]`: some wildcard's suffix is `n` bytes long. A hostname's suffix of
+    // another length is not looked up.
+    let mut suffix_len: Vec<bool> = Vec::new();
+    for (id, h) in hosts.values.iter().enumerate().filter(|(id, _)| has_rules[*id]) {
+        if let Some(Hostname::Wildcard(suffix)) = h {
+            wildcards.insert(suffix.as_str(), id as u32);
+            if suffix_len.len() <= suffix.len() {
+                suffix_len.resize(suffix.len() + 1, false);
+            }
+            suffix_len[suffix.len()] = true;
+        }
+    }
+    let every_host =
+        hosts.values.iter().position(Option::is_none).filter(|id| has_rules[*id]).map(|id| id as u32);
     let mut covering_ids: Vec<u32> = Vec::with_capacity(hosts.values.len() * 2);
     let mut covering_from: Vec<usize> = Vec::with_capacity(hosts.values.len() + 1);
     for (id, h) in hosts.values.iter().enumerate() {
         covering_from.push(covering_ids.len());
+        if !has_rules[id] {
+            continue;
+        }
         if let Some(h) = h {
             covering_ids.push(id as u32);
             if !wildcards.is_empty() {
-                covering_ids.extend(wildcard_suffixes(h).filter_map(|suffix| wildcards.get(suffix).copied()));
+                let suffixes =
+                    wildcard_suffixes(h).filter(|suffix| suffix_len.get(suffix.len()) == Some(&true));
+                covering_ids.extend(suffixes.filter_map(|suffix| wildcards.get(suffix).copied()));
             }
         }
         covering_ids.extend(every_host);
@@ -450,10 +486,10 @@ pub(crate) fn finish(
 
     // Path rules are looked up by (host id, hash of the path). Sorting puts the rules of one
     // listener block and route hostname next to each other, so most hostnames are only ever
-    // looked up while their own run lasts: those are kept in a small map cleared at each run,
-    // which stays in cache. The rest ("shared": a hostname covering another one, or one that
-    // occurs in more than one listener block) go to a map that lives for the whole loop.
-    let mut shared = vec![false; hosts.values.len()];
+    // looked up while their own run lasts: those are kept in a small table cleared at each
+    // run ([`RunPaths`]), which stays in cache. The rest ("shared": a hostname covering
+    // another one, or one that occurs in more than one listener block) go to a map that lives
+    // for the whole loop.
     for (id, from) in covering_from.windows(2).enumerate() {
         for &h in &covering_ids[from[0]..from[1]] {
             if h as usize != id {
@@ -461,17 +497,6 @@ pub(crate) fn finish(
             }
         }
     }
-    // In the order the candidates were made: which of them come first does not matter here.
-    let mut block_of: Vec<u32> = vec![u32::MAX; hosts.values.len()];
-    for c in candidates.iter().filter(|c| c.path_hash != 0) {
-        let block = &mut block_of[c.host as usize];
-        if *block == u32::MAX {
-            *block = c.listener;
-        } else if *block != c.listener {
-            shared[c.host as usize] = true;
-        }
-    }
-    drop(block_of);
 
     let mut shadowed = Vec::new();
     // Of every host id: the first kept rule without a path, and whether any kept rule has one.
@@ -483,7 +508,7 @@ pub(crate) fn finish(
     // is confirmed on the strings. A collision of two different paths (one in 2^64) only keeps
     // a rule that could have been dropped: never drops one that is reachable.
     let mut seen: HashMap<(u32, u64), usize> = HashMap::default();
-    let mut run: HashMap<u64, usize> = HashMap::default();
+    let mut run = RunPaths::default();
     let mut run_of: Option<(u32, u32)> = None;
     let mut catch_all: Option<usize> = None;
     let mut uses_grpc = false;
@@ -500,20 +525,15 @@ pub(crate) fn finish(
         let c = &candidates[i];
         let path = c.path_hash;
         if run_of != Some((c.listener, c.host)) {
-            // Clearing writes the whole table: a map grown by a long run is dropped instead.
-            if run.capacity() > 64 {
-                run = HashMap::default();
-            } else if !run.is_empty() {
-                run.clear();
-            }
+            run.clear();
             run_of = Some((c.listener, c.host));
         }
         let first_with_path = |h: u32| {
-            let first = if shared[h as usize] { seen.get(&(h, path)) } else { run.get(&path) };
+            let first = if shared[h as usize] { seen.get(&(h, path)).copied() } else { run.get(path) };
             // Bytes, not `str`: slicing a `str` reads the bytes at both ends (char boundaries),
             // a cache miss per rule, in this order, where only a hit needs the text.
             let text = || &paths.as_bytes()[c.path.0 as usize..c.path.1 as usize];
-            first.filter(|f| rules[**f].path.as_deref().map(str::as_bytes) == Some(text())).copied()
+            first.filter(|f| rules[*f].path().map(str::as_bytes) == Some(text()))
         };
         let earlier = catch_all.or_else(|| {
             let host = c.host as usize;
@@ -536,14 +556,14 @@ pub(crate) fn finish(
             continue;
         }
         let kept = rules.len();
-        let rule = IngressRule {
-            hostname: hosts.ranges[c.host as usize]
-                .map(|(start, end)| SharedText::new(&paths, start + hosts_at..end + hosts_at)),
-            path: (path != 0).then(|| RulePath::new(&paths, c.path.0..c.path.1)),
+        let rule = IngressRule::in_text(
+            &paths,
+            hosts.ranges[c.host as usize].map(|(start, end)| start + hosts_at..end + hosts_at),
+            (path != 0).then_some(c.path.0..c.path.1),
             service,
             origin_request,
             source,
-        };
+        );
         if rule.is_catch_all() {
             catch_all = Some(kept);
         }
@@ -554,7 +574,7 @@ pub(crate) fn finish(
             if shared[c.host as usize] {
                 seen.entry((c.host, path)).or_insert(kept);
             } else {
-                run.entry(path).or_insert(kept);
+                run.insert_first(path, kept);
             }
         }
         uses_grpc |= c.grpc;
@@ -566,8 +586,13 @@ pub(crate) fn finish(
 /// The suffixes of the wildcards over `h`, the longest first: `a.b.c` → `b.c`, `c`.
 fn wildcard_suffixes(h: &Hostname) -> impl Iterator<Item = &str> {
     let (Hostname::Exact(name) | Hostname::Wildcard(name)) = h;
-    name.match_indices('.').map(move |(i, _)| &name[i + 1..])
+    // A byte at a time: names are short, where a search for each dot costs more.
+    name.bytes().enumerate().filter(|(_, b)| *b == b'.').map(move |(i, _)| &name[i + 1..])
 }
+
+#[path = "order_runs.rs"]
+mod runs;
+use runs::RunPaths;
 
 #[cfg(test)]
 #[path = "order_tests.rs"]

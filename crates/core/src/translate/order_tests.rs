@@ -160,13 +160,9 @@ proptest::proptest! {
             candidates.block(listener);
             candidates.push(key, made);
             fields.push((hostnames[listeners[l]].as_ref(), false, hostnames[h].as_ref(), key.rank, i));
-            let rule = IngressRule {
-                hostname: hostnames[h].as_ref().map(|h| h.as_string().into()),
-                path: paths[p].map(Into::into),
-                service: Arc::from("http://s"),
-                origin_request: Default::default(),
-                source,
-            };
+            let hostname = hostnames[h].as_ref().map(Hostname::as_string);
+            let rule =
+                IngressRule::new(hostname.as_deref(), paths[p], Arc::from("http://s"), Default::default(), source);
             rules.push((rule, grpc));
         }
         for l in [3usize, 2] {
@@ -175,13 +171,13 @@ proptest::proptest! {
             let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
             fields.push((hostnames[l].as_ref(), true, hostnames[l].as_ref(), all_paths, rules.len()));
             let name: Arc<str> = Arc::from(hostnames[l].as_ref().expect("a hostname").as_string());
-            let fence = IngressRule {
-                hostname: Some((*name).into()),
-                path: None,
-                service: Arc::from("http_status:404"),
-                origin_request: Default::default(),
-                source: RuleSource::ListenerFence { hostname: name },
-            };
+            let fence = IngressRule::new(
+                Some(&name),
+                None,
+                Arc::from("http_status:404"),
+                Default::default(),
+                RuleSource::ListenerFence { hostname: name.clone() },
+            );
             rules.push((fence, false));
         }
 
@@ -197,8 +193,8 @@ proptest::proptest! {
         for &(_, _, host, _, i) in &fields {
             let (rule, grpc) = rules[i].clone();
             let served = expected.iter().any(|e| {
-                let e_host = hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == e.hostname.as_deref());
-                covers(e_host, host) && (e.path.is_none() || e.path == rule.path)
+                let e_host = hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == e.hostname());
+                covers(e_host, host) && (e.path().is_none() || e.path() == rule.path())
             });
             if served {
                 if matches!(rule.source, RuleSource::Route { .. }) {
@@ -216,12 +212,12 @@ proptest::proptest! {
         for s in &shadowed {
             let at = |source: &RuleSource| rules.iter().position(|(r, _)| r.source == *source).expect("made");
             let (rule, by) = (&rules[at(&s.source)].0, &rules[at(&s.by)].0);
-            let host = |r: &IngressRule| hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == r.hostname.as_deref());
+            let host = |r: &IngressRule| hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == r.hostname());
             proptest::prop_assert!(kept.iter().any(|k| k.source == s.by), "{:?} shadowed by a rule left out", s);
             let rule_at = fields.iter().position(|f| f.4 == at(&s.source)).expect("ordered");
             let by_order = fields.iter().position(|f| f.4 == at(&s.by)).expect("ordered");
             proptest::prop_assert!(by_order < rule_at, "{:?} shadowed by a later rule", s);
-            proptest::prop_assert!(covers(host(by), host(rule)) && (by.path.is_none() || by.path == rule.path), "{:?}", s);
+            proptest::prop_assert!(covers(host(by), host(rule)) && (by.path().is_none() || by.path() == rule.path()), "{:?}", s);
         }
     }
 }

@@ -45,7 +45,7 @@ pub(crate) struct RouteOut {
 
 /// What `route`'s rules render to, into `out` (cleared first); their paths are added to
 /// `paths`, the translation's string of every path, one after the other (one string for the
-/// rules' [`crate::ingress::RulePath`]s rather than one heap object per rule), where
+/// rules' paths, [`crate::ingress::IngressRule::path`], not one heap object per rule), where
 /// [`MatchOut::path`] says. Not inlined: called once per route, and a profile then shows its
 /// cost.
 #[inline(never)]

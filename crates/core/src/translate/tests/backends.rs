@@ -91,7 +91,7 @@ fn backends_resolve_with_weights_grants_and_protocols() {
         ],
     );
     let service_of = |path: &str| {
-        t.rules.iter().find(|r| r.path.as_deref() == Some(&format!("^{path}$"))).unwrap().service.to_string()
+        t.rules.iter().find(|r| r.path() == Some(&format!("^{path}$"))).unwrap().service.to_string()
     };
     assert_eq!(service_of("/tls"), "https://tls.infra.svc.cluster.local:443");
     assert_eq!(
@@ -399,7 +399,7 @@ fn listeners_of_a_gateway_refused_for_its_addresses_are_never_programmed() {
     };
     assert_eq!(programmed(&status.conditions), Some(ConditionStatus::False));
     assert_eq!(programmed(&status.listeners[0].conditions), Some(ConditionStatus::False));
-    assert!(t.rules.iter().all(|r| r.hostname.as_deref() != Some("a.example.com")), "nothing rendered");
+    assert!(t.rules.iter().all(|r| r.hostname() != Some("a.example.com")), "nothing rendered");
     let ok = t.statuses.gateways.iter().find(|g| g.name == "gw").unwrap();
     assert_eq!(programmed(&ok.listeners[0].conditions), Some(ConditionStatus::True));
 }

@@ -24,14 +24,14 @@ pub(super) fn run(snapshot: &Snapshot) -> Translation {
 /// The service cloudflared would pick for `host` + `path` (first match; 404 when none).
 pub(super) fn serve(t: &Translation, host: &str, path: &str) -> String {
     for rule in &t.rules {
-        let host_ok = match rule.hostname.as_deref() {
+        let host_ok = match rule.hostname() {
             None | Some("") | Some("*") => true,
             Some(h) => match h.strip_prefix('*') {
                 Some(suffix) => host.ends_with(suffix),
                 None => h == host,
             },
         };
-        let path_ok = rule.path.as_ref().is_none_or(|p| regex::Regex::new(p).unwrap().is_match(path));
+        let path_ok = rule.path().is_none_or(|p| regex::Regex::new(p).unwrap().is_match(path));
         if host_ok && path_ok {
             return short(&rule.service);
         }

@@ -1,0 +1,97 @@
+//! [`RunPaths`]: the paths of the rules kept so far in the current run of [`super::finish`].
+
+use rustc_hash::FxHashMap as HashMap;
+
+/// The first kept rule of each path (by its hash) among the rules of the current run (one
+/// listener block, one route hostname), for [`super::finish`]. Most runs are a route's few matches on
+/// its own hostname: a short list searched in order costs less than hashing into a map, and
+/// only a run of more than [`RunPaths::FEW`] distinct paths moves them to one.
+#[derive(Default)]
+pub(super) struct RunPaths {
+    /// Distinct hashes, in the order they were first inserted (empty once `many` is used).
+    few: Vec<(u64, usize)>,
+    many: HashMap<u64, usize>,
+}
+
+impl RunPaths {
+    const FEW: usize = 16;
+
+    /// For the next run. The map keeps its room: the next long run fills it without growing
+    /// it again (each growth moves every entry), and the short runs in between never touch it
+    /// (clearing writes the whole table, once, after the run that filled it).
+    pub(super) fn clear(&mut self) {
+        self.few.clear();
+        if !self.many.is_empty() {
+            self.many.clear();
+        }
+    }
+
+    pub(super) fn get(&self, hash: u64) -> Option<usize> {
+        if self.many.is_empty() {
+            self.few.iter().find(|(h, _)| *h == hash).map(|(_, kept)| *kept)
+        } else {
+            self.many.get(&hash).copied()
+        }
+    }
+
+    /// `kept` for `hash`, unless it has one.
+    pub(super) fn insert_first(&mut self, hash: u64, kept: usize) {
+        if self.many.is_empty() {
+            if self.few.iter().any(|(h, _)| *h == hash) {
+                return;
+            }
+            if self.few.len() < Self::FEW {
+                self.few.push((hash, kept));
+                return;
+            }
+            // The hashes in `few` are distinct: each goes in as it is.
+            self.many.extend(self.few.drain(..));
+        }
+        self.many.entry(hash).or_insert(kept);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The same answers as one map kept for the whole run, past `FEW` distinct hashes
+        /// too (40 hashes: most cases move to the map): `get` the first value inserted for a
+        /// hash, `clear` forgets every hash.
+        #[test]
+        fn run_paths_answer_as_a_map(ops in proptest::collection::vec((0u8..4, 0u64..40), 0..300)) {
+            let mut run = RunPaths::default();
+            let mut map: std::collections::HashMap<u64, usize> = Default::default();
+            for (i, (op, hash)) in ops.into_iter().enumerate() {
+                match op {
+                    0 => {
+                        run.clear();
+                        map.clear();
+                    }
+                    1 => proptest::prop_assert_eq!(run.get(hash), map.get(&hash).copied()),
+                    _ => {
+                        run.insert_first(hash, i);
+                        map.entry(hash).or_insert(i);
+                    }
+                }
+                proptest::prop_assert_eq!(run.few.len() + run.many.len(), map.len());
+            }
+        }
+    }
+
+    #[test]
+    fn run_paths_move_to_a_map_past_few_distinct_hashes() {
+        let mut run = RunPaths::default();
+        for h in 0..RunPaths::FEW as u64 {
+            run.insert_first(h, h as usize);
+            run.insert_first(h, 99);
+        }
+        assert!(run.many.is_empty());
+        run.insert_first(100, 100);
+        assert!(run.few.is_empty() && run.many.len() == RunPaths::FEW + 1);
+        assert_eq!((run.get(3), run.get(100), run.get(101)), (Some(3), Some(100), None));
+        run.clear();
+        assert_eq!(run.get(3), None);
+    }
+}
