@@ -158,7 +158,6 @@ fn add_rules<'a>(
     listeners: &[Vec<ListenerKey>],
     outcomes: &[attach::ParentOutcome<'a>],
     from: usize,
-    id: &Arc<RouteName>,
 ) {
     // The common route: one attachment with one hostname. Nothing can repeat it, so it is
     // placed at once, without the lists below.
@@ -178,7 +177,7 @@ fn add_rules<'a>(
     }
     if !more {
         match first {
-            Some((listener, h)) => candidates.place(from, listener.id, hosts.id(h), id),
+            Some((listener, h)) => candidates.place(from, listener.id, hosts.id(h)),
             None => candidates.truncate(from),
         }
         return;
@@ -205,7 +204,7 @@ fn add_rules<'a>(
     // The hostname and path are given in `order::finish`, to the rules it keeps.
     for (n, &(listener, host)) in kept.iter().enumerate() {
         if n == 0 {
-            candidates.place(from, listener, host, id);
+            candidates.place(from, listener, host);
         } else {
             candidates.place_copy(from, to, listener, host);
         }
@@ -347,7 +346,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }
         }
-        rules::route_out(route, &mut resolver, settings, &mut out, &mut candidates, &mut paths);
+        // The route as its status and its rules name it: the status holds it, and so does
+        // each of its rules, from `route_out` on.
+        let id =
+            Arc::new(RouteName { kind: route.kind, namespace, name: SharedText::new(&names_text, name) });
+        rules::route_out(route, &id, &mut resolver, settings, &mut out, &mut candidates, &mut paths);
         notes.append(&mut out.notes);
         unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
             object: object_name(route),
@@ -406,15 +409,12 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
-        // The route as its status and its rules name it: the status holds it.
-        let id =
-            Arc::new(RouteName { kind: route.kind, namespace, name: SharedText::new(&names_text, name) });
         let slot = route_statuses.slot(place);
-        let id = status::route_status(slot, route, id, &mut outcomes, &out);
+        status::route_status(slot, route, id, &mut outcomes, &out);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
-            add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, out.matches.start, id);
+            add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, out.matches.start);
         } else {
             candidates.truncate(out.matches.start);
         }

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use crate::ingress::RouteName;
 use crate::path::PathRank;
 
 use super::{Candidate, Candidates, Made};
@@ -23,8 +22,8 @@ impl Candidates {
         self.made.push(Some(made));
     }
 
-    /// A rendered match of the route being translated, before its listener block, hostname and
-    /// route are known (`key.listener`, `key.host` and `made.route` are given by
+    /// A rendered match of the route being translated, with its route, before its listener
+    /// block and hostname are known (`key.listener` and `key.host` are given by
     /// [`Candidates::place`]). Each match is written once, where it is kept, rather than into
     /// a list of its own and then copied here. The matches pushed since `from` must then be
     /// placed, or dropped with [`Candidates::truncate`], before any other rule is pushed.
@@ -35,15 +34,13 @@ impl Candidates {
     }
 
     /// The matches pushed since `from` become the rules of the listener block `listener` on
-    /// the route hostname `host` (both [`super::HostIds`] ids), of `route`.
-    pub(crate) fn place(&mut self, from: usize, listener: u32, host: u32, route: &Arc<RouteName>) {
+    /// the route hostname `host` (both [`super::HostIds`] ids).
+    #[inline]
+    pub(crate) fn place(&mut self, from: usize, listener: u32, host: u32) {
         self.block(listener);
         for key in &mut self.keys[from..] {
             key.listener = listener;
             key.host = host;
-        }
-        for made in self.made[from..].iter_mut().flatten() {
-            made.route = Some(Arc::clone(route));
         }
     }
 

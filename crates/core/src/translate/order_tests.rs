@@ -270,12 +270,12 @@ proptest::proptest! {
         }
         let from = placed.len();
         for (m, f) in matches.iter().enumerate() {
-            placed.push_pending(key(0, 0, f), made(m, None));
+            placed.push_pending(key(0, 0, f), made(m, Some(Arc::clone(&route))));
         }
         let to = placed.len();
         for (n, &(listener, host)) in pairs.iter().enumerate() {
             if n == 0 {
-                placed.place(from, listener, host, &route);
+                placed.place(from, listener, host);
             } else {
                 placed.place_copy(from, to, listener, host);
             }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::hostname::Hostname;
-use crate::ingress::{OriginRequest, SharedOriginRequest, SharedText};
+use crate::ingress::{OriginRequest, RouteName, SharedOriginRequest, SharedText};
 use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
 use crate::path::{grpc_path, http_path_append, PathRank};
 
@@ -42,6 +42,7 @@ pub(crate) struct RouteOut {
 #[inline(never)]
 pub(crate) fn route_out<'a>(
     route: &'a Route,
+    id: &Arc<RouteName>,
     resolver: &mut Resolver<'a>,
     settings: &Settings,
     out: &mut RouteOut,
@@ -106,7 +107,7 @@ pub(crate) fn route_out<'a>(
                             let made = Made {
                                 service,
                                 origin_request,
-                                route: None,
+                                route: Some(Arc::clone(id)),
                                 rule: r as u32,
                                 match_index: m as u32,
                             };
