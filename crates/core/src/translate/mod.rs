@@ -149,16 +149,39 @@ fn parse_hostnames(route: &Route) -> ParsedHostnames {
 /// listener block, the rules that block already has, so they could never serve a request,
 /// and reporting them as unreachable would only say the route is shadowed by itself.
 ///
-/// The matches are used up: the last hostname's rules take their strings rather than
-/// another reference to them.
+/// The route's matches are at `from..` in `candidates`, pending
+/// ([`order::Candidates::push_pending`]): the first (listener, hostname) takes them where they
+/// are, each further one gets a copy, and a route with none has them dropped.
 fn add_rules<'a>(
     candidates: &mut order::Candidates,
     hosts: &mut order::HostIds<'a>,
     listeners: &[Vec<ListenerKey>],
     outcomes: &[attach::ParentOutcome<'a>],
-    matches: &mut Vec<rules::MatchOut>,
-    id: &Arc<RouteName>,
+    from: usize,
 ) {
+    // The common route: one attachment with one hostname. Nothing can repeat it, so it is
+    // placed at once, without the lists below.
+    let mut first = None;
+    let mut more = false;
+    'all: for outcome in outcomes {
+        let Ok(attachments) = &outcome.result else { continue };
+        for a in attachments {
+            for h in &a.hostnames {
+                if first.is_some() {
+                    more = true;
+                    break 'all;
+                }
+                first = Some((&listeners[outcome.gateway][a.listener], *h));
+            }
+        }
+    }
+    if !more {
+        match first {
+            Some((listener, h)) => candidates.place(from, listener.id, hosts.id(h)),
+            None => candidates.truncate(from),
+        }
+        return;
+    }
     // (listener's place, its hostname's id, route hostname id) of every attachment.
     let mut pairs: SmallVec<[(u32, u32, u32); 4]> = SmallVec::new();
     for outcome in outcomes {
@@ -177,35 +200,17 @@ fn add_rules<'a>(
     };
     let kept: SmallVec<[(u32, u32); 4]> =
         (0..pairs.len()).filter(|i| !repeated(*i)).map(|i| (pairs[i].1, pairs[i].2)).collect();
-    candidates.reserve(kept.len() * matches.len());
-    let grpc = id.kind == RouteKind::Grpc;
+    let to = candidates.len();
+    // The hostname and path are given in `order::finish`, to the rules it keeps.
     for (n, &(listener, host)) in kept.iter().enumerate() {
-        candidates.block(listener);
-        // The hostname and path are given in `order::finish`, to the rules it keeps.
-        let mut add = |m: rules::MatchOut| {
-            let key = order::Candidate {
-                listener,
-                host,
-                fence: false,
-                grpc,
-                rank: m.rank,
-                path_hash: m.path_hash,
-                path: m.path.map_or((0, 0), |p| (p.start, p.end)),
-            };
-            let made = order::Made {
-                service: m.service,
-                origin_request: m.origin_request,
-                route: Some(Arc::clone(id)),
-                rule: m.rule,
-                match_index: m.match_index,
-            };
-            candidates.push(key, made);
-        };
-        if n + 1 == kept.len() {
-            matches.drain(..).for_each(&mut add);
+        if n == 0 {
+            candidates.place(from, listener, host);
         } else {
-            matches.iter().cloned().for_each(&mut add);
+            candidates.place_copy(from, to, listener, host);
         }
+    }
+    if kept.is_empty() {
+        candidates.truncate(from);
     }
 }
 
@@ -341,7 +346,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }
         }
-        rules::route_out(route, &mut resolver, settings, &mut out, &mut paths);
+        // The route as its status and its rules name it: the status holds it, and so does
+        // each of its rules, from `route_out` on.
+        let id =
+            Arc::new(RouteName { kind: route.kind, namespace, name: SharedText::new(&names_text, name) });
+        rules::route_out(route, &id, &mut resolver, settings, &mut out, &mut candidates, &mut paths);
         notes.append(&mut out.notes);
         unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
             object: object_name(route),
@@ -400,15 +409,14 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(_) => {}
             }
         }
-        // The route as its status and its rules name it: the status holds it.
-        let id =
-            Arc::new(RouteName { kind: route.kind, namespace, name: SharedText::new(&names_text, name) });
         let slot = route_statuses.slot(place);
-        let id = status::route_status(slot, route, id, &mut outcomes, &out);
+        status::route_status(slot, route, id, &mut outcomes, &out);
         rejections.append(&mut out.rejections);
         if accepted {
             // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
-            add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, &mut out.matches, id);
+            add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, out.matches.start);
+        } else {
+            candidates.truncate(out.matches.start);
         }
     }
 

@@ -123,48 +123,11 @@ impl Candidates {
         Candidates { keys: Vec::with_capacity(n), made: Vec::with_capacity(n), listeners: Vec::new() }
     }
 
-    /// Room for `n` more.
-    pub(crate) fn reserve(&mut self, n: usize) {
-        self.keys.reserve(n);
-        self.made.reserve(n);
-    }
-
     /// Before the rules of a listener block are pushed: its listener's hostname id.
     pub(crate) fn block(&mut self, listener: u32) {
         if !self.listeners.contains(&listener) {
             self.listeners.push(listener);
         }
-    }
-
-    /// A rule of a block named by [`Candidates::block`] (`key.listener`).
-    pub(crate) fn push(&mut self, key: Candidate, made: Made) {
-        debug_assert_eq!(key.fence, made.route.is_none());
-        debug_assert!(self.listeners.contains(&key.listener));
-        self.keys.push(key);
-        self.made.push(Some(made));
-    }
-
-    /// The fence closing the block of `listener`, the id of its hostname.
-    pub(crate) fn push_fence(&mut self, listener: u32, service: &Arc<str>) {
-        let made = Made {
-            service: Arc::clone(service),
-            origin_request: Default::default(),
-            route: None,
-            rule: 0,
-            match_index: 0,
-        };
-        let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
-        let key = Candidate {
-            listener,
-            host: listener,
-            fence: true,
-            grpc: false,
-            rank: all_paths,
-            path_hash: 0,
-            path: (0, 0),
-        };
-        self.block(listener);
-        self.push(key, made);
     }
 }
 
@@ -590,6 +553,8 @@ fn wildcard_suffixes(h: &Hostname) -> impl Iterator<Item = &str> {
     name.bytes().enumerate().filter(|(_, b)| *b == b'.').map(move |(i, _)| &name[i + 1..])
 }
 
+#[path = "order_push.rs"]
+mod push;
 #[path = "order_runs.rs"]
 mod runs;
 use runs::RunPaths;

@@ -234,3 +234,71 @@ fn packing_refuses_what_does_not_fit_in_128_bits() {
     assert!(Packing::new(u32::MAX, u32::MAX, huge, 1 << 31).is_none());
     assert!(Packing::new(3, 5000, [rank(0, 1024)].into_iter(), 40_000).is_some());
 }
+
+proptest::proptest! {
+    /// A route's matches pushed pending, then placed on each (listener, hostname) in turn
+    /// (the first in place, the others as copies), are the candidates pushed one by one in
+    /// full; a route with none leaves nothing behind.
+    #[test]
+    fn placed_matches_are_the_matches_pushed_in_full(
+        before in 0usize..3,
+        matches in proptest::collection::vec((0u8..3, 0usize..20, 1u64..4), 0..5),
+        pairs in proptest::collection::vec((0u32..3, 0u32..5), 0..4),
+    ) {
+        let route = Arc::new(RouteName { kind: crate::model::RouteKind::Http, namespace: "ns".into(), name: "r".into() });
+        let key = |listener, host, &(kind, len, hash): &(u8, usize, u64)| Candidate {
+            listener,
+            host,
+            fence: false,
+            grpc: false,
+            rank: rank(kind, len),
+            path_hash: hash,
+            path: (len as u32, len as u32 + 1),
+        };
+        let made = |m: usize, route: Option<Arc<RouteName>>| Made {
+            service: Arc::from(format!("http://s{m}").as_str()),
+            origin_request: Default::default(),
+            route,
+            rule: m as u32,
+            match_index: m as u32 + 1,
+        };
+        let (mut placed, mut full) = (Candidates::default(), Candidates::default());
+        for c in [&mut placed, &mut full] {
+            for l in 0..before {
+                c.push_fence(l as u32, &Arc::from("http_status:404"));
+            }
+        }
+        let from = placed.len();
+        for (m, f) in matches.iter().enumerate() {
+            placed.push_pending(key(0, 0, f), made(m, Some(Arc::clone(&route))));
+        }
+        let to = placed.len();
+        for (n, &(listener, host)) in pairs.iter().enumerate() {
+            if n == 0 {
+                placed.place(from, listener, host);
+            } else {
+                placed.place_copy(from, to, listener, host);
+            }
+            full.block(listener);
+            for (m, f) in matches.iter().enumerate() {
+                full.push(key(listener, host, f), made(m, Some(Arc::clone(&route))));
+            }
+        }
+        if pairs.is_empty() {
+            placed.truncate(from);
+        }
+        let keys = |c: &Candidates| -> Vec<String> { c.keys.iter().map(|k| format!("{k:?}")).collect() };
+        let mades = |c: &Candidates| -> Vec<(String, Option<String>, u32, u32)> {
+            c.made
+                .iter()
+                .map(|m| {
+                    let m = m.as_ref().expect("nothing taken");
+                    (m.service.to_string(), m.route.as_ref().map(|r| format!("{r:?}")), m.rule, m.match_index)
+                })
+                .collect()
+        };
+        proptest::prop_assert_eq!(keys(&placed), keys(&full));
+        proptest::prop_assert_eq!(mades(&placed), mades(&full));
+        proptest::prop_assert_eq!(&placed.listeners, &full.listeners);
+    }
+}

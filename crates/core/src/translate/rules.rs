@@ -8,32 +8,21 @@
 use std::sync::Arc;
 
 use crate::hostname::Hostname;
-use crate::ingress::{OriginRequest, SharedOriginRequest, SharedText};
+use crate::ingress::{OriginRequest, RouteName, SharedOriginRequest, SharedText};
 use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
 use crate::path::{grpc_path, http_path_append, PathRank};
 
 use super::backends::{self, Resolver, UnresolvedRef};
+use super::order::{Candidate, Candidates, Made};
 use super::{Reason, Rejection, Settings};
-
-/// One rendered match of one rule.
-#[derive(Clone, Debug)]
-pub(crate) struct MatchOut {
-    pub rule: u32,
-    pub match_index: u32,
-    /// Where the path is in the paths string [`route_out`] adds to.
-    pub path: Option<std::ops::Range<u32>>,
-    /// A hash of the path (never 0), 0 without one: [`super::order::finish`] looks paths up by it.
-    pub path_hash: u64,
-    pub rank: PathRank,
-    pub service: Arc<str>,
-    pub origin_request: SharedOriginRequest,
-}
 
 /// Everything one route renders to, before hostnames and order. One value is reused from
 /// route to route ([`route_out`] clears it).
 #[derive(Default)]
 pub(crate) struct RouteOut {
-    pub matches: Vec<MatchOut>,
+    /// Where the route's rendered matches are in the [`Candidates`] [`route_out`] pushes them
+    /// to, in rule and match order, not yet placed ([`Candidates::push_pending`]).
+    pub matches: std::ops::Range<usize>,
     /// Dropped matches and rules.
     pub rejections: Vec<Rejection>,
     /// Rules that rendered at least one match.
@@ -43,25 +32,30 @@ pub(crate) struct RouteOut {
     pub notes: Vec<String>,
 }
 
-/// What `route`'s rules render to, into `out` (cleared first); their paths are added to
-/// `paths`, the translation's string of every path, one after the other (one string for the
-/// rules' paths, [`crate::ingress::IngressRule::path`], not one heap object per rule), where
-/// [`MatchOut::path`] says. Not inlined: called once per route, and a profile then shows its
+/// What `route`'s rules render to, into `out` (cleared first); each rendered match is pushed
+/// to `candidates`, pending ([`Candidates::push_pending`]): a match is written once, not into
+/// a list of its own first. Their paths are added to `paths`, the translation's string of
+/// every path, one after the other (one string for the rules' paths,
+/// [`crate::ingress::IngressRule::path`], not one heap object per rule), where
+/// [`Candidate::path`] says. Not inlined: called once per route, and a profile then shows its
 /// cost.
 #[inline(never)]
 pub(crate) fn route_out<'a>(
     route: &'a Route,
+    id: &Arc<RouteName>,
     resolver: &mut Resolver<'a>,
     settings: &Settings,
     out: &mut RouteOut,
+    candidates: &mut Candidates,
     paths: &mut String,
 ) {
-    out.matches.clear();
+    let from = candidates.len();
     out.rejections.clear();
     out.rules_kept = 0;
     out.unresolved.clear();
     out.notes.clear();
     touch(route);
+    let grpc = route.kind == RouteKind::Grpc;
     let scope = resolver.scope(route);
     for (r, rule) in route.rules.iter().enumerate() {
         let reject = |field: String, message: String| Rejection {
@@ -87,7 +81,7 @@ pub(crate) fn route_out<'a>(
                         service
                     ));
                 }
-                let before = out.matches.len();
+                let before = candidates.len();
                 // The last match takes the rule's service and keys; the others share them.
                 let mut target = Some((service, origin_request));
                 let last = rule.matches.len().saturating_sub(1);
@@ -98,29 +92,39 @@ pub(crate) fn route_out<'a>(
                                 Some((service, keys)) if m < last => (service.clone(), keys.clone()),
                                 _ => target.take().unwrap_or_default(),
                             };
-                            out.matches.push(MatchOut {
-                                rule: r as u32,
-                                match_index: m as u32,
+                            // The listener block and hostname are given by `Candidates::place`.
+                            let key = Candidate {
+                                listener: 0,
+                                host: 0,
+                                fence: false,
+                                grpc,
+                                rank,
                                 path_hash: path.as_ref().map_or(0, |p| {
                                     path_hash(&paths.as_bytes()[p.start as usize..p.end as usize])
                                 }),
-                                path,
-                                rank,
+                                path: path.map_or((0, 0), |p| (p.start, p.end)),
+                            };
+                            let made = Made {
                                 service,
                                 origin_request,
-                            })
+                                route: Some(Arc::clone(id)),
+                                rule: r as u32,
+                                match_index: m as u32,
+                            };
+                            candidates.push_pending(key, made);
                         }
                         Err((field, message)) => out
                             .rejections
                             .push(reject(format!("spec.rules[{r}].matches[{m}]{field}"), message)),
                     }
                 }
-                if out.matches.len() > before {
+                if candidates.len() > before {
                     out.rules_kept += 1;
                 }
             }
         }
     }
+    out.matches = from..candidates.len();
 }
 
 /// Reads first what the loop below reads first of each rule (the rule, its first backend's

@@ -1,0 +1,93 @@
+//! Adding rules to [`Candidates`]: a listener's fence, a rule known in full, and the matches of
+//! the route being translated, which are pushed as they are rendered and placed (given their
+//! listener block, hostname and route) once the route's attachment is known.
+
+use std::sync::Arc;
+
+use crate::path::PathRank;
+
+use super::{Candidate, Candidates, Made};
+
+impl Candidates {
+    /// How many candidates there are: where the matches pushed next start.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// A rule of a block named by [`Candidates::block`] (`key.listener`).
+    pub(crate) fn push(&mut self, key: Candidate, made: Made) {
+        debug_assert_eq!(key.fence, made.route.is_none());
+        debug_assert!(self.listeners.contains(&key.listener));
+        self.keys.push(key);
+        self.made.push(Some(made));
+    }
+
+    /// A rendered match of the route being translated, with its route, before its listener
+    /// block and hostname are known (`key.listener` and `key.host` are given by
+    /// [`Candidates::place`]). Each match is written once, where it is kept, rather than into
+    /// a list of its own and then copied here. The matches pushed since `from` must then be
+    /// placed, or dropped with [`Candidates::truncate`], before any other rule is pushed.
+    #[inline]
+    pub(crate) fn push_pending(&mut self, key: Candidate, made: Made) {
+        self.keys.push(key);
+        self.made.push(Some(made));
+    }
+
+    /// The matches pushed since `from` become the rules of the listener block `listener` on
+    /// the route hostname `host` (both [`super::HostIds`] ids).
+    #[inline]
+    pub(crate) fn place(&mut self, from: usize, listener: u32, host: u32) {
+        self.block(listener);
+        for key in &mut self.keys[from..] {
+            key.listener = listener;
+            key.host = host;
+        }
+    }
+
+    /// The matches at `from..to`, placed already, once more as the rules of the listener
+    /// block `listener` on the route hostname `host`: a route's further (listener, hostname).
+    pub(crate) fn place_copy(&mut self, from: usize, to: usize, listener: u32, host: u32) {
+        self.block(listener);
+        for i in from..to {
+            let key = Candidate { listener, host, ..self.keys[i] };
+            let Some(m) = &self.made[i] else { unreachable!("placed matches are not taken") };
+            let made = Made {
+                service: Arc::clone(&m.service),
+                origin_request: m.origin_request.clone(),
+                route: m.route.clone(),
+                rule: m.rule,
+                match_index: m.match_index,
+            };
+            self.push(key, made);
+        }
+    }
+
+    /// Drops the candidates from `from` on: the matches of a route that gets no rules.
+    pub(crate) fn truncate(&mut self, from: usize) {
+        self.keys.truncate(from);
+        self.made.truncate(from);
+    }
+
+    /// The fence closing the block of `listener`, the id of its hostname.
+    pub(crate) fn push_fence(&mut self, listener: u32, service: &Arc<str>) {
+        let made = Made {
+            service: Arc::clone(service),
+            origin_request: Default::default(),
+            route: None,
+            rule: 0,
+            match_index: 0,
+        };
+        let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
+        let key = Candidate {
+            listener,
+            host: listener,
+            fence: true,
+            grpc: false,
+            rank: all_paths,
+            path_hash: 0,
+            path: (0, 0),
+        };
+        self.block(listener);
+        self.push(key, made);
+    }
+}
