@@ -1,6 +1,6 @@
 //! Adding rules to [`Candidates`]: a listener's fence, a rule known in full, and the matches of
-//! the route being translated, which are pushed as they are rendered and placed (given their
-//! listener block, hostname and route) once the route's attachment is known.
+//! the route being translated, which are pushed, with their route, as they are rendered, and
+//! placed (given their listener block and hostname) once the route's attachment is known.
 
 use std::sync::Arc;
 
