@@ -430,11 +430,11 @@ fn valid_identifier(s: &str) -> bool {
 /// docs/translation.md. No path constraint comes last. Equal ranks fall to the spec's
 /// tie-breaks across routes (oldest, then `namespace/name`) and within a route (rule order),
 /// which [`crate::translate::translate`] applies after the rank.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 ///
 /// Six bytes: the lengths are kept as `u16`, saturating (every value the schema lets through is
 /// at most 1,024 characters long), so the [`crate::translate`] candidates that carry a rank
 /// stay small to sort and to move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PathRank {
     class: u8,
     primary: Reverse<u16>,

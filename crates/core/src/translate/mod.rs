@@ -176,10 +176,7 @@ fn add_rules<'a>(
         }
     }
     if !more {
-        match first {
-            Some((listener, h)) => candidates.place(from, listener.id, hosts.id(h)),
-            None => candidates.truncate(from),
-        }
+        candidates.place_each(from, first.map(|(listener, h)| (listener.id, hosts.id(h))));
         return;
     }
     // (listener's place, its hostname's id, route hostname id) of every attachment.
@@ -200,18 +197,8 @@ fn add_rules<'a>(
     };
     let kept: SmallVec<[(u32, u32); 4]> =
         (0..pairs.len()).filter(|i| !repeated(*i)).map(|i| (pairs[i].1, pairs[i].2)).collect();
-    let to = candidates.len();
     // The hostname and path are given in `order::finish`, to the rules it keeps.
-    for (n, &(listener, host)) in kept.iter().enumerate() {
-        if n == 0 {
-            candidates.place(from, listener, host);
-        } else {
-            candidates.place_copy(from, to, listener, host);
-        }
-    }
-    if kept.is_empty() {
-        candidates.truncate(from);
-    }
+    candidates.place_each(from, kept);
 }
 
 impl Translation {

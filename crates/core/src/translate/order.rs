@@ -94,6 +94,7 @@ pub(crate) struct Candidate {
 /// What a rule is made of besides its hostname and path (which [`finish`] gives it, from its
 /// [`Candidate`]): half the size of an [`IngressRule`], so building and keeping the candidates
 /// moves less, and [`finish`] makes each rule it keeps once, in its final place.
+#[derive(Clone)]
 pub(crate) struct Made {
     pub service: Arc<str>,
     pub origin_request: SharedOriginRequest,

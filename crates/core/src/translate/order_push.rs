@@ -24,9 +24,10 @@ impl Candidates {
 
     /// A rendered match of the route being translated, with its route, before its listener
     /// block and hostname are known (`key.listener` and `key.host` are given by
-    /// [`Candidates::place`]). Each match is written once, where it is kept, rather than into
+    /// [`Candidates::place_each`]). Each match is written once, where it is kept, rather than into
     /// a list of its own and then copied here. The matches pushed since `from` must then be
-    /// placed, or dropped with [`Candidates::truncate`], before any other rule is pushed.
+    /// placed ([`Candidates::place_each`]), or dropped with [`Candidates::truncate`], before
+    /// any other rule is pushed.
     #[inline]
     pub(crate) fn push_pending(&mut self, key: Candidate, made: Made) {
         self.keys.push(key);
@@ -36,7 +37,7 @@ impl Candidates {
     /// The matches pushed since `from` become the rules of the listener block `listener` on
     /// the route hostname `host` (both [`super::HostIds`] ids).
     #[inline]
-    pub(crate) fn place(&mut self, from: usize, listener: u32, host: u32) {
+    fn place(&mut self, from: usize, listener: u32, host: u32) {
         self.block(listener);
         for key in &mut self.keys[from..] {
             key.listener = listener;
@@ -44,20 +45,30 @@ impl Candidates {
         }
     }
 
+    /// The matches pushed since `from` become the rules of each (listener block, route
+    /// hostname) of `places` in turn (both [`super::HostIds`] ids): the first takes them where
+    /// they are, each further one gets a copy ([`Candidates::place_copy`]); with none, they are
+    /// dropped ([`Candidates::truncate`]).
+    pub(crate) fn place_each(&mut self, from: usize, places: impl IntoIterator<Item = (u32, u32)>) {
+        let to = self.len();
+        let mut places = places.into_iter();
+        let Some((listener, host)) = places.next() else {
+            self.truncate(from);
+            return;
+        };
+        self.place(from, listener, host);
+        for (listener, host) in places {
+            self.place_copy(from, to, listener, host);
+        }
+    }
+
     /// The matches at `from..to`, placed already, once more as the rules of the listener
     /// block `listener` on the route hostname `host`: a route's further (listener, hostname).
-    pub(crate) fn place_copy(&mut self, from: usize, to: usize, listener: u32, host: u32) {
+    fn place_copy(&mut self, from: usize, to: usize, listener: u32, host: u32) {
         self.block(listener);
         for i in from..to {
             let key = Candidate { listener, host, ..self.keys[i] };
-            let Some(m) = &self.made[i] else { unreachable!("placed matches are not taken") };
-            let made = Made {
-                service: Arc::clone(&m.service),
-                origin_request: m.origin_request.clone(),
-                route: m.route.clone(),
-                rule: m.rule,
-                match_index: m.match_index,
-            };
+            let made = self.made[i].clone().expect("placed matches are not taken");
             self.push(key, made);
         }
     }

@@ -272,20 +272,12 @@ proptest::proptest! {
         for (m, f) in matches.iter().enumerate() {
             placed.push_pending(key(0, 0, f), made(m, Some(Arc::clone(&route))));
         }
-        let to = placed.len();
-        for (n, &(listener, host)) in pairs.iter().enumerate() {
-            if n == 0 {
-                placed.place(from, listener, host);
-            } else {
-                placed.place_copy(from, to, listener, host);
-            }
+        placed.place_each(from, pairs.iter().copied());
+        for &(listener, host) in &pairs {
             full.block(listener);
             for (m, f) in matches.iter().enumerate() {
                 full.push(key(listener, host, f), made(m, Some(Arc::clone(&route))));
             }
-        }
-        if pairs.is_empty() {
-            placed.truncate(from);
         }
         let keys = |c: &Candidates| -> Vec<String> { c.keys.iter().map(|k| format!("{k:?}")).collect() };
         let mades = |c: &Candidates| -> Vec<(String, Option<String>, u32, u32)> {
