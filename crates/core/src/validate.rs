@@ -27,7 +27,7 @@ use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::gostd::{go_parse_cidr, go_split_host_port, go_url_hostname, go_url_parse};
-use crate::ingress::IngressRule;
+use crate::ingress::{IngressRules, Rule as GeneratedRule};
 use crate::re2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub fn validate_str(yaml: &str) -> Report {
 /// services). Every path is checked: re2.rs vouches for a plain pattern in one pass (40,000
 /// paths in about 2.5 ms), so remembering the ones found valid last time saved less than it
 /// held in memory.
-pub fn validate_rendered(generated: &[IngressRule], frame: &str) -> Report {
+pub fn validate_rendered(generated: &IngressRules, frame: &str) -> Report {
     let config = match parse(frame) {
         Ok(config) => config,
         Err(report) => return report,
@@ -141,7 +141,7 @@ fn parse(yaml: &str) -> Result<Value, Report> {
 /// One rule of the config: one we generated (typed), or one read from YAML.
 #[derive(Clone, Copy)]
 enum Rule<'a> {
-    Generated(&'a IngressRule),
+    Generated(GeneratedRule<'a>),
     Written(&'a Value),
 }
 
@@ -162,11 +162,11 @@ const NOT_HTTP: &str = "is not an HTTP origin: cloudflared serves every scheme b
 
 /// Validate an already parsed config (the YAML document as JSON values).
 pub fn validate_value(config: &Value) -> Report {
-    validate_config(config, &[], None)
+    validate_config(config, &IngressRules::default(), None)
 }
 
 /// `config` with `generated` in front of its own ingress rules (see [`validate_rendered`]).
-fn validate_config(config: &Value, generated: &[IngressRule], mut memo: Option<&mut Memo>) -> Report {
+fn validate_config(config: &Value, generated: &IngressRules, mut memo: Option<&mut Memo>) -> Report {
     let mut report = Report::default();
     let empty = Map::new();
     let top = match config {
@@ -204,7 +204,7 @@ fn validate_config(config: &Value, generated: &[IngressRule], mut memo: Option<&
     // Rule-level `originRequest` fields override the top-level ones one by one (setConfig).
     let default_bastion = top.get("originRequest").and_then(|o| o.get("bastionMode")).and_then(go_bool);
     // A last generated rule that matches everything ends the list: the rest is not rendered.
-    let terminated = generated.last().is_some_and(IngressRule::is_catch_all);
+    let terminated = generated.last().is_some_and(GeneratedRule::is_catch_all);
     let written: &[Value] = match top.get("ingress") {
         Some(Value::Array(rules)) if !terminated => rules,
         Some(Value::Array(_) | Value::Null) | None => &[],
@@ -248,7 +248,7 @@ fn check_rule(
         Rule::Generated(rule) => RuleFields {
             hostname: Some(Cow::Borrowed(rule.hostname().unwrap_or(""))),
             path: Some(Cow::Borrowed(rule.path().unwrap_or(""))),
-            service: Some(Cow::Borrowed(&rule.service)),
+            service: Some(Cow::Borrowed(rule.service())),
             origin_request: None,
         },
         Rule::Written(rule) => {

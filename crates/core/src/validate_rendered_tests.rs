@@ -6,7 +6,23 @@ use serde_json::{json, Value};
 use super::*;
 use crate::ingress::{IngressRule, OriginRequest, RuleSource};
 use crate::model::RouteKind;
-use crate::render::{render_rules, BaseConfig, Tunnel};
+use crate::render::{BaseConfig, Tunnel};
+
+/// [`crate::render::render_rules`] of `rules` given in full, one by one
+/// ([`crate::ingress::IngressRules::push`]).
+fn render_rules(
+    rules: &[IngressRule],
+    uses_grpc: bool,
+    base: &BaseConfig,
+    tunnel: &Tunnel,
+) -> crate::render::Rendered {
+    crate::render::render_rules(&rules.iter().collect(), uses_grpc, base, tunnel)
+}
+
+/// [`super::validate_rendered`] of `rules` given in full, one by one.
+fn validate_rendered(rules: &[IngressRule], frame: &str) -> Report {
+    super::validate_rendered(&rules.iter().collect(), frame)
+}
 
 /// Strings of every shape a scalar writer can get wrong: YAML indicators and keywords,
 /// numbers, quotes, comment and mapping markers, surrounding and inner whitespace, tabs,
