@@ -309,6 +309,12 @@ impl<'a> Rule<'a> {
         self.list.services.get(self.record.service)
     }
 
+    /// The id of [`Rule::service`] in its list: rules with the same id have the same service
+    /// (rules of one backend share one; the same text may also have several ids).
+    pub(crate) fn service_id(self) -> u32 {
+        self.record.service
+    }
+
     /// The rule-level `originRequest` keys (empty for most rules).
     pub fn origin_request(self) -> &'a OriginRequest {
         match self.record.origin {

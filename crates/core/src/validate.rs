@@ -96,6 +96,35 @@ pub fn validate_rendered(generated: &IngressRules, frame: &str) -> Report {
 #[derive(Default)]
 struct Memo {
     services: FxHashMap<String, Result<(), String>>,
+    /// The same for the services of the generated rules, by their id in the rule list
+    /// ([`GeneratedRule::service_id`]): found without hashing the text, rule after rule.
+    by_id: Vec<Option<Result<(), String>>>,
+}
+
+impl Memo {
+    /// The outcome of `check` for `service` (of id `id` in the generated rules' list, if one
+    /// of theirs), the one remembered if it was checked before.
+    fn get_or_check(
+        &mut self,
+        id: Option<u32>,
+        service: &str,
+        check: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), String> {
+        if let Some(id) = id.map(|id| id as usize) {
+            if self.by_id.len() <= id {
+                self.by_id.resize(id + 1, None);
+            }
+            return self.by_id[id].get_or_insert_with(check).clone();
+        }
+        match self.services.get(service) {
+            Some(known) => known.clone(),
+            None => {
+                let checked = check();
+                self.services.insert(service.to_string(), checked.clone());
+                checked
+            }
+        }
+    }
 }
 
 /// The YAML text as cloudflared reads it, or the report of its YAML error.
@@ -227,6 +256,8 @@ struct RuleFields<'a> {
     hostname: Option<Cow<'a, str>>,
     path: Option<Cow<'a, str>>,
     service: Option<Cow<'a, str>>,
+    /// The id of `service` in the generated rules' list, for one of theirs.
+    service_id: Option<u32>,
     /// The rule's own `originRequest`, where the keys a generated rule never has are looked up
     /// (`bastionMode`, `ipRules`, `access`).
     origin_request: Option<&'a Value>,
@@ -249,6 +280,7 @@ fn check_rule(
             hostname: Some(Cow::Borrowed(rule.hostname().unwrap_or(""))),
             path: Some(Cow::Borrowed(rule.path().unwrap_or(""))),
             service: Some(Cow::Borrowed(rule.service())),
+            service_id: Some(rule.service_id()),
             origin_request: None,
         },
         Rule::Written(rule) => {
@@ -265,6 +297,7 @@ fn check_rule(
                 hostname: scalar_text(field("hostname")),
                 path: scalar_text(field("path")),
                 service: scalar_text(field("service")),
+                service_id: None,
                 origin_request: field("originRequest"),
             }
         }
@@ -282,20 +315,15 @@ fn check_rule_fields(
 ) {
     let here = Some(index);
     // `None` when the field has the wrong type (already reported): skip what depends on it.
-    let RuleFields { hostname, path, service, origin_request } = fields;
+    let RuleFields { hostname, path, service, service_id, origin_request } = fields;
     let bastion = origin_request.and_then(|o| o.get("bastionMode")).and_then(go_bool).or(default_bastion);
     if let Some(service) = service {
         let checked = match (memo, origin_request) {
             // Without a rule-level originRequest, the outcome depends on the service alone (and
             // the config-wide bastion mode): thousands of rules share a hundred services.
-            (Some(memo), None) => match memo.services.get(&*service) {
-                Some(known) => known.clone(),
-                None => {
-                    let checked = check_service(&service, bastion.unwrap_or(false), None);
-                    memo.services.insert(service.to_string(), checked.clone());
-                    checked
-                }
-            },
+            (Some(memo), None) => memo.get_or_check(service_id, &service, || {
+                check_service(&service, bastion.unwrap_or(false), None)
+            }),
             _ => check_service(&service, bastion.unwrap_or(false), origin_request),
         };
         match checked {
