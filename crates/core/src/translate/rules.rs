@@ -75,9 +75,9 @@ pub(crate) fn route_out<'a>(
                 why: unresolved.clone(),
             });
         }
-        match rule_target(route, r, rule, selection.origin, settings) {
+        match rule_target(route, r, rule, selection.origin, settings, candidates) {
             Err((field, message)) => out.rejections.push(reject(field, message)),
-            Ok((service, keys)) => {
+            Ok((service, origin)) => {
                 if split_collapsed {
                     out.notes.push(format!(
                         "{} spec.rules[{r}]: weighted backends cannot be split by cloudflared; {} takes all traffic",
@@ -87,7 +87,6 @@ pub(crate) fn route_out<'a>(
                 }
                 let before = candidates.len();
                 // The rule's matches share its service and keys, as ids.
-                let origin = candidates.origin_request(keys);
                 for (m, route_match) in rule.matches.iter().enumerate() {
                     match match_path(route_match, paths) {
                         Ok((path, rank)) => {
@@ -155,15 +154,17 @@ pub(super) fn path_hash(path: impl AsRef<[u8]>) -> u64 {
     hasher.finish().max(1)
 }
 
-/// The service (its id among the resolver's services) and originRequest a rule renders, or the
-/// field that makes it inexpressible.
+/// The service (its id among the resolver's services) and originRequest keys (their
+/// [`Made::origin`], given by `candidates`) a rule renders, or the field that makes it
+/// inexpressible.
 fn rule_target(
     route: &Route,
     r: usize,
     rule: &RouteRule,
     origin: Option<&backends::Origin<u32>>,
     settings: &Settings,
-) -> Result<(u32, OriginRequest), (String, String)> {
+    candidates: &mut Candidates,
+) -> Result<(u32, u32), (String, String)> {
     // Most rules have no extras: nothing to refuse there, no Host header to write.
     let host_header = if rule.extras.is_some() { extras_host_header(r, rule)? } else { None };
     if let Some(b) = rule.backends.iter().position(|b| b.filters > 0) {
@@ -178,20 +179,19 @@ fn rule_target(
         // gRPC clients read 503 as UNAVAILABLE.
         let status = if grpc { backends::UNAVAILABLE } else { backends::SERVER_ERROR };
         let keys = OriginRequest { http_host_header: host_header, ..OriginRequest::default() };
-        return Ok((status, keys));
+        return Ok((status, candidates.origin_request(keys)));
     };
-    let keys = if host_header.is_none() && origin.server_name.is_none() && !grpc {
-        // No key at all, the usual HTTP rule.
-        OriginRequest::default()
-    } else {
-        OriginRequest {
-            http_host_header: host_header,
-            origin_server_name: origin.server_name.clone(),
-            http2_origin: grpc,
-            no_tls_verify: grpc && origin.server_name.is_none() && settings.grpc_no_tls_verify(),
-        }
+    if host_header.is_none() && origin.server_name.is_none() && !grpc {
+        // No key at all, the usual HTTP rule: no `OriginRequest` made to be found empty.
+        return Ok((origin.url, crate::ingress::NO_ORIGIN));
+    }
+    let keys = OriginRequest {
+        http_host_header: host_header,
+        origin_server_name: origin.server_name.clone(),
+        http2_origin: grpc,
+        no_tls_verify: grpc && origin.server_name.is_none() && settings.grpc_no_tls_verify(),
     };
-    Ok((origin.url, keys))
+    Ok((origin.url, candidates.origin_request(keys)))
 }
 
 /// What a rule's extras ask of its target: the Host header a URLRewrite sets, or the field
