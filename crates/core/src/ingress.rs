@@ -32,8 +32,8 @@ pub struct IngressRule {
     pub source: RuleSource,
 }
 
-/// A range of a rule's text ([`IngressRule::text`], `IngressRules::text`), or none (`start > end`): 8 bytes, where an
-/// `Option<(u32, u32)>` takes 12.
+/// A range of a string (a rule's text, an [`IngressRules`]' text or services), or none
+/// (`start > end`): 8 bytes, where an `Option<(u32, u32)>` takes 12.
 #[derive(Clone, Copy)]
 pub(crate) struct Span {
     start: u32,
@@ -230,10 +230,10 @@ impl OriginRequest {
     }
 }
 
-/// A rule's [`OriginRequest`], read through `Deref`. Empty keys (most rules) take no memory
-/// beyond a null pointer, and the ingress rules made from one route rule share one value: a
-/// list of tens of thousands of rules stays small, which is what makes it quick to build,
-/// sort and write. Make one with `OriginRequest { .. }.into()`.
+/// The [`OriginRequest`] of an [`IngressRule`] (a rule as a value of its own), read through
+/// `Deref`. Empty keys (most rules) take no memory beyond a null pointer, and copies of a rule
+/// share one value. (An [`IngressRules`] holds each rule's keys once in a list of its own.)
+/// Make one with `OriginRequest { .. }.into()`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SharedOriginRequest(Option<Arc<OriginRequest>>);
 
@@ -271,7 +271,7 @@ pub struct RouteName {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleSource {
     Route {
-        /// Shared by all of the route's rules.
+        /// Shared by all of the route's rules (an [`IngressRules`] holds it once).
         route: Arc<RouteName>,
         rule: u32,
         match_index: u32,
