@@ -124,7 +124,9 @@ pub(crate) struct Candidates {
     listeners: Vec<u32>,
     /// The non-empty `originRequest` keys the candidates name ([`Made::origin`]).
     origins: Vec<OriginRequest>,
-    /// The routes the candidates name ([`Made::route`]), each once.
+    /// The routes the candidates name ([`Made::route`]), each once. A route whose matches
+    /// are then dropped ([`Candidates::truncate`]) keeps its entry: one unused `Arc` in the
+    /// rules' list, where finding and removing it would cost more.
     routes: Vec<Arc<RouteName>>,
 }
 
