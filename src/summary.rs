@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use routes_core::ingress::RuleSource;
+use routes_core::ingress::SourceRef;
 use routes_core::render::Rendered;
 use routes_core::translate::Translation;
 use routes_core::validate::Finding;
@@ -13,10 +13,10 @@ pub fn render_summary(prepared: &Prepared, translation: &Translation, rendered: 
     let mut out = String::new();
     let (mut routes, mut fences) = (0, 0);
     for rule in &translation.rules {
-        match rule.source {
-            RuleSource::Route { .. } => routes += 1,
-            RuleSource::ListenerFence { .. } => fences += 1,
-            RuleSource::CatchAll => {}
+        match rule.source() {
+            SourceRef::Route { .. } => routes += 1,
+            SourceRef::ListenerFence { .. } => fences += 1,
+            SourceRef::CatchAll => {}
         }
     }
     let gateways = translation.statuses.gateways.len();

@@ -72,7 +72,7 @@ fn rules(state: &SourceState) -> Vec<String> {
     translate(&state.snapshot, &Settings::default())
         .rules
         .iter()
-        .map(|r| format!("{} {} {}", r.hostname().unwrap_or("*"), r.path().unwrap_or("*"), r.service))
+        .map(|r| format!("{} {} {}", r.hostname().unwrap_or("*"), r.path().unwrap_or("*"), r.service()))
         .collect()
 }
 

@@ -524,7 +524,8 @@ fn render_and_validate(state: SourceState, inputs: &RenderInputs) -> Outcome {
     drop(snapshot);
     let Rendered { text, warnings: render_warnings, rule_count } =
         render::render(&translation, &inputs.base, &inputs.tunnel);
-    let frame = render::render_rules(&[], translation.uses_grpc, &inputs.base, &inputs.tunnel).text;
+    let frame =
+        render::render_rules(&Default::default(), translation.uses_grpc, &inputs.base, &inputs.tunnel).text;
     let report = validate::validate_rendered(&translation.rules, &frame);
     let news = (translation.rejections.iter().map(|r| format!("not rendered: {r}")))
         .chain(translation.unresolved_backends.iter().map(|r| format!("backend not resolved: {r}")))

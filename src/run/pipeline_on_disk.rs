@@ -187,7 +187,7 @@ fn names_our_tunnel(text: &str, inputs: &RenderInputs) -> Result<(), String> {
         let named: Named = serde_saphyr::from_str_with_options(yaml, routes_core::yaml::options()).ok()?;
         named.tunnel
     };
-    let frame = render::render_rules(&[], false, &inputs.base, &inputs.tunnel).text;
+    let frame = render::render_rules(&Default::default(), false, &inputs.base, &inputs.tunnel).text;
     match (tunnel(&frame), tunnel(text)) {
         (None, _) => Ok(()),
         (Some(ours), Some(theirs)) if ours == theirs => Ok(()),

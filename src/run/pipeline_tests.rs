@@ -504,10 +504,10 @@ fn validating_the_rendered_parts_is_validating_the_written_text() {
                 let ingress = read["ingress"].as_array().unwrap();
                 let generated = translation.rules.len();
                 for (rule, value) in translation.rules.iter().zip(ingress) {
-                    assert_eq!(value["service"].as_str(), Some(&*rule.service), "{name}");
+                    assert_eq!(value["service"].as_str(), Some(rule.service()), "{name}");
                     assert_eq!(value.get("hostname").and_then(|v| v.as_str()), rule.hostname(), "{name}");
                     assert_eq!(value.get("path").and_then(|v| v.as_str()), rule.path(), "{name}");
-                    let origin = &rule.origin_request;
+                    let origin = rule.origin_request();
                     let read_origin = |key: &str| value.get("originRequest").and_then(|o| o.get(key));
                     assert_eq!(
                         read_origin("httpHostHeader").and_then(|v| v.as_str()),

@@ -1,22 +1,26 @@
 //! The output side: cloudflared ingress rules in first-match order.
 //!
-//! Strings are shared (`Arc<str>`): one hostname or service typically appears in many rules,
-//! and a config of tens of thousands of rules should not copy them all. Hostnames and paths,
-//! most of them distinct, share one string per translation ([`IngressRule`]).
+//! A translation's rules are an [`IngressRules`]: one list that holds what its rules share
+//! once (the text of their hostnames and paths, their services, routes and `originRequest`
+//! keys), and each rule as a record of ranges and ids, read through a [`Rule`]. One hostname or
+//! service typically appears in many rules, and a config of tens of thousands of rules should
+//! neither copy them nor count references to them once per rule. An [`IngressRule`] is one
+//! rule given in full, as a value of its own (tests, rules made by hand), which
+//! [`IngressRules::push`] adds to a list.
 
 use std::sync::Arc;
 
 use crate::model::RouteKind;
 
-/// One cloudflared ingress rule (DOMAIN.md §1). Its hostname (lower case) and its path (an
-/// anchored RE2 expression tested against the percent-decoded path) are read with
-/// [`IngressRule::hostname`] and [`IngressRule::path`].
-///
-/// Both are ranges of one string that all the rules of a translation share: one reference
-/// count per rule for the two (counted up when the rule is made, down when it is dropped,
-/// atomics), not one each, and no heap object per rule. (A rule kept after its translation
-/// keeps that string alive: all the paths and hostnames, some tens of bytes a rule.) Make one
-/// with [`IngressRule::new`].
+#[path = "ingress_rules.rs"]
+mod rules;
+pub use rules::{IngressRules, Iter, Rule, SourceRef};
+pub(crate) use rules::{Services, SourceRecord, NO_ORIGIN};
+
+/// One cloudflared ingress rule (DOMAIN.md §1), as a value of its own. Its hostname (lower
+/// case) and its path (an anchored RE2 expression tested against the percent-decoded path) are
+/// read with [`IngressRule::hostname`] and [`IngressRule::path`], ranges of one string the rule
+/// holds. Make one with [`IngressRule::new`]; a list of them is an [`IngressRules`].
 #[derive(Clone)]
 pub struct IngressRule {
     /// What [`IngressRule::hostname`] and [`IngressRule::path`] are ranges of.
@@ -28,10 +32,10 @@ pub struct IngressRule {
     pub source: RuleSource,
 }
 
-/// A range of [`IngressRule::text`], or none (`start > end`): 8 bytes, where an
-/// `Option<(u32, u32)>` takes 12.
+/// A range of a string (a rule's text, an [`IngressRules`]' text or services), or none
+/// (`start > end`): 8 bytes, where an `Option<(u32, u32)>` takes 12.
 #[derive(Clone, Copy)]
-struct Span {
+pub(crate) struct Span {
     start: u32,
     end: u32,
 }
@@ -63,23 +67,8 @@ impl IngressRule {
         let mut text = String::with_capacity(hostname.map_or(0, str::len) + path.map_or(0, str::len));
         let hostname = hostname.map(|h| SharedText::append(&mut text, h));
         let path = path.map(|p| SharedText::append(&mut text, p));
-        IngressRule::in_text(&Arc::new(text), hostname, path, service, origin_request, source)
-    }
-
-    /// A rule whose hostname and path are `text[hostname]` and `text[path]` (ranges of char
-    /// boundaries): a translation's rules share one `text`.
-    pub(crate) fn in_text(
-        text: &Arc<String>,
-        hostname: Option<std::ops::Range<u32>>,
-        path: Option<std::ops::Range<u32>>,
-        service: Arc<str>,
-        origin_request: SharedOriginRequest,
-        source: RuleSource,
-    ) -> IngressRule {
-        debug_assert!(hostname.as_ref().is_none_or(|r| text.get(r.start as usize..r.end as usize).is_some()));
-        debug_assert!(path.as_ref().is_none_or(|r| text.get(r.start as usize..r.end as usize).is_some()));
         IngressRule {
-            text: Arc::clone(text),
+            text: Arc::new(text),
             hostname: Span::of(hostname),
             path: Span::of(path),
             service,
@@ -147,7 +136,7 @@ impl std::fmt::Debug for IngressRule {
 /// A string read through `Deref<Target = str>` that is a range of a larger one, which many
 /// such values share: the names of a translation's routes ([`RouteName::name`]). Compares,
 /// hashes and prints as its text (`Debug` as a `str`). [`SharedText::append`] also writes the
-/// string the rules' hostnames and paths are ranges of ([`IngressRule::in_text`]).
+/// strings the rules' hostnames, paths and services are ranges of ([`IngressRules`]).
 #[derive(Clone)]
 pub struct SharedText {
     text: Arc<String>,
@@ -241,10 +230,10 @@ impl OriginRequest {
     }
 }
 
-/// A rule's [`OriginRequest`], read through `Deref`. Empty keys (most rules) take no memory
-/// beyond a null pointer, and the ingress rules made from one route rule share one value: a
-/// list of tens of thousands of rules stays small, which is what makes it quick to build,
-/// sort and write. Make one with `OriginRequest { .. }.into()`.
+/// The [`OriginRequest`] of an [`IngressRule`] (a rule as a value of its own), read through
+/// `Deref`. Empty keys (most rules) take no memory beyond a null pointer, and copies of a rule
+/// share one value. (An [`IngressRules`] holds each rule's keys once in a list of its own.)
+/// Make one with `OriginRequest { .. }.into()`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SharedOriginRequest(Option<Arc<OriginRequest>>);
 
@@ -282,7 +271,7 @@ pub struct RouteName {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleSource {
     Route {
-        /// Shared by all of the route's rules.
+        /// Shared by all of the route's rules (an [`IngressRules`] holds it once).
         route: Arc<RouteName>,
         rule: u32,
         match_index: u32,
@@ -294,26 +283,30 @@ pub enum RuleSource {
     CatchAll,
 }
 
-impl std::fmt::Display for RuleSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl RuleSource {
+    /// The same source, borrowed, as a [`Rule`] gives it.
+    pub fn as_ref(&self) -> SourceRef<'_> {
         match self {
             RuleSource::Route { route, rule, match_index } => {
-                // Pieces rather than one format string: this runs once per rule of a config.
-                f.write_str(route.kind.kind())?;
-                f.write_str(" ")?;
-                f.write_str(&route.namespace)?;
-                f.write_str("/")?;
-                f.write_str(&route.name)?;
-                f.write_str(" rule ")?;
-                std::fmt::Display::fmt(rule, f)?;
-                f.write_str(" match ")?;
-                std::fmt::Display::fmt(match_index, f)
+                SourceRef::Route { route, rule: *rule, match_index: *match_index }
             }
-            RuleSource::ListenerFence { hostname } => {
-                write!(f, "listener {hostname}: nothing else on this hostname")
-            }
-            RuleSource::CatchAll => f.write_str("catch-all"),
+            RuleSource::ListenerFence { hostname } => SourceRef::ListenerFence { hostname },
+            RuleSource::CatchAll => SourceRef::CatchAll,
         }
+    }
+}
+
+/// `HTTPRoute ns/name rule 1 match 0`, `listener a.example.com: nothing else on this
+/// hostname`, `catch-all`: as its [`SourceRef`].
+impl std::fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.as_ref(), f)
+    }
+}
+
+impl PartialEq<SourceRef<'_>> for RuleSource {
+    fn eq(&self, other: &SourceRef<'_>) -> bool {
+        self.as_ref() == *other
     }
 }
 
@@ -334,47 +327,68 @@ mod tests {
     }
 
     #[test]
-    fn a_rule_reads_its_hostname_and_path_from_the_shared_text() {
-        let text = Arc::new("a.example.com^/a$^/b$".to_string());
-        let service: Arc<str> = Arc::from("http://a:80");
-        let rule = |hostname, path| {
-            IngressRule::in_text(
-                &text,
-                hostname,
-                path,
-                service.clone(),
-                Default::default(),
-                RuleSource::CatchAll,
-            )
-        };
-        let (both, path_only, none, empty) = (
-            rule(Some(0..13), Some(13..17)),
-            rule(None, Some(17..21)),
-            rule(None, None),
-            rule(Some(13..13), None),
+    fn a_rule_reads_its_parts_from_its_list() {
+        let mut services = Services::default();
+        let (a, status) = (services.push("http://a:80"), services.push("http_status:404"));
+        let keys = OriginRequest { http2_origin: true, ..OriginRequest::default() };
+        let route = Arc::new(RouteName { kind: RouteKind::Http, namespace: "ns".into(), name: "r".into() });
+        let text = "a.example.com^/a$^/b$".to_string();
+        let mut list =
+            IngressRules::with_parts(text, services, vec![keys.clone()], vec![Arc::clone(&route)], 4);
+        let source = |rule| SourceRecord::Route { route: 0, rule, match_index: 1 };
+        list.push_record(Some(0..13), Some(13..17), a, 0, source(0));
+        list.push_record(None, Some(17..21), a, NO_ORIGIN, source(1));
+        list.push_record(
+            Some(0..13),
+            None,
+            status,
+            NO_ORIGIN,
+            SourceRecord::ListenerFence { hostname: Span::of(Some(0..13)) },
         );
+        list.push_record(Some(13..13), None, a, NO_ORIGIN, SourceRecord::CatchAll);
+        list.push_record(None, None, a, NO_ORIGIN, SourceRecord::CatchAll);
+        let rules: Vec<Rule<'_>> = list.iter().collect();
+        let [both, path_only, fence, empty, none] = rules[..] else { panic!("five rules") };
         assert_eq!((both.hostname(), both.path()), (Some("a.example.com"), Some("^/a$")));
         assert_eq!((both.hostname_len(), both.path_len()), (Some(13), Some(4)));
+        assert_eq!((both.service(), both.origin_request()), ("http://a:80", &keys));
         assert_eq!(
-            (path_only.hostname(), path_only.path(), path_only.hostname_len()),
-            (None, Some("^/b$"), None)
+            (path_only.hostname(), path_only.path(), path_only.hostname_len(), path_only.origin_request()),
+            (None, Some("^/b$"), None, &OriginRequest::default())
         );
         assert_eq!((none.hostname(), none.path(), none.path_len()), (None, None, None));
         assert_eq!((empty.hostname(), empty.hostname_len()), (Some(""), Some(0)));
-        assert!(
-            none.is_catch_all() && empty.is_catch_all() && !both.is_catch_all() && !path_only.is_catch_all()
+        assert!(none.is_catch_all() && empty.is_catch_all());
+        assert!(!both.is_catch_all() && !path_only.is_catch_all() && !fence.is_catch_all());
+        // Sources borrowed from the list print as the sources they stand for.
+        assert_eq!(both.source().to_string(), "HTTPRoute ns/r rule 0 match 1");
+        assert_eq!(fence.source().to_string(), "listener a.example.com: nothing else on this hostname");
+        assert_eq!((fence.service(), none.source().to_string()), ("http_status:404", "catch-all".into()));
+        assert_eq!(both.source(), RuleSource::Route { route: Arc::clone(&route), rule: 0, match_index: 1 });
+        assert_eq!(fence.source().to_owned(), RuleSource::ListenerFence { hostname: "a.example.com".into() });
+        assert_eq!((list.len(), list.last().map(Rule::is_catch_all), list.get(5)), (5, Some(true), None));
+        // The same rules given in full, one by one: an equal list, and each rule is its own.
+        let owned: Vec<IngressRule> = list.iter().map(Rule::to_owned).collect();
+        let again: IngressRules = owned.iter().collect();
+        assert_eq!(again, list);
+        assert!(again.iter().zip(&owned).all(|(r, o)| r.to_owned() == *o));
+        assert_ne!(list.get(0), list.get(1));
+        // `Debug` as the strings.
+        assert_eq!(
+            format!("{:?}", list.get(4).expect("five")),
+            format!("IngressRule {{ hostname: None, path: None, service: {:?}, origin_request: {:?}, source: CatchAll }}", "http://a:80", OriginRequest::default())
         );
-        // Equal as text, wherever each is held; `Debug` as the strings.
         let own = IngressRule::new(
             Some("a.example.com"),
             Some("^/a$"),
-            service.clone(),
+            Arc::from("http://a:80"),
             Default::default(),
             RuleSource::CatchAll,
         );
-        assert_eq!(both, own);
-        assert_ne!(both, path_only);
-        assert_ne!(none, empty);
+        assert_eq!(
+            (own.hostname(), own.path(), own.hostname_len(), own.path_len()),
+            (Some("a.example.com"), Some("^/a$"), Some(13), Some(4))
+        );
         assert_eq!(
             format!("{own:?}"),
             format!("IngressRule {{ hostname: Some({:?}), path: Some({:?}), service: {:?}, origin_request: SharedOriginRequest(None), source: CatchAll }}", "a.example.com", "^/a$", "http://a:80")

@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::ingress::{IngressRule, OriginRequest, RuleSource};
+use crate::ingress::{IngressRules, OriginRequest, Rule, RuleSource, SourceRef};
 use crate::translate::Translation;
 
 /// The user's cloudflared YAML (`--base-config`), split into its top-level keys (in order)
@@ -139,7 +139,7 @@ pub fn render(translation: &Translation, base: &BaseConfig, tunnel: &Tunnel) -> 
 }
 
 /// Render an already ordered rule list (also used by the benchmark to time serialisation alone).
-pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, tunnel: &Tunnel) -> Rendered {
+pub fn render_rules(rules: &IngressRules, uses_grpc: bool, base: &BaseConfig, tunnel: &Tunnel) -> Rendered {
     let mut warnings = Vec::new();
     // Sized once: growing a string of megabytes copies it and touches fresh memory each time.
     let mut out = String::with_capacity(4096 + rules.iter().map(estimated_len).sum::<usize>());
@@ -229,18 +229,18 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
     for rule in rules {
         out.push_str("  # ");
         // Writing into a String cannot fail.
-        let _ = write!(Comment(&mut out), "{}", rule.source);
+        let _ = write!(Comment(&mut out), "{}", rule.source());
         out.push('\n');
         rule_entry(&mut out, rule);
         count += 1;
     }
-    let terminated = rules.last().is_some_and(IngressRule::is_catch_all);
+    let terminated = rules.last().is_some_and(Rule::is_catch_all);
     if terminated {
         if !base.ingress.is_empty() {
             warnings.push(format!(
                 "the base config's {} ingress rule(s) are left out: {} matches every request",
                 base.ingress.len(),
-                rules.last().map(|r| r.source.to_string()).unwrap_or_default()
+                rules.last().map(|r| r.source().to_string()).unwrap_or_default()
             ));
         }
     } else {
@@ -267,7 +267,7 @@ pub fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, t
 /// wildcard listener (`*.example.com` closes its block with a 404, so a base rule for
 /// `ssh.example.com` is never reached). Such a rule is still written, as the user wrote it;
 /// the warning says why it is dead.
-fn hidden_base_rules(rules: &[IngressRule], base: &[Value]) -> Vec<String> {
+fn hidden_base_rules(rules: &IngressRules, base: &[Value]) -> Vec<String> {
     if base.is_empty() {
         return Vec::new();
     }
@@ -296,7 +296,7 @@ fn hidden_base_rules(rules: &[IngressRule], base: &[Value]) -> Vec<String> {
         if let Some(by) = by {
             warnings.push(format!(
                 "the base config's ingress[{b}] ({host}) is never reached: {} comes first and takes every request for it",
-                rules[by].source
+                rules.get(by).expect("a rule of the list").source()
             ));
         }
     }
@@ -346,21 +346,21 @@ fn is_catch_all_value(rule: &Value) -> bool {
 
 /// About the bytes [`rule_entry`] and its comment write for `rule` (string lengths are in the
 /// rule and the fat pointers: no string is read), a little more when quoting is needed.
-fn estimated_len(rule: &IngressRule) -> usize {
+fn estimated_len(rule: Rule<'_>) -> usize {
     let strings = rule.hostname_len().map_or(0, |h| h + 16)
         + rule.path_len().map_or(0, |p| p + 12)
-        + rule.service.len()
+        + rule.service().len()
         + 16;
-    let source = match &rule.source {
-        RuleSource::Route { route, .. } => route.namespace.len() + route.name.len() + 40,
-        RuleSource::ListenerFence { hostname } => hostname.len() + 48,
-        RuleSource::CatchAll => 16,
+    let source = match rule.source() {
+        SourceRef::Route { route, .. } => route.namespace.len() + route.name.len() + 40,
+        SourceRef::ListenerFence { hostname } => hostname.len() + 48,
+        SourceRef::CatchAll => 16,
     };
-    let origin = if rule.origin_request.is_empty() { 0 } else { 160 };
+    let origin = if rule.origin_request().is_empty() { 0 } else { 160 };
     strings + source + origin + strings / 8
 }
 
-fn rule_entry(out: &mut String, rule: &IngressRule) {
+fn rule_entry(out: &mut String, rule: Rule<'_>) {
     let mut first = true;
     let mut field = |out: &mut String, key: &str, value: &str| {
         out.push_str(if first { "  - " } else { "    " });
@@ -376,8 +376,8 @@ fn rule_entry(out: &mut String, rule: &IngressRule) {
     if let Some(p) = rule.path() {
         field(out, "path", p);
     }
-    field(out, "service", &rule.service);
-    origin_request(out, &rule.origin_request);
+    field(out, "service", rule.service());
+    origin_request(out, rule.origin_request());
 }
 
 fn origin_request(out: &mut String, o: &OriginRequest) {

@@ -3,6 +3,11 @@ use crate::ingress::{IngressRule, OriginRequest, RuleSource};
 use crate::model::RouteKind;
 use proptest::prelude::*;
 
+/// [`super::render_rules`] of `rules` given in full, one by one ([`IngressRules::push`]).
+fn render_rules(rules: &[IngressRule], uses_grpc: bool, base: &BaseConfig, tunnel: &Tunnel) -> Rendered {
+    super::render_rules(&rules.iter().collect(), uses_grpc, base, tunnel)
+}
+
 fn rule(hostname: Option<&str>, path: Option<&str>, service: &str) -> IngressRule {
     IngressRule::new(
         hostname,
@@ -287,8 +292,8 @@ fn rendered_text_fits_the_estimate_without_growing() {
         rule(Some("*.apps.example.com"), Some("^/api(?s:/.*)?$"), "http://web.default.svc.cluster.local:80");
     r.origin_request =
         OriginRequest { http2_origin: true, no_tls_verify: true, ..OriginRequest::default() }.into();
-    let rules = vec![r; 1000];
-    let rendered = render_rules(&rules, false, &BaseConfig::default(), &tunnel());
+    let rules: IngressRules = vec![r; 1000].iter().collect();
+    let rendered = super::render_rules(&rules, false, &BaseConfig::default(), &tunnel());
     let estimate = 4096 + rules.iter().map(estimated_len).sum::<usize>();
     assert_eq!(rendered.text.capacity(), estimate, "the text outgrew its estimate of {estimate} bytes");
     assert!(rendered.text.len() * 2 > estimate, "the estimate is more than twice the text");

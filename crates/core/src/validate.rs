@@ -27,7 +27,7 @@ use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::gostd::{go_parse_cidr, go_split_host_port, go_url_hostname, go_url_parse};
-use crate::ingress::IngressRule;
+use crate::ingress::{IngressRules, Rule as GeneratedRule};
 use crate::re2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub fn validate_str(yaml: &str) -> Report {
 /// services). Every path is checked: re2.rs vouches for a plain pattern in one pass (40,000
 /// paths in about 2.5 ms), so remembering the ones found valid last time saved less than it
 /// held in memory.
-pub fn validate_rendered(generated: &[IngressRule], frame: &str) -> Report {
+pub fn validate_rendered(generated: &IngressRules, frame: &str) -> Report {
     let config = match parse(frame) {
         Ok(config) => config,
         Err(report) => return report,
@@ -96,6 +96,35 @@ pub fn validate_rendered(generated: &[IngressRule], frame: &str) -> Report {
 #[derive(Default)]
 struct Memo {
     services: FxHashMap<String, Result<(), String>>,
+    /// The same for the services of the generated rules, by their id in the rule list
+    /// ([`GeneratedRule::service_id`]): found without hashing the text, rule after rule.
+    by_id: Vec<Option<Result<(), String>>>,
+}
+
+impl Memo {
+    /// The outcome of `check` for `service` (of id `id` in the generated rules' list, if one
+    /// of theirs), the one remembered if it was checked before.
+    fn get_or_check(
+        &mut self,
+        id: Option<u32>,
+        service: &str,
+        check: impl FnOnce() -> Result<(), String>,
+    ) -> Result<(), String> {
+        if let Some(id) = id.map(|id| id as usize) {
+            if self.by_id.len() <= id {
+                self.by_id.resize(id + 1, None);
+            }
+            return self.by_id[id].get_or_insert_with(check).clone();
+        }
+        match self.services.get(service) {
+            Some(known) => known.clone(),
+            None => {
+                let checked = check();
+                self.services.insert(service.to_string(), checked.clone());
+                checked
+            }
+        }
+    }
 }
 
 /// The YAML text as cloudflared reads it, or the report of its YAML error.
@@ -141,7 +170,7 @@ fn parse(yaml: &str) -> Result<Value, Report> {
 /// One rule of the config: one we generated (typed), or one read from YAML.
 #[derive(Clone, Copy)]
 enum Rule<'a> {
-    Generated(&'a IngressRule),
+    Generated(GeneratedRule<'a>),
     Written(&'a Value),
 }
 
@@ -162,11 +191,11 @@ const NOT_HTTP: &str = "is not an HTTP origin: cloudflared serves every scheme b
 
 /// Validate an already parsed config (the YAML document as JSON values).
 pub fn validate_value(config: &Value) -> Report {
-    validate_config(config, &[], None)
+    validate_config(config, &IngressRules::default(), None)
 }
 
 /// `config` with `generated` in front of its own ingress rules (see [`validate_rendered`]).
-fn validate_config(config: &Value, generated: &[IngressRule], mut memo: Option<&mut Memo>) -> Report {
+fn validate_config(config: &Value, generated: &IngressRules, mut memo: Option<&mut Memo>) -> Report {
     let mut report = Report::default();
     let empty = Map::new();
     let top = match config {
@@ -204,7 +233,7 @@ fn validate_config(config: &Value, generated: &[IngressRule], mut memo: Option<&
     // Rule-level `originRequest` fields override the top-level ones one by one (setConfig).
     let default_bastion = top.get("originRequest").and_then(|o| o.get("bastionMode")).and_then(go_bool);
     // A last generated rule that matches everything ends the list: the rest is not rendered.
-    let terminated = generated.last().is_some_and(IngressRule::is_catch_all);
+    let terminated = generated.last().is_some_and(GeneratedRule::is_catch_all);
     let written: &[Value] = match top.get("ingress") {
         Some(Value::Array(rules)) if !terminated => rules,
         Some(Value::Array(_) | Value::Null) | None => &[],
@@ -227,6 +256,8 @@ struct RuleFields<'a> {
     hostname: Option<Cow<'a, str>>,
     path: Option<Cow<'a, str>>,
     service: Option<Cow<'a, str>>,
+    /// The id of `service` in the generated rules' list, for one of theirs.
+    service_id: Option<u32>,
     /// The rule's own `originRequest`, where the keys a generated rule never has are looked up
     /// (`bastionMode`, `ipRules`, `access`).
     origin_request: Option<&'a Value>,
@@ -248,7 +279,8 @@ fn check_rule(
         Rule::Generated(rule) => RuleFields {
             hostname: Some(Cow::Borrowed(rule.hostname().unwrap_or(""))),
             path: Some(Cow::Borrowed(rule.path().unwrap_or(""))),
-            service: Some(Cow::Borrowed(&rule.service)),
+            service: Some(Cow::Borrowed(rule.service())),
+            service_id: Some(rule.service_id()),
             origin_request: None,
         },
         Rule::Written(rule) => {
@@ -265,6 +297,7 @@ fn check_rule(
                 hostname: scalar_text(field("hostname")),
                 path: scalar_text(field("path")),
                 service: scalar_text(field("service")),
+                service_id: None,
                 origin_request: field("originRequest"),
             }
         }
@@ -282,20 +315,15 @@ fn check_rule_fields(
 ) {
     let here = Some(index);
     // `None` when the field has the wrong type (already reported): skip what depends on it.
-    let RuleFields { hostname, path, service, origin_request } = fields;
+    let RuleFields { hostname, path, service, service_id, origin_request } = fields;
     let bastion = origin_request.and_then(|o| o.get("bastionMode")).and_then(go_bool).or(default_bastion);
     if let Some(service) = service {
         let checked = match (memo, origin_request) {
             // Without a rule-level originRequest, the outcome depends on the service alone (and
             // the config-wide bastion mode): thousands of rules share a hundred services.
-            (Some(memo), None) => match memo.services.get(&*service) {
-                Some(known) => known.clone(),
-                None => {
-                    let checked = check_service(&service, bastion.unwrap_or(false), None);
-                    memo.services.insert(service.to_string(), checked.clone());
-                    checked
-                }
-            },
+            (Some(memo), None) => memo.get_or_check(service_id, &service, || {
+                check_service(&service, bastion.unwrap_or(false), None)
+            }),
             _ => check_service(&service, bastion.unwrap_or(false), origin_request),
         };
         match checked {

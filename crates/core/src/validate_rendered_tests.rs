@@ -6,7 +6,23 @@ use serde_json::{json, Value};
 use super::*;
 use crate::ingress::{IngressRule, OriginRequest, RuleSource};
 use crate::model::RouteKind;
-use crate::render::{render_rules, BaseConfig, Tunnel};
+use crate::render::{BaseConfig, Tunnel};
+
+/// [`crate::render::render_rules`] of `rules` given in full, one by one
+/// ([`crate::ingress::IngressRules::push`]).
+fn render_rules(
+    rules: &[IngressRule],
+    uses_grpc: bool,
+    base: &BaseConfig,
+    tunnel: &Tunnel,
+) -> crate::render::Rendered {
+    crate::render::render_rules(&rules.iter().collect(), uses_grpc, base, tunnel)
+}
+
+/// [`super::validate_rendered`] of `rules` given in full, one by one.
+fn validate_rendered(rules: &[IngressRule], frame: &str) -> Report {
+    super::validate_rendered(&rules.iter().collect(), frame)
+}
 
 /// Strings of every shape a scalar writer can get wrong: YAML indicators and keywords,
 /// numbers, quotes, comment and mapping markers, surrounding and inner whitespace, tabs,
@@ -341,4 +357,22 @@ fn a_service_shared_by_rules_is_reported_on_each() {
     assert_eq!(errors, [Some(0), Some(2)], "{report:?}");
     let warnings: Vec<Option<usize>> = report.warnings.iter().map(|f| f.rule).collect();
     assert_eq!(warnings, [Some(1), Some(3)], "{report:?}");
+    // The same rules as a translation makes them, rules of one service sharing its id (each
+    // service's outcome remembered by id): the same report.
+    let mut services = crate::ingress::Services::default();
+    let (nope, h2c) = (services.push("nope"), services.push("h2c://g:1"));
+    let text = "a.example.comb.example.comc.example.comd.example.com".to_string();
+    let mut shared = crate::ingress::IngressRules::with_parts(text, services, Vec::new(), Vec::new(), 4);
+    for (i, service) in [nope, h2c, nope, h2c].into_iter().enumerate() {
+        let at = 13 * i as u32;
+        shared.push_record(
+            Some(at..at + 13),
+            None,
+            service,
+            crate::ingress::NO_ORIGIN,
+            crate::ingress::SourceRecord::CatchAll,
+        );
+    }
+    assert_eq!(shared, rules.iter().collect());
+    assert_eq!(super::validate_rendered(&shared, "ingress:\n  - service: http_status:404\n"), report);
 }

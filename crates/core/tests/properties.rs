@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use routes_core::build::*;
-use routes_core::ingress::RuleSource;
+use routes_core::ingress::SourceRef;
 use routes_core::model::{BackendRef, Filter, Gateway, Route, RouteKind, Snapshot, TargetPort};
 use routes_core::render::{render, BaseConfig, Tunnel};
 use routes_core::translate::{translate, Settings, DEFAULT_CONTROLLER_NAME};
@@ -240,8 +240,8 @@ proptest! {
                 prop_assert_eq!(host.to_lowercase(), host.to_string());
                 prop_assert!(!host.contains(':') && !host.contains('\n'));
             }
-            if matches!(&rule.source, RuleSource::Route { route, .. } if route.kind == RouteKind::Grpc) && !rule.service.starts_with("http_status:") {
-                prop_assert!(rule.service.starts_with("https://"), "gRPC origin must be TLS: {}", rule.service);
+            if matches!(rule.source(), SourceRef::Route { route, .. } if route.kind == RouteKind::Grpc) && !rule.service().starts_with("http_status:") {
+                prop_assert!(rule.service().starts_with("https://"), "gRPC origin must be TLS: {}", rule.service());
             }
         }
     }

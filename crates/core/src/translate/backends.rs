@@ -15,16 +15,18 @@ use crate::hostname::dns_label;
 use crate::model::{BackendRef, Route, RouteKind, Service, ServicePort, TargetPort, GATEWAY_GROUP};
 
 use super::index::Index;
+use crate::ingress::Services;
 use name_table::NameTable;
 
 #[path = "name_table.rs"]
 mod name_table;
 use super::{GrpcBackendTls, Reason, Settings};
 
-/// A backend cloudflared can dial.
+/// A backend cloudflared can dial: its URL as [`resolve`] writes it, or, as a [`Resolver`]
+/// remembers it, the id of that URL in the translation's [`Services`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Origin {
-    pub url: Arc<str>,
+pub(crate) struct Origin<Url = String> {
+    pub url: Url,
     /// `validation.hostname` of a BackendTLSPolicy: the SNI and certificate name to check.
     pub server_name: Option<Arc<str>>,
     pub tls: bool,
@@ -179,8 +181,7 @@ pub(crate) fn resolve(
     }
     let scheme = if tls { "https" } else { "http" };
     Ok(Origin {
-        url: format!("{scheme}://{}.{namespace}.svc.{}:{dial_port}", backend.name, settings.cluster_domain)
-            .into(),
+        url: format!("{scheme}://{}.{namespace}.svc.{}:{dial_port}", backend.name, settings.cluster_domain),
         server_name: policy.map(Arc::from),
         tls,
     })
@@ -226,8 +227,9 @@ fn tls_policy(service: &Service, port: &ServicePort, index: &Index<'_>) -> Optio
 /// backend with a weight above 0 remains (the rule then answers 500, or 503 for gRPC).
 pub(crate) struct Selection<'r> {
     /// Borrowed from the resolver: moving an `Origin` out by value from rule to rule cost more
-    /// on the clock than its instructions (copies of its tail through the stack).
-    pub origin: Option<&'r Origin>,
+    /// on the clock than its instructions (copies of its tail through the stack). Its URL is
+    /// a service id ([`Resolver::into_services`]).
+    pub origin: Option<&'r Origin<u32>>,
     pub unresolved: Vec<(usize, Unresolved)>,
     /// More than one backend had weight and one was chosen: it gets all the traffic.
     pub split_collapsed: bool,
@@ -243,7 +245,8 @@ enum Answer {
 }
 
 /// Resolves backendRefs, remembering each answer: the same backend is typically referenced by
-/// many rules, and its URL is then shared rather than built again.
+/// many rules, and its URL is then written once, into the translation's [`Services`], and
+/// named by its id there rather than built again or shared by reference count.
 pub(crate) struct Resolver<'a> {
     index: &'a Index<'a>,
     settings: &'a Settings,
@@ -258,9 +261,18 @@ pub(crate) struct Resolver<'a> {
     /// Every other core Service backendRef (another namespace, no port):
     /// (route namespace, route kind, namespace, name, port) → answer.
     cache: FxHashMap<BackendKey<'a>, Answer>,
-    origins: Vec<Origin>,
+    origins: Vec<Origin<u32>>,
     unresolved: Vec<Unresolved>,
+    /// The origins' URLs, after the statuses [`NOT_FOUND`], [`SERVER_ERROR`], [`UNAVAILABLE`].
+    services: Services,
 }
+
+/// The service id of `http_status:404` (a listener's fence) in [`Resolver::into_services`].
+pub(crate) const NOT_FOUND: u32 = 0;
+/// `http_status:500`: an HTTP rule without a backend to send its traffic to.
+pub(crate) const SERVER_ERROR: u32 = 1;
+/// `http_status:503`: the same for gRPC, whose clients read it as UNAVAILABLE.
+pub(crate) const UNAVAILABLE: u32 = 2;
 
 /// What a route's remembered answers depend on besides the backendRef and the route's kind:
 /// its namespace, as its number in [`Resolver::namespaces`], worked out once per route rather
@@ -297,7 +309,30 @@ impl<'a> Resolver<'a> {
             cache: FxHashMap::default(),
             origins: Vec::new(),
             unresolved: Vec::new(),
+            services: {
+                let mut services = Services::default();
+                for (id, status) in [
+                    (NOT_FOUND, "http_status:404"),
+                    (SERVER_ERROR, "http_status:500"),
+                    (UNAVAILABLE, "http_status:503"),
+                ] {
+                    let pushed = services.push(status);
+                    debug_assert_eq!(pushed, id);
+                }
+                services
+            },
         }
+    }
+
+    /// The services named by the origins it gave, and the statuses: the translation's rules'
+    /// services.
+    pub(crate) fn into_services(self) -> Services {
+        self.services
+    }
+
+    /// The service `id` (of an origin it gave, or a status).
+    pub(crate) fn service(&self, id: u32) -> &str {
+        self.services.get(id)
     }
 
     /// The [`Scope`] of `route`'s backendRefs, for [`Resolver::select`].
@@ -362,6 +397,7 @@ impl<'a> Resolver<'a> {
             return remember(
                 &mut self.origins,
                 &mut self.unresolved,
+                &mut self.services,
                 resolve(route, backend, self.index, self.settings),
             );
         }
@@ -372,7 +408,8 @@ impl<'a> Resolver<'a> {
             let answers = self.own.get_or_insert(number, &backend.name, [Answer::Unknown; 2]);
             if let Answer::Unknown = answers[kind] {
                 let resolved = resolve(route, backend, self.index, self.settings);
-                answers[kind] = remember(&mut self.origins, &mut self.unresolved, resolved);
+                answers[kind] =
+                    remember(&mut self.origins, &mut self.unresolved, &mut self.services, resolved);
             }
             return answers[kind];
         }
@@ -383,6 +420,7 @@ impl<'a> Resolver<'a> {
         let answer = remember(
             &mut self.origins,
             &mut self.unresolved,
+            &mut self.services,
             resolve(route, backend, self.index, self.settings),
         );
         self.cache.insert(key, answer);
@@ -390,16 +428,18 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// `resolved` as an [`Answer`], the origin or the reason kept in `origins` or `unresolved`.
+/// `resolved` as an [`Answer`], the origin (its URL added to `services`) or the reason kept in
+/// `origins` or `unresolved`.
 fn remember(
-    origins: &mut Vec<Origin>,
+    origins: &mut Vec<Origin<u32>>,
     unresolved: &mut Vec<Unresolved>,
+    services: &mut Services,
     resolved: Result<Origin, Unresolved>,
 ) -> Answer {
     let place = |n: usize| u32::try_from(n).expect("under 4 G answers");
     match resolved {
-        Ok(origin) => {
-            origins.push(origin);
+        Ok(Origin { url, server_name, tls }) => {
+            origins.push(Origin { url: services.push(&url), server_name, tls });
             Answer::Origin(place(origins.len() - 1))
         }
         Err(why) => {

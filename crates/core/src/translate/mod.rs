@@ -15,7 +15,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::hostname::{self, Hostname};
-use crate::ingress::{IngressRule, RouteName, RuleSource, SharedText};
+use crate::ingress::{IngressRules, RouteName, RuleSource, SharedText};
 use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
 use crate::status::{Programmed, Statuses};
 
@@ -112,7 +112,7 @@ pub struct Translation {
     /// The generated rules in first-match order. No final catch-all unless a route matches
     /// every request (then it is the last rule): rendering appends the base config's rules and
     /// the catch-all.
-    pub rules: Vec<IngressRule>,
+    pub rules: IngressRules,
     pub statuses: Statuses,
     /// Some GRPCRoute rule was rendered: cloudflared needs `protocol: http2`.
     pub uses_grpc: bool,
@@ -418,13 +418,12 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         .collect();
     fenced.sort();
     fenced.dedup();
-    let not_found: Arc<str> = Arc::from("http_status:404");
     for listener in fenced {
         let id = hosts.id(Some(listener));
-        candidates.push_fence(id, &not_found);
+        candidates.push_fence(id, backends::NOT_FOUND);
     }
 
-    let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts, paths);
+    let (rules, shadowed, uses_grpc) = order::finish(candidates, &hosts, paths, resolver.into_services());
 
     rejections.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));
     unresolved_backends.sort_by(|a, b| (&a.object, &a.field).cmp(&(&b.object, &b.field)));

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
-use crate::ingress::{IngressRule, RouteName, RuleSource, SharedOriginRequest, SharedText};
+use crate::ingress::{
+    IngressRules, OriginRequest, RouteName, Rule, RuleSource, Services, SharedText, SourceRecord, NO_ORIGIN,
+};
 use crate::path::PathRank;
 
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
@@ -63,11 +65,6 @@ impl<'a> HostIds<'a> {
         self.last = Some((h, id));
         id
     }
-
-    /// The `hostname:` of rules with the hostname `id` (lower case; `None`: every host).
-    pub(crate) fn text(&self, id: u32) -> Option<&str> {
-        self.ranges[id as usize].map(|(start, end)| &self.text[start as usize..end as usize])
-    }
 }
 
 /// What ordering needs to know of one rule, kept apart from what the rule is made of
@@ -92,17 +89,25 @@ pub(crate) struct Candidate {
 }
 
 /// What a rule is made of besides its hostname and path (which [`finish`] gives it, from its
-/// [`Candidate`]): half the size of an [`IngressRule`], so building and keeping the candidates
-/// moves less, and [`finish`] makes each rule it keeps once, in its final place.
-#[derive(Clone)]
+/// [`Candidate`]): ids only (20 bytes), so building, copying and reading the candidates moves
+/// no reference count, and [`finish`] makes each rule it keeps once, in its final place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Made {
-    pub service: Arc<str>,
-    pub origin_request: SharedOriginRequest,
-    /// The route, `None` for a listener's fence ([`RuleSource::ListenerFence`], whose hostname
-    /// is the listener's).
-    pub route: Option<Arc<RouteName>>,
+    /// The id of its service in the [`Services`] [`finish`] is given.
+    pub service: u32,
+    /// Its `originRequest` keys, a place in [`Candidates::origin_request`]'s list, or
+    /// [`NO_ORIGIN`].
+    pub origin: u32,
+    /// Its route, a place in [`Candidates::route`]'s list; [`Made::FENCE`] for a listener's
+    /// fence ([`RuleSource::ListenerFence`], whose hostname is the listener's).
+    pub route: u32,
     pub rule: u32,
     pub match_index: u32,
+}
+
+impl Made {
+    /// The [`Made::route`] of a listener's fence.
+    pub const FENCE: u32 = u32::MAX;
 }
 
 /// The rules to order, in the order they were made, and their [`Candidate`]s (same index).
@@ -113,15 +118,44 @@ pub(crate) struct Candidates {
     keys: Vec<Candidate>,
     /// Without their hostname and path: [`finish`] makes each rule from these once the rules
     /// are in order, with the text of its [`Candidate::host`] (those of one hostname next to
-    /// each other) and its [`Candidate::path`]. Each is taken once (`None` after).
-    made: Vec<Option<Made>>,
+    /// each other) and its [`Candidate::path`].
+    made: Vec<Made>,
     /// The listener ids of `keys`, each once (there are few), as [`Candidates::block`] gave them.
     listeners: Vec<u32>,
+    /// The non-empty `originRequest` keys the candidates name ([`Made::origin`]).
+    origins: Vec<OriginRequest>,
+    /// The routes the candidates name ([`Made::route`]), each once. A route whose matches
+    /// are then dropped ([`Candidates::truncate`]) keeps its entry: one unused `Arc` in the
+    /// rules' list, where finding and removing it would cost more.
+    routes: Vec<Arc<RouteName>>,
 }
 
 impl Candidates {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Candidates { keys: Vec::with_capacity(n), made: Vec::with_capacity(n), listeners: Vec::new() }
+        Candidates {
+            keys: Vec::with_capacity(n),
+            made: Vec::with_capacity(n),
+            listeners: Vec::new(),
+            origins: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// The [`Made::origin`] of rules with the keys `keys`: a new place in the list for keys
+    /// that are not empty (the matches of one route rule share it), [`NO_ORIGIN`] otherwise.
+    pub(crate) fn origin_request(&mut self, keys: OriginRequest) -> u32 {
+        if keys.is_empty() {
+            return NO_ORIGIN;
+        }
+        self.origins.push(keys);
+        u32::try_from(self.origins.len() - 1).expect("under 4 G keys")
+    }
+
+    /// The [`Made::route`] of the rules of `route`, which is added to the list: once per
+    /// route, before its first rule (the list becomes the rules' list of routes).
+    pub(crate) fn route(&mut self, route: &Arc<RouteName>) -> u32 {
+        self.routes.push(Arc::clone(route));
+        u32::try_from(self.routes.len() - 1).expect("under 4 G routes")
     }
 
     /// Before the rules of a listener block are pushed: its listener's hostname id.
@@ -381,8 +415,9 @@ pub(crate) fn finish(
     candidates: Candidates,
     hosts: &HostIds<'_>,
     mut paths: String,
-) -> (Vec<IngressRule>, Vec<Shadowed>, bool) {
-    let Candidates { keys: candidates, mut made, listeners } = candidates;
+    services: Services,
+) -> (IngressRules, Vec<Shadowed>, bool) {
+    let Candidates { keys: candidates, made, listeners, origins, routes } = candidates;
     let listener_rank = ranks(hosts, listeners.into_iter(), listener_cmp);
     // Every hostname ranked, used by a rule or not: the order among those used is the same.
     let host_rank = host_ranks(hosts);
@@ -476,14 +511,12 @@ pub(crate) fn finish(
     let mut run_of: Option<(u32, u32)> = None;
     let mut catch_all: Option<usize> = None;
     let mut uses_grpc = false;
-    // The rules kept, in their order (room for all: most are).
-    let mut rules: Vec<IngressRule> = Vec::with_capacity(order.len());
-    // The string the kept rules' paths and hostnames share (its spare capacity given back: it
-    // lives as long as they do), the hostnames after the paths.
+    // The string the kept rules' paths and hostnames share, the hostnames after the paths.
     paths.reserve_exact(hosts.text.len());
     let hosts_at = SharedText::append(&mut paths, &hosts.text).start;
-    paths.shrink_to_fit();
-    let paths = Arc::new(paths);
+    let host_range = |id: u32| hosts.ranges[id as usize].map(|(start, end)| start + hosts_at..end + hosts_at);
+    // The rules kept, in their order (room for all: most are), with the parts they share.
+    let mut rules = IngressRules::with_parts(paths, services, origins, routes, order.len());
     for &i in &order {
         let i = i as usize;
         let c = &candidates[i];
@@ -496,8 +529,8 @@ pub(crate) fn finish(
             let first = if shared[h as usize] { seen.get(&(h, path)).copied() } else { run.get(path) };
             // Bytes, not `str`: slicing a `str` reads the bytes at both ends (char boundaries),
             // a cache miss per rule, in this order, where only a hit needs the text.
-            let text = || &paths.as_bytes()[c.path.0 as usize..c.path.1 as usize];
-            first.filter(|f| rules[*f].path().map(str::as_bytes) == Some(text()))
+            let text = || rules.text_bytes(c.path.0, c.path.1);
+            first.filter(|f| rules.get(*f).and_then(|r| r.path()).map(str::as_bytes) == Some(text()))
         };
         let earlier = catch_all.or_else(|| {
             let host = c.host as usize;
@@ -507,28 +540,27 @@ pub(crate) fn finish(
                     .or_else(|| (path != 0 && has_paths[h as usize]).then(|| first_with_path(h)).flatten())
             })
         });
-        let Made { service, origin_request, route, rule, match_index } =
-            made[i].take().expect("each candidate is placed once");
+        let Made { service, origin, route, rule, match_index } = made[i];
         let source = match route {
-            Some(route) => RuleSource::Route { route, rule, match_index },
-            None => RuleSource::ListenerFence { hostname: Arc::from(hosts.text(c.listener).unwrap_or("")) },
+            Made::FENCE => SourceRecord::fence(host_range(c.listener)),
+            route => SourceRecord::Route { route, rule, match_index },
         };
         if let Some(first) = earlier {
             if !c.fence {
-                shadowed.push(Shadowed { source, by: rules[first].source.clone() });
+                let by = rules.get(first).expect("kept").source().to_owned();
+                shadowed.push(Shadowed { source: rules.source_of(source).to_owned(), by });
             }
             continue;
         }
         let kept = rules.len();
-        let rule = IngressRule::in_text(
-            &paths,
-            hosts.ranges[c.host as usize].map(|(start, end)| start + hosts_at..end + hosts_at),
+        rules.push_record(
+            host_range(c.host),
             (path != 0).then_some(c.path.0..c.path.1),
             service,
-            origin_request,
+            origin,
             source,
         );
-        if rule.is_catch_all() {
+        if rules.last().is_some_and(Rule::is_catch_all) {
             catch_all = Some(kept);
         }
         if path == 0 {
@@ -542,8 +574,8 @@ pub(crate) fn finish(
             }
         }
         uses_grpc |= c.grpc;
-        rules.push(rule);
     }
+    rules.shrink_to_fit();
     (rules, shadowed, uses_grpc)
 }
 

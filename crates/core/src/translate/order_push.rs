@@ -2,8 +2,6 @@
 //! the route being translated, which are pushed, with their route, as they are rendered, and
 //! placed (given their listener block and hostname) once the route's attachment is known.
 
-use std::sync::Arc;
-
 use crate::path::PathRank;
 
 use super::{Candidate, Candidates, Made};
@@ -16,10 +14,10 @@ impl Candidates {
 
     /// A rule of a block named by [`Candidates::block`] (`key.listener`).
     pub(crate) fn push(&mut self, key: Candidate, made: Made) {
-        debug_assert_eq!(key.fence, made.route.is_none());
+        debug_assert_eq!(key.fence, made.route == Made::FENCE);
         debug_assert!(self.listeners.contains(&key.listener));
         self.keys.push(key);
-        self.made.push(Some(made));
+        self.made.push(made);
     }
 
     /// A rendered match of the route being translated, with its route, before its listener
@@ -31,7 +29,7 @@ impl Candidates {
     #[inline]
     pub(crate) fn push_pending(&mut self, key: Candidate, made: Made) {
         self.keys.push(key);
-        self.made.push(Some(made));
+        self.made.push(made);
     }
 
     /// The matches pushed since `from` become the rules of the listener block `listener` on
@@ -68,8 +66,7 @@ impl Candidates {
         self.block(listener);
         for i in from..to {
             let key = Candidate { listener, host, ..self.keys[i] };
-            let made = self.made[i].clone().expect("placed matches are not taken");
-            self.push(key, made);
+            self.push(key, self.made[i]);
         }
     }
 
@@ -79,15 +76,11 @@ impl Candidates {
         self.made.truncate(from);
     }
 
-    /// The fence closing the block of `listener`, the id of its hostname.
-    pub(crate) fn push_fence(&mut self, listener: u32, service: &Arc<str>) {
-        let made = Made {
-            service: Arc::clone(service),
-            origin_request: Default::default(),
-            route: None,
-            rule: 0,
-            match_index: 0,
-        };
+    /// The fence closing the block of `listener`, the id of its hostname; `service` is the id
+    /// of `http_status:404`.
+    pub(crate) fn push_fence(&mut self, listener: u32, service: u32) {
+        let made =
+            Made { service, origin: crate::ingress::NO_ORIGIN, route: Made::FENCE, rule: 0, match_index: 0 };
         let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
         let key = Candidate {
             listener,

@@ -1,6 +1,7 @@
 //! Tests of [`super`]: the packed key, the radix sort, and `finish` against one-by-one checks.
 
 use super::*;
+use crate::ingress::IngressRule;
 use crate::model::{PathKind, PathMatch};
 
 fn rank(kind: u8, len: usize) -> PathRank {
@@ -125,6 +126,8 @@ proptest::proptest! {
         let paths = [None, Some("^/a$"), Some("^/a(?s:/.*)?$"), Some("^/b(?s:/.*)?$")];
         let mut hosts = HostIds::default();
         let mut candidates = Candidates::default();
+        let mut services = Services::default();
+        let (service, not_found) = (services.push("http://s"), services.push("http_status:404"));
         let route = |grpc: bool| {
             Arc::new(crate::ingress::RouteName {
                 kind: if grpc { crate::model::RouteKind::Grpc } else { crate::model::RouteKind::Http },
@@ -150,9 +153,9 @@ proptest::proptest! {
                 path: (path.start, path.end),
             };
             let made = Made {
-                service: Arc::from("http://s"),
-                origin_request: Default::default(),
-                route: Some(route(grpc)),
+                service,
+                origin: NO_ORIGIN,
+                route: candidates.route(&route(grpc)),
                 rule: i as u32,
                 match_index: 0,
             };
@@ -167,7 +170,7 @@ proptest::proptest! {
         }
         for l in [3usize, 2] {
             let id = hosts.id(hostnames[l].as_ref());
-            candidates.push_fence(id, &Arc::from("http_status:404"));
+            candidates.push_fence(id, not_found);
             let all_paths = PathRank::http(&crate::model::PathMatch::all(), None);
             fields.push((hostnames[l].as_ref(), true, hostnames[l].as_ref(), all_paths, rules.len()));
             let name: Arc<str> = Arc::from(hostnames[l].as_ref().expect("a hostname").as_string());
@@ -205,15 +208,15 @@ proptest::proptest! {
                 expected.push(rule);
             }
         }
-        let (kept, shadowed, uses_grpc) = finish(candidates, &hosts, text);
-        proptest::prop_assert_eq!(&kept, &expected);
+        let (kept, shadowed, uses_grpc) = finish(candidates, &hosts, text, services);
+        proptest::prop_assert_eq!(&kept, &expected.iter().collect::<IngressRules>());
         proptest::prop_assert_eq!(uses_grpc, expected_grpc);
         proptest::prop_assert_eq!(shadowed.iter().map(|s| s.source.clone()).collect::<Vec<_>>(), dropped);
         for s in &shadowed {
             let at = |source: &RuleSource| rules.iter().position(|(r, _)| r.source == *source).expect("made");
             let (rule, by) = (&rules[at(&s.source)].0, &rules[at(&s.by)].0);
             let host = |r: &IngressRule| hostnames.iter().flatten().find(|h| Some(h.as_string().as_str()) == r.hostname());
-            proptest::prop_assert!(kept.iter().any(|k| k.source == s.by), "{:?} shadowed by a rule left out", s);
+            proptest::prop_assert!(kept.iter().any(|k| k.source() == s.by), "{:?} shadowed by a rule left out", s);
             let rule_at = fields.iter().position(|f| f.4 == at(&s.source)).expect("ordered");
             let by_order = fields.iter().position(|f| f.4 == at(&s.by)).expect("ordered");
             proptest::prop_assert!(by_order < rule_at, "{:?} shadowed by a later rule", s);
@@ -255,9 +258,9 @@ proptest::proptest! {
             path_hash: hash,
             path: (len as u32, len as u32 + 1),
         };
-        let made = |m: usize, route: Option<Arc<RouteName>>| Made {
-            service: Arc::from(format!("http://s{m}").as_str()),
-            origin_request: Default::default(),
+        let made = |m: usize, route: u32| Made {
+            service: m as u32 + 1,
+            origin: if m.is_multiple_of(2) { NO_ORIGIN } else { m as u32 },
             route,
             rule: m as u32,
             match_index: m as u32 + 1,
@@ -265,32 +268,26 @@ proptest::proptest! {
         let (mut placed, mut full) = (Candidates::default(), Candidates::default());
         for c in [&mut placed, &mut full] {
             for l in 0..before {
-                c.push_fence(l as u32, &Arc::from("http_status:404"));
+                c.push_fence(l as u32, 0);
             }
         }
         let from = placed.len();
+        let id = placed.route(&route);
         for (m, f) in matches.iter().enumerate() {
-            placed.push_pending(key(0, 0, f), made(m, Some(Arc::clone(&route))));
+            placed.push_pending(key(0, 0, f), made(m, id));
         }
         placed.place_each(from, pairs.iter().copied());
+        let id = full.route(&route);
         for &(listener, host) in &pairs {
             full.block(listener);
             for (m, f) in matches.iter().enumerate() {
-                full.push(key(listener, host, f), made(m, Some(Arc::clone(&route))));
+                full.push(key(listener, host, f), made(m, id));
             }
         }
         let keys = |c: &Candidates| -> Vec<String> { c.keys.iter().map(|k| format!("{k:?}")).collect() };
-        let mades = |c: &Candidates| -> Vec<(String, Option<String>, u32, u32)> {
-            c.made
-                .iter()
-                .map(|m| {
-                    let m = m.as_ref().expect("nothing taken");
-                    (m.service.to_string(), m.route.as_ref().map(|r| format!("{r:?}")), m.rule, m.match_index)
-                })
-                .collect()
-        };
         proptest::prop_assert_eq!(keys(&placed), keys(&full));
-        proptest::prop_assert_eq!(mades(&placed), mades(&full));
+        proptest::prop_assert_eq!(&placed.made, &full.made);
+        proptest::prop_assert_eq!(&placed.routes, &full.routes);
         proptest::prop_assert_eq!(&placed.listeners, &full.listeners);
     }
 }

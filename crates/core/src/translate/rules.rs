@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::hostname::Hostname;
-use crate::ingress::{OriginRequest, RouteName, SharedOriginRequest, SharedText};
+use crate::ingress::{OriginRequest, RouteName, SharedText};
 use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
 use crate::path::{grpc_path, http_path_append, PathRank};
 
@@ -57,6 +57,9 @@ pub(crate) fn route_out<'a>(
     touch(route);
     let grpc = route.kind == RouteKind::Grpc;
     let scope = resolver.scope(route);
+    // The route's place in the candidates' list of routes, given at its first match: a route
+    // with none is not in it.
+    let mut route_id = None;
     for (r, rule) in route.rules.iter().enumerate() {
         let reject = |field: String, message: String| Rejection {
             object: super::object_name(route),
@@ -65,33 +68,28 @@ pub(crate) fn route_out<'a>(
             message,
         };
         let selection = resolver.select(scope, route, &rule.backends);
+        let split_collapsed = selection.split_collapsed;
         for (b, unresolved) in &selection.unresolved {
             out.unresolved.push(UnresolvedRef {
                 field: format!("spec.rules[{r}].backendRefs[{b}]"),
                 why: unresolved.clone(),
             });
         }
-        match rule_target(route, r, rule, selection.origin, settings) {
+        match rule_target(route, r, rule, selection.origin, settings, candidates) {
             Err((field, message)) => out.rejections.push(reject(field, message)),
-            Ok((service, origin_request)) => {
-                if selection.split_collapsed {
+            Ok((service, origin)) => {
+                if split_collapsed {
                     out.notes.push(format!(
                         "{} spec.rules[{r}]: weighted backends cannot be split by cloudflared; {} takes all traffic",
                         super::object_name(route),
-                        service
+                        resolver.service(service)
                     ));
                 }
                 let before = candidates.len();
-                // The last match takes the rule's service and keys; the others share them.
-                let mut target = Some((service, origin_request));
-                let last = rule.matches.len().saturating_sub(1);
+                // The rule's matches share its service and keys, as ids.
                 for (m, route_match) in rule.matches.iter().enumerate() {
                     match match_path(route_match, paths) {
                         Ok((path, rank)) => {
-                            let (service, origin_request) = match &target {
-                                Some((service, keys)) if m < last => (service.clone(), keys.clone()),
-                                _ => target.take().unwrap_or_default(),
-                            };
                             // The listener block and hostname are given by `Candidates::place`.
                             let key = Candidate {
                                 listener: 0,
@@ -106,8 +104,8 @@ pub(crate) fn route_out<'a>(
                             };
                             let made = Made {
                                 service,
-                                origin_request,
-                                route: Some(Arc::clone(id)),
+                                origin,
+                                route: *route_id.get_or_insert_with(|| candidates.route(id)),
                                 rule: r as u32,
                                 match_index: m as u32,
                             };
@@ -156,14 +154,17 @@ pub(super) fn path_hash(path: impl AsRef<[u8]>) -> u64 {
     hasher.finish().max(1)
 }
 
-/// The service and originRequest a rule renders, or the field that makes it inexpressible.
+/// The service (its id among the resolver's services) and originRequest keys (their
+/// [`Made::origin`], given by `candidates`) a rule renders, or the field that makes it
+/// inexpressible.
 fn rule_target(
     route: &Route,
     r: usize,
     rule: &RouteRule,
-    origin: Option<&backends::Origin>,
+    origin: Option<&backends::Origin<u32>>,
     settings: &Settings,
-) -> Result<(Arc<str>, SharedOriginRequest), (String, String)> {
+    candidates: &mut Candidates,
+) -> Result<(u32, u32), (String, String)> {
     // Most rules have no extras: nothing to refuse there, no Host header to write.
     let host_header = if rule.extras.is_some() { extras_host_header(r, rule)? } else { None };
     if let Some(b) = rule.backends.iter().position(|b| b.filters > 0) {
@@ -176,23 +177,21 @@ fn rule_target(
     let grpc = route.kind == RouteKind::Grpc;
     let Some(origin) = origin else {
         // gRPC clients read 503 as UNAVAILABLE.
-        let status = if grpc { "http_status:503" } else { "http_status:500" };
+        let status = if grpc { backends::UNAVAILABLE } else { backends::SERVER_ERROR };
         let keys = OriginRequest { http_host_header: host_header, ..OriginRequest::default() };
-        return Ok((Arc::from(status), keys.into()));
+        return Ok((status, candidates.origin_request(keys)));
     };
-    let keys = if host_header.is_none() && origin.server_name.is_none() && !grpc {
+    if host_header.is_none() && origin.server_name.is_none() && !grpc {
         // No key at all, the usual HTTP rule: no `OriginRequest` made to be found empty.
-        SharedOriginRequest::default()
-    } else {
-        OriginRequest {
-            http_host_header: host_header,
-            origin_server_name: origin.server_name.clone(),
-            http2_origin: grpc,
-            no_tls_verify: grpc && origin.server_name.is_none() && settings.grpc_no_tls_verify(),
-        }
-        .into()
+        return Ok((origin.url, crate::ingress::NO_ORIGIN));
+    }
+    let keys = OriginRequest {
+        http_host_header: host_header,
+        origin_server_name: origin.server_name.clone(),
+        http2_origin: grpc,
+        no_tls_verify: grpc && origin.server_name.is_none() && settings.grpc_no_tls_verify(),
     };
-    Ok((origin.url.clone(), keys))
+    Ok((origin.url, candidates.origin_request(keys)))
 }
 
 /// What a rule's extras ask of its target: the Host header a URLRewrite sets, or the field

@@ -27,8 +27,8 @@ fn filters_other_than_host_rewrite_drop_the_rule() {
         );
     let t = run(&base().with_route(route));
     check("filters", &t, &[("a", "/mod", "404"), ("a", "/path", "404"), ("a", "/host", "v2")]);
-    let host_rule = t.rules.iter().find(|r| r.service.contains("v2")).unwrap();
-    assert_eq!(host_rule.origin_request.http_host_header.as_deref(), Some("internal.example"));
+    let host_rule = t.rules.iter().find(|r| r.service().contains("v2")).unwrap();
+    assert_eq!(host_rule.origin_request().http_host_header.as_deref(), Some("internal.example"));
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn backends_resolve_with_weights_grants_and_protocols() {
         ],
     );
     let service_of = |path: &str| {
-        t.rules.iter().find(|r| r.path() == Some(&format!("^{path}$"))).unwrap().service.to_string()
+        t.rules.iter().find(|r| r.path() == Some(&format!("^{path}$"))).unwrap().service().to_string()
     };
     assert_eq!(service_of("/tls"), "https://tls.infra.svc.cluster.local:443");
     assert_eq!(
@@ -151,7 +151,7 @@ fn external_name_services_are_never_backends() {
             ("grpc.example.com", "/pkg.S/M", "503"),
         ],
     );
-    assert!(t.rules.iter().all(|r| !r.service.contains("alias")), "{:#?}", t.rules);
+    assert!(t.rules.iter().all(|r| !r.service().contains("alias")), "{:#?}", t.rules);
     for route in ["r", "g"] {
         let resolved = parent_condition(&t, route, "ResolvedRefs");
         assert_eq!((resolved.status, resolved.reason), (ConditionStatus::False, "InvalidKind"), "{route}");
@@ -259,9 +259,9 @@ fn grpc_routes_render_tls_http2_and_method_precedence() {
             ("api.example.com", "/pkg.OrderService/Get", "404"),
         ],
     );
-    let rule = t.rules.iter().find(|r| r.service.contains("read")).unwrap();
-    assert!(rule.service.starts_with("https://"));
-    assert!(rule.origin_request.http2_origin && rule.origin_request.no_tls_verify);
+    let rule = t.rules.iter().find(|r| r.service().contains("read")).unwrap();
+    assert!(rule.service().starts_with("https://"));
+    assert!(rule.origin_request().http2_origin && rule.origin_request().no_tls_verify);
 }
 
 #[test]
@@ -352,12 +352,15 @@ fn grpc_backend_tls_verify_leaves_certificate_checks_on() {
             .rule(rule().grpc(Some("a.B"), None).backend("v1", 8080)),
     );
     let insecure = run(&snapshot);
-    assert!(insecure.rules[0].origin_request.no_tls_verify, "insecure is the documented default");
+    assert!(
+        insecure.rules.get(0).unwrap().origin_request().no_tls_verify,
+        "insecure is the documented default"
+    );
     let verify =
         translate(&snapshot, &Settings { grpc_backend_tls: GrpcBackendTls::Verify, ..Settings::default() });
-    let o = &verify.rules[0].origin_request;
+    let o = verify.rules.get(0).unwrap().origin_request();
     assert!(o.http2_origin && !o.no_tls_verify, "{o:?}");
-    assert!(verify.rules[0].service.starts_with("https://"));
+    assert!(verify.rules.get(0).unwrap().service().starts_with("https://"));
 }
 
 #[test]
@@ -380,10 +383,10 @@ fn backend_tls_policy_makes_an_https_origin_with_its_server_name() {
         let mut snapshot = base().with_route(route.clone());
         snapshot.backend_tls_policies.push(p);
         let t = run(&snapshot);
-        let rule = &t.rules[0];
-        assert_eq!(rule.service.starts_with("https://"), tls, "{name}: {}", rule.service);
+        let rule = t.rules.get(0).unwrap();
+        assert_eq!(rule.service().starts_with("https://"), tls, "{name}: {}", rule.service());
         let expected = tls.then_some("v1.internal.example");
-        assert_eq!(rule.origin_request.origin_server_name.as_deref(), expected, "{name}");
+        assert_eq!(rule.origin_request().origin_server_name.as_deref(), expected, "{name}");
     }
 }
 

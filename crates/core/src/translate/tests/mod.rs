@@ -33,7 +33,7 @@ pub(super) fn serve(t: &Translation, host: &str, path: &str) -> String {
         };
         let path_ok = rule.path().is_none_or(|p| regex::Regex::new(p).unwrap().is_match(path));
         if host_ok && path_ok {
-            return short(&rule.service);
+            return short(rule.service());
         }
     }
     "404".to_string()

@@ -474,7 +474,7 @@ fn listeners_differing_only_by_port_share_one_hostname_block() {
     let t = run(&snapshot);
     check("merged_ports", &t, &[("foo.com", "/a", "v1"), ("foo.com", "/b", "v2"), ("foo.com", "/c", "404")]);
     assert_eq!(
-        t.rules.iter().filter(|r| &*r.service == "http_status:404").count(),
+        t.rules.iter().filter(|r| r.service() == "http_status:404").count(),
         1,
         "one fence for the shared hostname"
     );
@@ -544,8 +544,8 @@ fn a_route_on_several_listeners_is_not_reported_as_shadowed_by_itself() {
             ("stray.apps.example.com", "/x", "404"),
         ],
     );
-    let web = |s: &RuleSource| matches!(s, RuleSource::Route { route, .. } if &*route.name == "web");
-    assert_eq!(t.rules.iter().filter(|r| web(&r.source)).count(), 1, "{:#?}", t.rules);
+    let web = |s: crate::ingress::SourceRef<'_>| matches!(s, crate::ingress::SourceRef::Route { route, .. } if &*route.name == "web");
+    assert_eq!(t.rules.iter().filter(|r| web(r.source())).count(), 1, "{:#?}", t.rules);
     let shadowed: Vec<_> = t.shadowed.iter().map(|(s, by)| (s.to_string(), by.to_string())).collect();
     assert_eq!(
         shadowed,
