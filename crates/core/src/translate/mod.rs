@@ -5,6 +5,7 @@ mod attach;
 mod backends;
 mod claims;
 mod gateways;
+mod hosts;
 mod index;
 mod order;
 mod rules;
@@ -127,18 +128,6 @@ pub struct Translation {
     pub notes: Vec<String>,
     pub routes_accepted: usize,
     pub routes_rejected: usize,
-}
-
-/// A route's hostnames, or the index of the first the schema refuses and why.
-type ParsedHostnames = Result<SmallVec<[Hostname; 2]>, (usize, String)>;
-
-/// `route`'s hostnames, each parsed ([`Hostname::parse`]), or the first refused.
-fn parse_hostnames(route: &Route) -> ParsedHostnames {
-    let mut parsed = SmallVec::new();
-    for (i, h) in route.hostnames.iter().enumerate() {
-        parsed.push(Hostname::parse(h).map_err(|e| (i, e.to_string()))?);
-    }
-    Ok(parsed)
 }
 
 /// The rules of an accepted route: each of its matches on each hostname it takes on each
@@ -288,8 +277,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let routes = oldest_first(&snapshot.routes);
 
     // Each route's namespace and name, the place of its status in identity order, and its
-    // hostnames, parsed once and borrowed by its attachments.
-    let (names, parsed) = status::names(&routes, parse_hostnames);
+    // hostnames, each distinct one parsed once and borrowed by the attachments.
+    // A hostname per route, as most routes have: more make the table grow.
+    let mut route_hosts = hosts::RouteHosts::with_capacity(routes.len());
+    let (names, parsed) = status::names(&routes, |route| route_hosts.parse(route));
+    let route_hosts = route_hosts.parsed;
 
     let mut route_statuses = status::InPlace::new(routes.len());
     let mut rejections = Vec::new();
@@ -309,11 +301,10 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // the paths then rarely grows, a copy of it each time; `order::finish` gives back the rest.
     let mut paths = String::with_capacity(route_rules * 24);
     // At most every listener's and every route's hostname, and "none": the table never grows.
-    let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>()
-        + parsed.iter().map(|p| p.as_ref().map_or(0, SmallVec::len)).sum::<usize>()
-        + 1;
+    let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>() + route_hosts.len() + 1;
     let mut hosts = order::HostIds::with_capacity(most_hosts);
     let listeners = listener_keys(&gateways, &mut hosts);
+    hosts.add_routes(&route_hosts);
 
     let status::Names { text: names_text, routes: names, groups } = names;
     let mut attacher = attach::Attacher::new(&gateways, &index, groups);
@@ -321,8 +312,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     for ((route, hostnames), status::RouteNames { namespace, name, group, place }) in
         routes.into_iter().zip(&parsed).zip(names)
     {
-        let hostnames_ok = hostnames.as_ref().map(SmallVec::as_slice).unwrap_or(&[]);
-        attacher.resolve(route, group, hostnames_ok, &mut outcomes);
+        let hostnames_ok: SmallVec<[&Hostname; 2]> = match hostnames {
+            Ok(places) => places.iter().map(|p| &route_hosts[*p as usize]).collect(),
+            Err(_) => SmallVec::new(),
+        };
+        attacher.resolve(route, group, &hostnames_ok, &mut outcomes);
         if outcomes.is_empty() {
             continue; // not ours
         }
