@@ -148,26 +148,6 @@ fn add_rules<'a>(
     outcomes: &[attach::ParentOutcome<'a>],
     from: usize,
 ) {
-    // The common route: one attachment with one hostname. Nothing can repeat it, so it is
-    // placed at once, without the lists below.
-    let mut first = None;
-    let mut more = false;
-    'all: for outcome in outcomes {
-        let Ok(attachments) = &outcome.result else { continue };
-        for a in attachments {
-            for h in &a.hostnames {
-                if first.is_some() {
-                    more = true;
-                    break 'all;
-                }
-                first = Some((&listeners[outcome.gateway][a.listener], *h));
-            }
-        }
-    }
-    if !more {
-        candidates.place_each(from, first.map(|(listener, h)| (listener.id, hosts.id(h))));
-        return;
-    }
     // (listener's place, its hostname's id, route hostname id) of every attachment.
     let mut pairs: SmallVec<[(u32, u32, u32); 4]> = SmallVec::new();
     for outcome in outcomes {
@@ -177,15 +157,18 @@ fn add_rules<'a>(
             pairs.extend(a.hostnames.iter().map(|h| (place, id, hosts.id(*h))));
         }
     }
-    let repeated = |i: usize| {
-        let (place, _, host) = pairs[i];
-        pairs
+    // A pair is repeated by another with the same route hostname on a more specific listener,
+    // or on one of the same place and before it. (One pair, the common route, repeats none.)
+    let mut kept: SmallVec<[(u32, u32); 4]> = SmallVec::new();
+    for (i, &(place, id, host)) in pairs.iter().enumerate() {
+        let repeated = pairs
             .iter()
             .enumerate()
-            .any(|(j, other)| j != i && other.2 == host && (other.0 < place || (other.0 == place && j < i)))
-    };
-    let kept: SmallVec<[(u32, u32); 4]> =
-        (0..pairs.len()).filter(|i| !repeated(*i)).map(|i| (pairs[i].1, pairs[i].2)).collect();
+            .any(|(j, other)| j != i && other.2 == host && (other.0 < place || (other.0 == place && j < i)));
+        if !repeated {
+            kept.push((id, host));
+        }
+    }
     // The hostname and path are given in `order::finish`, to the rules it keeps.
     candidates.place_each(from, kept);
 }
