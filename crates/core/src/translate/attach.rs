@@ -99,7 +99,7 @@ impl<'g, 'a> Attacher<'g, 'a> {
         &mut self,
         route: &'r Route,
         group: u32,
-        hostnames: &'r [Hostname],
+        hostnames: &[&'r Hostname],
         outcomes: &mut Outcomes<'r>,
     ) where
         'g: 'r,
@@ -218,7 +218,7 @@ fn named<'p, 'g, 'l>(
 /// none is left out.
 fn attach_allowed<'r>(
     allowed: u64,
-    hostnames: &'r [Hostname],
+    hostnames: &[&'r Hostname],
     gateway: &'r GatewayView<'_>,
     attachments: &mut Attachments<'r>,
 ) {
@@ -236,7 +236,7 @@ fn attach_allowed<'r>(
 /// host), each once, sorted; `None` when it takes none.
 fn taken<'r>(
     listener: Option<&'r Hostname>,
-    hostnames: &'r [Hostname],
+    hostnames: &[&'r Hostname],
 ) -> Option<SmallVec<[Option<&'r Hostname>; 2]>> {
     let mut taken: SmallVec<[Option<&Hostname>; 2]> = match hostnames {
         [] => smallvec::smallvec![listener],
@@ -254,7 +254,7 @@ fn taken<'r>(
 fn attach<'r>(
     route: &Route,
     parent_ref: &ParentRef,
-    hostnames: &'r [Hostname],
+    hostnames: &[&'r Hostname],
     gateway: &'r GatewayView<'_>,
     index: &Index<'_>,
 ) -> Result<Attachments<'r>, (Reason, String)> {

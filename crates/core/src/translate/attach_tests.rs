@@ -26,7 +26,7 @@ fn seen(outcome: &ParentOutcome<'_>) -> Seen {
 /// then [`attach`] on it.
 fn general(
     route: &Route,
-    hostnames: &[Hostname],
+    hostnames: &[&Hostname],
     gateways: &[gateways::GatewayView<'_>],
     index: &Index<'_>,
 ) -> Vec<Seen> {
@@ -152,6 +152,8 @@ proptest::proptest! {
         });
         let mut attacher = Attacher::new(&views, &index, names.groups);
         for ((route, hostnames), n) in routes.iter().zip(&parsed).zip(&names.routes) {
+            let hostnames: Vec<&Hostname> = hostnames.iter().collect();
+            let hostnames = hostnames.as_slice();
             let mut outcomes = super::Outcomes::new();
             attacher.resolve(route, n.group, hostnames, &mut outcomes);
             for outcome in &outcomes {

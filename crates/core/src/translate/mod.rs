@@ -5,6 +5,7 @@ mod attach;
 mod backends;
 mod claims;
 mod gateways;
+mod hosts;
 mod index;
 mod order;
 mod rules;
@@ -129,18 +130,6 @@ pub struct Translation {
     pub routes_rejected: usize,
 }
 
-/// A route's hostnames, or the index of the first the schema refuses and why.
-type ParsedHostnames = Result<SmallVec<[Hostname; 2]>, (usize, String)>;
-
-/// `route`'s hostnames, each parsed ([`Hostname::parse`]), or the first refused.
-fn parse_hostnames(route: &Route) -> ParsedHostnames {
-    let mut parsed = SmallVec::new();
-    for (i, h) in route.hostnames.iter().enumerate() {
-        parsed.push(Hostname::parse(h).map_err(|e| (i, e.to_string()))?);
-    }
-    Ok(parsed)
-}
-
 /// The rules of an accepted route: each of its matches on each hostname it takes on each
 /// listener it is attached to, with the route's shared parts.
 ///
@@ -159,26 +148,6 @@ fn add_rules<'a>(
     outcomes: &[attach::ParentOutcome<'a>],
     from: usize,
 ) {
-    // The common route: one attachment with one hostname. Nothing can repeat it, so it is
-    // placed at once, without the lists below.
-    let mut first = None;
-    let mut more = false;
-    'all: for outcome in outcomes {
-        let Ok(attachments) = &outcome.result else { continue };
-        for a in attachments {
-            for h in &a.hostnames {
-                if first.is_some() {
-                    more = true;
-                    break 'all;
-                }
-                first = Some((&listeners[outcome.gateway][a.listener], *h));
-            }
-        }
-    }
-    if !more {
-        candidates.place_each(from, first.map(|(listener, h)| (listener.id, hosts.id(h))));
-        return;
-    }
     // (listener's place, its hostname's id, route hostname id) of every attachment.
     let mut pairs: SmallVec<[(u32, u32, u32); 4]> = SmallVec::new();
     for outcome in outcomes {
@@ -188,15 +157,18 @@ fn add_rules<'a>(
             pairs.extend(a.hostnames.iter().map(|h| (place, id, hosts.id(*h))));
         }
     }
-    let repeated = |i: usize| {
-        let (place, _, host) = pairs[i];
-        pairs
+    // A pair is repeated by another with the same route hostname on a more specific listener,
+    // or on one of the same place and before it. (One pair, the common route, repeats none.)
+    let mut kept: SmallVec<[(u32, u32); 4]> = SmallVec::new();
+    for (i, &(place, id, host)) in pairs.iter().enumerate() {
+        let repeated = pairs
             .iter()
             .enumerate()
-            .any(|(j, other)| j != i && other.2 == host && (other.0 < place || (other.0 == place && j < i)))
-    };
-    let kept: SmallVec<[(u32, u32); 4]> =
-        (0..pairs.len()).filter(|i| !repeated(*i)).map(|i| (pairs[i].1, pairs[i].2)).collect();
+            .any(|(j, other)| j != i && other.2 == host && (other.0 < place || (other.0 == place && j < i)));
+        if !repeated {
+            kept.push((id, host));
+        }
+    }
     // The hostname and path are given in `order::finish`, to the rules it keeps.
     candidates.place_each(from, kept);
 }
@@ -288,8 +260,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let routes = oldest_first(&snapshot.routes);
 
     // Each route's namespace and name, the place of its status in identity order, and its
-    // hostnames, parsed once and borrowed by its attachments.
-    let (names, parsed) = status::names(&routes, parse_hostnames);
+    // hostnames, each distinct one parsed once and borrowed by the attachments.
+    // A hostname per route, as most routes have: more make the table grow.
+    let mut route_hosts = hosts::RouteHosts::with_capacity(routes.len());
+    let (names, parsed) = status::names(&routes, |route| route_hosts.parse(route));
+    let route_hosts = route_hosts.parsed;
 
     let mut route_statuses = status::InPlace::new(routes.len());
     let mut rejections = Vec::new();
@@ -309,11 +284,10 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // the paths then rarely grows, a copy of it each time; `order::finish` gives back the rest.
     let mut paths = String::with_capacity(route_rules * 24);
     // At most every listener's and every route's hostname, and "none": the table never grows.
-    let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>()
-        + parsed.iter().map(|p| p.as_ref().map_or(0, SmallVec::len)).sum::<usize>()
-        + 1;
+    let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>() + route_hosts.len() + 1;
     let mut hosts = order::HostIds::with_capacity(most_hosts);
     let listeners = listener_keys(&gateways, &mut hosts);
+    hosts.add_routes(&route_hosts);
 
     let status::Names { text: names_text, routes: names, groups } = names;
     let mut attacher = attach::Attacher::new(&gateways, &index, groups);
@@ -321,8 +295,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     for ((route, hostnames), status::RouteNames { namespace, name, group, place }) in
         routes.into_iter().zip(&parsed).zip(names)
     {
-        let hostnames_ok = hostnames.as_ref().map(SmallVec::as_slice).unwrap_or(&[]);
-        attacher.resolve(route, group, hostnames_ok, &mut outcomes);
+        let hostnames_ok: SmallVec<[&Hostname; 2]> = match hostnames {
+            Ok(places) => places.iter().map(|p| &route_hosts[*p as usize]).collect(),
+            Err(_) => SmallVec::new(),
+        };
+        attacher.resolve(route, group, &hostnames_ok, &mut outcomes);
         if outcomes.is_empty() {
             continue; // not ours
         }

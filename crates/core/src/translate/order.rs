@@ -29,6 +29,10 @@ pub(crate) struct HostIds<'a> {
     /// The hostname last asked for, by address, and its id: a route's attachments name the
     /// same parsed hostname once per listener, which then costs no hashing.
     last: Option<(Option<&'a Hostname>, u32)>,
+    /// The routes' hostnames ([`super::hosts::RouteHosts::parsed`]) and their ids, by place:
+    /// a hostname of these is known by its address, without hashing it.
+    routes: &'a [Hostname],
+    route_ids: Vec<u32>,
 }
 
 impl<'a> HostIds<'a> {
@@ -40,10 +44,22 @@ impl<'a> HostIds<'a> {
             ranges: Vec::with_capacity(n),
             text: String::with_capacity(n * 24),
             last: None,
+            routes: &[],
+            route_ids: Vec::new(),
         }
     }
 
+    /// Gives each of `routes` (distinct hostnames) its id, once: [`HostIds::id`] then finds
+    /// those by address.
+    pub(crate) fn add_routes(&mut self, routes: &'a [Hostname]) {
+        self.route_ids = routes.iter().map(|h| self.id(Some(h))).collect();
+        self.routes = routes;
+    }
+
     pub(crate) fn id(&mut self, h: Option<&'a Hostname>) -> u32 {
+        if let Some(place) = h.and_then(|h| super::hosts::place_in(self.routes, h)) {
+            return self.route_ids[place];
+        }
         if let Some((last, id)) = self.last {
             // The same address is the same hostname (and `None` is `None`).
             if last.map(std::ptr::from_ref) == h.map(std::ptr::from_ref) {

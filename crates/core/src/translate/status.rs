@@ -118,7 +118,7 @@ pub(crate) fn route_status<'a>(
 /// The places are found once, on small keys (the rank of the kind and namespace, then the
 /// name's first 20 bytes; the whole names only when those are equal), so that each status is
 /// written straight into its place instead of being sorted, 400 bytes each, afterwards.
-pub(crate) fn names<T>(routes: &[&Route], mut also: impl FnMut(&Route) -> T) -> (Names, Vec<T>) {
+pub(crate) fn names<'r, T>(routes: &[&'r Route], mut also: impl FnMut(&'r Route) -> T) -> (Names, Vec<T>) {
     // Each distinct (kind, namespace), in the order first seen, and each namespace's name.
     let mut seen: FxHashMap<(RouteKind, &str), u32> = FxHashMap::default();
     let mut groups: Vec<(RouteKind, &str)> = Vec::new();
