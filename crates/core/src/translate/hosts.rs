@@ -4,12 +4,13 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::hostname::Hostname;
+use crate::ingress::SharedText;
 use crate::model::Route;
 
 /// Every distinct hostname the routes write, parsed ([`Hostname::parse`]) the first time it is
 /// met and kept once: routes often share a hostname (the routes of one site, split by path),
 /// and each of them then costs a look-up instead of a parse and a `String`. The routes hold
-/// their hostnames as places in [`RouteHosts::parsed`], which [`super::order::HostIds`] turns
+/// their hostnames as places in [`RouteHosts::parsed`], which [`HostIds`] turns
 /// into ids without hashing them again.
 #[derive(Default)]
 pub(crate) struct RouteHosts<'s> {
@@ -52,12 +53,87 @@ impl<'s> RouteHosts<'s> {
 }
 
 /// The place of `h` in `slice` when it is one of its elements (at the same address), found
-/// from the addresses alone: how [`super::order::HostIds`] knows a route's hostname without
+/// from the addresses alone: how [`HostIds`] knows a route's hostname without
 /// hashing it.
 pub(crate) fn place_in(slice: &[Hostname], h: &Hostname) -> Option<usize> {
     let offset = (std::ptr::from_ref(h) as usize).wrapping_sub(slice.as_ptr() as usize);
     let place = offset / std::mem::size_of::<Hostname>();
     slice.get(place).filter(|at| std::ptr::eq(*at, h)).map(|_| place)
+}
+
+/// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
+/// check then index vectors instead of hashing and comparing strings for every rule. Each
+/// distinct hostname is also written once, into one string for all of them, which
+/// [`super::order::finish`]
+/// adds to the string of the paths: the rules' hostnames are ranges of it, no heap object each.
+#[derive(Default)]
+pub(crate) struct HostIds<'a> {
+    ids: FxHashMap<Option<&'a Hostname>, u32>,
+    pub(super) values: Vec<Option<&'a Hostname>>,
+    /// Where each hostname's text is in `text` (`None`: every host).
+    pub(super) ranges: Vec<Option<(u32, u32)>>,
+    pub(super) text: String,
+    /// The hostname last asked for, by address, and its id: a route's attachments name the
+    /// same parsed hostname once per listener, which then costs no hashing.
+    last: Option<(Option<&'a Hostname>, u32)>,
+    /// The routes' hostnames ([`super::hosts::RouteHosts::parsed`]) and their ids, by place:
+    /// a hostname of these is known by its address, without hashing it.
+    routes: &'a [Hostname],
+    route_ids: Vec<u32>,
+}
+
+impl<'a> HostIds<'a> {
+    /// Room for `n` hostnames.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        HostIds {
+            ids: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            values: Vec::with_capacity(n),
+            ranges: Vec::with_capacity(n),
+            text: String::with_capacity(n * 24),
+            last: None,
+            routes: &[],
+            route_ids: Vec::new(),
+        }
+    }
+
+    /// Gives each of `routes` (distinct hostnames) its id, once: [`HostIds::id`] then finds
+    /// those by address.
+    pub(crate) fn add_routes(&mut self, routes: &'a [Hostname]) {
+        self.route_ids = routes.iter().map(|h| self.id(Some(h))).collect();
+        self.routes = routes;
+    }
+
+    pub(crate) fn id(&mut self, h: Option<&'a Hostname>) -> u32 {
+        if let Some(place) = h.and_then(|h| place_in(self.routes, h)) {
+            return self.route_ids[place];
+        }
+        if let Some((last, id)) = self.last {
+            // The same address is the same hostname (and `None` is `None`).
+            if last.map(std::ptr::from_ref) == h.map(std::ptr::from_ref) {
+                return id;
+            }
+        }
+        let (values, ranges, text) = (&mut self.values, &mut self.ranges, &mut self.text);
+        let id = *self.ids.entry(h).or_insert_with(|| {
+            values.push(h);
+            ranges.push(h.map(|h| {
+                let range = match h {
+                    Hostname::Exact(name) => SharedText::append(text, name),
+                    Hostname::Wildcard(_) => SharedText::append(text, &h.as_string()),
+                };
+                (range.start, range.end)
+            }));
+            (values.len() - 1) as u32
+        });
+        self.last = Some((h, id));
+        id
+    }
+
+    /// The `hostname:` of rules with the hostname `id` (lower case; `None`: every host).
+    #[cfg(test)]
+    pub(crate) fn text(&self, id: u32) -> Option<&str> {
+        self.ranges[id as usize].map(|(start, end)| &self.text[start as usize..end as usize])
+    }
 }
 
 #[cfg(test)]

@@ -15,73 +15,7 @@ use crate::ingress::{
 };
 use crate::path::PathRank;
 
-/// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
-/// check then index vectors instead of hashing and comparing strings for every rule. Each
-/// distinct hostname is also written once, into one string for all of them, which [`finish`]
-/// adds to the string of the paths: the rules' hostnames are ranges of it, no heap object each.
-#[derive(Default)]
-pub(crate) struct HostIds<'a> {
-    ids: HashMap<Option<&'a Hostname>, u32>,
-    values: Vec<Option<&'a Hostname>>,
-    /// Where each hostname's text is in `text` (`None`: every host).
-    ranges: Vec<Option<(u32, u32)>>,
-    text: String,
-    /// The hostname last asked for, by address, and its id: a route's attachments name the
-    /// same parsed hostname once per listener, which then costs no hashing.
-    last: Option<(Option<&'a Hostname>, u32)>,
-    /// The routes' hostnames ([`super::hosts::RouteHosts::parsed`]) and their ids, by place:
-    /// a hostname of these is known by its address, without hashing it.
-    routes: &'a [Hostname],
-    route_ids: Vec<u32>,
-}
-
-impl<'a> HostIds<'a> {
-    /// Room for `n` hostnames.
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        HostIds {
-            ids: HashMap::with_capacity_and_hasher(n, Default::default()),
-            values: Vec::with_capacity(n),
-            ranges: Vec::with_capacity(n),
-            text: String::with_capacity(n * 24),
-            last: None,
-            routes: &[],
-            route_ids: Vec::new(),
-        }
-    }
-
-    /// Gives each of `routes` (distinct hostnames) its id, once: [`HostIds::id`] then finds
-    /// those by address.
-    pub(crate) fn add_routes(&mut self, routes: &'a [Hostname]) {
-        self.route_ids = routes.iter().map(|h| self.id(Some(h))).collect();
-        self.routes = routes;
-    }
-
-    pub(crate) fn id(&mut self, h: Option<&'a Hostname>) -> u32 {
-        if let Some(place) = h.and_then(|h| super::hosts::place_in(self.routes, h)) {
-            return self.route_ids[place];
-        }
-        if let Some((last, id)) = self.last {
-            // The same address is the same hostname (and `None` is `None`).
-            if last.map(std::ptr::from_ref) == h.map(std::ptr::from_ref) {
-                return id;
-            }
-        }
-        let (values, ranges, text) = (&mut self.values, &mut self.ranges, &mut self.text);
-        let id = *self.ids.entry(h).or_insert_with(|| {
-            values.push(h);
-            ranges.push(h.map(|h| {
-                let range = match h {
-                    Hostname::Exact(name) => SharedText::append(text, name),
-                    Hostname::Wildcard(_) => SharedText::append(text, &h.as_string()),
-                };
-                (range.start, range.end)
-            }));
-            (values.len() - 1) as u32
-        });
-        self.last = Some((h, id));
-        id
-    }
-}
+pub(crate) use super::hosts::HostIds;
 
 /// What ordering needs to know of one rule, kept apart from what the rule is made of
 /// ([`Made`]): sorting reads a few small fields per rule, and each rule is made once, in its
