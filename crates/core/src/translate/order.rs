@@ -153,19 +153,20 @@ fn bits(max: u64) -> u32 {
     u64::BITS - max.leading_zeros()
 }
 
+/// The largest primary and secondary [`PathRank::parts`] of `rank`, and `max` so far: what
+/// [`Packing::new`] needs of the paths, gathered by [`finish`] in its one pass over the
+/// candidates in the order they were made.
+fn max_parts(max: (u64, u64), rank: PathRank) -> (u64, u64) {
+    let (_, primary, secondary) = rank.parts();
+    (max.0.max(primary as u64), max.1.max(secondary as u64))
+}
+
 impl Packing {
-    fn new(
-        max_listener: u32,
-        max_host: u32,
-        paths: impl Iterator<Item = PathRank>,
-        count: usize,
-    ) -> Option<Self> {
-        let (mut max_primary, mut max_secondary) = (0u64, 0u64);
-        for p in paths {
-            let (_, primary, secondary) = p.parts();
-            max_primary = max_primary.max(primary as u64);
-            max_secondary = max_secondary.max(secondary as u64);
-        }
+    /// For keys of listener ranks up to `max_listener`, host ranks up to `max_host`, paths of
+    /// [`PathRank::parts`] up to `max_parts` (primary, secondary: [`max_parts`]) and `count`
+    /// candidates.
+    fn new(max_listener: u32, max_host: u32, max_parts: (u64, u64), count: usize) -> Option<Self> {
+        let (max_primary, max_secondary) = max_parts;
         let mut packing = Packing {
             host_bits: bits(u64::from(max_host)),
             class_bits: 2,
@@ -215,24 +216,46 @@ impl Packing {
     }
 }
 
-/// Sort keys of `bits` significant bits by their bits from `low` up (stable: keys equal there
-/// keep their order), a digit of at most 11 bits at a time from the lowest (LSD radix sort): a
-/// few linear passes instead of a comparison sort's n log n. The digits are as wide as the
-/// passes need (40 bits: four passes of 10), and their counts stay in cache. Keys already in
-/// the order of their `low` bits (an index) are then sorted without a pass over those.
-fn radix_sort(keys: &mut Vec<u64>, low: u32, bits: u32) {
-    let passes = bits.saturating_sub(low).div_ceil(11);
+/// The low `low` bits of keys of `bits` significant bits (their index), in the order of the
+/// keys' bits from `low` up (stable: keys equal there keep their order), by an LSD radix sort
+/// of a digit of at most 11 bits at a time: a few linear passes instead of a comparison sort's
+/// n log n. The digits are as wide as the passes need (40 bits: four passes of 10), and their
+/// counts stay in cache. Keys already in the order of their `low` bits (an index) are sorted
+/// without a pass over those. The last pass writes the indices (4 bytes) where the others move
+/// keys (8): no pass is left to take the indices out of the sorted keys.
+fn radix_sorted_low(mut keys: Vec<u64>, low: u32, bits: u32) -> Vec<u32> {
+    assert!(low <= 32 && bits <= 64, "indices of at most 32 bits, keys of at most 64");
+    let low_mask = u64::MAX.checked_shr(64 - low).unwrap_or(0);
+    let passes = bits.saturating_sub(low).div_ceil(11) as usize;
     if passes == 0 {
-        return;
+        return keys.into_iter().map(|k| (k & low_mask) as u32).collect();
     }
-    let width = (bits - low).div_ceil(passes);
+    let width = (bits - low).div_ceil(passes as u32);
     let mask = (1u64 << width) - 1;
-    let mut buffer = vec![0u64; keys.len()];
     let mut counts = vec![0usize; (1 << width) + 1];
-    for pass in 0..passes {
+    let mut buffer = vec![0u64; keys.len()];
+    for pass in 0..passes as u32 - 1 {
         let shift = low + pass * width;
-        radix_pass(keys, &mut buffer, &mut counts, |k| ((k >> shift) & mask) as usize);
+        radix_pass(&mut keys, &mut buffer, &mut counts, |k| ((k >> shift) & mask) as usize);
     }
+    drop(buffer);
+    // The last pass, as `radix_pass`, writing the index of each key where it goes.
+    let shift = low + (passes as u32 - 1) * width;
+    let digit = |k: u64| ((k >> shift) & mask) as usize;
+    counts.fill(0);
+    for &k in &keys {
+        counts[digit(k) + 1] += 1;
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    let mut indices = vec![0u32; keys.len()];
+    for &k in &keys {
+        let d = digit(k);
+        indices[counts[d]] = (k & low_mask) as u32;
+        counts[d] += 1;
+    }
+    indices
 }
 
 /// One stable pass of an LSD radix sort: `keys` in the order of their `digit` (each below
@@ -260,22 +283,26 @@ pub(super) fn radix_pass<T: Copy>(
 }
 
 /// The candidates' indices in first-match order (fewer than 2^32: each is a rule in memory).
-fn sorted(candidates: &[Candidate], listener_rank: &[u32], host_rank: &[u32]) -> Vec<u32> {
+/// `max_parts`: the largest [`PathRank::parts`] of their paths ([`max_parts`]).
+fn sorted(
+    candidates: &[Candidate],
+    listener_rank: &[u32],
+    host_rank: &[u32],
+    max_parts: (u64, u64),
+) -> Vec<u32> {
     let field =
         |c: &Candidate| (listener_rank[c.listener as usize], c.fence, host_rank[c.host as usize], c.rank);
     let max = |ranks: &[u32]| ranks.iter().copied().filter(|r| *r != u32::MAX).max().unwrap_or(0);
-    let packing =
-        Packing::new(max(listener_rank), max(host_rank), candidates.iter().map(|c| c.rank), candidates.len());
+    let packing = Packing::new(max(listener_rank), max(host_rank), max_parts, candidates.len());
     match packing {
         Some(packing) => {
             let parts = candidates.iter().enumerate().map(|(i, c)| (field(c), i));
             // Keys are distinct (the index is in them): any sort gives the same order.
             if packing.bits <= 64 {
-                let mut keys: Vec<u64> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
+                let keys: Vec<u64> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
                 // Made in the order of their index (the lowest bits): a stable sort of the
                 // bits above is enough.
-                radix_sort(&mut keys, packing.index_bits, packing.bits);
-                keys.into_iter().map(|k| packing.index(u128::from(k)) as u32).collect()
+                radix_sorted_low(keys, packing.index_bits, packing.bits)
             } else {
                 let mut keys: Vec<u128> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
                 keys.sort_unstable();
@@ -372,19 +399,20 @@ pub(crate) fn finish(
     // Every hostname ranked, used by a rule or not: the order among those used is the same.
     let host_rank = host_ranks(hosts);
 
-    // Keys are distinct (each holds its candidate's index), and candidates are made in an
-    // order that does not depend on the input's: the same objects in any order give the same
-    // rules.
-    let order = sorted(&candidates, &listener_rank, &host_rank);
-
     // Which hostnames have rules, and which occur (with a path) in more than one listener
-    // block: in the order the candidates were made, which does not matter here.
+    // block; how many rules with a path each hostname has (room for `seen` below); and the
+    // longest paths (for the sort key). One pass in the order the candidates were made, which
+    // does not matter here.
     let mut has_rules = vec![false; hosts.values.len()];
     let mut shared = vec![false; hosts.values.len()];
     let mut block_of: Vec<u32> = vec![u32::MAX; hosts.values.len()];
+    let mut with_path: Vec<u32> = vec![0; hosts.values.len()];
+    let mut longest = (0, 0);
     for c in &candidates {
         has_rules[c.host as usize] = true;
+        longest = max_parts(longest, c.rank);
         if c.path_hash != 0 {
+            with_path[c.host as usize] += 1;
             let block = &mut block_of[c.host as usize];
             if *block == u32::MAX {
                 *block = c.listener;
@@ -394,6 +422,11 @@ pub(crate) fn finish(
         }
     }
     drop(block_of);
+
+    // Keys are distinct (each holds its candidate's index), and candidates are made in an
+    // order that does not depend on the input's: the same objects in any order give the same
+    // rules.
+    let order = sorted(&candidates, &listener_rank, &host_rank, longest);
 
     // For each hostname with rules, the ids of the hostnames with rules that catch all its
     // requests: itself, the wildcards over it (the longest first), and "every host". A
@@ -456,7 +489,11 @@ pub(crate) fn finish(
     // hostname). A hash names the path without hashing or comparing strings per lookup; a hit
     // is confirmed on the strings. A collision of two different paths (one in 2^64) only keeps
     // a rule that could have been dropped: never drops one that is reachable.
-    let mut seen: HashMap<(u32, u64), usize> = HashMap::default();
+    // Room for every rule with a path on a shared hostname: the map never grows (each growth
+    // moves every entry, and at 10,000 routes it holds tens of thousands).
+    let seen_room = with_path.iter().zip(&shared).filter(|(_, s)| **s).map(|(n, _)| *n as usize).sum();
+    let mut seen: HashMap<(u32, u64), usize> =
+        HashMap::with_capacity_and_hasher(seen_room, Default::default());
     let mut run = RunPaths::default();
     let mut run_of: Option<(u32, u32)> = None;
     let mut catch_all: Option<usize> = None;
@@ -472,7 +509,8 @@ pub(crate) fn finish(
         let c = &candidates[i];
         let path = c.path_hash;
         if run_of != Some((c.listener, c.host)) {
-            run.clear();
+            // At most the hostname's rules with a path, of every block.
+            run.clear(with_path[c.host as usize] as usize);
             run_of = Some((c.listener, c.host));
         }
         let first_with_path = |h: u32| {

@@ -11,15 +11,20 @@ pub(super) struct RunPaths {
     /// Distinct hashes, in the order they were first inserted (empty once `many` is used).
     few: Vec<(u64, usize)>,
     many: HashMap<u64, usize>,
+    /// How many paths the current run may have at most: the room `many` is given when the run
+    /// moves to it, so it never grows while the run lasts (each growth moves every entry).
+    room: usize,
 }
 
 impl RunPaths {
     const FEW: usize = 16;
 
-    /// For the next run. The map keeps its room: the next long run fills it without growing
-    /// it again (each growth moves every entry), and the short runs in between never touch it
-    /// (clearing writes the whole table, once, after the run that filled it).
-    pub(super) fn clear(&mut self) {
+    /// For the next run, of at most `room` paths. The map keeps its room: the next long run
+    /// fills it without growing it again (each growth moves every entry), and the short runs
+    /// in between never touch it (clearing writes the whole table, once, after the run that
+    /// filled it).
+    pub(super) fn clear(&mut self, room: usize) {
+        self.room = room;
         self.few.clear();
         if !self.many.is_empty() {
             self.many.clear();
@@ -45,6 +50,7 @@ impl RunPaths {
                 return;
             }
             // The hashes in `few` are distinct: each goes in as it is.
+            self.many.reserve(self.room.max(Self::FEW + 1));
             self.many.extend(self.few.drain(..));
         }
         self.many.entry(hash).or_insert(kept);
@@ -66,7 +72,8 @@ mod tests {
             for (i, (op, hash)) in ops.into_iter().enumerate() {
                 match op {
                     0 => {
-                        run.clear();
+                        // Room for more paths or fewer than the run gets: the same answers.
+                        run.clear(hash as usize);
                         map.clear();
                     }
                     1 => proptest::prop_assert_eq!(run.get(hash), map.get(&hash).copied()),
@@ -91,7 +98,7 @@ mod tests {
         run.insert_first(100, 100);
         assert!(run.few.is_empty() && run.many.len() == RunPaths::FEW + 1);
         assert_eq!((run.get(3), run.get(100), run.get(101)), (Some(3), Some(100), None));
-        run.clear();
+        run.clear(0);
         assert_eq!(run.get(3), None);
     }
 }
