@@ -400,7 +400,7 @@ pub(crate) fn finish(
     let host_rank = host_ranks(hosts);
 
     // Which hostnames have rules, and which occur (with a path) in more than one listener
-    // block; how many rules with a path each hostname has (room for `seen` below); and the
+    // block; how many rules with a path each hostname has (room for its runs' paths); and the
     // longest paths (for the sort key). One pass in the order the candidates were made, which
     // does not matter here.
     let mut has_rules = vec![false; hosts.values.len()];
@@ -489,11 +489,7 @@ pub(crate) fn finish(
     // hostname). A hash names the path without hashing or comparing strings per lookup; a hit
     // is confirmed on the strings. A collision of two different paths (one in 2^64) only keeps
     // a rule that could have been dropped: never drops one that is reachable.
-    // Room for every rule with a path on a shared hostname: the map never grows (each growth
-    // moves every entry, and at 10,000 routes it holds tens of thousands).
-    let seen_room = with_path.iter().zip(&shared).filter(|(_, s)| **s).map(|(n, _)| *n as usize).sum();
-    let mut seen: HashMap<(u32, u64), usize> =
-        HashMap::with_capacity_and_hasher(seen_room, Default::default());
+    let mut seen: HashMap<(u32, u64), usize> = HashMap::default();
     let mut run = RunPaths::default();
     let mut run_of: Option<(u32, u32)> = None;
     let mut catch_all: Option<usize> = None;
