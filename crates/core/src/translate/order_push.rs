@@ -16,8 +16,7 @@ impl Candidates {
     pub(crate) fn push(&mut self, key: Candidate, made: Made) {
         debug_assert_eq!(key.fence, made.route == Made::FENCE);
         debug_assert!(self.listeners.contains(&key.listener));
-        self.keys.push(key);
-        self.made.push(made);
+        self.keys.push((key, made));
     }
 
     /// A rendered match of the route being translated, with its route, before its listener
@@ -28,8 +27,7 @@ impl Candidates {
     /// any other rule is pushed.
     #[inline]
     pub(crate) fn push_pending(&mut self, key: Candidate, made: Made) {
-        self.keys.push(key);
-        self.made.push(made);
+        self.keys.push((key, made));
     }
 
     /// The matches pushed since `from` become the rules of the listener block `listener` on
@@ -37,7 +35,7 @@ impl Candidates {
     #[inline]
     fn place(&mut self, from: usize, listener: u32, host: u32) {
         self.block(listener);
-        for key in &mut self.keys[from..] {
+        for (key, _) in &mut self.keys[from..] {
             key.listener = listener;
             key.host = host;
         }
@@ -65,15 +63,14 @@ impl Candidates {
     fn place_copy(&mut self, from: usize, to: usize, listener: u32, host: u32) {
         self.block(listener);
         for i in from..to {
-            let key = Candidate { listener, host, ..self.keys[i] };
-            self.push(key, self.made[i]);
+            let (key, made) = self.keys[i];
+            self.push(Candidate { listener, host, ..key }, made);
         }
     }
 
     /// Drops the candidates from `from` on: the matches of a route that gets no rules.
     pub(crate) fn truncate(&mut self, from: usize) {
         self.keys.truncate(from);
-        self.made.truncate(from);
     }
 
     /// The fence closing the block of `listener`, the id of its hostname; `service` is the id
