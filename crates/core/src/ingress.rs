@@ -239,6 +239,12 @@ impl RouteName {
     pub fn name(&self) -> &str {
         &self.text[self.name[0] as usize..self.name[1] as usize]
     }
+
+    /// The lengths in bytes of the namespace and the name, without reading (nor slicing) the
+    /// text.
+    pub fn text_len(&self) -> usize {
+        (self.namespace[1] - self.namespace[0]) as usize + (self.name[1] - self.name[0]) as usize
+    }
 }
 
 impl PartialEq for RouteName {
@@ -317,7 +323,7 @@ mod tests {
         let text = Arc::new("nsappnsweb".to_string());
         let shared = RouteName::shared(RouteKind::Http, &text, 0..2, 2..5);
         let own = RouteName::new(RouteKind::Http, "ns", "app");
-        assert_eq!((shared.namespace(), shared.name()), ("ns", "app"));
+        assert_eq!((shared.namespace(), shared.name(), shared.text_len()), ("ns", "app", 5));
         assert_eq!(shared, own);
         let state = std::collections::hash_map::RandomState::new();
         use std::hash::BuildHasher;
