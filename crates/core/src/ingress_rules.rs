@@ -127,8 +127,7 @@ impl IngressRules {
         &self.text.as_bytes()[start as usize..end as usize]
     }
 
-    /// `source` as a rule of this list would give it. Inline: rendering reads a source per rule.
-    #[inline]
+    /// `source` as a rule of this list would give it.
     pub(crate) fn source_of(&self, source: SourceRecord) -> SourceRef<'_> {
         match source {
             SourceRecord::Route { route, rule, match_index } => {
@@ -324,8 +323,6 @@ impl<'a> Rule<'a> {
         }
     }
 
-    /// Inline, as [`IngressRules::source_of`]: rendering reads a source per rule.
-    #[inline]
     pub fn source(self) -> SourceRef<'a> {
         self.list.source_of(self.record.source)
     }
