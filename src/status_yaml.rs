@@ -71,8 +71,8 @@ pub fn to_yaml(statuses: &Statuses, controller_name: &str, transition_time: &str
         let status = http_route_status(route, controller_name, &time);
         documents.push(render(
             "HTTPRoute",
-            &route.route.name,
-            Some(&route.route.namespace),
+            route.route.name(),
+            Some(route.route.namespace()),
             route.generation,
             status,
         ));
@@ -81,8 +81,8 @@ pub fn to_yaml(statuses: &Statuses, controller_name: &str, transition_time: &str
         let status = grpc_route_status(route, controller_name, &time);
         documents.push(render(
             "GRPCRoute",
-            &route.route.name,
-            Some(&route.route.namespace),
+            route.route.name(),
+            Some(route.route.namespace()),
             route.generation,
             status,
         ));
@@ -250,7 +250,7 @@ mod tests {
 
     fn sample() -> Statuses {
         let route = |kind, name: &str| RouteStatus {
-            route: RouteName { kind, namespace: "apps".into(), name: name.into() }.into(),
+            route: RouteName::new(kind, "apps", name),
             incarnation: 0,
             generation: 3,
             parents: vec![RouteParentStatus {

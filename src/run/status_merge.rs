@@ -51,7 +51,7 @@ pub(super) fn merged_status(want: &Desired<'_>, current: &Value, ours: &Ownershi
                 RouteKind::Http => to_json(&status_yaml::http_route_status(r, controller_name, now)),
                 RouteKind::Grpc => to_json(&status_yaml::grpc_route_status(r, controller_name, now)),
             };
-            let owned = |parent: &Value| ours.owns(&r.route.namespace, parent);
+            let owned = |parent: &Value| ours.owns(r.route.namespace(), parent);
             let old_parents: Vec<&Value> = current["parents"].as_array().into_iter().flatten().collect();
             let mut parents: Vec<Value> =
                 old_parents.iter().filter(|p| !owned(p)).map(|p| (*p).clone()).collect();

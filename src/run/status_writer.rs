@@ -211,8 +211,8 @@ fn desired(statuses: &Statuses) -> BTreeMap<Target, Desired<'_>> {
     let routes = statuses.routes.iter().map(|r| {
         let target = Target::Route {
             kind: r.route.kind,
-            namespace: r.route.namespace.to_string(),
-            name: r.route.name.to_string(),
+            namespace: r.route.namespace().to_string(),
+            name: r.route.name().to_string(),
         };
         (target, Desired::Route(r))
     });

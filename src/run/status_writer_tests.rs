@@ -29,7 +29,7 @@ fn resolved(generation: i64) -> Condition {
 
 fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
     RouteStatus {
-        route: RouteName { kind: RouteKind::Http, namespace: "apps".into(), name: "web".into() }.into(),
+        route: RouteName::new(RouteKind::Http, "apps", "web"),
         incarnation: 0,
         generation,
         parents: vec![RouteParentStatus {
@@ -50,7 +50,7 @@ fn route(generation: i64, conditions: Vec<Condition>) -> RouteStatus {
 
 /// `status` as a GRPCRoute's of the same name.
 fn as_grpc(mut status: RouteStatus) -> RouteStatus {
-    std::sync::Arc::make_mut(&mut status.route).kind = RouteKind::Grpc;
+    status.route.kind = RouteKind::Grpc;
     status
 }
 

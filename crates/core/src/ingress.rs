@@ -133,84 +133,19 @@ impl std::fmt::Debug for IngressRule {
     }
 }
 
-/// A string read through `Deref<Target = str>` that is a range of a larger one, which many
-/// such values share: the names of a translation's routes ([`RouteName::name`]). Compares,
-/// hashes and prints as its text (`Debug` as a `str`). [`SharedText::append`] also writes the
-/// strings the rules' hostnames, paths and services are ranges of ([`IngressRules`]).
-#[derive(Clone)]
-pub struct SharedText {
-    text: Arc<String>,
-    start: u32,
-    end: u32,
-}
+/// Strings of many texts one after the other, which values then hold as ranges: the names of
+/// a translation's routes ([`RouteName`]), the hostnames, paths and services of its rules
+/// ([`IngressRules`]).
+pub(crate) struct SharedText;
 
 impl SharedText {
-    /// `text[range]` (a range of char boundaries).
-    pub(crate) fn new(text: &Arc<String>, range: std::ops::Range<u32>) -> SharedText {
-        debug_assert!(text.get(range.start as usize..range.end as usize).is_some());
-        SharedText { text: Arc::clone(text), start: range.start, end: range.end }
-    }
-
-    /// Appends `s` to `text`, a string [`SharedText::new`] will take ranges of, and says where
-    /// it is.
+    /// Appends `s` to `text`, and says where it is.
     pub(crate) fn append(text: &mut String, s: &str) -> std::ops::Range<u32> {
         let start = text.len();
         text.push_str(s);
         // The start is below the end: it fits too.
         let end = u32::try_from(text.len()).expect("a shared text under 4 GiB");
         start as u32..end
-    }
-
-    /// The length in bytes, without reading the text.
-    #[allow(clippy::len_without_is_empty)] // `is_empty` comes through `Deref`
-    pub fn len(&self) -> usize {
-        (self.end - self.start) as usize
-    }
-}
-
-impl std::ops::Deref for SharedText {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.text[self.start as usize..self.end as usize]
-    }
-}
-
-impl From<&str> for SharedText {
-    fn from(path: &str) -> Self {
-        SharedText::from(path.to_string())
-    }
-}
-
-impl From<String> for SharedText {
-    fn from(path: String) -> Self {
-        let end = u32::try_from(path.len()).expect("a text under 4 GiB");
-        SharedText { text: Arc::new(path), start: 0, end }
-    }
-}
-
-impl PartialEq for SharedText {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl Eq for SharedText {}
-
-impl std::hash::Hash for SharedText {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (**self).hash(state)
-    }
-}
-
-impl std::fmt::Debug for SharedText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl std::fmt::Display for SharedText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self)
     }
 }
 
@@ -257,22 +192,91 @@ impl From<OriginRequest> for SharedOriginRequest {
     }
 }
 
-/// A route as its rules name it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A route as its rules and its status name it: its kind, namespace and name. The namespace
+/// and the name are ranges of one string that the names of all the routes of a translation
+/// share (each namespace written once): a name is 32 bytes held by value, with one reference
+/// count between its two texts, and no heap object of its own to make and to free per route.
+/// Compares, hashes and prints (`Debug`) as its kind and two texts.
+#[derive(Clone)]
 pub struct RouteName {
     pub kind: RouteKind,
-    pub namespace: Arc<str>,
-    /// A range of one string holding the names of all the routes of a translation: one heap
-    /// object between them, not one more per route to make and to free.
-    pub name: SharedText,
+    text: Arc<String>,
+    namespace: [u32; 2],
+    name: [u32; 2],
+}
+
+impl RouteName {
+    /// The route of this kind, namespace and name, in a string of its own.
+    pub fn new(kind: RouteKind, namespace: &str, name: &str) -> RouteName {
+        let mut text = String::with_capacity(namespace.len() + name.len());
+        let (namespace, name) =
+            (SharedText::append(&mut text, namespace), SharedText::append(&mut text, name));
+        RouteName::shared(kind, &Arc::new(text), namespace, name)
+    }
+
+    /// The route whose namespace and name are `text[namespace]` and `text[name]` (ranges of
+    /// char boundaries, written with [`SharedText::append`]).
+    pub(crate) fn shared(
+        kind: RouteKind,
+        text: &Arc<String>,
+        namespace: std::ops::Range<u32>,
+        name: std::ops::Range<u32>,
+    ) -> RouteName {
+        debug_assert!(text.get(namespace.start as usize..namespace.end as usize).is_some());
+        debug_assert!(text.get(name.start as usize..name.end as usize).is_some());
+        RouteName {
+            kind,
+            text: Arc::clone(text),
+            namespace: [namespace.start, namespace.end],
+            name: [name.start, name.end],
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.text[self.namespace[0] as usize..self.namespace[1] as usize]
+    }
+
+    pub fn name(&self) -> &str {
+        &self.text[self.name[0] as usize..self.name[1] as usize]
+    }
+
+    /// The lengths in bytes of the namespace and the name, without reading (nor slicing) the
+    /// text.
+    pub fn text_len(&self) -> usize {
+        (self.namespace[1] - self.namespace[0]) as usize + (self.name[1] - self.name[0]) as usize
+    }
+}
+
+impl PartialEq for RouteName {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.namespace() == other.namespace() && self.name() == other.name()
+    }
+}
+
+impl Eq for RouteName {}
+
+impl std::hash::Hash for RouteName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.kind, self.namespace(), self.name()).hash(state)
+    }
+}
+
+impl std::fmt::Debug for RouteName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteName")
+            .field("kind", &self.kind)
+            .field("namespace", &self.namespace())
+            .field("name", &self.name())
+            .finish()
+    }
 }
 
 /// Where a rule came from, for the comment above it and the render summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleSource {
     Route {
-        /// Shared by all of the route's rules (an [`IngressRules`] holds it once).
-        route: Arc<RouteName>,
+        /// The route (an [`IngressRules`] holds it once for all of the route's rules).
+        route: RouteName,
         rule: u32,
         match_index: u32,
     },
@@ -315,15 +319,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_shared_text_is_its_text_wherever_it_is_held() {
-        let shared = Arc::new("^/a$^/b$^/a$".to_string());
-        let (a, b, a_again) =
-            (SharedText::new(&shared, 0..4), SharedText::new(&shared, 4..8), SharedText::new(&shared, 8..12));
-        assert_eq!((&*a, &*b, a.len(), b.len()), ("^/a$", "^/b$", 4, 4));
-        assert_eq!(a, a_again);
-        assert_eq!(a, SharedText::from("^/a$"));
-        assert_ne!(a, b);
-        assert_eq!(format!("{a:?} {b}"), format!("{:?} ^/b$", "^/a$"));
+    fn a_route_name_is_its_kind_and_texts_wherever_they_are_held() {
+        let text = Arc::new("nsappnsweb".to_string());
+        let shared = RouteName::shared(RouteKind::Http, &text, 0..2, 2..5);
+        let own = RouteName::new(RouteKind::Http, "ns", "app");
+        assert_eq!((shared.namespace(), shared.name(), shared.text_len()), ("ns", "app", 5));
+        assert_eq!(shared, own);
+        let state = std::collections::hash_map::RandomState::new();
+        use std::hash::BuildHasher;
+        assert_eq!(state.hash_one(&shared), state.hash_one(&own));
+        assert_ne!(shared, RouteName::shared(RouteKind::Http, &text, 0..2, 7..10));
+        assert_ne!(shared, RouteName::new(RouteKind::Grpc, "ns", "app"));
+        // The texts split elsewhere are other names: "nsa"/"pp" is not "ns"/"app".
+        assert_ne!(shared, RouteName::new(RouteKind::Http, "nsa", "pp"));
+        assert_eq!(
+            format!("{shared:?}"),
+            format!("RouteName {{ kind: Http, namespace: {:?}, name: {:?} }}", "ns", "app")
+        );
     }
 
     #[test]
@@ -331,10 +343,9 @@ mod tests {
         let mut services = Services::default();
         let (a, status) = (services.push("http://a:80"), services.push("http_status:404"));
         let keys = OriginRequest { http2_origin: true, ..OriginRequest::default() };
-        let route = Arc::new(RouteName { kind: RouteKind::Http, namespace: "ns".into(), name: "r".into() });
+        let route = RouteName::new(RouteKind::Http, "ns", "r");
         let text = "a.example.com^/a$^/b$".to_string();
-        let mut list =
-            IngressRules::with_parts(text, services, vec![keys.clone()], vec![Arc::clone(&route)], 4);
+        let mut list = IngressRules::with_parts(text, services, vec![keys.clone()], vec![route.clone()], 4);
         let source = |rule| SourceRecord::Route { route: 0, rule, match_index: 1 };
         list.push_record(Some(0..13), Some(13..17), a, 0, source(0));
         list.push_record(None, Some(17..21), a, NO_ORIGIN, source(1));
@@ -364,7 +375,7 @@ mod tests {
         assert_eq!(both.source().to_string(), "HTTPRoute ns/r rule 0 match 1");
         assert_eq!(fence.source().to_string(), "listener a.example.com: nothing else on this hostname");
         assert_eq!((fence.service(), none.source().to_string()), ("http_status:404", "catch-all".into()));
-        assert_eq!(both.source(), RuleSource::Route { route: Arc::clone(&route), rule: 0, match_index: 1 });
+        assert_eq!(both.source(), RuleSource::Route { route: route.clone(), rule: 0, match_index: 1 });
         assert_eq!(fence.source().to_owned(), RuleSource::ListenerFence { hostname: "a.example.com".into() });
         assert_eq!((list.len(), list.last().map(Rule::is_catch_all), list.get(5)), (5, Some(true), None));
         // The same rules given in full, one by one: an equal list, and each rule is its own.

@@ -61,7 +61,7 @@ pub(crate) enum SourceRecord {
 /// Cloudflared ingress rules in first-match order (DOMAIN.md §1), as a translation makes
 /// them. The list owns what its rules share, once: the text of their hostnames and paths (one
 /// string), their services (each distinct one once), their non-empty `originRequest` keys,
-/// the routes they come from (one `Arc` per route, not per rule). A rule is a record of ranges
+/// the routes they come from (one name per route, not per rule). A rule is a record of ranges
 /// and ids, read through a [`Rule`] ([`IngressRules::iter`], [`IngressRules::get`]); building
 /// the list moves no reference count per rule, and dropping it frees a few vectors.
 /// [`IngressRules::push`] adds a rule given in full ([`IngressRule`]).
@@ -70,7 +70,7 @@ pub struct IngressRules {
     text: String,
     services: Services,
     origins: Vec<OriginRequest>,
-    routes: Vec<Arc<RouteName>>,
+    routes: Vec<RouteName>,
     records: Vec<Record>,
 }
 
@@ -89,7 +89,7 @@ impl IngressRules {
         text: String,
         services: Services,
         origins: Vec<OriginRequest>,
-        routes: Vec<Arc<RouteName>>,
+        routes: Vec<RouteName>,
         capacity: usize,
     ) -> IngressRules {
         IngressRules { text, services, origins, routes, records: Vec::with_capacity(capacity) }
@@ -164,8 +164,8 @@ impl IngressRules {
         let source = match &rule.source {
             RuleSource::Route { route, rule, match_index } => {
                 // The rules of one route, pushed one after the other, share its entry.
-                if !self.routes.last().is_some_and(|last| Arc::ptr_eq(last, route)) {
-                    self.routes.push(Arc::clone(route));
+                if self.routes.last() != Some(route) {
+                    self.routes.push(route.clone());
                 }
                 SourceRecord::Route {
                     route: (self.routes.len() - 1) as u32,
@@ -374,7 +374,7 @@ impl std::fmt::Debug for Rule<'_> {
 /// count. Prints as the [`RuleSource`] it stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceRef<'a> {
-    Route { route: &'a Arc<RouteName>, rule: u32, match_index: u32 },
+    Route { route: &'a RouteName, rule: u32, match_index: u32 },
     ListenerFence { hostname: &'a str },
     CatchAll,
 }
@@ -384,7 +384,7 @@ impl SourceRef<'_> {
     pub fn to_owned(self) -> RuleSource {
         match self {
             SourceRef::Route { route, rule, match_index } => {
-                RuleSource::Route { route: Arc::clone(route), rule, match_index }
+                RuleSource::Route { route: route.clone(), rule, match_index }
             }
             SourceRef::ListenerFence { hostname } => {
                 RuleSource::ListenerFence { hostname: Arc::from(hostname) }
@@ -407,9 +407,9 @@ impl std::fmt::Display for SourceRef<'_> {
                 // Pieces rather than one format string: this runs once per rule of a config.
                 f.write_str(route.kind.kind())?;
                 f.write_str(" ")?;
-                f.write_str(&route.namespace)?;
+                f.write_str(route.namespace())?;
                 f.write_str("/")?;
-                f.write_str(&route.name)?;
+                f.write_str(route.name())?;
                 f.write_str(" rule ")?;
                 std::fmt::Display::fmt(rule, f)?;
                 f.write_str(" match ")?;

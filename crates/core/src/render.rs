@@ -352,7 +352,7 @@ fn estimated_len(rule: Rule<'_>) -> usize {
         + rule.service().len()
         + 16;
     let source = match rule.source() {
-        SourceRef::Route { route, .. } => route.namespace.len() + route.name.len() + 40,
+        SourceRef::Route { route, .. } => route.text_len() + 40,
         SourceRef::ListenerFence { hostname } => hostname.len() + 48,
         SourceRef::CatchAll => 16,
     };

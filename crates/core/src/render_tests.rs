@@ -15,11 +15,7 @@ fn rule(hostname: Option<&str>, path: Option<&str>, service: &str) -> IngressRul
         service.into(),
         OriginRequest::default().into(),
         RuleSource::Route {
-            route: std::sync::Arc::new(crate::ingress::RouteName {
-                kind: RouteKind::Http,
-                namespace: "default".into(),
-                name: "web".into(),
-            }),
+            route: crate::ingress::RouteName::new(RouteKind::Http, "default", "web"),
             rule: 0,
             match_index: 0,
         },
@@ -304,11 +300,11 @@ fn source_comments_stay_one_line_whatever_the_names_hold() {
     // An object name read from a file may hold a line break: it must not become YAML.
     let mut r = rule(Some("a.example.com"), None, "http://a:80");
     r.source = RuleSource::Route {
-        route: std::sync::Arc::new(crate::ingress::RouteName {
-            kind: RouteKind::Http,
-            namespace: "default".into(),
-            name: "web\n  - service: http://evil:80\u{2028}x\u{85}y\u{7}".into(),
-        }),
+        route: crate::ingress::RouteName::new(
+            RouteKind::Http,
+            "default",
+            "web\n  - service: http://evil:80\u{2028}x\u{85}y\u{7}",
+        ),
         rule: 0,
         match_index: 0,
     };

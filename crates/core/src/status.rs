@@ -147,13 +147,14 @@ pub struct ListenerStatus {
 }
 
 /// The status of a route. There is one per route of a cluster, made on every translation and
-/// kept until the next, so it is small (64 bytes): its parent is inline (a route usually has
-/// one), an accepted route's conditions are a generation ([`RouteConditions`]), and its name
-/// is shared with the rules.
+/// kept until the next, so it is small (88 bytes, and nothing on the heap in the usual case):
+/// its parent is inline (a route usually has one), an accepted route's conditions are a
+/// generation ([`RouteConditions`]), and its name is ranges of the string of all the routes'
+/// names ([`RouteName`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RouteStatus {
     /// The route's kind, namespace and name: the same value its rules name it by.
-    pub route: Arc<RouteName>,
+    pub route: RouteName,
     /// The object's [`crate::model::Meta::incarnation`]: the status of one incarnation of
     /// the name.
     pub incarnation: u64,

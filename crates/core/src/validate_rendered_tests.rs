@@ -51,21 +51,13 @@ fn source() -> impl Strategy<Value = RuleSource> {
     prop_oneof![
         4 => ("[a-z0-9-]{1,12}", "[a-z0-9.-]{1,20}", 0u32..4, 0u32..4, any::<bool>()).prop_map(
             |(namespace, name, rule, match_index, grpc)| RuleSource::Route {
-                route: std::sync::Arc::new(crate::ingress::RouteName {
-                    kind: if grpc { RouteKind::Grpc } else { RouteKind::Http },
-                    namespace: namespace.into(),
-                    name: name.into(),
-                }),
+                route: crate::ingress::RouteName::new(if grpc { RouteKind::Grpc } else { RouteKind::Http }, &namespace, &name),
                 rule,
                 match_index,
             }
         ),
         1 => text().prop_map(|name| RuleSource::Route {
-            route: std::sync::Arc::new(crate::ingress::RouteName {
-                kind: RouteKind::Http,
-                namespace: "default".into(),
-                name: name.into(),
-            }),
+            route: crate::ingress::RouteName::new(RouteKind::Http, "default", &name),
             rule: 0,
             match_index: 0,
         }),
@@ -267,11 +259,7 @@ fn a_source_with_line_breaks_is_written_escaped_and_accepted() {
             "http://a:80".into(),
             OriginRequest::default().into(),
             RuleSource::Route {
-                route: std::sync::Arc::new(crate::ingress::RouteName {
-                    kind: RouteKind::Http,
-                    namespace: "web".into(),
-                    name: name.into(),
-                }),
+                route: crate::ingress::RouteName::new(RouteKind::Http, "web", name),
                 rule: 0,
                 match_index: 0,
             },

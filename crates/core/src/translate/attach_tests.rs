@@ -150,7 +150,7 @@ proptest::proptest! {
         let (names, parsed) = status::names(&routes, |r| {
             r.hostnames.iter().map(|h| Hostname::parse(h).unwrap()).collect::<Vec<_>>()
         });
-        let mut attacher = Attacher::new(&views, &index, names.groups);
+        let mut attacher = Attacher::new(&views, &index, names.namespaces.len());
         for ((route, hostnames), n) in routes.iter().zip(&parsed).zip(&names.routes) {
             let hostnames: Vec<&Hostname> = hostnames.iter().collect();
             let hostnames = hostnames.as_slice();

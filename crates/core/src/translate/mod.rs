@@ -11,12 +11,10 @@ mod order;
 mod rules;
 mod status;
 
-use std::sync::Arc;
-
 use smallvec::SmallVec;
 
 use crate::hostname::{self, Hostname};
-use crate::ingress::{IngressRules, RouteName, RuleSource, SharedText};
+use crate::ingress::{IngressRules, RouteName, RuleSource};
 use crate::model::{ObjectRef, Route, RouteKind, Snapshot};
 use crate::status::{Programmed, Statuses};
 
@@ -289,10 +287,10 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let listeners = listener_keys(&gateways, &mut hosts);
     hosts.add_routes(&route_hosts);
 
-    let status::Names { text: names_text, routes: names, groups } = names;
-    let mut attacher = attach::Attacher::new(&gateways, &index, groups);
+    let status::Names { text: names_text, routes: names, namespaces } = names;
+    let mut attacher = attach::Attacher::new(&gateways, &index, namespaces.len());
     let mut outcomes = attach::Outcomes::new();
-    for ((route, hostnames), status::RouteNames { namespace, name, group, place }) in
+    for ((route, hostnames), status::RouteNames { name, group, place }) in
         routes.into_iter().zip(&parsed).zip(names)
     {
         let hostnames_ok: SmallVec<[&Hostname; 2]> = match hostnames {
@@ -312,8 +310,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         // The route as its status and its rules name it: the status holds it, and so does
         // each of its rules, from `route_out` on.
-        let id =
-            Arc::new(RouteName { kind: route.kind, namespace, name: SharedText::new(&names_text, name) });
+        let namespace = namespaces[group as usize].clone();
+        let id = RouteName::shared(route.kind, &names_text, namespace, name);
         rules::route_out(route, &id, &mut resolver, settings, &mut out, &mut candidates, &mut paths);
         notes.append(&mut out.notes);
         unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {

@@ -5,8 +5,6 @@
 //! is dominated by cache misses; so each distinct listener hostname, route hostname and path is
 //! ranked once, and the rules are sorted by a key of small integers.
 
-use std::sync::Arc;
-
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::{listener_cmp, specificity_cmp, Hostname};
@@ -76,7 +74,7 @@ pub(crate) struct Candidates {
     /// The routes the candidates name ([`Made::route`]), each once. A route whose matches
     /// are then dropped ([`Candidates::truncate`]) keeps its entry: one unused `Arc` in the
     /// rules' list, where finding and removing it would cost more.
-    routes: Vec<Arc<RouteName>>,
+    routes: Vec<RouteName>,
 }
 
 impl Candidates {
@@ -101,8 +99,8 @@ impl Candidates {
 
     /// The [`Made::route`] of the rules of `route`, which is added to the list: once per
     /// route, before its first rule (the list becomes the rules' list of routes).
-    pub(crate) fn route(&mut self, route: &Arc<RouteName>) -> u32 {
-        self.routes.push(Arc::clone(route));
+    pub(crate) fn route(&mut self, route: &RouteName) -> u32 {
+        self.routes.push(route.clone());
         u32::try_from(self.routes.len() - 1).expect("under 4 G routes")
     }
 

@@ -1,6 +1,8 @@
 //! Tests of [`super`]: the packed key, the radix sort, and `finish` against one-by-one checks.
 
 use super::*;
+use std::sync::Arc;
+
 use crate::ingress::IngressRule;
 use crate::model::{PathKind, PathMatch};
 
@@ -130,11 +132,7 @@ proptest::proptest! {
         let mut services = Services::default();
         let (service, not_found) = (services.push("http://s"), services.push("http_status:404"));
         let route = |grpc: bool| {
-            Arc::new(crate::ingress::RouteName {
-                kind: if grpc { crate::model::RouteKind::Grpc } else { crate::model::RouteKind::Http },
-                namespace: "ns".into(),
-                name: "r".into(),
-            })
+            crate::ingress::RouteName::new(if grpc { crate::model::RouteKind::Grpc } else { crate::model::RouteKind::Http }, "ns", "r")
         };
         let mut fields: Vec<Fields> = Vec::new();
         let mut rules: Vec<(IngressRule, bool)> = Vec::new();
@@ -249,7 +247,7 @@ proptest::proptest! {
         matches in proptest::collection::vec((0u8..3, 0usize..20, 1u64..4), 0..5),
         pairs in proptest::collection::vec((0u32..3, 0u32..5), 0..4),
     ) {
-        let route = Arc::new(RouteName { kind: crate::model::RouteKind::Http, namespace: "ns".into(), name: "r".into() });
+        let route = RouteName::new(crate::model::RouteKind::Http, "ns", "r");
         let key = |listener, host, &(kind, len, hash): &(u8, usize, u64)| Candidate {
             listener,
             host,

@@ -42,7 +42,7 @@ pub(crate) struct RouteOut {
 #[inline(never)]
 pub(crate) fn route_out<'a>(
     route: &'a Route,
-    id: &Arc<RouteName>,
+    id: &RouteName,
     resolver: &mut Resolver<'a>,
     settings: &Settings,
     out: &mut RouteOut,

@@ -1,5 +1,6 @@
 //! Route and Gateway status from the translation's outcomes (DOMAIN.md §5).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -20,16 +21,16 @@ use super::{Reason, Settings};
 
 /// The status of `route`, written into `slot` (its place among the statuses) rather than
 /// moved there. `id` is the route's name, which the status keeps and lends back for the rules
-/// to share; each parent's parentRef is the outcome's shared copy. A parent that accepts the
+/// to copy; each parent's parentRef is the outcome's shared copy. A parent that accepts the
 /// route, with nothing said of its rules and backendRefs, gets [`RouteConditions::accepted`]:
 /// no list is made.
 pub(crate) fn route_status<'a>(
     slot: &'a mut Option<RouteStatus>,
     route: &Route,
-    id: Arc<RouteName>,
+    id: RouteName,
     outcomes: &mut [ParentOutcome<'_>],
     out: &RouteOut,
-) -> &'a Arc<RouteName> {
+) -> &'a RouteName {
     let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
     let generation = route.meta.generation;
     let status = slot.insert(RouteStatus {
@@ -108,22 +109,22 @@ pub(crate) fn route_status<'a>(
     &status.route
 }
 
-/// Every route's namespace and name as its status and rules hold them (a namespace once for
-/// all its routes; the names one after the other in one string, the [`Names::text`] their
-/// [`RouteName::name`]s are ranges of) and the place of its status among the statuses in
-/// identity order (kind, namespace, name), given `routes` in any order; with `also` of each
-/// route, made in the same pass (the routes' memory is read once). Made before the
-/// translation's temporaries, since they outlive it in the statuses.
+/// Every route's namespace and name as its status and rules hold them ([`RouteName`]: ranges
+/// of [`Names::text`], which holds each (kind, namespace)'s namespace once and the names one
+/// after the other), and the place of its status among the statuses in identity order (kind,
+/// namespace, name), given `routes` in any order; with `also` of each route, made in the same
+/// pass (the routes' memory is read once). Made before the translation's temporaries, since
+/// they outlive it in the statuses.
 ///
 /// The places are found once, on small keys (the rank of the kind and namespace, then the
 /// name's first 20 bytes; the whole names only when those are equal), so that each status is
 /// written straight into its place instead of being sorted, 400 bytes each, afterwards.
 pub(crate) fn names<'r, T>(routes: &[&'r Route], mut also: impl FnMut(&'r Route) -> T) -> (Names, Vec<T>) {
-    // Each distinct (kind, namespace), in the order first seen, and each namespace's name.
+    // Each distinct (kind, namespace), in the order first seen, and where its namespace is in
+    // the text.
     let mut seen: FxHashMap<(RouteKind, &str), u32> = FxHashMap::default();
     let mut groups: Vec<(RouteKind, &str)> = Vec::new();
-    let mut namespaces: FxHashMap<&str, Arc<str>> = FxHashMap::default();
-    let mut group_namespace: Vec<Arc<str>> = Vec::new();
+    let mut namespaces: Vec<Range<u32>> = Vec::new();
     let mut keys: Vec<IdentityKey> = Vec::with_capacity(routes.len());
     let mut more: Vec<T> = Vec::with_capacity(routes.len());
     let mut names: Vec<RouteNames> = Vec::with_capacity(routes.len());
@@ -136,21 +137,15 @@ pub(crate) fn names<'r, T>(routes: &[&'r Route], mut also: impl FnMut(&'r Route)
             let namespace = route.meta.namespace.as_str();
             let group = *seen.entry((route.kind, namespace)).or_insert_with(|| {
                 groups.push((route.kind, namespace));
-                let shared = namespaces.entry(namespace).or_insert_with(|| Arc::from(namespace));
-                group_namespace.push(Arc::clone(shared));
+                namespaces.push(SharedText::append(&mut text, namespace));
                 groups.len() as u32 - 1
             });
             let name = route.meta.name.as_str();
             keys.push(IdentityKey::new(group, name, at));
-            names.push(RouteNames {
-                namespace: Arc::clone(&group_namespace[group as usize]),
-                name: SharedText::append(&mut text, name),
-                group,
-                place: 0,
-            });
+            names.push(RouteNames { name: SharedText::append(&mut text, name), group, place: 0 });
         }
     }
-    drop((seen, namespaces));
+    drop(seen);
     // The groups' ranks in identity order, in place of the order first seen.
     let mut by_identity: Vec<u32> = (0..groups.len() as u32).collect();
     by_identity.sort_unstable_by_key(|g| groups[*g as usize]);
@@ -167,7 +162,7 @@ pub(crate) fn names<'r, T>(routes: &[&'r Route], mut also: impl FnMut(&'r Route)
         names[key.at as usize].place = place as u32;
     }
     text.shrink_to_fit();
-    (Names { text: Arc::new(text), routes: names, groups: groups.len() }, more)
+    (Names { text: Arc::new(text), routes: names, namespaces }, more)
 }
 
 /// The routes [`names`] reads ahead at a time ([`read_ahead`]). Measured at 10,000 routes (the
@@ -197,17 +192,17 @@ fn read_ahead(routes: &[&Route]) {
 pub(crate) struct Names {
     pub text: Arc<String>,
     pub routes: Vec<RouteNames>,
-    /// How many distinct (kind, namespace) there are: the groups are below it.
-    pub groups: usize,
+    /// Where each distinct (kind, namespace)'s namespace is in [`Names::text`], by group: the
+    /// groups are below its length.
+    pub namespaces: Vec<Range<u32>>,
 }
 
-/// What [`names`] gives each route.
+/// What [`names`] gives each route (16 bytes).
 pub(crate) struct RouteNames {
-    pub namespace: Arc<str>,
     /// Where the name is in [`Names::text`].
-    pub name: std::ops::Range<u32>,
-    /// The route's kind and namespace as a number: the same for the same pair, below
-    /// [`Names::groups`].
+    pub name: Range<u32>,
+    /// The route's kind and namespace as a number: the same for the same pair, below the
+    /// length of [`Names::namespaces`].
     pub group: u32,
     /// The place of the route's status in identity order, among all routes'.
     pub place: u32,
@@ -354,7 +349,8 @@ mod tests {
             let (names, _) = super::names(&refs, |_| ());
             let mut placed: Vec<Option<(RouteKind, &str, &str)>> = vec![None; refs.len()];
             for (route, n) in refs.iter().zip(&names.routes) {
-                proptest::prop_assert_eq!(&*n.namespace, route.meta.namespace.as_str());
+                let namespace = &names.namespaces[n.group as usize];
+                proptest::prop_assert_eq!(&names.text[namespace.start as usize..namespace.end as usize], route.meta.namespace.as_str());
                 proptest::prop_assert_eq!(&names.text[n.name.start as usize..n.name.end as usize], route.meta.name.as_str());
                 placed[n.place as usize] = Some((route.kind, &route.meta.namespace, &route.meta.name));
             }

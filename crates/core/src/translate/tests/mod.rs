@@ -64,7 +64,7 @@ pub(super) fn parent_condition(t: &Translation, name: &str, type_: &str) -> crat
         .statuses
         .routes
         .iter()
-        .find(|r| *r.route.name == *name)
+        .find(|r| *r.route.name() == *name)
         .unwrap_or_else(|| panic!("no status for {name}"));
     route.parents[0]
         .conditions

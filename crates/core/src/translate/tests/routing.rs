@@ -544,7 +544,7 @@ fn a_route_on_several_listeners_is_not_reported_as_shadowed_by_itself() {
             ("stray.apps.example.com", "/x", "404"),
         ],
     );
-    let web = |s: crate::ingress::SourceRef<'_>| matches!(s, crate::ingress::SourceRef::Route { route, .. } if &*route.name == "web");
+    let web = |s: crate::ingress::SourceRef<'_>| matches!(s, crate::ingress::SourceRef::Route { route, .. } if route.name() == "web");
     assert_eq!(t.rules.iter().filter(|r| web(r.source())).count(), 1, "{:#?}", t.rules);
     let shadowed: Vec<_> = t.shadowed.iter().map(|(s, by)| (s.to_string(), by.to_string())).collect();
     assert_eq!(
