@@ -178,13 +178,7 @@ impl IngressRules {
             },
             RuleSource::CatchAll => SourceRecord::CatchAll,
         };
-        self.records.push(Record {
-            hostname: Span::of(hostname),
-            path: Span::of(path),
-            service,
-            origin,
-            source,
-        });
+        self.push_record(hostname, path, service, origin, source);
     }
 
     pub fn len(&self) -> usize {
