@@ -72,7 +72,7 @@ pub(crate) struct Candidates {
     /// The non-empty `originRequest` keys the candidates name ([`Made::origin`]).
     origins: Vec<OriginRequest>,
     /// The routes the candidates name ([`Made::route`]), each once. A route whose matches
-    /// are then dropped ([`Candidates::truncate`]) keeps its entry: one unused `Arc` in the
+    /// are then dropped ([`Candidates::truncate`]) keeps its entry: one unused name in the
     /// rules' list, where finding and removing it would cost more.
     routes: Vec<RouteName>,
 }
@@ -235,22 +235,16 @@ fn radix_sorted_low(mut keys: Vec<u64>, low: u32, bits: u32) -> Vec<u32> {
         radix_pass(&mut keys, &mut buffer, &mut counts, |k| ((k >> shift) & mask) as usize);
     }
     drop(buffer);
-    // The last pass, as `radix_pass`, writing the index of each key where it goes.
+    // The last pass writes the index of each key where it goes.
     let shift = low + (passes as u32 - 1) * width;
-    let digit = |k: u64| ((k >> shift) & mask) as usize;
-    counts.fill(0);
-    for &k in &keys {
-        counts[digit(k) + 1] += 1;
-    }
-    for i in 1..counts.len() {
-        counts[i] += counts[i - 1];
-    }
     let mut indices = vec![0u32; keys.len()];
-    for &k in &keys {
-        let d = digit(k);
-        indices[counts[d]] = (k & low_mask) as u32;
-        counts[d] += 1;
-    }
+    radix_scatter(
+        &keys,
+        &mut indices,
+        &mut counts,
+        |k| ((k >> shift) & mask) as usize,
+        |k| (k & low_mask) as u32,
+    );
     indices
 }
 
@@ -263,19 +257,32 @@ pub(super) fn radix_pass<T: Copy>(
     counts: &mut [usize],
     digit: impl Fn(&T) -> usize,
 ) {
+    radix_scatter(keys, buffer, counts, digit, |k| *k);
+    std::mem::swap(keys, buffer);
+}
+
+/// The scatter of a radix pass: `value(k)` of each of `keys` written to `out` (as long as
+/// `keys`) in the order of their `digit` (each below `counts.len() - 1`), stably.
+#[inline]
+fn radix_scatter<T, U>(
+    keys: &[T],
+    out: &mut [U],
+    counts: &mut [usize],
+    digit: impl Fn(&T) -> usize,
+    value: impl Fn(&T) -> U,
+) {
     counts.fill(0);
-    for k in keys.iter() {
+    for k in keys {
         counts[digit(k) + 1] += 1;
     }
     for i in 1..counts.len() {
         counts[i] += counts[i - 1];
     }
-    for k in keys.iter() {
+    for k in keys {
         let d = digit(k);
-        buffer[counts[d]] = *k;
+        out[counts[d]] = value(k);
         counts[d] += 1;
     }
-    std::mem::swap(keys, buffer);
 }
 
 /// The candidates' indices in first-match order (fewer than 2^32: each is a rule in memory).
