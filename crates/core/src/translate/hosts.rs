@@ -64,8 +64,8 @@ pub(crate) fn place_in(slice: &[Hostname], h: &Hostname) -> Option<usize> {
 /// Hostnames (of listener blocks and of routes) as small ids: ordering and the reachability
 /// check then index vectors instead of hashing and comparing strings for every rule. Each
 /// distinct hostname is also written once, into one string for all of them, which
-/// [`super::order::finish`]
-/// adds to the string of the paths: the rules' hostnames are ranges of it, no heap object each.
+/// [`super::order::finish`] adds to the string of the paths: the rules' hostnames are ranges
+/// of it, no heap object each.
 #[derive(Default)]
 pub(crate) struct HostIds<'a> {
     ids: FxHashMap<Option<&'a Hostname>, u32>,
@@ -76,7 +76,7 @@ pub(crate) struct HostIds<'a> {
     /// The hostname last asked for, by address, and its id: a route's attachments name the
     /// same parsed hostname once per listener, which then costs no hashing.
     last: Option<(Option<&'a Hostname>, u32)>,
-    /// The routes' hostnames ([`super::hosts::RouteHosts::parsed`]) and their ids, by place:
+    /// The routes' hostnames ([`RouteHosts::parsed`]) and their ids, by place:
     /// a hostname of these is known by its address, without hashing it.
     routes: &'a [Hostname],
     route_ids: Vec<u32>,

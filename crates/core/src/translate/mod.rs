@@ -308,8 +308,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }
         }
-        // The route as its status and its rules name it: the status holds it, and so does
-        // each of its rules, from `route_out` on.
+        // The route as its status and its rules name it: the status holds it, and the rule
+        // list one copy for all its rules (`route_out` gives it at the route's first match).
         let namespace = namespaces[group as usize].clone();
         let id = RouteName::shared(route.kind, &names_text, namespace, name);
         rules::route_out(route, &id, &mut resolver, settings, &mut out, &mut candidates, &mut paths);
