@@ -101,29 +101,84 @@ fn push_http_path(m: &PathMatch, out: &mut String) -> Result<bool, PathError> {
 }
 
 /// [`http_path`] and [`PathRank::http`] of `m` at once, the path appended to `paths` (the string
-/// of every path of a translation) where the range says; none for "no path constraint", and
-/// `paths` is then as it was, as on an error. A literal path without anything to decode or
-/// refuse (almost every one) is checked, measured and escaped in one pass, straight into
-/// `paths`; the rest go the long way, which decides the same
+/// of every path of a translation) where the range says, with its [`path_hash`]; none (and a
+/// hash of 0) for "no path constraint", and `paths` is then as it was, as on an error. A literal
+/// path without anything to decode or refuse (almost every one) is checked, measured and
+/// escaped in one pass, straight into `paths`; the rest go the long way, which decides the same
 /// (`path_tests::appended_paths_agree_with_the_long_way`).
+///
+/// The hash is taken from the value where it can be (a literal with nothing to escape, a
+/// regular expression: the part of the path between its fixed head and tail), not from the
+/// bytes just written: those, written in small pieces and read back at once in words, cannot
+/// be taken from the stores still pending, and the read waits for them to reach the cache.
 pub(crate) fn http_path_append(
     m: &PathMatch,
     paths: &mut String,
-) -> Result<(Option<Range<u32>>, PathRank), PathError> {
+) -> Result<(Option<Range<u32>>, PathRank, u64), PathError> {
     let start = paths.len();
-    let rank = match plain_literal_path(m, paths) {
-        Some(rank) => rank,
+    let (rank, hash) = match plain_literal_path(m, paths) {
+        Some(ranked) => ranked,
         None => {
             let some = push_http_path(m, paths)?;
-            PathRank::http(m, some.then(|| &paths[start..]))
+            let path = some.then(|| &paths[start..]);
+            let hash = match path {
+                None => 0,
+                Some(_) if m.kind == PathKind::RegularExpression => {
+                    hash_of(PathForm::Regex, m.value.as_bytes())
+                }
+                Some(path) => path_hash(path),
+            };
+            (PathRank::http(m, path), hash)
         }
     };
     if paths.len() == start {
-        return Ok((None, rank));
+        return Ok((None, rank, 0));
     }
     // The start is below the end: it fits too.
     let end = u32::try_from(paths.len()).expect("a paths string under 4 GiB");
-    Ok((Some(start as u32..end), rank))
+    Ok((Some(start as u32..end), rank, hash))
+}
+
+/// The forms of path [`path_hash`] knows by their fixed head and tail, hashed by what is between.
+#[derive(Clone, Copy)]
+enum PathForm {
+    /// Any other.
+    Other = 0,
+    /// `^(?:…)$`, a regular expression.
+    Regex = 1,
+    /// `^…(?s:/.*)?$`, a prefix.
+    Prefix = 2,
+    /// `^…$`, an exact path (or a gRPC method).
+    Exact = 3,
+}
+
+/// The tail of a prefix's path.
+const PREFIX_TAIL: &str = "(?s:/.*)?$";
+
+/// A hash of a rendered path's bytes, never 0 (which stands for "no path"): the hash of its
+/// form and of the part between the form's head and tail, the forms tried in a fixed order, so
+/// that equal paths have equal hashes. [`http_path_append`] gives the same hash from the value
+/// alone, without reading the path it wrote.
+pub(crate) fn path_hash(path: impl AsRef<[u8]>) -> u64 {
+    let path = path.as_ref();
+    let between = |head: &[u8], tail: &[u8]| path.strip_prefix(head).and_then(|p| p.strip_suffix(tail));
+    if let Some(middle) = between(b"^(?:", b")$") {
+        hash_of(PathForm::Regex, middle)
+    } else if let Some(middle) = between(b"^", PREFIX_TAIL.as_bytes()) {
+        hash_of(PathForm::Prefix, middle)
+    } else if let Some(middle) = between(b"^", b"$") {
+        hash_of(PathForm::Exact, middle)
+    } else {
+        hash_of(PathForm::Other, path)
+    }
+}
+
+fn hash_of(form: PathForm, middle: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(middle);
+    hasher.write_u8(form as u8);
+    hasher.finish().max(1)
 }
 
 /// Classes of the bytes of a [`plain_literal_path`], as bits. A byte that is not a
@@ -162,9 +217,10 @@ const LITERAL_BYTE: [u8; 256] = {
 };
 
 /// The path of an Exact or PathPrefix value that [`plain_literal`] takes, appended to `out`,
-/// and its rank, in one pass over the value (the bytes' classes OR-ed together, branch-free)
-/// and one copy; `None` for any other value, nothing written.
-fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<PathRank> {
+/// its rank and its [`path_hash`] (0 without a path), in one pass over the value (the bytes'
+/// classes OR-ed together, branch-free) and one copy; `None` for any other value, nothing
+/// written.
+fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(PathRank, u64)> {
     let b = m.value.as_bytes();
     if m.kind == PathKind::RegularExpression || b.first() != Some(&b'/') || b.len() > 1024 {
         return None;
@@ -184,15 +240,19 @@ fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<PathRank> {
     // Nothing to decode: the length that ranks is the value's, less a trailing `/` (one at
     // most: no `//`).
     let trimmed = &m.value[..b.len() - usize::from(b[b.len() - 1] == b'/')];
-    let (class, literal, tail) = match m.kind {
-        PathKind::Exact => (0, m.value.as_str(), "$"),
-        _ if trimmed.is_empty() => return Some(PathRank::new(3, 0, 0)),
-        _ => (2, trimmed, "(?s:/.*)?$"),
+    let (class, literal, tail, form) = match m.kind {
+        PathKind::Exact => (0, m.value.as_str(), "$", PathForm::Exact),
+        _ if trimmed.is_empty() => return Some((PathRank::new(3, 0, 0), 0)),
+        _ => (2, trimmed, PREFIX_TAIL, PathForm::Prefix),
     };
+    let start = out.len();
     out.reserve(literal.len() + tail.len() + 1);
     out.push('^');
-    if seen & LITERAL_META == 0 {
+    let hash = if seen & LITERAL_META == 0 {
         out.push_str(literal);
+        out.push_str(tail);
+        // `^` + the value + the tail: no `(` in the value, so no other form takes the path.
+        hash_of(form, literal.as_bytes())
     } else {
         let mut run = 0;
         for (i, &c) in literal.as_bytes().iter().enumerate() {
@@ -203,9 +263,10 @@ fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<PathRank> {
             }
         }
         out.push_str(&literal[run..]);
-    }
-    out.push_str(tail);
-    Some(PathRank::new(class, trimmed.len(), 0))
+        out.push_str(tail);
+        path_hash(&out[start..])
+    };
+    Some((PathRank::new(class, trimmed.len(), 0), hash))
 }
 
 /// `^` + the escaped literal + `tail`.

@@ -236,8 +236,11 @@ proptest::proptest! {
     ) {
         let m = PathMatch { kind, value: parts.concat() };
         let mut out = String::from("left over");
-        let ranked = http_path_append(&m, &mut out).map(|(path, rank)| {
-            (path.map(|p| out[p.start as usize..p.end as usize].to_string()), rank)
+        let ranked = http_path_append(&m, &mut out).map(|(path, rank, hash)| {
+            let path = path.map(|p| out[p.start as usize..p.end as usize].to_string());
+            // The hash given is the hash of the path written (0 for none).
+            assert_eq!(hash, path.as_ref().map_or(0, path_hash), "{m:?}");
+            (path, rank)
         });
         proptest::prop_assert_eq!(
             &out[..],
@@ -295,8 +298,9 @@ fn ranked_paths_of_ordinary_values() {
     ];
     for (m, path, rank) in cases {
         let mut out = String::from("left over");
-        let (range, got) = http_path_append(m, &mut out).unwrap();
+        let (range, got, hash) = http_path_append(m, &mut out).unwrap();
         let appended = range.map(|p| &out[p.start as usize..p.end as usize]);
+        assert_eq!(hash, appended.map_or(0, path_hash), "{m:?}");
         assert_eq!((appended, got.parts()), (*path, *rank), "{m:?}");
         assert_eq!(out, format!("left over{}", path.unwrap_or("")));
     }

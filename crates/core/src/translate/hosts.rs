@@ -1,7 +1,6 @@
 //! The routes' hostnames, each distinct one parsed once per translation.
 
 use rustc_hash::FxHashMap;
-use smallvec::SmallVec;
 
 use crate::hostname::Hostname;
 use crate::ingress::SharedText;
@@ -18,11 +17,22 @@ pub(crate) struct RouteHosts<'s> {
     places: FxHashMap<&'s str, u32>,
     /// Each distinct hostname, in the order first met.
     pub parsed: Vec<Hostname>,
+    /// Every route's hostnames as places in [`RouteHosts::parsed`], one route's after the
+    /// other's ([`HostPlaces`] says where).
+    routes: Vec<u32>,
+    /// The refused hostnames: the index of the first a route writes, and why.
+    refused: Vec<(usize, String)>,
 }
 
-/// A route's hostnames as places in [`RouteHosts::parsed`], or the index of the first the
-/// schema refuses and why.
-pub(crate) type HostPlaces = Result<SmallVec<[u32; 2]>, (usize, String)>;
+/// Where a route's hostnames are among [`RouteHosts`]' places (from, to), or the place of the
+/// first the schema refuses among its refusals ([`RouteHosts::refused`]).
+///
+/// Twelve bytes, no list of its own: the places are written once, at the end of one list, and
+/// not read back right away. (A `SmallVec` of them, moved into the caller's list, was read back
+/// with one wide load at once; written place by place, that load could not take the places
+/// from the stores still pending and waited for them to reach the cache, behind the store of
+/// the hash table's entry, which misses: the slowest line of `translate` at 10,000 routes.)
+pub(crate) type HostPlaces = Result<(u32, u32), u32>;
 
 impl<'s> RouteHosts<'s> {
     /// Room for `n` distinct hostnames: the table of texts then never grows.
@@ -30,6 +40,8 @@ impl<'s> RouteHosts<'s> {
         RouteHosts {
             places: FxHashMap::with_capacity_and_hasher(n, Default::default()),
             parsed: Vec::with_capacity(n),
+            routes: Vec::with_capacity(n),
+            refused: Vec::new(),
         }
     }
 
@@ -37,18 +49,39 @@ impl<'s> RouteHosts<'s> {
     /// refused hostname is not kept: it rejects its route, and is parsed again, to say why,
     /// for another).
     pub fn parse(&mut self, route: &'s Route) -> HostPlaces {
-        let mut places = SmallVec::new();
+        let from = self.routes.len();
         for (i, h) in route.hostnames.iter().enumerate() {
             let place = match self.places.entry(h.as_str()) {
                 std::collections::hash_map::Entry::Occupied(known) => *known.get(),
-                std::collections::hash_map::Entry::Vacant(new) => {
-                    self.parsed.push(Hostname::parse(h).map_err(|e| (i, e.to_string()))?);
-                    *new.insert(self.parsed.len() as u32 - 1)
-                }
+                std::collections::hash_map::Entry::Vacant(new) => match Hostname::parse(h) {
+                    Ok(parsed) => {
+                        self.parsed.push(parsed);
+                        let place = self.parsed.len() as u32 - 1;
+                        new.insert(place);
+                        place
+                    }
+                    Err(e) => {
+                        self.routes.truncate(from);
+                        self.refused.push((i, e.to_string()));
+                        return Err(self.refused.len() as u32 - 1);
+                    }
+                },
             };
-            places.push(place);
+            self.routes.push(place);
         }
-        Ok(places)
+        Ok((from as u32, self.routes.len() as u32))
+    }
+
+    /// The places in [`RouteHosts::parsed`] of the hostnames of a route [`RouteHosts::parse`]
+    /// took.
+    pub fn places(&self, (from, to): (u32, u32)) -> &[u32] {
+        &self.routes[from as usize..to as usize]
+    }
+
+    /// The index of the first hostname a route wrote that [`RouteHosts::parse`] refused, and
+    /// why.
+    pub fn refused(&self, refused: u32) -> &(usize, String) {
+        &self.refused[refused as usize]
     }
 }
 
@@ -171,9 +204,8 @@ mod tests {
                     .map(|(i, h)| Hostname::parse(h).map_err(|e| (i, e.to_string())))
                     .collect();
                 let got = places
-                    .as_ref()
-                    .map(|p| p.iter().map(|p| hosts.parsed[*p as usize].clone()).collect::<Vec<_>>())
-                    .map_err(Clone::clone);
+                    .map(|p| hosts.places(p).iter().map(|p| hosts.parsed[*p as usize].clone()).collect::<Vec<_>>())
+                    .map_err(|r| hosts.refused(r).clone());
                 proptest::prop_assert_eq!(got, expected);
             }
             let mut distinct = hosts.parsed.clone();

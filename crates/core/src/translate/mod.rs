@@ -262,7 +262,6 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // A hostname per route, as most routes have: more make the table grow.
     let mut route_hosts = hosts::RouteHosts::with_capacity(routes.len());
     let (names, parsed) = status::names(&routes, |route| route_hosts.parse(route));
-    let route_hosts = route_hosts.parsed;
 
     let mut route_statuses = status::InPlace::new(routes.len());
     let mut rejections = Vec::new();
@@ -282,19 +281,21 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // the paths then rarely grows, a copy of it each time; `order::finish` gives back the rest.
     let mut paths = String::with_capacity(route_rules * 24);
     // At most every listener's and every route's hostname, and "none": the table never grows.
-    let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>() + route_hosts.len() + 1;
+    let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>() + route_hosts.parsed.len() + 1;
     let mut hosts = order::HostIds::with_capacity(most_hosts);
     let listeners = listener_keys(&gateways, &mut hosts);
-    hosts.add_routes(&route_hosts);
+    hosts.add_routes(&route_hosts.parsed);
 
     let status::Names { text: names_text, routes: names, namespaces } = names;
     let mut attacher = attach::Attacher::new(&gateways, &index, namespaces.len());
     let mut outcomes = attach::Outcomes::new();
     for ((route, hostnames), status::RouteNames { name, group, place }) in
-        routes.into_iter().zip(&parsed).zip(names)
+        routes.into_iter().zip(parsed).zip(names)
     {
         let hostnames_ok: SmallVec<[&Hostname; 2]> = match hostnames {
-            Ok(places) => places.iter().map(|p| &route_hosts[*p as usize]).collect(),
+            Ok(places) => {
+                route_hosts.places(places).iter().map(|p| &route_hosts.parsed[*p as usize]).collect()
+            }
             Err(_) => SmallVec::new(),
         };
         attacher.resolve(route, group, &hostnames_ok, &mut outcomes);
@@ -303,7 +304,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         // A hostname the schema refuses rejects the whole route: dropping only that hostname
         // could leave none, which would mean "every host".
-        if let Err((i, message)) = hostnames {
+        if let Err(refused) = hostnames {
+            let (i, message) = route_hosts.refused(refused);
             for outcome in &mut outcomes {
                 outcome.result = Err((Reason::UnsupportedValue, format!("spec.hostnames[{i}]: {message}")));
             }

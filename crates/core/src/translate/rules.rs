@@ -89,7 +89,7 @@ pub(crate) fn route_out<'a>(
                 // The rule's matches share its service and keys, as ids.
                 for (m, route_match) in rule.matches.iter().enumerate() {
                     match match_path(route_match, paths) {
-                        Ok((path, rank)) => {
+                        Ok((path, rank, path_hash)) => {
                             // The listener block and hostname are given by `Candidates::place`.
                             let key = Candidate {
                                 listener: 0,
@@ -97,9 +97,7 @@ pub(crate) fn route_out<'a>(
                                 fence: false,
                                 grpc,
                                 rank,
-                                path_hash: path.as_ref().map_or(0, |p| {
-                                    path_hash(&paths.as_bytes()[p.start as usize..p.end as usize])
-                                }),
+                                path_hash,
                                 path: path.map_or((0, 0), |p| (p.start, p.end)),
                             };
                             let made = Made {
@@ -144,15 +142,8 @@ fn touch(route: &Route) {
     std::hint::black_box(sum);
 }
 
-/// A hash of a rendered path's bytes, never 0 (which stands for "no path"). [`route_out`]
-/// hashes the bytes where it just wrote them, without taking a `str` of them (which checks both
-/// ends for character boundaries).
-pub(super) fn path_hash(path: impl AsRef<[u8]>) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = rustc_hash::FxHasher::default();
-    hasher.write(path.as_ref());
-    hasher.finish().max(1)
-}
+/// The hash [`super::order`] compares paths by (`order_tests` takes it from here).
+pub(super) use crate::path::path_hash;
 
 /// The service (its id among the resolver's services) and originRequest keys (their
 /// [`Made::origin`], given by `candidates`) a rule renders, or the field that makes it
@@ -233,8 +224,9 @@ fn extras_host_header(r: usize, rule: &RouteRule) -> Result<Option<Arc<str>>, (S
     Ok(host_header)
 }
 
-/// Where a match's rendered path is in the paths string (none: every path), and its rank.
-type MatchPath = (Option<std::ops::Range<u32>>, PathRank);
+/// Where a match's rendered path is in the paths string (none: every path), its rank and its
+/// [`path_hash`] (0 without a path).
+type MatchPath = (Option<std::ops::Range<u32>>, PathRank, u64);
 
 /// The path regex (pushed on `paths`) and rank of one match, or (field suffix, why) when it
 /// cannot be expressed.
@@ -250,7 +242,8 @@ fn match_path(route_match: &RouteMatch, paths: &mut String) -> Result<MatchPath,
             }
             let path = grpc_path(m.method.as_ref()).map_err(|e| (".method".to_string(), e.to_string()))?;
             let rank = PathRank::grpc(m.method.as_ref(), path.as_deref());
-            Ok((path.map(|p| SharedText::append(paths, &p)), rank))
+            let hash = path.as_ref().map_or(0, path_hash);
+            Ok((path.map(|p| SharedText::append(paths, &p)), rank, hash))
         }
     }
 }
