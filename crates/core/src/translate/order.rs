@@ -503,30 +503,75 @@ pub(crate) fn finish(
     let host_range = |id: u32| hosts.ranges[id as usize].map(|(start, end)| start + hosts_at..end + hosts_at);
     // The rules kept, in their order (room for all: most are), with the parts they share.
     let mut rules = IngressRules::with_parts(paths, services, origins, routes, order.len());
+    // The hostnames other than the run's own that may serve one of its rules: those covering
+    // it with a kept rule (in `covering_ids`' order, up to the first with one without a path,
+    // which serves every rule after it). Only rules of the run's own hostname are kept while
+    // the run lasts, so these are found once per run.
+    let mut others: Vec<u32> = Vec::new();
     for &i in &order {
         let i = i as usize;
         let (c, made) = &candidates[i];
-        let path = c.path_hash;
-        if run_of != Some((c.listener, c.host)) {
+        let (own, path) = (c.host, c.path_hash);
+        if run_of != Some((c.listener, own)) {
             // At most the hostname's rules with a path, of every block.
-            run.clear(with_path[c.host as usize] as usize);
-            run_of = Some((c.listener, c.host));
+            run.clear(with_path[own as usize] as usize);
+            run_of = Some((c.listener, own));
+            let covering = &covering_ids[covering_from[own as usize]..covering_from[own as usize + 1]];
+            debug_assert_eq!(covering.first(), Some(&own), "a hostname with rules covers itself first");
+            others.clear();
+            for &h in &covering[1..] {
+                if no_path_first[h as usize].is_some() || has_paths[h as usize] {
+                    others.push(h);
+                }
+                if no_path_first[h as usize].is_some() {
+                    break;
+                }
+            }
         }
-        let first_with_path = |h: u32| {
-            let first = if shared[h as usize] { seen.get(&(h, path)).copied() } else { run.get(path) };
-            // Bytes, not `str`: slicing a `str` reads the bytes at both ends (char boundaries),
-            // a cache miss per rule, in this order, where only a hit needs the text.
-            let text = || rules.text_bytes(c.path.0, c.path.1);
-            first.filter(|f| rules.get(*f).and_then(|r| r.path()).map(str::as_bytes) == Some(text()))
+        let kept = rules.len();
+        // Whether the rule, kept, is already the first with its path in `seen` or `run`.
+        let mut recorded = false;
+        // Whether the kept rule at `first` has this rule's path. Bytes, not `str`: slicing a
+        // `str` reads the bytes at both ends (char boundaries), a cache miss per rule, in this
+        // order, where only a hit needs the text.
+        let same_path = |rules: &IngressRules, first: usize| {
+            rules.get(first).and_then(|r| r.path()).map(str::as_bytes)
+                == Some(rules.text_bytes(c.path.0, c.path.1))
         };
-        let earlier = catch_all.or_else(|| {
-            let host = c.host as usize;
-            // A hostname other than the rule's own is shared (it covers the rule's).
-            covering_ids[covering_from[host]..covering_from[host + 1]].iter().find_map(|&h| {
-                no_path_first[h as usize]
-                    .or_else(|| (path != 0 && has_paths[h as usize]).then(|| first_with_path(h)).flatten())
-            })
-        });
+        let earlier = match catch_all {
+            Some(first) => Some(first),
+            // Only a kept rule of its own hostname with its path can serve it (most rules):
+            // one lookup finds that rule, or records this one, which is then kept, as the
+            // first with the path. A different path of the same hash leaves the first as it is.
+            None if path != 0 && others.is_empty() && no_path_first[own as usize].is_none() => {
+                let first = if shared[own as usize] {
+                    match seen.entry((own, path)) {
+                        std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(kept);
+                            None
+                        }
+                    }
+                } else {
+                    run.first_or_insert(path, kept)
+                };
+                recorded = first.is_none();
+                first.filter(|f| same_path(&rules, *f))
+            }
+            None => {
+                let first_with_path = |h: u32| {
+                    let first =
+                        if shared[h as usize] { seen.get(&(h, path)).copied() } else { run.get(path) };
+                    first.filter(|f| same_path(&rules, *f))
+                };
+                // A hostname other than the rule's own is shared (it covers the rule's).
+                std::iter::once(own).chain(others.iter().copied()).find_map(|h| {
+                    no_path_first[h as usize].or_else(|| {
+                        (path != 0 && has_paths[h as usize]).then(|| first_with_path(h)).flatten()
+                    })
+                })
+            }
+        };
         let Made { service, origin, route, rule, match_index } = *made;
         let source = match route {
             Made::FENCE => SourceRecord::fence(host_range(c.listener)),
@@ -539,9 +584,8 @@ pub(crate) fn finish(
             }
             continue;
         }
-        let kept = rules.len();
         rules.push_record(
-            host_range(c.host),
+            host_range(own),
             (path != 0).then_some(c.path.0..c.path.1),
             service,
             origin,
@@ -551,12 +595,12 @@ pub(crate) fn finish(
             catch_all = Some(kept);
         }
         if path == 0 {
-            no_path_first[c.host as usize].get_or_insert(kept);
+            no_path_first[own as usize].get_or_insert(kept);
         } else {
-            has_paths[c.host as usize] = true;
-            if shared[c.host as usize] {
-                seen.entry((c.host, path)).or_insert(kept);
-            } else {
+            has_paths[own as usize] = true;
+            if !recorded && shared[own as usize] {
+                seen.entry((own, path)).or_insert(kept);
+            } else if !recorded {
                 run.insert_first(path, kept);
             }
         }
