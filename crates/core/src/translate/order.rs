@@ -127,14 +127,17 @@ impl Candidates {
 /// specific listener's block (exact hostname, then wildcards with more labels, then none),
 /// closed by its fence, so a request for its hostname never reaches a broader listener.
 ///
-/// The sort key of every candidate, packed into one integer: the listener's rank, route rules
-/// (0) before the block's fence (1), the rank of the route hostname, the path's rank, and the
-/// candidate's index. Candidates are made in route order (oldest, then `namespace/name`, then
+/// The sort key of every candidate, packed into one integer: the listener's rank, the rank of
+/// the route hostname (the block's fence, whose hostname is its listener's, one past the
+/// largest: after every route rule of the block, and no bit of its own), the path's rank, and
+/// the candidate's index. Candidates are made in route order (oldest, then `namespace/name`, then
 /// kind), and within a route in rule and match order, so the index carries the last criteria.
 /// Each field takes only the bits its largest value needs, so tens of thousands of keys fit
 /// in 64 bits and sort without touching a string; `None` when they would not fit in 128.
 struct Packing {
+    /// The bits of a host rank up to one past `max_host` (a fence's).
     host_bits: u32,
+    max_host: u64,
     class_bits: u32,
     primary_bits: u32,
     secondary_bits: u32,
@@ -164,7 +167,8 @@ impl Packing {
     fn new(max_listener: u32, max_host: u32, max_parts: (u64, u64), count: usize) -> Option<Self> {
         let (max_primary, max_secondary) = max_parts;
         let mut packing = Packing {
-            host_bits: bits(u64::from(max_host)),
+            host_bits: bits(u64::from(max_host) + 1),
+            max_host: u64::from(max_host),
             class_bits: 2,
             primary_bits: bits(max_primary),
             secondary_bits: bits(max_secondary),
@@ -173,9 +177,8 @@ impl Packing {
             max_secondary,
             bits: 0,
         };
-        // The listener's rank, then the fence bit, then the fields above.
+        // The listener's rank, then the fields above.
         packing.bits = bits(u64::from(max_listener))
-            + 1
             + packing.host_bits
             + packing.class_bits
             + packing.primary_bits
@@ -185,7 +188,8 @@ impl Packing {
     }
 
     /// The key, as a `u128`, or as a `u64` when [`Packing::bits`] is at most 64 (the same
-    /// bits; shifting a `u128` costs several instructions).
+    /// bits; shifting a `u128` costs several instructions). A fence's `host` is not read: it
+    /// is its listener's, the same for every fence of the block.
     fn key<K>(&self, listener: u32, fence: bool, host: u32, path: PathRank, index: usize) -> K
     where
         K: From<u64> + std::ops::Shl<u32, Output = K> + std::ops::BitOr<Output = K>,
@@ -197,8 +201,7 @@ impl Packing {
             let k = std::mem::replace(&mut key, K::from(0));
             key = (k << bits) | K::from(value);
         };
-        push(1, u64::from(fence));
-        push(self.host_bits, u64::from(host));
+        push(self.host_bits, if fence { self.max_host + 1 } else { u64::from(host) });
         push(self.class_bits, u64::from(class));
         // Longer first: the distance to the longest.
         push(self.primary_bits, self.max_primary - primary as u64);
@@ -436,18 +439,17 @@ pub(crate) fn finish(
     // hostname without rules is never looked up, nor does it catch anything.
     // Kept flat: the ids for `id` are `covering_ids[covering_from[id]..covering_from[id + 1]]`.
     let mut wildcards: HashMap<&str, u32> = HashMap::default();
-    // `suffix_len[n]`: some wildcard's suffix is `n` bytes long. A hostname's suffix of
-    // another length is not looked up.
-    let mut suffix_len: Vec<bool> = Vec::new();
+    // The lengths of the wildcards' suffixes, each once, the longest first: a hostname's
+    // suffixes of other lengths are not looked up, nor looked for.
+    let mut suffix_lens: Vec<usize> = Vec::new();
     for (id, h) in hosts.values.iter().enumerate().filter(|(id, _)| has_rules[*id]) {
         if let Some(Hostname::Wildcard(suffix)) = h {
             wildcards.insert(suffix.as_str(), id as u32);
-            if suffix_len.len() <= suffix.len() {
-                suffix_len.resize(suffix.len() + 1, false);
-            }
-            suffix_len[suffix.len()] = true;
+            suffix_lens.push(suffix.len());
         }
     }
+    suffix_lens.sort_unstable_by(|a, b| b.cmp(a));
+    suffix_lens.dedup();
     let every_host =
         hosts.values.iter().position(Option::is_none).filter(|id| has_rules[*id]).map(|id| id as u32);
     let mut covering_ids: Vec<u32> = Vec::with_capacity(hosts.values.len() * 2);
@@ -459,11 +461,9 @@ pub(crate) fn finish(
         }
         if let Some(h) = h {
             covering_ids.push(id as u32);
-            if !wildcards.is_empty() {
-                let suffixes =
-                    wildcard_suffixes(h).filter(|suffix| suffix_len.get(suffix.len()) == Some(&true));
-                covering_ids.extend(suffixes.filter_map(|suffix| wildcards.get(suffix).copied()));
-            }
+            let (Hostname::Exact(name) | Hostname::Wildcard(name)) = h;
+            let suffixes = wildcard_suffixes(name, &suffix_lens);
+            covering_ids.extend(suffixes.filter_map(|suffix| wildcards.get(suffix).copied()));
         }
         covering_ids.extend(every_host);
     }
@@ -610,11 +610,17 @@ pub(crate) fn finish(
     (rules, shadowed, uses_grpc)
 }
 
-/// The suffixes of the wildcards over `h`, the longest first: `a.b.c` → `b.c`, `c`.
-fn wildcard_suffixes(h: &Hostname) -> impl Iterator<Item = &str> {
-    let (Hostname::Exact(name) | Hostname::Wildcard(name)) = h;
-    // A byte at a time: names are short, where a search for each dot costs more.
-    name.bytes().enumerate().filter(|(_, b)| *b == b'.').map(move |(i, _)| &name[i + 1..])
+/// The suffixes of `name` that follow a dot and are `lens` long (distinct, the longest
+/// first), the longest first: the suffixes of the wildcards over `name` that may exist. With
+/// `a.b.c` and `[3, 2, 1]`: `b.c`, `c`. Only the lengths are tried (a byte each), where a
+/// look at every byte for its dots costs more: there are few wildcards' lengths.
+fn wildcard_suffixes<'a>(name: &'a str, lens: &'a [usize]) -> impl Iterator<Item = &'a str> {
+    let bytes = name.as_bytes();
+    let shorter = lens.partition_point(|len| *len >= bytes.len());
+    lens[shorter..]
+        .iter()
+        .filter(move |len| bytes[bytes.len() - **len - 1] == b'.')
+        .map(move |len| &name[name.len() - len..])
 }
 
 #[path = "order_push.rs"]
