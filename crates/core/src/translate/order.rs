@@ -591,7 +591,9 @@ pub(crate) fn finish(
             origin,
             source,
         );
-        if rules.last().is_some_and(Rule::is_catch_all) {
+        // A rule with a path catches only its path's requests: not read back (the record was
+        // just written, and a read of it waits for that).
+        if path == 0 && rules.last().is_some_and(Rule::is_catch_all) {
             catch_all = Some(kept);
         }
         if path == 0 {
