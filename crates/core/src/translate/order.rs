@@ -127,14 +127,17 @@ impl Candidates {
 /// specific listener's block (exact hostname, then wildcards with more labels, then none),
 /// closed by its fence, so a request for its hostname never reaches a broader listener.
 ///
-/// The sort key of every candidate, packed into one integer: the listener's rank, route rules
-/// (0) before the block's fence (1), the rank of the route hostname, the path's rank, and the
-/// candidate's index. Candidates are made in route order (oldest, then `namespace/name`, then
+/// The sort key of every candidate, packed into one integer: the listener's rank, the rank of
+/// the route hostname (the block's fence, whose hostname is its listener's, one past the
+/// largest: after every route rule of the block, and no bit of its own), the path's rank, and
+/// the candidate's index. Candidates are made in route order (oldest, then `namespace/name`, then
 /// kind), and within a route in rule and match order, so the index carries the last criteria.
 /// Each field takes only the bits its largest value needs, so tens of thousands of keys fit
 /// in 64 bits and sort without touching a string; `None` when they would not fit in 128.
 struct Packing {
+    /// The bits of a host rank up to one past `max_host` (a fence's).
     host_bits: u32,
+    max_host: u64,
     class_bits: u32,
     primary_bits: u32,
     secondary_bits: u32,
@@ -164,7 +167,8 @@ impl Packing {
     fn new(max_listener: u32, max_host: u32, max_parts: (u64, u64), count: usize) -> Option<Self> {
         let (max_primary, max_secondary) = max_parts;
         let mut packing = Packing {
-            host_bits: bits(u64::from(max_host)),
+            host_bits: bits(u64::from(max_host) + 1),
+            max_host: u64::from(max_host),
             class_bits: 2,
             primary_bits: bits(max_primary),
             secondary_bits: bits(max_secondary),
@@ -173,9 +177,8 @@ impl Packing {
             max_secondary,
             bits: 0,
         };
-        // The listener's rank, then the fence bit, then the fields above.
+        // The listener's rank, then the fields above.
         packing.bits = bits(u64::from(max_listener))
-            + 1
             + packing.host_bits
             + packing.class_bits
             + packing.primary_bits
@@ -185,7 +188,8 @@ impl Packing {
     }
 
     /// The key, as a `u128`, or as a `u64` when [`Packing::bits`] is at most 64 (the same
-    /// bits; shifting a `u128` costs several instructions).
+    /// bits; shifting a `u128` costs several instructions). A fence's `host` is not read: it
+    /// is its listener's, the same for every fence of the block.
     fn key<K>(&self, listener: u32, fence: bool, host: u32, path: PathRank, index: usize) -> K
     where
         K: From<u64> + std::ops::Shl<u32, Output = K> + std::ops::BitOr<Output = K>,
@@ -197,8 +201,7 @@ impl Packing {
             let k = std::mem::replace(&mut key, K::from(0));
             key = (k << bits) | K::from(value);
         };
-        push(1, u64::from(fence));
-        push(self.host_bits, u64::from(host));
+        push(self.host_bits, if fence { self.max_host + 1 } else { u64::from(host) });
         push(self.class_bits, u64::from(class));
         // Longer first: the distance to the longest.
         push(self.primary_bits, self.max_primary - primary as u64);
@@ -209,79 +212,6 @@ impl Packing {
 
     fn index(&self, key: u128) -> usize {
         (key & ((1u128 << self.index_bits) - 1)) as usize
-    }
-}
-
-/// The low `low` bits of keys of `bits` significant bits (their index), in the order of the
-/// keys' bits from `low` up (stable: keys equal there keep their order), by an LSD radix sort
-/// of a digit of at most 11 bits at a time: a few linear passes instead of a comparison sort's
-/// n log n. The digits are as wide as the passes need (40 bits: four passes of 10), and their
-/// counts stay in cache. Keys already in the order of their `low` bits (an index) are sorted
-/// without a pass over those. The last pass writes the indices (4 bytes) where the others move
-/// keys (8): no pass is left to take the indices out of the sorted keys.
-fn radix_sorted_low(mut keys: Vec<u64>, low: u32, bits: u32) -> Vec<u32> {
-    assert!(low <= 32 && bits <= 64, "indices of at most 32 bits, keys of at most 64");
-    let low_mask = u64::MAX.checked_shr(64 - low).unwrap_or(0);
-    let passes = bits.saturating_sub(low).div_ceil(11) as usize;
-    if passes == 0 {
-        return keys.into_iter().map(|k| (k & low_mask) as u32).collect();
-    }
-    let width = (bits - low).div_ceil(passes as u32);
-    let mask = (1u64 << width) - 1;
-    let mut counts = vec![0usize; (1 << width) + 1];
-    let mut buffer = vec![0u64; keys.len()];
-    for pass in 0..passes as u32 - 1 {
-        let shift = low + pass * width;
-        radix_pass(&mut keys, &mut buffer, &mut counts, |k| ((k >> shift) & mask) as usize);
-    }
-    drop(buffer);
-    // The last pass writes the index of each key where it goes.
-    let shift = low + (passes as u32 - 1) * width;
-    let mut indices = vec![0u32; keys.len()];
-    radix_scatter(
-        &keys,
-        &mut indices,
-        &mut counts,
-        |k| ((k >> shift) & mask) as usize,
-        |k| (k & low_mask) as u32,
-    );
-    indices
-}
-
-/// One stable pass of an LSD radix sort: `keys` in the order of their `digit` (each below
-/// `counts.len() - 1`), through `buffer` (as long as `keys`; it holds the old order after).
-#[inline]
-pub(super) fn radix_pass<T: Copy>(
-    keys: &mut Vec<T>,
-    buffer: &mut Vec<T>,
-    counts: &mut [usize],
-    digit: impl Fn(&T) -> usize,
-) {
-    radix_scatter(keys, buffer, counts, digit, |k| *k);
-    std::mem::swap(keys, buffer);
-}
-
-/// The scatter of a radix pass: `value(k)` of each of `keys` written to `out` (as long as
-/// `keys`) in the order of their `digit` (each below `counts.len() - 1`), stably.
-#[inline]
-fn radix_scatter<T, U>(
-    keys: &[T],
-    out: &mut [U],
-    counts: &mut [usize],
-    digit: impl Fn(&T) -> usize,
-    value: impl Fn(&T) -> U,
-) {
-    counts.fill(0);
-    for k in keys {
-        counts[digit(k) + 1] += 1;
-    }
-    for i in 1..counts.len() {
-        counts[i] += counts[i - 1];
-    }
-    for k in keys {
-        let d = digit(k);
-        out[counts[d]] = value(k);
-        counts[d] += 1;
     }
 }
 
@@ -436,18 +366,17 @@ pub(crate) fn finish(
     // hostname without rules is never looked up, nor does it catch anything.
     // Kept flat: the ids for `id` are `covering_ids[covering_from[id]..covering_from[id + 1]]`.
     let mut wildcards: HashMap<&str, u32> = HashMap::default();
-    // `suffix_len[n]`: some wildcard's suffix is `n` bytes long. A hostname's suffix of
-    // another length is not looked up.
-    let mut suffix_len: Vec<bool> = Vec::new();
+    // The lengths of the wildcards' suffixes, each once, the longest first: a hostname's
+    // suffixes of other lengths are not looked up, nor looked for.
+    let mut suffix_lens: Vec<usize> = Vec::new();
     for (id, h) in hosts.values.iter().enumerate().filter(|(id, _)| has_rules[*id]) {
         if let Some(Hostname::Wildcard(suffix)) = h {
             wildcards.insert(suffix.as_str(), id as u32);
-            if suffix_len.len() <= suffix.len() {
-                suffix_len.resize(suffix.len() + 1, false);
-            }
-            suffix_len[suffix.len()] = true;
+            suffix_lens.push(suffix.len());
         }
     }
+    suffix_lens.sort_unstable_by(|a, b| b.cmp(a));
+    suffix_lens.dedup();
     let every_host =
         hosts.values.iter().position(Option::is_none).filter(|id| has_rules[*id]).map(|id| id as u32);
     let mut covering_ids: Vec<u32> = Vec::with_capacity(hosts.values.len() * 2);
@@ -459,11 +388,9 @@ pub(crate) fn finish(
         }
         if let Some(h) = h {
             covering_ids.push(id as u32);
-            if !wildcards.is_empty() {
-                let suffixes =
-                    wildcard_suffixes(h).filter(|suffix| suffix_len.get(suffix.len()) == Some(&true));
-                covering_ids.extend(suffixes.filter_map(|suffix| wildcards.get(suffix).copied()));
-            }
+            let (Hostname::Exact(name) | Hostname::Wildcard(name)) = h;
+            let suffixes = wildcard_suffixes(name, &suffix_lens);
+            covering_ids.extend(suffixes.filter_map(|suffix| wildcards.get(suffix).copied()));
         }
         covering_ids.extend(every_host);
     }
@@ -503,30 +430,75 @@ pub(crate) fn finish(
     let host_range = |id: u32| hosts.ranges[id as usize].map(|(start, end)| start + hosts_at..end + hosts_at);
     // The rules kept, in their order (room for all: most are), with the parts they share.
     let mut rules = IngressRules::with_parts(paths, services, origins, routes, order.len());
+    // The hostnames other than the run's own that may serve one of its rules: those covering
+    // it with a kept rule (in `covering_ids`' order, up to the first with one without a path,
+    // which serves every rule after it). Only rules of the run's own hostname are kept while
+    // the run lasts, so these are found once per run.
+    let mut others: Vec<u32> = Vec::new();
     for &i in &order {
         let i = i as usize;
         let (c, made) = &candidates[i];
-        let path = c.path_hash;
-        if run_of != Some((c.listener, c.host)) {
+        let (own, path) = (c.host, c.path_hash);
+        if run_of != Some((c.listener, own)) {
             // At most the hostname's rules with a path, of every block.
-            run.clear(with_path[c.host as usize] as usize);
-            run_of = Some((c.listener, c.host));
+            run.clear(with_path[own as usize] as usize);
+            run_of = Some((c.listener, own));
+            let covering = &covering_ids[covering_from[own as usize]..covering_from[own as usize + 1]];
+            debug_assert_eq!(covering.first(), Some(&own), "a hostname with rules covers itself first");
+            others.clear();
+            for &h in &covering[1..] {
+                if no_path_first[h as usize].is_some() || has_paths[h as usize] {
+                    others.push(h);
+                }
+                if no_path_first[h as usize].is_some() {
+                    break;
+                }
+            }
         }
-        let first_with_path = |h: u32| {
-            let first = if shared[h as usize] { seen.get(&(h, path)).copied() } else { run.get(path) };
-            // Bytes, not `str`: slicing a `str` reads the bytes at both ends (char boundaries),
-            // a cache miss per rule, in this order, where only a hit needs the text.
-            let text = || rules.text_bytes(c.path.0, c.path.1);
-            first.filter(|f| rules.get(*f).and_then(|r| r.path()).map(str::as_bytes) == Some(text()))
+        let kept = rules.len();
+        // Whether the rule, kept, is already the first with its path in `seen` or `run`.
+        let mut recorded = false;
+        // Whether the kept rule at `first` has this rule's path. Bytes, not `str`: slicing a
+        // `str` reads the bytes at both ends (char boundaries), a cache miss per rule, in this
+        // order, where only a hit needs the text.
+        let same_path = |rules: &IngressRules, first: usize| {
+            rules.get(first).and_then(|r| r.path()).map(str::as_bytes)
+                == Some(rules.text_bytes(c.path.0, c.path.1))
         };
-        let earlier = catch_all.or_else(|| {
-            let host = c.host as usize;
-            // A hostname other than the rule's own is shared (it covers the rule's).
-            covering_ids[covering_from[host]..covering_from[host + 1]].iter().find_map(|&h| {
-                no_path_first[h as usize]
-                    .or_else(|| (path != 0 && has_paths[h as usize]).then(|| first_with_path(h)).flatten())
-            })
-        });
+        let earlier = match catch_all {
+            Some(first) => Some(first),
+            // Only a kept rule of its own hostname with its path can serve it (most rules):
+            // one lookup finds that rule, or records this one, which is then kept, as the
+            // first with the path. A different path of the same hash leaves the first as it is.
+            None if path != 0 && others.is_empty() && no_path_first[own as usize].is_none() => {
+                let first = if shared[own as usize] {
+                    match seen.entry((own, path)) {
+                        std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(kept);
+                            None
+                        }
+                    }
+                } else {
+                    run.first_or_insert(path, kept)
+                };
+                recorded = first.is_none();
+                first.filter(|f| same_path(&rules, *f))
+            }
+            None => {
+                let first_with_path = |h: u32| {
+                    let first =
+                        if shared[h as usize] { seen.get(&(h, path)).copied() } else { run.get(path) };
+                    first.filter(|f| same_path(&rules, *f))
+                };
+                // A hostname other than the rule's own is shared (it covers the rule's).
+                std::iter::once(own).chain(others.iter().copied()).find_map(|h| {
+                    no_path_first[h as usize].or_else(|| {
+                        (path != 0 && has_paths[h as usize]).then(|| first_with_path(h)).flatten()
+                    })
+                })
+            }
+        };
         let Made { service, origin, route, rule, match_index } = *made;
         let source = match route {
             Made::FENCE => SourceRecord::fence(host_range(c.listener)),
@@ -539,24 +511,25 @@ pub(crate) fn finish(
             }
             continue;
         }
-        let kept = rules.len();
         rules.push_record(
-            host_range(c.host),
+            host_range(own),
             (path != 0).then_some(c.path.0..c.path.1),
             service,
             origin,
             source,
         );
-        if rules.last().is_some_and(Rule::is_catch_all) {
+        // A rule with a path catches only its path's requests: not read back (the record was
+        // just written, and a read of it waits for that).
+        if path == 0 && rules.last().is_some_and(Rule::is_catch_all) {
             catch_all = Some(kept);
         }
         if path == 0 {
-            no_path_first[c.host as usize].get_or_insert(kept);
+            no_path_first[own as usize].get_or_insert(kept);
         } else {
-            has_paths[c.host as usize] = true;
-            if shared[c.host as usize] {
-                seen.entry((c.host, path)).or_insert(kept);
-            } else {
+            has_paths[own as usize] = true;
+            if !recorded && shared[own as usize] {
+                seen.entry((own, path)).or_insert(kept);
+            } else if !recorded {
                 run.insert_first(path, kept);
             }
         }
@@ -566,15 +539,25 @@ pub(crate) fn finish(
     (rules, shadowed, uses_grpc)
 }
 
-/// The suffixes of the wildcards over `h`, the longest first: `a.b.c` → `b.c`, `c`.
-fn wildcard_suffixes(h: &Hostname) -> impl Iterator<Item = &str> {
-    let (Hostname::Exact(name) | Hostname::Wildcard(name)) = h;
-    // A byte at a time: names are short, where a search for each dot costs more.
-    name.bytes().enumerate().filter(|(_, b)| *b == b'.').map(move |(i, _)| &name[i + 1..])
+/// The suffixes of `name` that follow a dot and are `lens` long (distinct, the longest
+/// first), the longest first: the suffixes of the wildcards over `name` that may exist. With
+/// `a.b.c` and `[3, 2, 1]`: `b.c`, `c`. Only the lengths are tried (a byte each), where a
+/// look at every byte for its dots costs more: there are few wildcards' lengths.
+fn wildcard_suffixes<'a>(name: &'a str, lens: &'a [usize]) -> impl Iterator<Item = &'a str> {
+    let bytes = name.as_bytes();
+    let shorter = lens.partition_point(|len| *len >= bytes.len());
+    lens[shorter..]
+        .iter()
+        .filter(move |len| bytes[bytes.len() - **len - 1] == b'.')
+        .map(move |len| &name[name.len() - len..])
 }
 
 #[path = "order_push.rs"]
 mod push;
+#[path = "order_radix.rs"]
+mod radix;
+pub(super) use radix::radix_pass;
+use radix::radix_sorted_low;
 #[path = "order_runs.rs"]
 mod runs;
 use runs::RunPaths;

@@ -39,6 +39,35 @@ impl RunPaths {
         }
     }
 
+    /// What [`RunPaths::get`] gives for `hash`; when that is `None`, `kept` becomes its value
+    /// ([`RunPaths::insert_first`]): one lookup where a miss would be followed by an insert.
+    pub(super) fn first_or_insert(&mut self, hash: u64, kept: usize) -> Option<usize> {
+        if self.many.is_empty() {
+            if let Some(&(_, first)) = self.few.iter().find(|(h, _)| *h == hash) {
+                return Some(first);
+            }
+            if self.few.len() < Self::FEW {
+                self.few.push((hash, kept));
+                return None;
+            }
+            self.spill();
+        }
+        match self.many.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(kept);
+                None
+            }
+        }
+    }
+
+    /// Moves the hashes of `few` (full) to `many`, with room for the run's paths.
+    fn spill(&mut self) {
+        // The hashes in `few` are distinct: each goes in as it is.
+        self.many.reserve(self.room.max(Self::FEW + 1));
+        self.many.extend(self.few.drain(..));
+    }
+
     /// `kept` for `hash`, unless it has one.
     pub(super) fn insert_first(&mut self, hash: u64, kept: usize) {
         if self.many.is_empty() {
@@ -49,9 +78,7 @@ impl RunPaths {
                 self.few.push((hash, kept));
                 return;
             }
-            // The hashes in `few` are distinct: each goes in as it is.
-            self.many.reserve(self.room.max(Self::FEW + 1));
-            self.many.extend(self.few.drain(..));
+            self.spill();
         }
         self.many.entry(hash).or_insert(kept);
     }
@@ -64,9 +91,10 @@ mod tests {
     proptest::proptest! {
         /// The same answers as one map kept for the whole run, past `FEW` distinct hashes
         /// too (40 hashes: most cases move to the map): `get` the first value inserted for a
-        /// hash, `clear` forgets every hash.
+        /// hash, `first_or_insert` that, then the insert, `clear`
+        /// forgets every hash.
         #[test]
-        fn run_paths_answer_as_a_map(ops in proptest::collection::vec((0u8..4, 0u64..40), 0..300)) {
+        fn run_paths_answer_as_a_map(ops in proptest::collection::vec((0u8..5, 0u64..40), 0..300)) {
             let mut run = RunPaths::default();
             let mut map: std::collections::HashMap<u64, usize> = Default::default();
             for (i, (op, hash)) in ops.into_iter().enumerate() {
@@ -77,6 +105,11 @@ mod tests {
                         map.clear();
                     }
                     1 => proptest::prop_assert_eq!(run.get(hash), map.get(&hash).copied()),
+                    2 => {
+                        let first = map.get(&hash).copied();
+                        map.entry(hash).or_insert(i);
+                        proptest::prop_assert_eq!(run.first_or_insert(hash, i), first);
+                    }
                     _ => {
                         run.insert_first(hash, i);
                         map.entry(hash).or_insert(i);

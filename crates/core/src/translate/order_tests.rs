@@ -12,11 +12,13 @@ fn rank(kind: u8, len: usize) -> PathRank {
 }
 
 proptest::proptest! {
-    /// The packed key sorts exactly as the fields compared one by one.
+    /// The packed key sorts exactly as the fields compared one by one (a fence's hostname is
+    /// its listener's, as `finish` gives it: here the listener's number).
     #[test]
     fn packed_keys_sort_like_the_fields(
         fields in proptest::collection::vec((0u32..4, proptest::bool::ANY, 0u32..50, 0u8..3, 0usize..300), 0..200)
     ) {
+        let fields: Vec<_> = fields.into_iter().map(|f| (f.0, f.1, if f.1 { f.0 } else { f.2 }, f.3, f.4)).collect();
         let max_listener = fields.iter().map(|f| f.0).max().unwrap_or(0);
         let max_host = fields.iter().map(|f| f.2).max().unwrap_or(0);
         let longest = fields.iter().fold((0, 0), |m, f| max_parts(m, rank(f.3, f.4)));
@@ -289,5 +291,25 @@ proptest::proptest! {
         proptest::prop_assert_eq!(made(&placed), made(&full));
         proptest::prop_assert_eq!(&placed.routes, &full.routes);
         proptest::prop_assert_eq!(&placed.listeners, &full.listeners);
+    }
+}
+
+proptest::proptest! {
+    /// `wildcard_suffixes` gives the suffixes after each dot (the longest first) whose length
+    /// is one of the lengths asked for, as a look at every byte finds them.
+    #[test]
+    fn wildcard_suffixes_are_those_after_a_dot_of_the_lengths_asked(
+        name in "[ab.]{0,12}",
+        lens in proptest::collection::btree_set(0usize..14, 0..6),
+    ) {
+        let lens: Vec<usize> = lens.into_iter().rev().collect();
+        let expected: Vec<&str> = name
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'.')
+            .map(|(i, _)| &name[i + 1..])
+            .filter(|suffix| lens.contains(&suffix.len()))
+            .collect();
+        proptest::prop_assert_eq!(wildcard_suffixes(&name, &lens).collect::<Vec<_>>(), expected);
     }
 }
