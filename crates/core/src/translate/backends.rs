@@ -250,8 +250,6 @@ enum Answer {
 pub(crate) struct Resolver<'a> {
     index: &'a Index<'a>,
     settings: &'a Settings,
-    /// The routes' namespaces, numbered as they come.
-    namespaces: NameTable<'a, u32>,
     /// (route namespace number and port, name) → the answer per route kind to a backendRef
     /// with a port naming a Service of the route's own namespace. That answer depends on
     /// nothing else (no ReferenceGrant is involved), so a rule finds it with a hash of four
@@ -275,11 +273,21 @@ pub(crate) const SERVER_ERROR: u32 = 1;
 pub(crate) const UNAVAILABLE: u32 = 2;
 
 /// What a route's remembered answers depend on besides the backendRef and the route's kind:
-/// its namespace, as its number in [`Resolver::namespaces`], worked out once per route rather
-/// than once per rule. One word, so that it stays in a register from rule to rule.
+/// its namespace, as the number of the route's (kind, namespace) group
+/// ([`super::status::RouteNames::group`]), which the names pass gave every route already: no
+/// namespace read and looked up again per route. One word, so that it stays in a register
+/// from rule to rule.
 #[derive(Clone, Copy)]
 pub(crate) struct Scope {
     number: u32,
+}
+
+impl Scope {
+    /// The scope of the routes of group `group`: a number the same for the routes of one
+    /// (kind, namespace) and for no other route.
+    pub(crate) fn of_group(group: u32) -> Scope {
+        Scope { number: group }
+    }
 }
 
 /// A cache key and its hash: [`Hash`] writes the hash alone, [`Eq`] compares the fields.
@@ -304,7 +312,6 @@ impl<'a> Resolver<'a> {
         Resolver {
             index,
             settings,
-            namespaces: NameTable::with_capacity(16),
             own: NameTable::with_capacity(64),
             cache: FxHashMap::default(),
             origins: Vec::new(),
@@ -330,19 +337,17 @@ impl<'a> Resolver<'a> {
         self.services
     }
 
+    /// The settings it resolves with (those of the translation).
+    pub(crate) fn settings(&self) -> &'a Settings {
+        self.settings
+    }
+
     /// The service `id` (of an origin it gave, or a status).
     pub(crate) fn service(&self, id: u32) -> &str {
         self.services.get(id)
     }
 
-    /// The [`Scope`] of `route`'s backendRefs, for [`Resolver::select`].
-    pub(crate) fn scope(&mut self, route: &'a Route) -> Scope {
-        let namespace = route.meta.namespace.as_str();
-        let next = u32::try_from(self.namespaces.len()).expect("under 4 G namespaces");
-        Scope { number: *self.namespaces.get_or_insert(0, namespace, next) }
-    }
-
-    /// `scope` is [`Resolver::scope`] of `route`.
+    /// `scope` is [`Scope::of_group`] of `route`'s group.
     pub(crate) fn select(
         &mut self,
         scope: Scope,

@@ -314,7 +314,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         // list one copy for all its rules (`route_out` gives it at the route's first match).
         let namespace = namespaces[group as usize].clone();
         let id = RouteName::shared(route.kind, &names_text, namespace, name);
-        rules::route_out(route, &id, &mut resolver, settings, &mut out, &mut candidates, &mut paths);
+        rules::route_out(route, &id, group, &mut resolver, &mut out, &mut candidates, &mut paths);
         notes.append(&mut out.notes);
         unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
             object: object_name(route),

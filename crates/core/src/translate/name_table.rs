@@ -74,6 +74,8 @@ impl<'a, V: Copy + Default> NameTable<'a, V> {
         }
     }
 
+    /// How many entries it holds (the tests' check of the count kept for growing).
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -133,18 +133,21 @@ proptest! {
         shapes in routes(),
     ) {
         let snapshot = snapshot(&services, &grants, policy);
-        let routes: Vec<(Route, Vec<Vec<BackendRef>>)> = shapes
+        let routes: Vec<(Route, u32, Vec<Vec<BackendRef>>)> = shapes
             .into_iter()
             .map(|(grpc, ns, rules)| {
                 let route = if grpc { grpc_route(NAMESPACES[ns], "r") } else { http_route(NAMESPACES[ns], "r") };
-                (route, rules.into_iter().map(|rule| rule.into_iter().map(backend_ref).collect()).collect())
+                // The route's (kind, namespace) group, as the names pass numbers it: one number
+                // per pair.
+                let group = (2 * ns + usize::from(grpc)) as u32;
+                (route, group, rules.into_iter().map(|rule| rule.into_iter().map(backend_ref).collect()).collect())
             })
             .collect();
         let settings = Settings::default();
         let index = Index::new(&snapshot);
         let mut resolver = Resolver::new(&index, &settings);
-        for (route, rules) in &routes {
-            let scope = resolver.scope(route);
+        for (route, group, rules) in &routes {
+            let scope = Scope::of_group(*group);
             for backends in rules {
                 let expected = fresh(route, backends, &index, &settings);
                 let selection = resolver.select(scope, route, backends);

@@ -37,14 +37,15 @@ pub(crate) struct RouteOut {
 /// a list of its own first. Their paths are added to `paths`, the translation's string of
 /// every path, one after the other (one string for the rules' paths,
 /// [`crate::ingress::IngressRule::path`], not one heap object per rule), where
-/// [`Candidate::path`] says. Not inlined: called once per route, and a profile then shows its
+/// [`Candidate::path`] says. `group` is the route's (kind, namespace) group
+/// ([`super::status::RouteNames::group`]): its backendRefs' [`backends::Scope`]. The settings are the resolver's. Not inlined: called once per route, and a profile then shows its
 /// cost.
 #[inline(never)]
 pub(crate) fn route_out<'a>(
     route: &'a Route,
     id: &RouteName,
+    group: u32,
     resolver: &mut Resolver<'a>,
-    settings: &Settings,
     out: &mut RouteOut,
     candidates: &mut Candidates,
     paths: &mut String,
@@ -56,7 +57,8 @@ pub(crate) fn route_out<'a>(
     out.notes.clear();
     touch(route);
     let grpc = route.kind == RouteKind::Grpc;
-    let scope = resolver.scope(route);
+    let scope = backends::Scope::of_group(group);
+    let settings = resolver.settings();
     // The route's place in the candidates' list of routes, given at its first match: a route
     // with none is not in it.
     let mut route_id = None;
