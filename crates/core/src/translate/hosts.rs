@@ -136,10 +136,21 @@ impl<'a> HostIds<'a> {
         self.routes = routes;
     }
 
+    /// The id of `h`. Inline, for the routes' hostnames found by address (every attachment
+    /// asks for one); the others are looked up by [`HostIds::id_by_value`].
+    #[inline]
     pub(crate) fn id(&mut self, h: Option<&'a Hostname>) -> u32 {
         if let Some(place) = h.and_then(|h| place_in(self.routes, h)) {
             return self.route_ids[place];
         }
+        self.id_by_value(h)
+    }
+
+    /// [`HostIds::id`] of a hostname that is not one of the routes' (or asked for before
+    /// [`HostIds::add_routes`]): by address when it was the last asked for, else by value,
+    /// given the next id when it is new.
+    #[inline(never)]
+    fn id_by_value(&mut self, h: Option<&'a Hostname>) -> u32 {
         if let Some((last, id)) = self.last {
             // The same address is the same hostname (and `None` is `None`).
             if last.map(std::ptr::from_ref) == h.map(std::ptr::from_ref) {

@@ -157,18 +157,15 @@ fn add_rules<'a>(
     }
     // A pair is repeated by another with the same route hostname on a more specific listener,
     // or on one of the same place and before it. (One pair, the common route, repeats none.)
-    let mut kept: SmallVec<[(u32, u32); 4]> = SmallVec::new();
-    for (i, &(place, id, host)) in pairs.iter().enumerate() {
-        let repeated = pairs
+    // The pairs kept go to `place_each` as they are found: no list of them is made.
+    let kept = pairs.iter().enumerate().filter(|(i, &(place, _, host))| {
+        !pairs
             .iter()
             .enumerate()
-            .any(|(j, other)| j != i && other.2 == host && (other.0 < place || (other.0 == place && j < i)));
-        if !repeated {
-            kept.push((id, host));
-        }
-    }
+            .any(|(j, other)| j != *i && other.2 == host && (other.0 < place || (other.0 == place && j < *i)))
+    });
     // The hostname and path are given in `order::finish`, to the rules it keeps.
-    candidates.place_each(from, kept);
+    candidates.place_each(from, kept.map(|(_, &(_, id, host))| (id, host)));
 }
 
 impl Translation {
