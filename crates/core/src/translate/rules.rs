@@ -38,8 +38,8 @@ pub(crate) struct RouteOut {
 /// every path, one after the other (one string for the rules' paths,
 /// [`crate::ingress::IngressRule::path`], not one heap object per rule), where
 /// [`Candidate::path`] says. `group` is the route's (kind, namespace) group
-/// ([`super::status::RouteNames::group`]): its backendRefs' [`backends::Scope`]. The settings are the resolver's. Not inlined: called once per route, and a profile then shows its
-/// cost.
+/// ([`super::status::RouteNames::group`]): its backendRefs' [`backends::Scope`]. The settings
+/// are the resolver's. Not inlined: called once per route, and a profile then shows its cost.
 #[inline(never)]
 pub(crate) fn route_out<'a>(
     route: &'a Route,
