@@ -472,13 +472,7 @@ pub(crate) fn finish(
             // first with the path. A different path of the same hash leaves the first as it is.
             None if path != 0 && others.is_empty() && no_path_first[own as usize].is_none() => {
                 let first = if shared[own as usize] {
-                    match seen.entry((own, path)) {
-                        std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(kept);
-                            None
-                        }
-                    }
+                    runs::first_or_insert(&mut seen, (own, path), kept)
                 } else {
                     run.first_or_insert(path, kept)
                 };
@@ -527,10 +521,13 @@ pub(crate) fn finish(
             no_path_first[own as usize].get_or_insert(kept);
         } else {
             has_paths[own as usize] = true;
-            if !recorded && shared[own as usize] {
-                seen.entry((own, path)).or_insert(kept);
-            } else if !recorded {
-                run.insert_first(path, kept);
+            // Recorded already when the lookup above found none.
+            if !recorded {
+                if shared[own as usize] {
+                    seen.entry((own, path)).or_insert(kept);
+                } else {
+                    run.insert_first(path, kept);
+                }
             }
         }
         uses_grpc |= c.grpc;

@@ -52,13 +52,7 @@ impl RunPaths {
             }
             self.spill();
         }
-        match self.many.entry(hash) {
-            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(kept);
-                None
-            }
-        }
+        first_or_insert(&mut self.many, hash, kept)
     }
 
     /// Moves the hashes of `few` (full) to `many`, with room for the run's paths.
@@ -68,7 +62,10 @@ impl RunPaths {
         self.many.extend(self.few.drain(..));
     }
 
-    /// `kept` for `hash`, unless it has one.
+    /// `kept` for `hash`, unless it has one: [`RunPaths::first_or_insert`] without the answer,
+    /// written out apart on purpose. Calling that from here made the compiler keep it out of
+    /// line in `finish` (callgrind, 4 x 2,000 routes: +0.75 M instructions; +0.18 M with
+    /// `#[inline(always)]`).
     pub(super) fn insert_first(&mut self, hash: u64, kept: usize) {
         if self.many.is_empty() {
             if self.few.iter().any(|(h, _)| *h == hash) {
@@ -81,6 +78,22 @@ impl RunPaths {
             self.spill();
         }
         self.many.entry(hash).or_insert(kept);
+    }
+}
+
+/// The value of `key` in `map`; when it has none, `kept` becomes it and the answer is `None`:
+/// one lookup for "the first kept rule with this path, or this one is".
+pub(super) fn first_or_insert<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, usize>,
+    key: K,
+    kept: usize,
+) -> Option<usize> {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(kept);
+            None
+        }
     }
 }
 
