@@ -9,7 +9,8 @@
 //! (leave glibc's heap policy unpinned: [`pin_allocator`]), `BENCH_PROFILE=translate` (only
 //! translate and drop, `BENCH_RUNS` times per size, for a profiler: no table),
 //! `BENCH_SHUFFLE=1` (the routes stored in a shuffled order, the same every run: see
-//! [`shuffled`]).
+//! [`shuffled`]), `BENCH_SHUFFLE=list` (the routes made in the order a cluster lists them:
+//! see [`made_in_list_order`]).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use routes_core::model::Snapshot;
 use routes_core::render::{render, render_rules, BaseConfig, Tunnel};
 use routes_core::translate::{translate, Settings, DEFAULT_CONTROLLER_NAME};
 
-fn snapshot(routes: usize) -> Snapshot {
+fn snapshot(routes: usize, list_order: bool) -> Snapshot {
     let mut s = Snapshot::default().with_class(gateway_class("cf", DEFAULT_CONTROLLER_NAME)).with_gateway(
         gateway("infra", "gw", "cf")
             .listener(listener("apps").hostname("*.apps.example.com").from_all())
@@ -32,7 +33,11 @@ fn snapshot(routes: usize) -> Snapshot {
             s = s.with_service(service(&ns, &format!("svc-{svc}")).port(8080));
         }
     }
-    for i in 0..routes {
+    let mut order: Vec<usize> = (0..routes).collect();
+    if list_order {
+        made_in_list_order(&mut order);
+    }
+    for i in order {
         let ns = format!("team-{}", i % 10);
         let host = match i % 4 {
             0 => format!("app-{i}.apps.example.com"),
@@ -68,6 +73,16 @@ fn shuffled<T>(routes: &mut [T]) {
         state ^= state << 17;
         routes.swap(i, (state % (i as u64 + 1)) as usize);
     }
+}
+
+/// The routes' numbers (oldest first) in the order a cluster lists the routes: by namespace,
+/// then name (`team-0/route-0`, `team-0/route-10`, `team-0/route-100`, ...). The `run` command
+/// converts each object as the list brings it, so a snapshot read from a cluster holds each
+/// route's rules, names, hostnames, paths and backend names in that order in memory, not only
+/// its `Route` struct (as [`shuffled`] leaves them); translation walks them oldest first, and
+/// creation time follows no name order.
+fn made_in_list_order(order: &mut [usize]) {
+    order.sort_by_cached_key(|i| (i % 10, format!("route-{i}")));
 }
 
 /// Reads every input value translation reads (each name, hostname, path and backend once),
@@ -192,8 +207,9 @@ fn main() {
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![100, 1_000, 10_000]);
     for routes in sizes {
-        let mut snapshot = snapshot(routes);
-        if std::env::var("BENCH_SHUFFLE").is_ok_and(|v| v == "1") {
+        let order = std::env::var("BENCH_SHUFFLE").unwrap_or_default();
+        let mut snapshot = snapshot(routes, order == "list");
+        if order == "1" {
             shuffled(&mut snapshot.routes);
         }
         let runs = std::env::var("BENCH_RUNS")
