@@ -324,17 +324,20 @@ fn backend_ref(
     filters: u32,
 ) -> model::BackendRef {
     model::BackendRef {
-        group: match group {
-            None | Some("core") => model::name(""),
-            Some(g) => model::name(g),
-        },
-        kind: model::name(kind.unwrap_or("Service")),
+        other_kind: None,
         name: name.to_string(),
         namespace: namespace.map(str::to_string),
         port,
         weight: weight.unwrap_or(1),
         filters,
     }
+    .with_kind(
+        match group {
+            None | Some("core") => "",
+            Some(g) => g,
+        },
+        kind.unwrap_or("Service"),
+    )
 }
 
 pub fn grpc_route(o: &GrpcRoute) -> model::Route {
