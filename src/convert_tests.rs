@@ -29,7 +29,7 @@ fn gateway_listener(listener: &str) -> model::Listener {
 
 fn path_match(kind: PathKind, value: &str) -> RouteMatch {
     RouteMatch::Http(HttpMatch {
-        path: PathMatch { kind, value: value.to_string() },
+        path: PathMatch { kind, value: value.into() },
         headers: 0,
         query_params: 0,
         method: None,

@@ -110,8 +110,8 @@ fn snapshot(
 fn backend_ref((core, name, namespace, port, weight): BackendShape) -> BackendRef {
     let backend = BackendRef {
         other_kind: None,
-        name: NAMES[name].to_string(),
-        namespace: namespace.map(|n| NAMESPACES[n].to_string()),
+        name: NAMES[name].into(),
+        namespace: namespace.map(|n| NAMESPACES[n].into()),
         port: port.map(|p| PORTS[p]),
         weight,
         filters: 0,
