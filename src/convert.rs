@@ -78,8 +78,8 @@ impl Object {
 /// `generation` (hand-written files) is 0.
 pub fn meta(o: &ObjectMeta) -> model::Meta {
     model::Meta {
-        namespace: o.namespace.clone().unwrap_or_default(),
-        name: o.name.clone().unwrap_or_default(),
+        namespace: o.namespace.as_deref().unwrap_or_default().into(),
+        name: o.name.as_deref().unwrap_or_default().into(),
         generation: o.generation.unwrap_or(0),
         created: o.creation_timestamp.as_ref().map(|t| t.0.as_second()),
         incarnation: o.uid.as_deref().map_or(0, incarnation),
@@ -185,7 +185,7 @@ pub fn http_route(o: &HttpRoute) -> model::Route {
         kind: model::RouteKind::Http,
         meta: meta(&o.metadata),
         parent_refs: each(&o.spec.parent_refs, http_parent_ref),
-        hostnames: o.spec.hostnames.iter().flatten().cloned().collect(),
+        hostnames: o.spec.hostnames.iter().flatten().map(|h| h.as_str().into()).collect(),
         rules,
     }
 }
@@ -253,14 +253,14 @@ fn http_match(m: &HttpRouteRulesMatches) -> model::RouteMatch {
                 Some(HttpRouteRulesMatchesPathType::Exact) => model::PathKind::Exact,
                 Some(HttpRouteRulesMatchesPathType::RegularExpression) => model::PathKind::RegularExpression,
             },
-            value: p.value.clone().unwrap_or_else(|| "/".to_string()),
+            value: p.value.as_deref().unwrap_or("/").into(),
         },
     };
     model::RouteMatch::Http(model::HttpMatch {
         path,
         headers: count(&m.headers),
         query_params: count(&m.query_params),
-        method: m.method.as_ref().map(|method| http_method(method).to_string()),
+        method: m.method.as_ref().map(|method| http_method(method).into()),
     })
 }
 
@@ -324,17 +324,20 @@ fn backend_ref(
     filters: u32,
 ) -> model::BackendRef {
     model::BackendRef {
-        group: match group {
-            None | Some("core") => model::name(""),
-            Some(g) => model::name(g),
-        },
-        kind: model::name(kind.unwrap_or("Service")),
-        name: name.to_string(),
-        namespace: namespace.map(str::to_string),
+        other_kind: None,
+        name: name.into(),
+        namespace: namespace.map(Into::into),
         port,
         weight: weight.unwrap_or(1),
         filters,
     }
+    .with_kind(
+        match group {
+            None | Some("core") => "",
+            Some(g) => g,
+        },
+        kind.unwrap_or("Service"),
+    )
 }
 
 pub fn grpc_route(o: &GrpcRoute) -> model::Route {
@@ -342,7 +345,7 @@ pub fn grpc_route(o: &GrpcRoute) -> model::Route {
         kind: model::RouteKind::Grpc,
         meta: meta(&o.metadata),
         parent_refs: each(&o.spec.parent_refs, grpc_parent_ref),
-        hostnames: o.spec.hostnames.iter().flatten().cloned().collect(),
+        hostnames: o.spec.hostnames.iter().flatten().map(|h| h.as_str().into()).collect(),
         // Unlike HTTPRoute, GRPCRoute's `spec.rules` has no CRD default.
         rules: each(&o.spec.rules, grpc_rule),
     }
@@ -377,8 +380,8 @@ fn grpc_match(m: &GrpcRouteRulesMatches) -> model::RouteMatch {
             None | Some(GrpcRouteRulesMatchesMethodType::Exact) => model::MethodKind::Exact,
             Some(GrpcRouteRulesMatchesMethodType::RegularExpression) => model::MethodKind::RegularExpression,
         },
-        service: method.service.clone(),
-        method: method.method.clone(),
+        service: method.service.as_deref().map(Into::into),
+        method: method.method.as_deref().map(Into::into),
     });
     model::RouteMatch::Grpc(model::GrpcMatch { method, headers: count(&m.headers) })
 }

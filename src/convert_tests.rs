@@ -29,7 +29,7 @@ fn gateway_listener(listener: &str) -> model::Listener {
 
 fn path_match(kind: PathKind, value: &str) -> RouteMatch {
     RouteMatch::Http(HttpMatch {
-        path: PathMatch { kind, value: value.to_string() },
+        path: PathMatch { kind, value: value.into() },
         headers: 0,
         query_params: 0,
         method: None,
@@ -107,14 +107,14 @@ fn backend_ref_defaults() {
             "{group: example.com, kind: Bucket, name: b, namespace: other, port: 9, weight: 0, \
              filters: [{type: RequestHeaderModifier, requestHeaderModifier: {}}]}",
             BackendRef {
-                group: "example.com".into(),
-                kind: "Bucket".into(),
+                other_kind: None,
                 name: "b".into(),
                 namespace: Some("other".into()),
                 port: Some(9),
                 weight: 0,
                 filters: 1,
-            },
+            }
+            .with_kind("example.com", "Bucket"),
         ),
     ];
     for (name, backend, want) in cases {

@@ -112,7 +112,7 @@ fn defaults_apply_to_routes_read_from_files() {
     let rule = &loaded.snapshot.routes[0].rules[0];
     let RouteMatch::Http(m) = &rule.matches[0] else { panic!("not an HTTP match") };
     assert_eq!((m.path.kind, m.path.value.as_str()), (PathKind::PathPrefix, "/"));
-    assert_eq!((rule.backends[0].kind.as_ref(), rule.backends[0].weight), ("Service", 1));
+    assert_eq!((rule.backends[0].kind(), rule.backends[0].weight), ("Service", 1));
 }
 
 #[test]

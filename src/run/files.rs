@@ -400,7 +400,7 @@ mod render_order_tests {
     use std::path::{Path, PathBuf};
 
     fn hosts(loaded: &crate::manifests::Loaded) -> Vec<String> {
-        loaded.snapshot.routes.iter().flat_map(|r| r.hostnames.iter().cloned()).collect()
+        loaded.snapshot.routes.iter().flat_map(|r| r.hostnames.iter().map(ToString::to_string)).collect()
     }
 
     fn route(dir: &Path, host: &str) {

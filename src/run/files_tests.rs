@@ -38,7 +38,8 @@ fn wait_synced(rx: &SourceReceiver, what: &str) {
 }
 
 fn route_names(files: &ManifestFiles) -> Vec<String> {
-    let mut names: Vec<String> = files.loaded().snapshot.routes.iter().map(|r| r.meta.name.clone()).collect();
+    let mut names: Vec<String> =
+        files.loaded().snapshot.routes.iter().map(|r| r.meta.name.to_string()).collect();
     names.sort();
     names
 }
@@ -229,7 +230,7 @@ fn wait_for_host(rx: &SourceReceiver, name: &str, want: &str, what: &str) {
     loop {
         let hosts: Vec<String> = (rx.borrow().snapshot.routes.iter())
             .filter(|r| r.meta.name == name)
-            .flat_map(|r| r.hostnames.iter().cloned())
+            .flat_map(|r| r.hostnames.iter().map(ToString::to_string))
             .collect();
         if hosts == [want] {
             return;

@@ -113,7 +113,7 @@ impl Route {
         self
     }
     pub fn hostname(mut self, hostname: &str) -> Self {
-        self.hostnames.push(hostname.to_string());
+        self.hostnames.push(hostname.into());
         self
     }
     pub fn rule(mut self, rule: RouteRule) -> Self {
@@ -149,7 +149,7 @@ pub fn rule() -> RouteRule {
 
 fn http_match(kind: PathKind, value: &str) -> RouteMatch {
     RouteMatch::Http(HttpMatch {
-        path: PathMatch { kind, value: value.to_string() },
+        path: PathMatch { kind, value: value.into() },
         headers: 0,
         query_params: 0,
         method: None,
@@ -172,7 +172,7 @@ impl RouteRule {
     /// A match with `headers` header conditions on `path` (a prefix).
     pub fn with_headers(mut self, path: &str, headers: u32) -> Self {
         self.matches.push(RouteMatch::Http(HttpMatch {
-            path: PathMatch { kind: PathKind::PathPrefix, value: path.to_string() },
+            path: PathMatch { kind: PathKind::PathPrefix, value: path.into() },
             headers,
             query_params: 0,
             method: None,
@@ -181,10 +181,10 @@ impl RouteRule {
     }
     pub fn with_method(mut self, path: &str, method: &str) -> Self {
         self.matches.push(RouteMatch::Http(HttpMatch {
-            path: PathMatch { kind: PathKind::PathPrefix, value: path.to_string() },
+            path: PathMatch { kind: PathKind::PathPrefix, value: path.into() },
             headers: 0,
             query_params: 0,
-            method: Some(method.to_string()),
+            method: Some(method.into()),
         }));
         self
     }
@@ -193,8 +193,8 @@ impl RouteRule {
         self.matches.push(RouteMatch::Grpc(GrpcMatch {
             method: Some(GrpcMethodMatch {
                 kind: MethodKind::Exact,
-                service: service.map(str::to_string),
-                method: method.map(str::to_string),
+                service: service.map(Into::into),
+                method: method.map(Into::into),
             }),
             headers: 0,
         }));
@@ -220,7 +220,7 @@ impl RouteRule {
 
 impl BackendRef {
     pub fn in_namespace(mut self, namespace: &str) -> Self {
-        self.namespace = Some(namespace.to_string());
+        self.namespace = Some(namespace.into());
         self
     }
     pub fn weight(mut self, weight: i32) -> Self {

@@ -8,17 +8,27 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use compact_str::CompactString;
 use smallvec::SmallVec;
 
 /// Group of the Gateway API kinds.
 pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
+/// A name, hostname or path of the snapshot: 24 bytes like a `String`, but up to 24 bytes of
+/// text are kept inline (a longer one on the heap, as a `String` would). A snapshot holds
+/// every route of the cluster, kept between translations, and each translation reads them
+/// all: a short value in an allocation of its own is 32 bytes of heap more and, when the
+/// routes were not made in the order the translation walks them (a cluster lists them by
+/// name), a cache miss of its own; inline, it comes with the line that holds it. The price is
+/// a few instructions per read (the pointer and length are chosen by the last byte).
+pub type Text = CompactString;
+
 /// Identity and bookkeeping every object carries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     /// Empty for cluster-scoped objects (GatewayClass, Namespace).
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Text,
+    pub name: Text,
     /// `metadata.generation`; 0 when the manifest does not say (files written by hand).
     pub generation: i64,
     /// `metadata.creationTimestamp` as seconds since the Unix epoch. `None` (hand-written
@@ -32,19 +42,13 @@ pub struct Meta {
 
 impl Meta {
     pub fn new(namespace: &str, name: &str) -> Self {
-        Meta {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            generation: 0,
-            created: None,
-            incarnation: 0,
-        }
+        Meta { namespace: namespace.into(), name: name.into(), generation: 0, created: None, incarnation: 0 }
     }
 
     /// `namespace/name`, or `name` for cluster-scoped objects.
     pub fn key(&self) -> String {
         if self.namespace.is_empty() {
-            self.name.clone()
+            self.name.to_string()
         } else {
             format!("{}/{}", self.namespace, self.name)
         }
@@ -225,7 +229,7 @@ pub struct Route {
     /// Inline when there is one, as there usually is (see [`RouteRule::matches`]).
     pub parent_refs: SmallVec<[ParentRef; 1]>,
     /// As written; checked by the translation.
-    pub hostnames: SmallVec<[String; 1]>,
+    pub hostnames: SmallVec<[Text; 1]>,
     pub rules: Vec<RouteRule>,
 }
 
@@ -316,7 +320,7 @@ pub struct HttpMatch {
     /// makes the match unsupported. Only their presence is kept.
     pub headers: u32,
     pub query_params: u32,
-    pub method: Option<String>,
+    pub method: Option<Text>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -329,13 +333,13 @@ pub enum PathKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathMatch {
     pub kind: PathKind,
-    pub value: String,
+    pub value: Text,
 }
 
 impl PathMatch {
     /// The API default: `PathPrefix /`.
     pub fn all() -> Self {
-        PathMatch { kind: PathKind::PathPrefix, value: "/".to_string() }
+        PathMatch { kind: PathKind::PathPrefix, value: Text::const_new("/") }
     }
 }
 
@@ -355,8 +359,8 @@ pub enum MethodKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrpcMethodMatch {
     pub kind: MethodKind,
-    pub service: Option<String>,
-    pub method: Option<String>,
+    pub service: Option<Text>,
+    pub method: Option<Text>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -369,12 +373,13 @@ pub enum Filter {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendRef {
-    /// Empty for the core group (the default).
-    pub group: Name,
-    /// `Service` by default.
-    pub kind: Name,
-    pub name: String,
-    pub namespace: Option<String>,
+    /// The group and kind when they are not the defaults, the core group's `Service`
+    /// ([`BackendRef::with_kind`]); `None` for the defaults, as nearly every backendRef has.
+    /// Apart, because a rule holds its backend inline and each translation reads every rule:
+    /// 8 bytes of the rule instead of 48 for two names that almost never vary.
+    pub other_kind: Option<Box<BackendKind>>,
+    pub name: Text,
+    pub namespace: Option<Text>,
     pub port: Option<i32>,
     /// 1 by default.
     pub weight: i32,
@@ -382,17 +387,48 @@ pub struct BackendRef {
     pub filters: u32,
 }
 
+/// A backendRef's group and kind, as written, when they are not the core `Service`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendKind {
+    /// Empty for the core group.
+    pub group: String,
+    pub kind: String,
+}
+
 impl BackendRef {
     pub fn service(name: &str, port: i32) -> Self {
         BackendRef {
-            group: Name::Borrowed(""),
-            kind: Name::Borrowed("Service"),
-            name: name.to_string(),
+            other_kind: None,
+            name: name.into(),
             namespace: None,
             port: Some(port),
             weight: 1,
             filters: 0,
         }
+    }
+
+    /// `self` naming `group` (empty for the core group) and `kind`: kept apart only when they
+    /// are not the defaults, so that equal backendRefs are equal values.
+    pub fn with_kind(mut self, group: &str, kind: &str) -> Self {
+        self.other_kind = (!(group.is_empty() && kind == "Service"))
+            .then(|| Box::new(BackendKind { group: group.to_string(), kind: kind.to_string() }));
+        self
+    }
+
+    /// The group: empty for the core group (the default).
+    pub fn group(&self) -> &str {
+        self.other_kind.as_ref().map_or("", |k| &k.group)
+    }
+
+    /// The kind: `Service` by default.
+    pub fn kind(&self) -> &str {
+        self.other_kind.as_ref().map_or("Service", |k| &k.kind)
+    }
+
+    /// A core `Service`, the one kind of backend there is: true without reading further when
+    /// the kind is not kept apart (also for a [`BackendKind`] of the defaults, made by hand).
+    pub fn is_service(&self) -> bool {
+        self.other_kind.as_ref().is_none_or(|k| k.group.is_empty() && k.kind == "Service")
     }
 }
 
@@ -486,6 +522,37 @@ mod tests {
         assert_eq!((rule.name(), rule.unsupported_fields()), (Some("slow"), &["timeouts".to_string()][..]));
         assert_ne!(rule, plain);
         // A large rule list is most of a snapshot's memory: keep the rare parts out of line.
-        assert!(std::mem::size_of::<RouteRule>() <= 224, "{}", std::mem::size_of::<RouteRule>());
+        assert!(std::mem::size_of::<RouteRule>() <= 184, "{}", std::mem::size_of::<RouteRule>());
+    }
+
+    #[test]
+    fn a_backend_keeps_its_group_and_kind_apart_only_when_they_are_not_the_defaults() {
+        let plain = BackendRef::service("web", 80);
+        assert_eq!((plain.group(), plain.kind(), plain.is_service()), ("", "Service", true));
+        assert_eq!(plain.clone().with_kind("", "Service"), plain, "the defaults are not kept");
+        for (group, kind) in [("example.com", "Bucket"), ("", "Secret"), ("example.com", "Service")] {
+            let other = plain.clone().with_kind(group, kind);
+            assert_eq!((other.group(), other.kind(), other.is_service()), (group, kind, false));
+            assert_eq!(other.clone().with_kind("", "Service"), plain, "and set back");
+        }
+        // Written out by hand, the defaults still name a Service.
+        let kind = BackendKind { group: String::new(), kind: "Service".into() };
+        let by_hand = BackendRef { other_kind: Some(Box::new(kind)), ..plain };
+        assert_eq!((by_hand.group(), by_hand.kind(), by_hand.is_service()), ("", "Service", true));
+        assert!(std::mem::size_of::<BackendRef>() <= 72, "{}", std::mem::size_of::<BackendRef>());
+    }
+
+    #[test]
+    fn short_names_and_paths_take_no_allocation() {
+        let meta = Meta::new("team-apps", "route-1234");
+        let path = PathMatch { kind: PathKind::PathPrefix, value: "/api/v1/users/profile".into() };
+        for text in [&meta.namespace, &meta.name, &path.value, &BackendRef::service("svc-web", 80).name] {
+            assert!(!text.is_heap_allocated(), "{text}");
+        }
+        assert!(!PathMatch::all().value.is_heap_allocated());
+        let long: Text = "a-hostname-longer-than-24.example.com".into();
+        assert!(long.is_heap_allocated(), "and a long one is kept whole");
+        assert_eq!(long, "a-hostname-longer-than-24.example.com");
+        assert_eq!(std::mem::size_of::<Text>(), std::mem::size_of::<String>());
     }
 }

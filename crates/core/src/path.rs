@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::ops::Range;
 
-use crate::model::{GrpcMethodMatch, MethodKind, PathKind, PathMatch};
+use crate::model::{GrpcMethodMatch, MethodKind, PathKind, PathMatch, Text};
 use crate::re2;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -57,13 +57,14 @@ pub fn http_path_into(m: &PathMatch, out: &mut String) -> Result<bool, PathError
 /// [`http_path_into`] appended to `out`; `out` is as it was for "no path constraint" and on an
 /// error.
 fn push_http_path(m: &PathMatch, out: &mut String) -> Result<bool, PathError> {
+    let value = m.value.as_str();
     match m.kind {
         PathKind::Exact => {
-            let decoded = literal(&m.value)?;
+            let decoded = literal(value)?;
             anchored(out, &decoded, "$");
         }
         PathKind::PathPrefix => {
-            let decoded = literal(&m.value)?;
+            let decoded = literal(value)?;
             let trimmed = decoded.trim_end_matches('/');
             if trimmed.is_empty() {
                 return Ok(false);
@@ -71,20 +72,20 @@ fn push_http_path(m: &PathMatch, out: &mut String) -> Result<bool, PathError> {
             anchored(out, trimmed, "(?s:/.*)?$");
         }
         PathKind::RegularExpression => {
-            if m.value.len() > 1024 {
-                return Err(PathError::Schema { value: m.value.clone(), why: "longer than 1024 characters" });
+            if value.len() > 1024 {
+                return Err(PathError::Schema { value: value.into(), why: "longer than 1024 characters" });
             }
             // A value that parses on its own has balanced groups, so it cannot close the
             // wrapping group early (`a)|(b`) and escape the anchors. The one-pass recogniser
             // vouches for most; the others are parsed.
-            let plain = re2::plainly_valid(&m.value);
+            let plain = re2::plainly_valid(value);
             if !plain {
-                re2::check(&m.value).map_err(|error| PathError::Regex { value: m.value.clone(), error })?;
+                re2::check(value).map_err(|error| PathError::Regex { value: value.into(), error })?;
             }
             let start = out.len();
-            out.reserve(m.value.len() + 6);
+            out.reserve(value.len() + 6);
             out.push_str("^(?:");
-            out.push_str(&m.value);
+            out.push_str(value);
             out.push_str(")$");
             // And as written: the wrapper nests the value two levels deeper, which may pass the
             // nesting limit the value alone kept to, and the whole config would be refused. (A
@@ -92,7 +93,7 @@ fn push_http_path(m: &PathMatch, out: &mut String) -> Result<bool, PathError> {
             if !plain {
                 if let Err(error) = re2::check(&out[start..]) {
                     out.truncate(start);
-                    return Err(PathError::Regex { value: m.value.clone(), error });
+                    return Err(PathError::Regex { value: value.into(), error });
                 }
             }
         }
@@ -221,7 +222,8 @@ const LITERAL_BYTE: [u8; 256] = {
 /// classes OR-ed together, branch-free) and one copy; `None` for any other value, nothing
 /// written.
 fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(PathRank, u64)> {
-    let b = m.value.as_bytes();
+    let value = m.value.as_str();
+    let b = value.as_bytes();
     if m.kind == PathKind::RegularExpression || b.first() != Some(&b'/') || b.len() > 1024 {
         return None;
     }
@@ -239,9 +241,9 @@ fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(PathRank, u64)
     }
     // Nothing to decode: the length that ranks is the value's, less a trailing `/` (one at
     // most: no `//`).
-    let trimmed = &m.value[..b.len() - usize::from(b[b.len() - 1] == b'/')];
+    let trimmed = &value[..b.len() - usize::from(b[b.len() - 1] == b'/')];
     let (class, literal, tail, form) = match m.kind {
-        PathKind::Exact => (0, m.value.as_str(), "$", PathForm::Exact),
+        PathKind::Exact => (0, value, "$", PathForm::Exact),
         _ if trimmed.is_empty() => return Some((PathRank::new(3, 0, 0), 0)),
         _ => (2, trimmed, PREFIX_TAIL, PathForm::Prefix),
     };
@@ -414,7 +416,7 @@ pub fn grpc_path(m: Option<&GrpcMethodMatch>) -> Result<Option<String>, PathErro
     if m.service.is_none() && m.method.is_none() {
         return Err(PathError::EmptyMethod);
     }
-    let part = |value: Option<&String>, field: &'static str| -> Result<String, PathError> {
+    let part = |value: Option<&Text>, field: &'static str| -> Result<String, PathError> {
         let Some(value) = value else { return Ok("[^/]+".to_string()) };
         if value.len() > 1024 {
             return Err(PathError::GrpcTooLong { field, len: value.len() });
@@ -424,15 +426,15 @@ pub fn grpc_path(m: Option<&GrpcMethodMatch>) -> Result<Option<String>, PathErro
                 let ok = if field == "service" { valid_service(value) } else { valid_method(value) };
                 if !ok {
                     let pattern = if field == "service" { SERVICE_PATTERN } else { METHOD_PATTERN };
-                    return Err(PathError::GrpcName { field, value: value.clone(), pattern });
+                    return Err(PathError::GrpcName { field, value: value.to_string(), pattern });
                 }
                 Ok(escape(value))
             }
             MethodKind::RegularExpression => {
-                re2::check(value).map_err(|error| PathError::Regex { value: value.clone(), error })?;
+                re2::check(value).map_err(|error| PathError::Regex { value: value.to_string(), error })?;
                 // The path goes on after the service (`/`), and there is always one before.
                 if has_anchor(value, field == "service") {
-                    return Err(PathError::GrpcAnchor { field, value: value.clone() });
+                    return Err(PathError::GrpcAnchor { field, value: value.to_string() });
                 }
                 Ok(format!("(?:{value})"))
             }
@@ -536,7 +538,7 @@ impl PathRank {
     /// matching method", whatever their type: an Exact method-only match must not come before
     /// a RegularExpression one that names the service too.
     pub fn grpc(m: Option<&GrpcMethodMatch>, regex: Option<&str>) -> PathRank {
-        let len = |s: Option<&String>| s.map_or(0, String::len);
+        let len = |s: Option<&Text>| s.map_or(0, |s| s.len());
         let class = match (m, regex) {
             (None, _) | (_, None) => 3,
             (Some(_), Some(_)) => 0,

@@ -1,13 +1,13 @@
 use super::*;
 
 fn prefix(v: &str) -> PathMatch {
-    PathMatch { kind: PathKind::PathPrefix, value: v.to_string() }
+    PathMatch { kind: PathKind::PathPrefix, value: v.into() }
 }
 fn exact(v: &str) -> PathMatch {
-    PathMatch { kind: PathKind::Exact, value: v.to_string() }
+    PathMatch { kind: PathKind::Exact, value: v.into() }
 }
 fn regex(v: &str) -> PathMatch {
-    PathMatch { kind: PathKind::RegularExpression, value: v.to_string() }
+    PathMatch { kind: PathKind::RegularExpression, value: v.into() }
 }
 
 /// Does the emitted regex, searched unanchored as cloudflared does, match `path` (already
@@ -92,7 +92,7 @@ fn escape_writes_control_characters_as_hex() {
 }
 
 fn method(kind: MethodKind, service: Option<&str>, method: Option<&str>) -> GrpcMethodMatch {
-    GrpcMethodMatch { kind, service: service.map(str::to_string), method: method.map(str::to_string) }
+    GrpcMethodMatch { kind, service: service.map(Into::into), method: method.map(Into::into) }
 }
 
 #[test]
@@ -234,7 +234,7 @@ proptest::proptest! {
             ")", "@", "$", "&", "+", "[", "\\", "?", "|", "{", "!", ";", "=", ":", "'", ",", "\n",
         ]), 0..12)
     ) {
-        let m = PathMatch { kind, value: parts.concat() };
+        let m = PathMatch { kind, value: parts.concat().into() };
         let mut out = String::from("left over");
         let ranked = http_path_append(&m, &mut out).map(|(path, rank, hash)| {
             let path = path.map(|p| out[p.start as usize..p.end as usize].to_string());

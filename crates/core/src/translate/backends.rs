@@ -53,13 +53,14 @@ pub(crate) fn resolve(
     settings: &Settings,
 ) -> Result<Origin, Unresolved> {
     let fail = |reason, message: String| Err(Unresolved { reason, message });
-    if !(backend.group.is_empty() && backend.kind == "Service") {
-        let group = if backend.group.is_empty() { "core" } else { &backend.group };
+    if !backend.is_service() {
+        let group = if backend.group().is_empty() { "core" } else { backend.group() };
         return fail(
             Reason::InvalidKind,
             format!(
                 "backendRef {:?} has kind {group}/{}; only core Services are supported",
-                backend.name, backend.kind
+                backend.name,
+                backend.kind()
             ),
         );
     }
@@ -397,7 +398,7 @@ impl<'a> Resolver<'a> {
     /// The answer for `backend` of `route`, resolved the first time it is asked.
     #[inline(always)]
     fn answer(&mut self, scope: Scope, route: &'a Route, backend: &'a BackendRef) -> Answer {
-        if !(backend.group.is_empty() && backend.kind == "Service") {
+        if !backend.is_service() {
             // Another kind: refused at once, nothing worth looking up.
             return remember(
                 &mut self.origins,

@@ -51,7 +51,7 @@ pub(crate) fn our_classes<'a>(snapshot: &'a Snapshot, settings: &Settings) -> Ve
 pub(crate) fn class_status(class: &GatewayClass) -> GatewayClassStatus {
     let generation = class.meta.generation;
     GatewayClassStatus {
-        name: class.meta.name.clone(),
+        name: class.meta.name.to_string(),
         incarnation: class.meta.incarnation,
         generation,
         conditions: vec![Condition::new(
@@ -75,7 +75,7 @@ pub(crate) fn our_gateways<'a>(
         .gateways
         .iter()
         .filter(|g| classes.iter().any(|c| c.meta.name == g.class_name))
-        .map(|g| (ObjectRef { namespace: g.meta.namespace.clone(), name: g.meta.name.clone() }, g))
+        .map(|g| (ObjectRef { namespace: g.meta.namespace.to_string(), name: g.meta.name.to_string() }, g))
         .filter(|(id, _)| settings.gateways.is_empty() || settings.gateways.contains(id))
         .map(|(id, gateway)| view(gateway, id))
         .collect();

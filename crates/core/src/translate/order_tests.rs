@@ -8,7 +8,7 @@ use crate::model::{PathKind, PathMatch};
 
 fn rank(kind: u8, len: usize) -> PathRank {
     let kind = [PathKind::Exact, PathKind::RegularExpression, PathKind::PathPrefix][kind as usize % 3];
-    PathRank::http(&PathMatch { kind, value: format!("/{}", "a".repeat(len)) }, Some("^/$"))
+    PathRank::http(&PathMatch { kind, value: format!("/{}", "a".repeat(len)).into() }, Some("^/$"))
 }
 
 proptest::proptest! {
@@ -231,8 +231,8 @@ fn packing_refuses_what_does_not_fit_in_128_bits() {
     let long = "a".repeat(1 << 20);
     let method = crate::model::GrpcMethodMatch {
         kind: crate::model::MethodKind::Exact,
-        service: Some(long.clone()),
-        method: Some(long),
+        service: Some(long.clone().into()),
+        method: Some(long.into()),
     };
     let huge = max_parts((0, 0), PathRank::grpc(Some(&method), Some("^/$")));
     assert!(Packing::new(u32::MAX, u32::MAX, huge, 1 << 31).is_none());

@@ -108,15 +108,15 @@ fn snapshot(
 }
 
 fn backend_ref((core, name, namespace, port, weight): BackendShape) -> BackendRef {
-    BackendRef {
-        group: if core { "".into() } else { "example.com".into() },
-        kind: "Service".into(),
-        name: NAMES[name].to_string(),
-        namespace: namespace.map(|n| NAMESPACES[n].to_string()),
+    let backend = BackendRef {
+        other_kind: None,
+        name: NAMES[name].into(),
+        namespace: namespace.map(|n| NAMESPACES[n].into()),
         port: port.map(|p| PORTS[p]),
         weight,
         filters: 0,
-    }
+    };
+    backend.with_kind(if core { "" } else { "example.com" }, "Service")
 }
 
 proptest! {

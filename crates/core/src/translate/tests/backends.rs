@@ -56,11 +56,9 @@ fn backends_resolve_with_weights_grants_and_protocols() {
                 .rule(rule().exact("/zero").backend_ref(BackendRef::service("v1", 8080).weight(0)))
                 .rule(rule().exact("/none"))
                 .rule(rule().exact("/missing").backend("nonexistent", 8080))
-                .rule(rule().exact("/kind").backend_ref(BackendRef {
-                    group: "unknownkind.example.com".into(),
-                    kind: "NonExistent".into(),
-                    ..BackendRef::service("x", 1)
-                }))
+                .rule(rule().exact("/kind").backend_ref(
+                    BackendRef::service("x", 1).with_kind("unknownkind.example.com", "NonExistent"),
+                ))
                 .rule(
                     rule()
                         .exact("/cross")
