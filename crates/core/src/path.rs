@@ -107,10 +107,10 @@ fn push_http_path(m: &PathMatch, out: &mut String) -> Result<bool, PathError> {
 /// escaped in one pass, straight into `paths`; the rest go the long way, which decides the same
 /// (`path_tests::appended_paths_agree_with_the_long_way`).
 ///
-/// The hash is taken from the value where it can be (a literal with nothing to escape, a
-/// regular expression: the part of the path between its fixed head and tail), not from the
-/// bytes just written: those, written in small pieces and read back at once in words, cannot
-/// be taken from the stores still pending, and the read waits for them to reach the cache.
+/// The hash is taken from the value where it can be (a literal taken in one pass, escaped or
+/// not; a regular expression: what [`path_hash`] hashes of the path), not from the bytes just
+/// written: those, written in small pieces and read back at once in words, cannot be taken
+/// from the stores still pending, and the read waits for them to reach the cache.
 pub(crate) fn http_path_append(
     m: &PathMatch,
     paths: &mut String,
@@ -139,38 +139,81 @@ pub(crate) fn http_path_append(
     Ok((Some(start as u32..end), rank, hash))
 }
 
-/// The forms of path [`path_hash`] knows by their fixed head and tail, hashed by what is between.
-#[derive(Clone, Copy)]
+/// The forms of path [`path_hash`] knows by their fixed head and tail, hashed by what is between
+/// (for a literal's forms, the literal: what is between, unescaped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PathForm {
     /// Any other.
     Other = 0,
     /// `^(?:…)$`, a regular expression.
     Regex = 1,
-    /// `^…(?s:/.*)?$`, a prefix.
+    /// `^…(?s:/.*)?$`, a prefix, between the two an escaped literal ([`unescaped`]).
     Prefix = 2,
-    /// `^…$`, an exact path (or a gRPC method).
+    /// `^…$`, an exact path (or a gRPC method of two names), between the two an escaped literal.
     Exact = 3,
+    /// `^…(?s:/.*)?$` with anything else between: hashed as written.
+    PrefixPattern = 4,
+    /// `^…$` with anything else between (a gRPC method with a pattern): hashed as written.
+    ExactPattern = 5,
 }
 
 /// The tail of a prefix's path.
 const PREFIX_TAIL: &str = "(?s:/.*)?$";
 
-/// A hash of a rendered path's bytes, never 0 (which stands for "no path"): the hash of its
-/// form and of the part between the form's head and tail, the forms tried in a fixed order, so
-/// that equal paths have equal hashes. [`http_path_append`] gives the same hash from the value
-/// alone, without reading the path it wrote.
+/// A hash of a rendered path's bytes, never 0 (which stands for "no path"): the hash of
+/// [`hashed`]'s form and bytes, which differ for different paths, so that equal paths have
+/// equal hashes and different ones collide only by chance. [`http_path_append`] gives the same
+/// hash from the value alone, without reading the path it wrote: a literal's form and the
+/// literal itself, escaped in the path or not.
 pub(crate) fn path_hash(path: impl AsRef<[u8]>) -> u64 {
-    let path = path.as_ref();
+    let (form, bytes) = hashed(path.as_ref());
+    hash_of(form, &bytes)
+}
+
+/// What [`path_hash`] hashes of `path`: its form, found by its fixed head and tail (the forms
+/// tried in a fixed order), and the part between them, unescaped for a literal's forms. One
+/// path gives one pair, and two paths one pair only if they are the same: the form and its
+/// head and tail give back the path from the part between, and an escaped literal (and only
+/// one) from its unescaped bytes (`path_tests::hashed_parts_tell_paths_apart`).
+fn hashed(path: &[u8]) -> (PathForm, std::borrow::Cow<'_, [u8]>) {
+    use std::borrow::Cow;
     let between = |head: &[u8], tail: &[u8]| path.strip_prefix(head).and_then(|p| p.strip_suffix(tail));
+    let literal = |middle, literal_form, pattern_form| match unescaped(middle) {
+        Some(literal) => (literal_form, literal),
+        None => (pattern_form, Cow::Borrowed(middle)),
+    };
     if let Some(middle) = between(b"^(?:", b")$") {
-        hash_of(PathForm::Regex, middle)
+        (PathForm::Regex, Cow::Borrowed(middle))
     } else if let Some(middle) = between(b"^", PREFIX_TAIL.as_bytes()) {
-        hash_of(PathForm::Prefix, middle)
+        literal(middle, PathForm::Prefix, PathForm::PrefixPattern)
     } else if let Some(middle) = between(b"^", b"$") {
-        hash_of(PathForm::Exact, middle)
+        literal(middle, PathForm::Exact, PathForm::ExactPattern)
     } else {
-        hash_of(PathForm::Other, path)
+        (PathForm::Other, Cow::Borrowed(path))
     }
+}
+
+/// The literal `escaped` is the escape of ([`escape`]: a backslash before each meta character),
+/// or `None` when it is not one: a meta character without a backslash before it, a backslash
+/// before anything else (a `\x{..}` escape of an unprintable character), or at the end.
+fn unescaped(escaped: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    if !escaped.iter().any(|&b| META_BYTE[b as usize]) {
+        // No meta character, so no backslash either: the literal as it is.
+        return Some(std::borrow::Cow::Borrowed(escaped));
+    }
+    let mut literal = Vec::with_capacity(escaped.len());
+    let mut bytes = escaped.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'\\' => match bytes.next() {
+                Some(&meta) if META_BYTE[meta as usize] => literal.push(meta),
+                _ => return None,
+            },
+            _ if META_BYTE[b as usize] => return None,
+            _ => literal.push(b),
+        }
+    }
+    Some(std::borrow::Cow::Owned(literal))
 }
 
 fn hash_of(form: PathForm, middle: &[u8]) -> u64 {
@@ -180,6 +223,21 @@ fn hash_of(form: PathForm, middle: &[u8]) -> u64 {
     hasher.write_u8(form as u8);
     hasher.finish().max(1)
 }
+
+/// The bytes RE2 reads as operators, which [`escape`] writes with a backslash before them: the
+/// meta characters of regex-syntax (`path_tests::meta_bytes_are_regex_syntax_meta_characters`).
+const META_CHARACTERS: &[u8] = b"\\.+*?()|[]{}^$#&-~";
+
+/// Whether each byte is one of [`META_CHARACTERS`].
+const META_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < META_CHARACTERS.len() {
+        table[META_CHARACTERS[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Classes of the bytes of a [`plain_literal_path`], as bits. A byte that is not a
 /// [`PLAIN_PATH_BYTE`]:
@@ -203,11 +261,11 @@ const LITERAL_BYTE: [u8; 256] = {
         }
         b += 1;
     }
-    let meta = b"\\.+*?()|[]{}^$#&-~";
     let mut i = 0;
-    while i < meta.len() {
-        if PLAIN_PATH_BYTE[meta[i] as usize] {
-            table[meta[i] as usize] = LITERAL_META;
+    while i < META_CHARACTERS.len() {
+        let meta = META_CHARACTERS[i] as usize;
+        if PLAIN_PATH_BYTE[meta] {
+            table[meta] = LITERAL_META;
         }
         i += 1;
     }
@@ -245,28 +303,34 @@ fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(PathRank, u64)
         _ if trimmed.is_empty() => return Some((PathRank::new(3, 0, 0), 0)),
         _ => (2, trimmed, PREFIX_TAIL, PathForm::Prefix),
     };
-    let start = out.len();
     out.reserve(literal.len() + tail.len() + 1);
     out.push('^');
-    let hash = if seen & LITERAL_META == 0 {
+    // `^` + the value, escaped, + the tail: no `(` in the value without a backslash before it,
+    // so no other form takes the path, and the literal between head and tail is the value.
+    if seen & LITERAL_META == 0 {
         out.push_str(literal);
-        out.push_str(tail);
-        // `^` + the value + the tail: no `(` in the value, so no other form takes the path.
-        hash_of(form, literal.as_bytes())
     } else {
-        let mut run = 0;
-        for (i, &c) in literal.as_bytes().iter().enumerate() {
-            if LITERAL_BYTE[c as usize] & LITERAL_META != 0 {
-                out.push_str(&literal[run..i]);
-                out.push('\\');
-                run = i;
-            }
-        }
-        out.push_str(&literal[run..]);
-        out.push_str(tail);
-        path_hash(&out[start..])
-    };
+        push_escaped_literal(out, literal);
+    }
+    out.push_str(tail);
+    let hash = hash_of(form, literal.as_bytes());
     Some((PathRank::new(class, trimmed.len(), 0), hash))
+}
+
+/// `literal` (plain path bytes: [`PLAIN_PATH_BYTE`]) appended to `out` with a backslash before
+/// each meta character. Not inlined: the loop kept out of the plain case's caller, where most
+/// literals have nothing to escape.
+#[inline(never)]
+fn push_escaped_literal(out: &mut String, literal: &str) {
+    let mut run = 0;
+    for (i, &c) in literal.as_bytes().iter().enumerate() {
+        if LITERAL_BYTE[c as usize] & LITERAL_META != 0 {
+            out.push_str(&literal[run..i]);
+            out.push('\\');
+            run = i;
+        }
+    }
+    out.push_str(&literal[run..]);
 }
 
 /// `^` + the escaped literal + `tail`.
