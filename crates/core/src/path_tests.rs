@@ -1,3 +1,4 @@
+use super::hash::{hashed, META_BYTE};
 use super::*;
 
 fn prefix(v: &str) -> PathMatch {
