@@ -11,6 +11,11 @@ use std::ops::Range;
 use crate::model::{GrpcMethodMatch, MethodKind, PathKind, PathMatch, Text};
 use crate::re2;
 
+#[path = "path_hash.rs"]
+mod hash;
+pub(crate) use hash::path_hash;
+use hash::{hash_of, PathForm, META_CHARACTERS, PREFIX_TAIL};
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     #[error("path {0:?} must start with '/'")]
@@ -108,10 +113,10 @@ fn push_http_path(m: &PathMatch, out: &mut String) -> Result<bool, PathError> {
 /// escaped in one pass, straight into `paths`; the rest go the long way, which decides the same
 /// (`path_tests::appended_paths_agree_with_the_long_way`).
 ///
-/// The hash is taken from the value where it can be (a literal with nothing to escape, a
-/// regular expression: the part of the path between its fixed head and tail), not from the
-/// bytes just written: those, written in small pieces and read back at once in words, cannot
-/// be taken from the stores still pending, and the read waits for them to reach the cache.
+/// The hash is taken from the value where it can be (a literal taken in one pass, escaped or
+/// not; a regular expression: what [`path_hash`] hashes of the path), not from the bytes just
+/// written: those, written in small pieces and read back at once in words, cannot be taken
+/// from the stores still pending, and the read waits for them to reach the cache.
 pub(crate) fn http_path_append(
     m: &PathMatch,
     paths: &mut String,
@@ -140,48 +145,6 @@ pub(crate) fn http_path_append(
     Ok((Some(start as u32..end), rank, hash))
 }
 
-/// The forms of path [`path_hash`] knows by their fixed head and tail, hashed by what is between.
-#[derive(Clone, Copy)]
-enum PathForm {
-    /// Any other.
-    Other = 0,
-    /// `^(?:…)$`, a regular expression.
-    Regex = 1,
-    /// `^…(?s:/.*)?$`, a prefix.
-    Prefix = 2,
-    /// `^…$`, an exact path (or a gRPC method).
-    Exact = 3,
-}
-
-/// The tail of a prefix's path.
-const PREFIX_TAIL: &str = "(?s:/.*)?$";
-
-/// A hash of a rendered path's bytes, never 0 (which stands for "no path"): the hash of its
-/// form and of the part between the form's head and tail, the forms tried in a fixed order, so
-/// that equal paths have equal hashes. [`http_path_append`] gives the same hash from the value
-/// alone, without reading the path it wrote.
-pub(crate) fn path_hash(path: impl AsRef<[u8]>) -> u64 {
-    let path = path.as_ref();
-    let between = |head: &[u8], tail: &[u8]| path.strip_prefix(head).and_then(|p| p.strip_suffix(tail));
-    if let Some(middle) = between(b"^(?:", b")$") {
-        hash_of(PathForm::Regex, middle)
-    } else if let Some(middle) = between(b"^", PREFIX_TAIL.as_bytes()) {
-        hash_of(PathForm::Prefix, middle)
-    } else if let Some(middle) = between(b"^", b"$") {
-        hash_of(PathForm::Exact, middle)
-    } else {
-        hash_of(PathForm::Other, path)
-    }
-}
-
-fn hash_of(form: PathForm, middle: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = rustc_hash::FxHasher::default();
-    hasher.write(middle);
-    hasher.write_u8(form as u8);
-    hasher.finish().max(1)
-}
-
 /// Classes of the bytes of a [`plain_literal_path`], as bits. A byte that is not a
 /// [`PLAIN_PATH_BYTE`]:
 const LITERAL_OTHER: u8 = 1;
@@ -204,11 +167,11 @@ const LITERAL_BYTE: [u8; 256] = {
         }
         b += 1;
     }
-    let meta = b"\\.+*?()|[]{}^$#&-~";
     let mut i = 0;
-    while i < meta.len() {
-        if PLAIN_PATH_BYTE[meta[i] as usize] {
-            table[meta[i] as usize] = LITERAL_META;
+    while i < META_CHARACTERS.len() {
+        let meta = META_CHARACTERS[i] as usize;
+        if PLAIN_PATH_BYTE[meta] {
+            table[meta] = LITERAL_META;
         }
         i += 1;
     }
@@ -247,28 +210,34 @@ fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(PathRank, u64)
         _ if trimmed.is_empty() => return Some((PathRank::new(3, 0, 0), 0)),
         _ => (2, trimmed, PREFIX_TAIL, PathForm::Prefix),
     };
-    let start = out.len();
     out.reserve(literal.len() + tail.len() + 1);
     out.push('^');
-    let hash = if seen & LITERAL_META == 0 {
+    // `^` + the value, escaped, + the tail: no `(` in the value without a backslash before it,
+    // so no other form takes the path, and the literal between head and tail is the value.
+    if seen & LITERAL_META == 0 {
         out.push_str(literal);
-        out.push_str(tail);
-        // `^` + the value + the tail: no `(` in the value, so no other form takes the path.
-        hash_of(form, literal.as_bytes())
     } else {
-        let mut run = 0;
-        for (i, &c) in literal.as_bytes().iter().enumerate() {
-            if LITERAL_BYTE[c as usize] & LITERAL_META != 0 {
-                out.push_str(&literal[run..i]);
-                out.push('\\');
-                run = i;
-            }
-        }
-        out.push_str(&literal[run..]);
-        out.push_str(tail);
-        path_hash(&out[start..])
-    };
+        push_escaped_literal(out, literal);
+    }
+    out.push_str(tail);
+    let hash = hash_of(form, literal.as_bytes());
     Some((PathRank::new(class, trimmed.len(), 0), hash))
+}
+
+/// `literal` (plain path bytes: [`PLAIN_PATH_BYTE`]) appended to `out` with a backslash before
+/// each meta character. Not inlined: the loop kept out of the plain case's caller, where most
+/// literals have nothing to escape.
+#[inline(never)]
+fn push_escaped_literal(out: &mut String, literal: &str) {
+    let mut run = 0;
+    for (i, &c) in literal.as_bytes().iter().enumerate() {
+        if LITERAL_BYTE[c as usize] & LITERAL_META != 0 {
+            out.push_str(&literal[run..i]);
+            out.push('\\');
+            run = i;
+        }
+    }
+    out.push_str(&literal[run..]);
 }
 
 /// `^` + the escaped literal + `tail`.

@@ -1,3 +1,4 @@
+use super::hash::{hashed, META_BYTE};
 use super::*;
 
 fn prefix(v: &str) -> PathMatch {
@@ -253,6 +254,40 @@ proptest::proptest! {
         proptest::prop_assert_eq!(ranked, long, "{:?}", m);
     }
 
+    /// What a path's hash is taken of gives the path back, so two different paths never hash
+    /// the same bytes (equal hashes only by chance): escaped literals (hashed unescaped), gRPC
+    /// methods, patterns and stray backslashes alike.
+    #[test]
+    fn hashed_parts_tell_paths_apart(
+        parts in proptest::collection::vec(proptest::sample::select(vec![
+            "^", "$", "(?:", ")$", "(?s:/.*)?$", "(?s:/.*)?", "\\", "\\.", "\\-", "\\x{e9}", ".", "-", "/",
+            "a", "é", "[^/]+", "(", ")", "?", "~",
+        ]), 0..10)
+    ) {
+        let path = parts.concat();
+        let (form, bytes) = hashed(path.as_bytes());
+        let escaped = |literal: &[u8]| {
+            let mut out = Vec::new();
+            for &b in literal {
+                if regex_syntax::is_meta_character(char::from(b)) {
+                    out.push(b'\\');
+                }
+                out.push(b);
+            }
+            out
+        };
+        let between = |head: &[u8], middle: &[u8], tail: &[u8]| [head, middle, tail].concat();
+        let rebuilt = match form {
+            PathForm::Other => bytes.to_vec(),
+            PathForm::Regex => between(b"^(?:", &bytes, b")$"),
+            PathForm::Prefix => between(b"^", &escaped(&bytes), PREFIX_TAIL.as_bytes()),
+            PathForm::Exact => between(b"^", &escaped(&bytes), b"$"),
+            PathForm::PrefixPattern => between(b"^", &bytes, PREFIX_TAIL.as_bytes()),
+            PathForm::ExactPattern => between(b"^", &bytes, b"$"),
+        };
+        proptest::prop_assert_eq!(String::from_utf8(rebuilt).unwrap(), path);
+    }
+
     /// The ASCII shortcut of escaping writes what the character-by-character escape writes.
     #[test]
     fn ascii_escape_shortcut_agrees(value in "[ -~]{0,24}") {
@@ -280,6 +315,34 @@ fn literal_byte_classes_match_regex_syntax() {
             (true, _) => 0,
         };
         assert_eq!(LITERAL_BYTE[b as usize], expected, "{:?}", char::from(b));
+    }
+}
+
+#[test]
+fn meta_bytes_are_regex_syntax_meta_characters() {
+    for b in 0..=255u8 {
+        let c = char::from(b);
+        assert_eq!(META_BYTE[b as usize], regex_syntax::is_meta_character(c), "{c:?}");
+    }
+}
+
+#[test]
+fn escaped_literals_hash_as_their_literal_and_patterns_as_written() {
+    // An exact path and a gRPC method of two names: the literal; a pattern as written, in a
+    // form of its own, so `^/(?:a.b)/(?:c)$` is not taken for the literal of `^/\(\?:a...`.
+    let cases: &[(&str, PathForm, &str)] = &[
+        ("^/a\\.b\\-c/$", PathForm::Exact, "/a.b-c/"),
+        ("^/a\\(b\\)(?s:/.*)?$", PathForm::Prefix, "/a(b)"),
+        ("^/pkg\\.Svc/Get$", PathForm::Exact, "/pkg.Svc/Get"),
+        ("^/pkg\\.Svc/[^/]+$", PathForm::ExactPattern, "/pkg\\.Svc/[^/]+"),
+        ("^/(?:a.b)/(?:c)$", PathForm::ExactPattern, "/(?:a.b)/(?:c)"),
+        ("^/a\\x{e9}$", PathForm::ExactPattern, "/a\\x{e9}"),
+        ("^/a\\$", PathForm::ExactPattern, "/a\\"),
+        ("^(?:/a.b)$", PathForm::Regex, "/a.b"),
+    ];
+    for (path, form, bytes) in cases {
+        let (got_form, got) = hashed(path.as_bytes());
+        assert_eq!((got_form, &got[..]), (*form, bytes.as_bytes()), "{path}");
     }
 }
 

@@ -396,12 +396,9 @@ pub(crate) fn finish(
     }
     covering_from.push(covering_ids.len());
 
-    // Path rules are looked up by (host id, hash of the path). Sorting puts the rules of one
-    // listener block and route hostname next to each other, so most hostnames are only ever
-    // looked up while their own run lasts: those are kept in a small table cleared at each
-    // run ([`RunPaths`]), which stays in cache. The rest ("shared": a hostname covering
-    // another one, or one that occurs in more than one listener block) go to a map that lives
-    // for the whole loop.
+    // Path rules are looked up by (host id, hash of the path), in a table of the current run
+    // for most hostnames, and in a map for the walk for the "shared" ones ([`FirstPaths`]): a
+    // hostname covering another one, or one that occurs in more than one listener block.
     for (id, from) in covering_from.windows(2).enumerate() {
         for &h in &covering_ids[from[0]..from[1]] {
             if h as usize != id {
@@ -414,13 +411,11 @@ pub(crate) fn finish(
     // Of every host id: the first kept rule without a path, and whether any kept rule has one.
     let mut no_path_first: Vec<Option<usize>> = vec![None; hosts.values.len()];
     let mut has_paths: Vec<bool> = vec![false; hosts.values.len()];
-    // Index of the first kept rule with a given path: `seen` by (host id, hash of the path) for
-    // shared hostnames, `run` by the hash for the hostname of the current run (listener block,
-    // hostname). A hash names the path without hashing or comparing strings per lookup; a hit
-    // is confirmed on the strings. A collision of two different paths (one in 2^64) only keeps
-    // a rule that could have been dropped: never drops one that is reachable.
-    let mut seen: HashMap<(u32, u64), usize> = HashMap::default();
-    let mut run = RunPaths::default();
+    // Index of the first kept rule with a given path, by (host id, hash of the path). A hash
+    // names the path without hashing or comparing strings per lookup; a hit is confirmed on
+    // the strings. A collision of two different paths (one in 2^64) only keeps a rule that
+    // could have been dropped: never drops one that is reachable.
+    let mut first_paths = FirstPaths::default();
     let mut run_of: Option<(u32, u32)> = None;
     let mut catch_all: Option<usize> = None;
     let mut uses_grpc = false;
@@ -441,7 +436,7 @@ pub(crate) fn finish(
         let (own, path) = (c.host, c.path_hash);
         if run_of != Some((c.listener, own)) {
             // At most the hostname's rules with a path, of every block.
-            run.clear(with_path[own as usize] as usize);
+            first_paths.next_run(with_path[own as usize] as usize);
             run_of = Some((c.listener, own));
             let covering = &covering_ids[covering_from[own as usize]..covering_from[own as usize + 1]];
             debug_assert_eq!(covering.first(), Some(&own), "a hostname with rules covers itself first");
@@ -456,7 +451,7 @@ pub(crate) fn finish(
             }
         }
         let kept = rules.len();
-        // Whether the rule, kept, is already the first with its path in `seen` or `run`.
+        // Whether the rule, kept, is already the first with its path in `first_paths`.
         let mut recorded = false;
         // Whether the kept rule at `first` has this rule's path. Bytes, not `str`: slicing a
         // `str` reads the bytes at both ends (char boundaries), a cache miss per rule, in this
@@ -471,20 +466,13 @@ pub(crate) fn finish(
             // one lookup finds that rule, or records this one, which is then kept, as the
             // first with the path. A different path of the same hash leaves the first as it is.
             None if path != 0 && others.is_empty() && no_path_first[own as usize].is_none() => {
-                let first = if shared[own as usize] {
-                    runs::first_or_insert(&mut seen, (own, path), kept)
-                } else {
-                    run.first_or_insert(path, kept)
-                };
+                let first = first_paths.first_or_insert(shared[own as usize], own, path, kept);
                 recorded = first.is_none();
                 first.filter(|f| same_path(&rules, *f))
             }
             None => {
-                let first_with_path = |h: u32| {
-                    let first =
-                        if shared[h as usize] { seen.get(&(h, path)).copied() } else { run.get(path) };
-                    first.filter(|f| same_path(&rules, *f))
-                };
+                let first_with_path =
+                    |h: u32| first_paths.get(shared[h as usize], h, path).filter(|f| same_path(&rules, *f));
                 // A hostname other than the rule's own is shared (it covers the rule's).
                 std::iter::once(own).chain(others.iter().copied()).find_map(|h| {
                     no_path_first[h as usize].or_else(|| {
@@ -523,11 +511,7 @@ pub(crate) fn finish(
             has_paths[own as usize] = true;
             // Recorded already when the lookup above found none.
             if !recorded {
-                if shared[own as usize] {
-                    seen.entry((own, path)).or_insert(kept);
-                } else {
-                    run.insert_first(path, kept);
-                }
+                first_paths.insert_first(shared[own as usize], own, path, kept);
             }
         }
         uses_grpc |= c.grpc;
@@ -557,7 +541,7 @@ pub(super) use radix::radix_pass;
 use radix::radix_sorted_low;
 #[path = "order_runs.rs"]
 mod runs;
-use runs::RunPaths;
+use runs::FirstPaths;
 
 #[cfg(test)]
 #[path = "order_tests.rs"]

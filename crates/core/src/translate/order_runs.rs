@@ -1,6 +1,66 @@
-//! [`RunPaths`]: the paths of the rules kept so far in the current run of [`super::finish`].
+//! [`FirstPaths`]: the first kept rule of each (hostname, path) in [`super::finish`], those of
+//! the current run in [`RunPaths`], the others in a map.
 
 use rustc_hash::FxHashMap as HashMap;
+
+/// The first kept rule of each (hostname id, hash of the path) in [`super::finish`]'s walk in
+/// sorted order. Sorting puts the rules of one listener block and route hostname (a run) next
+/// to each other, so most hostnames are only ever looked up while their own run lasts: those
+/// are kept in [`RunPaths`], cleared at each run, which stays in cache. The rest (`shared`: a
+/// hostname covering another one, or one that occurs in more than one listener block) go to
+/// a map that lives for the whole walk. Each method takes whether the hostname is shared,
+/// and says once which of the two answers.
+#[derive(Default)]
+pub(super) struct FirstPaths {
+    seen: HashMap<(u32, u64), usize>,
+    run: RunPaths,
+}
+
+impl FirstPaths {
+    /// For the next run, of at most `room` paths ([`RunPaths::clear`]).
+    #[inline]
+    pub(super) fn next_run(&mut self, room: usize) {
+        self.run.clear(room);
+    }
+
+    /// The first kept rule with the path of hash `hash` on the hostname `host` (shared or of
+    /// the current run).
+    #[inline]
+    pub(super) fn get(&self, shared: bool, host: u32, hash: u64) -> Option<usize> {
+        if shared {
+            self.seen.get(&(host, hash)).copied()
+        } else {
+            self.run.get(hash)
+        }
+    }
+
+    /// What [`FirstPaths::get`] gives; when that is `None`, `kept` becomes its value: one
+    /// lookup where a miss would be followed by an insert.
+    #[inline]
+    pub(super) fn first_or_insert(
+        &mut self,
+        shared: bool,
+        host: u32,
+        hash: u64,
+        kept: usize,
+    ) -> Option<usize> {
+        if shared {
+            first_or_insert(&mut self.seen, (host, hash), kept)
+        } else {
+            self.run.first_or_insert(hash, kept)
+        }
+    }
+
+    /// `kept` for the path of hash `hash` on `host`, unless it has one.
+    #[inline]
+    pub(super) fn insert_first(&mut self, shared: bool, host: u32, hash: u64, kept: usize) {
+        if shared {
+            self.seen.entry((host, hash)).or_insert(kept);
+        } else {
+            self.run.insert_first(hash, kept);
+        }
+    }
+}
 
 /// The first kept rule of each path (by its hash) among the rules of the current run (one
 /// listener block, one route hostname), for [`super::finish`]. Most runs are a route's few matches on
