@@ -38,7 +38,7 @@ fn snapshot(routes: usize, list_order: bool) -> Snapshot {
         made_in_list_order(&mut order);
     }
     for i in order {
-        let ns = format!("team-{}", i % 10);
+        let (ns, name) = namespace_and_name(i);
         let host = match i % 4 {
             0 => format!("app-{i}.apps.example.com"),
             1 => "api.example.com".to_string(),
@@ -46,7 +46,7 @@ fn snapshot(routes: usize, list_order: bool) -> Snapshot {
             _ => format!("site-{i}.example.org"),
         };
         let backend = |k: usize| format!("svc-{}", (i + k) % 10);
-        let route = http_route(&ns, &format!("route-{i}"))
+        let route = http_route(&ns, &name)
             .parent("infra", "gw")
             .hostname(&host)
             .created(i as i64)
@@ -82,7 +82,12 @@ fn shuffled<T>(routes: &mut [T]) {
 /// its `Route` struct (as [`shuffled`] leaves them); translation walks them oldest first, and
 /// creation time follows no name order.
 fn made_in_list_order(order: &mut [usize]) {
-    order.sort_by_cached_key(|i| (i % 10, format!("route-{i}")));
+    order.sort_by_cached_key(|&i| namespace_and_name(i));
+}
+
+/// The namespace and name of the route made `i`-th.
+fn namespace_and_name(i: usize) -> (String, String) {
+    (format!("team-{}", i % 10), format!("route-{i}"))
 }
 
 /// Reads every input value translation reads (each name, hostname, path and backend once),

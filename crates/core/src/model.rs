@@ -410,7 +410,7 @@ impl BackendRef {
     /// `self` naming `group` (empty for the core group) and `kind`: kept apart only when they
     /// are not the defaults, so that equal backendRefs are equal values.
     pub fn with_kind(mut self, group: &str, kind: &str) -> Self {
-        self.other_kind = (!(group.is_empty() && kind == "Service"))
+        self.other_kind = (!is_core_service(group, kind))
             .then(|| Box::new(BackendKind { group: group.to_string(), kind: kind.to_string() }));
         self
     }
@@ -428,8 +428,13 @@ impl BackendRef {
     /// A core `Service`, the one kind of backend there is: true without reading further when
     /// the kind is not kept apart (also for a [`BackendKind`] of the defaults, made by hand).
     pub fn is_service(&self) -> bool {
-        self.other_kind.as_ref().is_none_or(|k| k.group.is_empty() && k.kind == "Service")
+        self.other_kind.as_ref().is_none_or(|k| is_core_service(&k.group, &k.kind))
     }
+}
+
+/// Whether `group` and `kind` name the core group's `Service`, the defaults of a backendRef.
+fn is_core_service(group: &str, kind: &str) -> bool {
+    group.is_empty() && kind == "Service"
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

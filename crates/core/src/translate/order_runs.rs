@@ -143,7 +143,7 @@ impl RunPaths {
 
 /// The value of `key` in `map`; when it has none, `kept` becomes it and the answer is `None`:
 /// one lookup for "the first kept rule with this path, or this one is".
-pub(super) fn first_or_insert<K: std::hash::Hash + Eq>(
+fn first_or_insert<K: std::hash::Hash + Eq>(
     map: &mut HashMap<K, usize>,
     key: K,
     kept: usize,
