@@ -217,27 +217,50 @@ pub fn renders_a_gateway(snapshot: &Snapshot, settings: &Settings) -> bool {
     !gateways::our_gateways(snapshot, &classes, settings).is_empty()
 }
 
-/// `routes` by creation time (unknown last), then `namespace/name`, then kind.
+/// The places in `routes` by creation time (unknown last), then `namespace/name`, then kind.
 ///
 /// Sorted on integers (the time and the position: 16 bytes, no route read by a comparison),
 /// and only routes created in the same second are compared by name.
-fn oldest_first(routes: &[Route]) -> Vec<&Route> {
+fn oldest_first(routes: &[Route]) -> Vec<u32> {
     // A time in the high 64 bits (order-preserving: the sign bit flipped), the position below;
     // an unknown time is past every known one.
     let time = |r: &Route| r.meta.created.map_or(u128::MAX >> 32, |t| u128::from(t as u64 ^ 1 << 63));
     let mut keys: Vec<u128> = routes.iter().enumerate().map(|(i, r)| time(r) << 32 | i as u128).collect();
     keys.sort_unstable();
-    let mut sorted: Vec<&Route> = keys.iter().map(|k| &routes[*k as u32 as usize]).collect();
+    let mut sorted: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
     // Runs of one time, found on the keys (the routes are not read again for it).
     let mut start = 0;
     for run in keys.chunk_by(|a, b| a >> 32 == b >> 32) {
         if run.len() > 1 {
             let same_time = &mut sorted[start..start + run.len()];
-            same_time.sort_unstable_by(|a, b| a.meta.key_cmp(&b.meta).then(a.kind.cmp(&b.kind)));
+            same_time.sort_unstable_by(|a, b| {
+                let (a, b) = (&routes[*a as usize], &routes[*b as usize]);
+                a.meta.key_cmp(&b.meta).then(a.kind.cmp(&b.kind))
+            });
         }
         start += run.len();
     }
     sorted
+}
+
+/// The order [`translate`] takes `routes` in, each with its place oldest first
+/// ([`oldest_first`]). With both kinds of route, oldest first: an HTTPRoute/GRPCRoute conflict
+/// goes to the older route, so each route's outcome depends on the older ones'. With one kind,
+/// no outcome depends on another route's, and the candidates carry their route's place for the
+/// ties of precedence ([`order::Candidates::age`]): the routes are taken in the order they are
+/// stored, which is the order their data lies in memory when they were decoded as listed (a
+/// cluster's list, a file), where the order of age reads them at random.
+fn walk_order(routes: &[Route], both_kinds: bool) -> (Vec<&Route>, Vec<u32>) {
+    let by_age = oldest_first(routes);
+    if both_kinds {
+        let walk = by_age.iter().map(|i| &routes[*i as usize]).collect();
+        return (walk, (0..routes.len() as u32).collect());
+    }
+    let mut ages = vec![0u32; routes.len()];
+    for (age, i) in by_age.into_iter().enumerate() {
+        ages[i as usize] = age as u32;
+    }
+    (routes.iter().collect(), ages)
 }
 
 /// `HTTPRoute ns/name`: how rejections and notes name a route.
@@ -251,8 +274,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let gateways = gateways::our_gateways(snapshot, &classes, settings);
     let mut notes = gateways::unrendered_selection(snapshot, &classes, settings);
 
-    // Oldest first: the HTTPRoute/GRPCRoute conflict goes to the older route.
-    let routes = oldest_first(&snapshot.routes);
+    // Conflicts need both kinds; with one, indexing every hostname would be wasted work, and
+    // the routes can be taken in any order.
+    let both_kinds =
+        [RouteKind::Http, RouteKind::Grpc].iter().all(|k| snapshot.routes.iter().any(|r| r.kind == *k));
+    let (routes, ages) = walk_order(&snapshot.routes, both_kinds);
 
     // Each route's namespace and name, the place of its status in identity order, and its
     // hostnames, each distinct one parsed once and borrowed by the attachments.
@@ -265,8 +291,6 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let mut unresolved_backends = Vec::new();
     let (mut routes_accepted, mut routes_rejected) = (0, 0);
     let mut claims = claims::Claims::default();
-    // Conflicts need both kinds; with one, indexing every hostname would be wasted work.
-    let both_kinds = [RouteKind::Http, RouteKind::Grpc].iter().all(|k| routes.iter().any(|r| r.kind == *k));
     let mut resolver = backends::Resolver::new(&index, settings);
     // Reused from route to route.
     let mut out = rules::RouteOut::default();
@@ -286,8 +310,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let status::Names { text: names_text, routes: names, namespaces } = names;
     let mut attacher = attach::Attacher::new(&gateways, &index, namespaces.len());
     let mut outcomes = attach::Outcomes::new();
-    for ((route, hostnames), status::RouteNames { name, group, place }) in
-        routes.into_iter().zip(parsed).zip(names)
+    for (((route, age), hostnames), status::RouteNames { name, group, place }) in
+        routes.into_iter().zip(ages).zip(parsed).zip(names)
     {
         let hostnames_ok: SmallVec<[&Hostname; 2]> = match hostnames {
             Ok(places) => {
@@ -311,6 +335,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         // list one copy for all its rules (`route_out` gives it at the route's first match).
         let namespace = namespaces[group as usize].clone();
         let id = RouteName::shared(route.kind, &names_text, namespace, name);
+        candidates.age(age);
         rules::route_out(route, &id, group, &mut resolver, &mut out, &mut candidates, &mut paths);
         notes.append(&mut out.notes);
         unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
@@ -374,7 +399,6 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         status::route_status(slot, route, id, &mut outcomes, &out);
         rejections.append(&mut out.rejections);
         if accepted {
-            // Routes come oldest first (then namespace/name, then kind), as `Candidates` needs.
             add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, out.matches.start);
         } else {
             candidates.truncate(out.matches.start);
@@ -458,9 +482,22 @@ mod oldest_first_tests {
                     .then_with(|| a.meta.key_cmp(&b.meta))
                     .then(a.kind.cmp(&b.kind))
             });
-            let got = super::oldest_first(&routes);
+            let got: Vec<&Route> = super::oldest_first(&routes).into_iter().map(|i| &routes[i as usize]).collect();
             let key = |r: &&Route| (r.meta.created, r.meta.key(), r.kind);
             proptest::prop_assert_eq!(got.iter().map(key).collect::<Vec<_>>(), expected.iter().map(key).collect::<Vec<_>>());
+
+            // The walk: oldest first with both kinds, the stored order with one; each route
+            // with its place oldest first either way.
+            for both_kinds in [true, false] {
+                let (walk, ages) = super::walk_order(&routes, both_kinds);
+                if !both_kinds {
+                    proptest::prop_assert!(walk.iter().zip(&routes).all(|(w, r)| std::ptr::eq(*w, r)));
+                }
+                let mut by_age: Vec<(u32, &Route)> = ages.iter().copied().zip(walk).collect();
+                by_age.sort_by_key(|(age, _)| *age);
+                proptest::prop_assert!(by_age.iter().enumerate().all(|(i, (age, _))| *age == i as u32));
+                proptest::prop_assert!(by_age.iter().zip(&got).all(|((_, w), g)| std::ptr::eq(*w, *g)));
+            }
         }
     }
 }

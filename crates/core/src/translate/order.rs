@@ -59,8 +59,9 @@ impl Made {
 }
 
 /// The rules to order, in the order they were made, each a [`Candidate`] and its [`Made`].
-/// Route rules must be added in route order (oldest, then `namespace/name`, then kind) and
-/// within a route in rule and match order: the order of addition breaks the last ties.
+/// Routes may be added in any order, each with its place oldest first ([`Candidates::age`]),
+/// and within a route in rule and match order: the route's place, then the order of addition,
+/// break the last ties.
 #[derive(Default)]
 pub(crate) struct Candidates {
     /// Each candidate with its [`Made`] next to it: [`finish`] reads both in sorted order, at
@@ -75,6 +76,10 @@ pub(crate) struct Candidates {
     /// are then dropped ([`Candidates::truncate`]) keeps its entry: one unused name in the
     /// rules' list, where finding and removing it would cost more.
     routes: Vec<RouteName>,
+    /// The place oldest first of each of `routes` ([`Candidates::age`] when it was added).
+    ages: Vec<u32>,
+    /// The place oldest first of the route whose rules are added now.
+    age: u32,
 }
 
 impl Candidates {
@@ -84,7 +89,15 @@ impl Candidates {
             listeners: Vec::new(),
             origins: Vec::new(),
             routes: Vec::new(),
+            ages: Vec::new(),
+            age: 0,
         }
+    }
+
+    /// Before the rules of a route are added: its place oldest first (then `namespace/name`,
+    /// then kind), which orders its rules after those of older routes on a tie.
+    pub(crate) fn age(&mut self, age: u32) {
+        self.age = age;
     }
 
     /// The [`Made::origin`] of rules with the keys `keys`: a new place in the list for keys
@@ -101,6 +114,7 @@ impl Candidates {
     /// route, before its first rule (the list becomes the rules' list of routes).
     pub(crate) fn route(&mut self, route: &RouteName) -> u32 {
         self.routes.push(route.clone());
+        self.ages.push(self.age);
         u32::try_from(self.routes.len() - 1).expect("under 4 G routes")
     }
 
@@ -129,9 +143,10 @@ impl Candidates {
 ///
 /// The sort key of every candidate, packed into one integer: the listener's rank, the rank of
 /// the route hostname (the block's fence, whose hostname is its listener's, one past the
-/// largest: after every route rule of the block, and no bit of its own), the path's rank, and
-/// the candidate's index. Candidates are made in route order (oldest, then `namespace/name`, then
-/// kind), and within a route in rule and match order, so the index carries the last criteria.
+/// largest: after every route rule of the block, and no bit of its own), the path's rank, the
+/// route's place oldest first (then `namespace/name`, then kind; 0 for a fence, the only rule
+/// of its block with its host rank), and the candidate's index: within a route, candidates are
+/// made in rule and match order, so the index carries the last criterion.
 /// Each field takes only the bits its largest value needs, so tens of thousands of keys fit
 /// in 64 bits and sort without touching a string; `None` when they would not fit in 128.
 struct Packing {
@@ -141,6 +156,7 @@ struct Packing {
     class_bits: u32,
     primary_bits: u32,
     secondary_bits: u32,
+    age_bits: u32,
     index_bits: u32,
     max_primary: u64,
     max_secondary: u64,
@@ -162,9 +178,15 @@ fn max_parts(max: (u64, u64), rank: PathRank) -> (u64, u64) {
 
 impl Packing {
     /// For keys of listener ranks up to `max_listener`, host ranks up to `max_host`, paths of
-    /// [`PathRank::parts`] up to `max_parts` (primary, secondary: [`max_parts`]) and `count`
-    /// candidates.
-    fn new(max_listener: u32, max_host: u32, max_parts: (u64, u64), count: usize) -> Option<Self> {
+    /// [`PathRank::parts`] up to `max_parts` (primary, secondary: [`max_parts`]), routes' places
+    /// up to `max_age` and `count` candidates.
+    fn new(
+        max_listener: u32,
+        max_host: u32,
+        max_parts: (u64, u64),
+        max_age: u32,
+        count: usize,
+    ) -> Option<Self> {
         let (max_primary, max_secondary) = max_parts;
         let mut packing = Packing {
             host_bits: bits(u64::from(max_host) + 1),
@@ -172,6 +194,7 @@ impl Packing {
             class_bits: 2,
             primary_bits: bits(max_primary),
             secondary_bits: bits(max_secondary),
+            age_bits: bits(u64::from(max_age)),
             index_bits: bits(count as u64),
             max_primary,
             max_secondary,
@@ -183,6 +206,7 @@ impl Packing {
             + packing.class_bits
             + packing.primary_bits
             + packing.secondary_bits
+            + packing.age_bits
             + packing.index_bits;
         (packing.bits <= 128).then_some(packing)
     }
@@ -190,7 +214,7 @@ impl Packing {
     /// The key, as a `u128`, or as a `u64` when [`Packing::bits`] is at most 64 (the same
     /// bits; shifting a `u128` costs several instructions). A fence's `host` is not read: it
     /// is its listener's, the same for every fence of the block.
-    fn key<K>(&self, listener: u32, fence: bool, host: u32, path: PathRank, index: usize) -> K
+    fn key<K>(&self, listener: u32, fence: bool, host: u32, path: PathRank, age: u32, index: usize) -> K
     where
         K: From<u64> + std::ops::Shl<u32, Output = K> + std::ops::BitOr<Output = K>,
     {
@@ -206,6 +230,7 @@ impl Packing {
         // Longer first: the distance to the longest.
         push(self.primary_bits, self.max_primary - primary as u64);
         push(self.secondary_bits, self.max_secondary - secondary as u64);
+        push(self.age_bits, u64::from(age));
         push(self.index_bits, index as u64);
         key
     }
@@ -215,37 +240,48 @@ impl Packing {
     }
 }
 
+/// A candidate's precedence, field by field, as [`Packing`] packs it: its listener's rank,
+/// whether it is a fence, its hostname's rank, its path's rank, its route's place oldest first.
+type KeyFields = (u32, bool, u32, PathRank, u32);
+
 /// The candidates' indices in first-match order (fewer than 2^32: each is a rule in memory).
 /// `max_parts`: the largest [`PathRank::parts`] of their paths ([`max_parts`]).
+/// `ages`: the place oldest first of each route the candidates name ([`Made::route`]).
 fn sorted(
     candidates: &[(Candidate, Made)],
+    ages: &[u32],
     listener_rank: &[u32],
     host_rank: &[u32],
     max_parts: (u64, u64),
 ) -> Vec<u32> {
-    let field =
-        |c: &Candidate| (listener_rank[c.listener as usize], c.fence, host_rank[c.host as usize], c.rank);
+    let age = |made: &Made| if made.route == Made::FENCE { 0 } else { ages[made.route as usize] };
+    let field = |c: &Candidate, made: &Made| {
+        (listener_rank[c.listener as usize], c.fence, host_rank[c.host as usize], c.rank, age(made))
+    };
     let max = |ranks: &[u32]| ranks.iter().copied().filter(|r| *r != u32::MAX).max().unwrap_or(0);
-    let packing = Packing::new(max(listener_rank), max(host_rank), max_parts, candidates.len());
+    let max_age = ages.iter().copied().max().unwrap_or(0);
+    let packing = Packing::new(max(listener_rank), max(host_rank), max_parts, max_age, candidates.len());
     match packing {
         Some(packing) => {
-            let parts = candidates.iter().enumerate().map(|(i, (c, _))| (field(c), i));
+            let parts = candidates.iter().enumerate().map(|(i, (c, made))| (field(c, made), i));
             // Keys are distinct (the index is in them): any sort gives the same order.
             if packing.bits <= 64 {
-                let keys: Vec<u64> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
+                let keys: Vec<u64> =
+                    parts.map(|((l, f, h, p, a), i)| packing.key(l, f, h, p, a, i)).collect();
                 // Made in the order of their index (the lowest bits): a stable sort of the
                 // bits above is enough.
                 radix_sorted_low(keys, packing.index_bits, packing.bits)
             } else {
-                let mut keys: Vec<u128> = parts.map(|((l, f, h, p), i)| packing.key(l, f, h, p, i)).collect();
+                let mut keys: Vec<u128> =
+                    parts.map(|((l, f, h, p, a), i)| packing.key(l, f, h, p, a, i)).collect();
                 keys.sort_unstable();
                 keys.into_iter().map(|k| packing.index(k) as u32).collect()
             }
         }
         // Lengths past any real path: the same order, field by field.
         None => {
-            let mut keys: Vec<((u32, bool, u32, PathRank), usize)> =
-                candidates.iter().enumerate().map(|(i, (c, _))| (field(c), i)).collect();
+            let mut keys: Vec<(KeyFields, usize)> =
+                candidates.iter().enumerate().map(|(i, (c, made))| (field(c, made), i)).collect();
             keys.sort_unstable();
             keys.into_iter().map(|(_, i)| i as u32).collect()
         }
@@ -327,7 +363,7 @@ pub(crate) fn finish(
     mut paths: String,
     services: Services,
 ) -> (IngressRules, Vec<Shadowed>, bool) {
-    let Candidates { keys: candidates, listeners, origins, routes } = candidates;
+    let Candidates { keys: candidates, listeners, origins, routes, ages, age: _ } = candidates;
     let listener_rank = ranks(hosts, listeners.into_iter(), listener_cmp);
     // Every hostname ranked, used by a rule or not: the order among those used is the same.
     let host_rank = host_ranks(hosts);
@@ -359,7 +395,8 @@ pub(crate) fn finish(
     // Keys are distinct (each holds its candidate's index), and candidates are made in an
     // order that does not depend on the input's: the same objects in any order give the same
     // rules.
-    let order = sorted(&candidates, &listener_rank, &host_rank, longest);
+    let order = sorted(&candidates, &ages, &listener_rank, &host_rank, longest);
+    drop(ages);
 
     // For each hostname with rules, the ids of the hostnames with rules that catch all its
     // requests: itself, the wildcards over it (the longest first), and "every host". A

@@ -13,33 +13,40 @@ fn rank(kind: u8, len: usize) -> PathRank {
 
 proptest::proptest! {
     /// The packed key sorts exactly as the fields compared one by one (a fence's hostname is
-    /// its listener's, as `finish` gives it: here the listener's number).
+    /// its listener's, as `finish` gives it: here the listener's number; its route's place 0).
     #[test]
     fn packed_keys_sort_like_the_fields(
-        fields in proptest::collection::vec((0u32..4, proptest::bool::ANY, 0u32..50, 0u8..3, 0usize..300), 0..200)
+        fields in proptest::collection::vec(
+            (0u32..4, proptest::bool::ANY, 0u32..50, 0u8..3, 0usize..300, 0u32..20),
+            0..200,
+        )
     ) {
-        let fields: Vec<_> = fields.into_iter().map(|f| (f.0, f.1, if f.1 { f.0 } else { f.2 }, f.3, f.4)).collect();
+        let fields: Vec<_> = fields
+            .into_iter()
+            .map(|f| (f.0, f.1, if f.1 { f.0 } else { f.2 }, f.3, f.4, if f.1 { 0 } else { f.5 }))
+            .collect();
         let max_listener = fields.iter().map(|f| f.0).max().unwrap_or(0);
         let max_host = fields.iter().map(|f| f.2).max().unwrap_or(0);
+        let max_age = fields.iter().map(|f| f.5).max().unwrap_or(0);
         let longest = fields.iter().fold((0, 0), |m, f| max_parts(m, rank(f.3, f.4)));
-        let packing = Packing::new(max_listener, max_host, longest, fields.len())
+        let packing = Packing::new(max_listener, max_host, longest, max_age, fields.len())
             .expect("small fields fit");
         let mut packed: Vec<u128> = fields
             .iter()
             .enumerate()
-            .map(|(i, f)| packing.key(f.0, f.1, f.2, rank(f.3, f.4), i))
+            .map(|(i, f)| packing.key(f.0, f.1, f.2, rank(f.3, f.4), f.5, i))
             .collect();
         // The `u64` form, where the key fits, is the same bits.
         if packing.bits <= 64 {
             for (i, f) in fields.iter().enumerate() {
-                let short: u64 = packing.key(f.0, f.1, f.2, rank(f.3, f.4), i);
+                let short: u64 = packing.key(f.0, f.1, f.2, rank(f.3, f.4), f.5, i);
                 proptest::prop_assert_eq!(u128::from(short), packed[i]);
             }
         }
         packed.sort_unstable();
         let packed: Vec<usize> = packed.into_iter().map(|k| packing.index(k)).collect();
-        let mut plain: Vec<((u32, bool, u32, PathRank), usize)> =
-            fields.iter().enumerate().map(|(i, f)| ((f.0, f.1, f.2, rank(f.3, f.4)), i)).collect();
+        let mut plain: Vec<(KeyFields, usize)> =
+            fields.iter().enumerate().map(|(i, f)| ((f.0, f.1, f.2, rank(f.3, f.4), f.5), i)).collect();
         plain.sort_unstable();
         let plain: Vec<usize> = plain.into_iter().map(|(_, i)| i).collect();
         proptest::prop_assert_eq!(packed, plain);
@@ -235,8 +242,8 @@ fn packing_refuses_what_does_not_fit_in_128_bits() {
         method: Some(long.into()),
     };
     let huge = max_parts((0, 0), PathRank::grpc(Some(&method), Some("^/$")));
-    assert!(Packing::new(u32::MAX, u32::MAX, huge, 1 << 31).is_none());
-    assert!(Packing::new(3, 5000, max_parts((0, 0), rank(0, 1024)), 40_000).is_some());
+    assert!(Packing::new(u32::MAX, u32::MAX, huge, 0, 1 << 31).is_none());
+    assert!(Packing::new(3, 5000, max_parts((0, 0), rank(0, 1024)), 10_000, 40_000).is_some());
 }
 
 proptest::proptest! {
