@@ -10,7 +10,8 @@
 //! translate and drop, `BENCH_RUNS` times per size, for a profiler: no table),
 //! `BENCH_SHUFFLE=1` (the routes stored in a shuffled order, the same every run: see
 //! [`shuffled`]), `BENCH_SHUFFLE=list` (the routes made in the order a cluster lists them:
-//! see [`made_in_list_order`]).
+//! see [`made_in_list_order`]), `BENCH_GRPC=1` (one GRPCRoute more: both kinds of route, so
+//! the walk goes oldest first: see [`with_a_grpc_route`]).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -193,6 +194,18 @@ fn pin_allocator() {
     }
 }
 
+/// One GRPCRoute more, stored last, on a hostname of its own: with both kinds of route the
+/// translation walks the routes oldest first (the HTTPRoute/GRPCRoute conflicts go to the older
+/// route), so this measures that walk on the same routes.
+fn with_a_grpc_route(snapshot: &mut Snapshot) {
+    let route = grpc_route("team-0", "grpc")
+        .parent("infra", "gw")
+        .hostname("grpc.example.com")
+        .created(0)
+        .rule(rule().grpc(Some("pkg.Svc"), None).backend("svc-0", 8080));
+    snapshot.routes.push(route);
+}
+
 fn main() {
     pin_allocator();
     let settings =
@@ -216,6 +229,9 @@ fn main() {
         let mut snapshot = snapshot(routes, order == "list");
         if order == "1" {
             shuffled(&mut snapshot.routes);
+        }
+        if std::env::var("BENCH_GRPC").is_ok_and(|v| v == "1") {
+            with_a_grpc_route(&mut snapshot);
         }
         let runs = std::env::var("BENCH_RUNS")
             .ok()

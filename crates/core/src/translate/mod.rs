@@ -349,9 +349,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         // HTTPRoute and GRPCRoute on the same listener hostname: the older route keeps it.
         for outcome in outcomes.iter_mut().filter(|_| both_kinds) {
             let Ok(attachments) = &outcome.result else { continue };
-            let listeners = &gateways[outcome.gateway].listeners;
             let conflict = attachments.iter().find_map(|a| {
-                let block = listeners[a.listener].hostname.as_ref();
+                let block = listeners[outcome.gateway][a.listener].id;
                 a.hostnames.iter().find_map(|h| claims.conflict(block, route.kind, *h))
             });
             if let Some(message) = conflict {
@@ -365,8 +364,6 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         } else {
             routes_rejected += 1;
         }
-        // Who claims the hostnames below: built once per route, and only when claims are kept.
-        let claimant = if both_kinds { object_name(route) } else { String::new() };
         // The listeners this route attaches to, each once: several parentRefs (one with a
         // sectionName, one without) can reach the same listener, which still has one route.
         let mut attached_to: SmallVec<[(usize, usize); 4]> = SmallVec::new();
@@ -388,7 +385,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                         // A route that renders no rule (a GRPCRoute without rules) serves
                         // nothing on its hostnames: it does not keep the other kind off them.
                         for h in a.hostnames.iter().filter(|_| both_kinds && !out.matches.is_empty()) {
-                            claims.claim(listener.hostname.as_ref(), route.kind, *h, &claimant);
+                            claims.claim(listeners[outcome.gateway][a.listener].id, route.kind, *h, route);
                         }
                     }
                 }

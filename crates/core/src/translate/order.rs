@@ -254,12 +254,22 @@ fn sorted(
     host_rank: &[u32],
     max_parts: (u64, u64),
 ) -> Vec<u32> {
-    let age = |made: &Made| if made.route == Made::FENCE { 0 } else { ages[made.route as usize] };
+    // Routes added oldest first (a walk oldest first, or routes stored so): the index alone
+    // breaks the ties as their places would, and the key needs no bits for them (one radix
+    // pass fewer at 10,000 routes).
+    let added_oldest_first = ages.windows(2).all(|w| w[0] < w[1]);
+    let age = |made: &Made| {
+        if made.route == Made::FENCE || added_oldest_first {
+            0
+        } else {
+            ages[made.route as usize]
+        }
+    };
     let field = |c: &Candidate, made: &Made| {
         (listener_rank[c.listener as usize], c.fence, host_rank[c.host as usize], c.rank, age(made))
     };
     let max = |ranks: &[u32]| ranks.iter().copied().filter(|r| *r != u32::MAX).max().unwrap_or(0);
-    let max_age = ages.iter().copied().max().unwrap_or(0);
+    let max_age = if added_oldest_first { 0 } else { ages.iter().copied().max().unwrap_or(0) };
     let packing = Packing::new(max(listener_rank), max(host_rank), max_parts, max_age, candidates.len());
     match packing {
         Some(packing) => {
