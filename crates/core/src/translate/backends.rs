@@ -225,13 +225,15 @@ fn tls_policy(service: &Service, port: &ServicePort, index: &Index<'_>) -> Optio
 }
 
 /// What a rule's backendRefs come to: the origin for all its traffic, or `None` when no valid
-/// backend with a weight above 0 remains (the rule then answers 500, or 503 for gRPC).
+/// backend with a weight above 0 remains (the rule then answers 500, or 503 for gRPC). The
+/// backendRefs that cannot be used are not in it: [`Resolver::select`] gives each to its
+/// caller as it finds it, so that a rule without one (almost every rule) makes, reads and
+/// drops no list of them.
 pub(crate) struct Selection<'r> {
     /// Borrowed from the resolver: moving an `Origin` out by value from rule to rule cost more
     /// on the clock than its instructions (copies of its tail through the stack). Its URL is
     /// a service id ([`Resolver::into_services`]).
     pub origin: Option<&'r Origin<u32>>,
-    pub unresolved: Vec<(usize, Unresolved)>,
     /// More than one backend had weight and one was chosen: it gets all the traffic.
     pub split_collapsed: bool,
 }
@@ -348,35 +350,29 @@ impl<'a> Resolver<'a> {
         self.services.get(id)
     }
 
-    /// `scope` is [`Scope::of_group`] of `route`'s group.
+    /// `scope` is [`Scope::of_group`] of `route`'s group. Each backendRef that cannot be used
+    /// is given to `unresolved` (its place among `backends` and why), in their order.
     pub(crate) fn select(
         &mut self,
         scope: Scope,
         route: &'a Route,
         backends: &'a [BackendRef],
+        mut unresolved: impl FnMut(usize, &Unresolved),
     ) -> Selection<'_> {
         if let [backend] = backends {
-            // One backend, as most rules have: no weights to compare, never a split. Each
-            // selection is made where it is returned: an empty list of unresolved made first
-            // and moved in was stored 8 bytes at a time and loaded 16 at a time, which stalls.
+            // One backend, as most rules have: no weights to compare, never a split.
             return match self.answer(scope, route, backend) {
-                Answer::Origin(origin) if backend.weight > 0 => Selection {
-                    origin: Some(&self.origins[origin as usize]),
-                    unresolved: Vec::new(),
-                    split_collapsed: false,
-                },
-                Answer::Origin(_) | Answer::Unknown => {
-                    Selection { origin: None, unresolved: Vec::new(), split_collapsed: false }
+                Answer::Origin(origin) if backend.weight > 0 => {
+                    Selection { origin: Some(&self.origins[origin as usize]), split_collapsed: false }
                 }
-                Answer::Unresolved(u) => Selection {
-                    origin: None,
-                    unresolved: vec![(0, self.unresolved[u as usize].clone())],
-                    split_collapsed: false,
-                },
+                Answer::Origin(_) | Answer::Unknown => Selection { origin: None, split_collapsed: false },
+                Answer::Unresolved(u) => {
+                    unresolved(0, &self.unresolved[u as usize]);
+                    Selection { origin: None, split_collapsed: false }
+                }
             };
         }
         let mut best: Option<(i32, u32)> = None;
-        let mut unresolved = Vec::new();
         for (i, backend) in backends.iter().enumerate() {
             match self.answer(scope, route, backend) {
                 Answer::Origin(origin)
@@ -385,14 +381,14 @@ impl<'a> Resolver<'a> {
                     best = Some((backend.weight, origin));
                 }
                 Answer::Origin(_) | Answer::Unknown => {}
-                Answer::Unresolved(u) => unresolved.push((i, self.unresolved[u as usize].clone())),
+                Answer::Unresolved(u) => unresolved(i, &self.unresolved[u as usize]),
             }
         }
         // A split collapsed onto the chosen backend; with none chosen, the rule's 500 (503) is
         // not a backend taking all traffic.
         let weighted = if best.is_some() { backends.iter().filter(|b| b.weight > 0).count() } else { 0 };
         let origin = best.map(|(_, o)| &self.origins[o as usize]);
-        Selection { origin, unresolved, split_collapsed: weighted > 1 }
+        Selection { origin, split_collapsed: weighted > 1 }
     }
 
     /// The answer for `backend` of `route`, resolved the first time it is asked.

@@ -150,9 +150,9 @@ proptest! {
             let scope = Scope::of_group(*group);
             for backends in rules {
                 let expected = fresh(route, backends, &index, &settings);
-                let selection = resolver.select(scope, route, backends);
-                let (origin, unresolved, split) =
-                    (selection.origin.cloned(), selection.unresolved, selection.split_collapsed);
+                let mut unresolved = Vec::new();
+                let selection = resolver.select(scope, route, backends, |b, why| unresolved.push((b, why.clone())));
+                let (origin, split) = (selection.origin.cloned(), selection.split_collapsed);
                 // The remembered URL is a service id: the resolver's services say which.
                 let origin = origin.map(|Origin { url, server_name, tls }| Origin {
                     url: resolver.service(url).to_string(),

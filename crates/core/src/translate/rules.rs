@@ -69,14 +69,11 @@ pub(crate) fn route_out<'a>(
             reason: Reason::UnsupportedValue,
             message,
         };
-        let selection = resolver.select(scope, route, &rule.backends);
+        let selection = resolver.select(scope, route, &rule.backends, |b, why| {
+            out.unresolved
+                .push(UnresolvedRef { field: format!("spec.rules[{r}].backendRefs[{b}]"), why: why.clone() })
+        });
         let split_collapsed = selection.split_collapsed;
-        for (b, unresolved) in &selection.unresolved {
-            out.unresolved.push(UnresolvedRef {
-                field: format!("spec.rules[{r}].backendRefs[{b}]"),
-                why: unresolved.clone(),
-            });
-        }
         match rule_target(route, r, rule, selection.origin, settings, candidates) {
             Err((field, message)) => out.rejections.push(reject(field, message)),
             Ok((service, origin)) => {
