@@ -236,6 +236,9 @@ pub(crate) struct Selection<'r> {
     pub origin: Option<&'r Origin<u32>>,
     /// More than one backend had weight and one was chosen: it gets all the traffic.
     pub split_collapsed: bool,
+    /// The first backendRef with filters, which cloudflared cannot apply (the rule is then not
+    /// rendered): found in the pass that resolves them, not in a second one over the list.
+    pub filtered: Option<usize>,
 }
 
 /// A remembered answer: an origin or why not, as its place in the resolver's lists.
@@ -361,19 +364,28 @@ impl<'a> Resolver<'a> {
     ) -> Selection<'_> {
         if let [backend] = backends {
             // One backend, as most rules have: no weights to compare, never a split.
+            let filtered = (backend.filters > 0).then_some(0);
             return match self.answer(scope, route, backend) {
-                Answer::Origin(origin) if backend.weight > 0 => {
-                    Selection { origin: Some(&self.origins[origin as usize]), split_collapsed: false }
+                Answer::Origin(origin) if backend.weight > 0 => Selection {
+                    origin: Some(&self.origins[origin as usize]),
+                    split_collapsed: false,
+                    filtered,
+                },
+                Answer::Origin(_) | Answer::Unknown => {
+                    Selection { origin: None, split_collapsed: false, filtered }
                 }
-                Answer::Origin(_) | Answer::Unknown => Selection { origin: None, split_collapsed: false },
                 Answer::Unresolved(u) => {
                     unresolved(0, &self.unresolved[u as usize]);
-                    Selection { origin: None, split_collapsed: false }
+                    Selection { origin: None, split_collapsed: false, filtered }
                 }
             };
         }
         let mut best: Option<(i32, u32)> = None;
+        let mut filtered = None;
         for (i, backend) in backends.iter().enumerate() {
+            if backend.filters > 0 && filtered.is_none() {
+                filtered = Some(i);
+            }
             match self.answer(scope, route, backend) {
                 Answer::Origin(origin)
                     if backend.weight > 0 && best.as_ref().is_none_or(|(w, _)| backend.weight > *w) =>
@@ -388,7 +400,7 @@ impl<'a> Resolver<'a> {
         // not a backend taking all traffic.
         let weighted = if best.is_some() { backends.iter().filter(|b| b.weight > 0).count() } else { 0 };
         let origin = best.map(|(_, o)| &self.origins[o as usize]);
-        Selection { origin, split_collapsed: weighted > 1 }
+        Selection { origin, split_collapsed: weighted > 1, filtered }
     }
 
     /// The answer for `backend` of `route`, resolved the first time it is asked.

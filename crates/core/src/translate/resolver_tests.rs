@@ -41,8 +41,8 @@ const PROTOCOLS: [Option<&str>; 6] =
 
 /// A Service: namespace, name, ports (number, appProtocol, target), headless, ExternalName.
 type ServiceShape = (usize, usize, Vec<(usize, usize, Option<i32>)>, bool, bool);
-/// A backendRef: group, name, namespace (none or one of [`NAMESPACES`]), port, weight.
-type BackendShape = (bool, usize, Option<usize>, Option<usize>, i32);
+/// A backendRef: group, name, namespace (none or one of [`NAMESPACES`]), port, weight, filters.
+type BackendShape = (bool, usize, Option<usize>, Option<usize>, i32, u32);
 /// A route: HTTP or gRPC, namespace, its rules' backendRefs.
 type RouteShape = (bool, usize, Vec<Vec<BackendShape>>);
 
@@ -61,6 +61,7 @@ fn routes() -> impl Strategy<Value = Vec<RouteShape>> {
         proptest::option::of(0..NAMESPACES.len()),
         proptest::option::weighted(0.9, 0..PORTS.len()),
         0..3,
+        select(vec![0, 0, 0, 0, 1, 2]),
     );
     vec((any::<bool>(), 0..NAMESPACES.len(), vec(vec(backend, 0..4), 1..4)), 1..12)
 }
@@ -107,14 +108,14 @@ fn snapshot(
     snapshot
 }
 
-fn backend_ref((core, name, namespace, port, weight): BackendShape) -> BackendRef {
+fn backend_ref((core, name, namespace, port, weight, filters): BackendShape) -> BackendRef {
     let backend = BackendRef {
         other_kind: None,
         name: NAMES[name].into(),
         namespace: namespace.map(|n| NAMESPACES[n].into()),
         port: port.map(|p| PORTS[p]),
         weight,
-        filters: 0,
+        filters,
     };
     backend.with_kind(if core { "" } else { "example.com" }, "Service")
 }
@@ -153,6 +154,7 @@ proptest! {
                 let mut unresolved = Vec::new();
                 let selection = resolver.select(scope, route, backends, |b, why| unresolved.push((b, why.clone())));
                 let (origin, split) = (selection.origin.cloned(), selection.split_collapsed);
+                prop_assert_eq!(selection.filtered, backends.iter().position(|b| b.filters > 0));
                 // The remembered URL is a service id: the resolver's services say which.
                 let origin = origin.map(|Origin { url, server_name, tls }| Origin {
                     url: resolver.service(url).to_string(),

@@ -73,7 +73,7 @@ pub(crate) fn route_out<'a>(
                 .push(UnresolvedRef { field: format!("spec.rules[{r}].backendRefs[{b}]"), why: why.clone() })
         });
         let split_collapsed = selection.split_collapsed;
-        match rule_target(route, r, rule, selection.origin, settings, candidates) {
+        match rule_target(route, r, rule, &selection, settings, candidates) {
             Err((field, message)) => out.rejections.push(reject(field, message)),
             Ok((service, origin)) => {
                 if split_collapsed {
@@ -131,13 +131,13 @@ fn rule_target(
     route: &Route,
     r: usize,
     rule: &RouteRule,
-    origin: Option<&backends::Origin<u32>>,
+    selection: &backends::Selection<'_>,
     settings: &Settings,
     candidates: &mut Candidates,
 ) -> Result<(u32, u32), (String, String)> {
     // Most rules have no extras: nothing to refuse there, no Host header to write.
     let host_header = if rule.extras.is_some() { extras_host_header(r, rule)? } else { None };
-    if let Some(b) = rule.backends.iter().position(|b| b.filters > 0) {
+    if let Some(b) = selection.filtered {
         return Err((
             format!("spec.rules[{r}].backendRefs[{b}].filters"),
             "backend filters cannot be expressed by cloudflared ingress rules; the rule is not rendered"
@@ -145,7 +145,7 @@ fn rule_target(
         ));
     }
     let grpc = route.kind == RouteKind::Grpc;
-    let Some(origin) = origin else {
+    let Some(origin) = selection.origin else {
         // gRPC clients read 503 as UNAVAILABLE.
         let status = if grpc { backends::UNAVAILABLE } else { backends::SERVER_ERROR };
         let keys = OriginRequest { http_host_header: host_header, ..OriginRequest::default() };
