@@ -152,7 +152,11 @@ fn add_rules<'a>(
         let Ok(attachments) = &outcome.result else { continue };
         for a in attachments {
             let ListenerKey { place, id } = listeners[outcome.gateway][a.listener];
-            pairs.extend(a.hostnames.iter().map(|h| (place, id, hosts.id(*h))));
+            // Pushed one at a time: `extend` reserves by the size hint first, costing more
+            // than the push of the one hostname most attachments have.
+            for h in &a.hostnames {
+                pairs.push((place, id, hosts.id(*h)));
+            }
         }
     }
     // A pair is repeated by another with the same route hostname on a more specific listener,
@@ -313,12 +317,13 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     for (((route, age), hostnames), status::RouteNames { name, group, place }) in
         routes.into_iter().zip(ages).zip(parsed).zip(names)
     {
-        let hostnames_ok: SmallVec<[&Hostname; 2]> = match hostnames {
-            Ok(places) => {
-                route_hosts.places(places).iter().map(|p| &route_hosts.parsed[*p as usize]).collect()
+        // Pushed one at a time, as in `add_rules`: `collect` reserves by the size hint first.
+        let mut hostnames_ok: SmallVec<[&Hostname; 2]> = SmallVec::new();
+        if let Ok(places) = hostnames {
+            for p in route_hosts.places(places) {
+                hostnames_ok.push(&route_hosts.parsed[*p as usize]);
             }
-            Err(_) => SmallVec::new(),
-        };
+        }
         attacher.resolve(route, group, &hostnames_ok, &mut outcomes);
         if outcomes.is_empty() {
             continue; // not ours
