@@ -113,6 +113,9 @@ pub(crate) struct HostIds<'a> {
     /// a hostname of these is known by its address, without hashing it.
     routes: &'a [Hostname],
     route_ids: Vec<u32>,
+    /// Whether the routes' hostnames are in `ids` too ([`HostIds::add_routes`] leaves them
+    /// out; a look-up by value that misses puts them in first).
+    routes_indexed: bool,
 }
 
 impl<'a> HostIds<'a> {
@@ -126,15 +129,38 @@ impl<'a> HostIds<'a> {
             last: None,
             routes: &[],
             route_ids: Vec::new(),
+            routes_indexed: true,
         }
     }
 
     /// Gives each of `routes` (distinct hostnames) its id, once: [`HostIds::id`] then finds
-    /// those by address.
+    /// those by address. A hostname equal to one given an id before (a listener's) takes that
+    /// id; the others get new ids without being hashed into the table: the hostnames given ids
+    /// before are few, and compared directly when there are at most [`HostIds::FEW`]. The
+    /// table gets the routes' hostnames only if a look-up by value misses
+    /// ([`HostIds::id_by_value`]).
     pub(crate) fn add_routes(&mut self, routes: &'a [Hostname]) {
-        self.route_ids = routes.iter().map(|h| self.id(Some(h))).collect();
+        let before = self.values.len();
+        self.route_ids = Vec::with_capacity(routes.len());
+        for h in routes {
+            let known = if before <= Self::FEW {
+                self.values[..before].iter().position(|v| *v == Some(h)).map(|id| id as u32)
+            } else {
+                self.ids.get(&Some(h)).copied()
+            };
+            let id = match known {
+                Some(id) => id,
+                None => self.new_id(Some(h)),
+            };
+            self.route_ids.push(id);
+        }
         self.routes = routes;
+        self.routes_indexed = false;
     }
+
+    /// At most this many hostnames with ids (the listeners'), [`HostIds::add_routes`] compares
+    /// each route's hostname with them rather than hashing it.
+    const FEW: usize = 8;
 
     /// The id of `h`. Inline, for the routes' hostnames found by address (every attachment
     /// asks for one); the others are looked up by [`HostIds::id_by_value`].
@@ -157,20 +183,37 @@ impl<'a> HostIds<'a> {
                 return id;
             }
         }
-        let (values, ranges, text) = (&mut self.values, &mut self.ranges, &mut self.text);
-        let id = *self.ids.entry(h).or_insert_with(|| {
-            values.push(h);
-            ranges.push(h.map(|h| {
-                let range = match h {
-                    Hostname::Exact(name) => SharedText::append(text, name),
-                    Hostname::Wildcard(_) => SharedText::append(text, &h.as_string()),
-                };
-                (range.start, range.end)
-            }));
-            (values.len() - 1) as u32
-        });
+        if !self.routes_indexed && !self.ids.contains_key(&h) {
+            // A hostname equal to a route's, elsewhere in memory, has the route's id.
+            self.routes_indexed = true;
+            for (route, id) in self.routes.iter().zip(&self.route_ids) {
+                self.ids.insert(Some(route), *id);
+            }
+        }
+        let id = match self.ids.get(&h) {
+            Some(id) => *id,
+            None => {
+                let id = self.new_id(h);
+                self.ids.insert(h, id);
+                id
+            }
+        };
         self.last = Some((h, id));
         id
+    }
+
+    /// The next id, for `h`, with its text (not put in the table: the callers do, or say why
+    /// not).
+    fn new_id(&mut self, h: Option<&'a Hostname>) -> u32 {
+        self.values.push(h);
+        self.ranges.push(h.map(|h| {
+            let range = match h {
+                Hostname::Exact(name) => SharedText::append(&mut self.text, name),
+                Hostname::Wildcard(_) => SharedText::append(&mut self.text, &h.as_string()),
+            };
+            (range.start, range.end)
+        }));
+        (self.values.len() - 1) as u32
     }
 
     /// The `hostname:` of rules with the hostname `id` (lower case; `None`: every host).
@@ -227,11 +270,12 @@ mod tests {
 
         /// [`HostIds`] gives the routes' hostnames, found by address, the ids it gives equal
         /// hostnames found by hashing (copies elsewhere in memory, listener hostnames equal to
-        /// some of them): one id per distinct hostname, whose text is the hostname's.
+        /// some of them, up to [`HostIds::FEW`] listener hostnames or more): one id per
+        /// distinct hostname, whose text is the hostname's.
         #[test]
         fn route_hostnames_by_address_have_the_ids_of_their_values(
             texts in proptest::collection::vec("(a\\.example\\.com|\\*\\.example\\.com|b\\.example\\.com|c\\.org|d\\.org)", 0..8),
-            listeners in proptest::collection::vec(proptest::option::of("(a\\.example\\.com|\\*\\.example\\.com|e\\.net)"), 0..4),
+            listeners in proptest::collection::vec(proptest::option::of("(a\\.example\\.com|\\*\\.example\\.com|[e-p]\\.net)"), 0..24),
         ) {
             let route = texts.iter().fold(http_route("ns", "r"), |r, h| r.hostname(h));
             let mut hosts = super::RouteHosts::with_capacity(1);

@@ -585,7 +585,7 @@ mod push;
 #[path = "order_radix.rs"]
 mod radix;
 pub(super) use radix::radix_pass;
-use radix::radix_sorted_low;
+pub(super) use radix::radix_sorted_low;
 #[path = "order_runs.rs"]
 mod runs;
 use runs::FirstPaths;

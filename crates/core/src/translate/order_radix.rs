@@ -8,7 +8,7 @@
 /// counts stay in cache. Keys already in the order of their `low` bits (an index) are sorted
 /// without a pass over those. The last pass writes the indices (4 bytes) where the others move
 /// keys (8): no pass is left to take the indices out of the sorted keys.
-pub(super) fn radix_sorted_low(mut keys: Vec<u64>, low: u32, bits: u32) -> Vec<u32> {
+pub(in crate::translate) fn radix_sorted_low(mut keys: Vec<u64>, low: u32, bits: u32) -> Vec<u32> {
     assert!(low <= 32 && bits <= 64, "indices of at most 32 bits, keys of at most 64");
     let low_mask = u64::MAX.checked_shr(64 - low).unwrap_or(0);
     let passes = bits.saturating_sub(low).div_ceil(11) as usize;
