@@ -189,6 +189,76 @@ impl<'a> Claims<'a> {
     }
 }
 
+/// Whether an HTTPRoute and a GRPCRoute of `routes` could serve a common hostname, so that
+/// one could be refused for the other ([`Claims`]); `listeners` are the hostnames of the
+/// listeners routes may attach to (`None`: one without). When they cannot, no route's outcome
+/// depends on another's and the translation need not walk the routes oldest first.
+///
+/// Judged on what the routes ask for, which their attachments narrow, never widen: a route's
+/// hostnames (as [`Hostname::parse`] would read them, which takes a valid value as written),
+/// or, for a route without any, every listener's. A value the parser would refuse rejects its
+/// route, which then claims nothing: what it is taken for here does not matter. A listener
+/// without hostname, taken by a route without one, could overlap anything: possible.
+pub(crate) fn conflicts_possible<'h>(
+    routes: &'h [Route],
+    listeners: impl Iterator<Item = Option<&'h Hostname>> + Clone,
+) -> bool {
+    let count = |kind: RouteKind| routes.iter().filter(|r| r.kind == kind).count();
+    let (few, many) = if count(RouteKind::Grpc) <= count(RouteKind::Http) {
+        (RouteKind::Grpc, RouteKind::Http)
+    } else {
+        (RouteKind::Http, RouteKind::Grpc)
+    };
+    // A hostname as written: (wildcard, name or suffix).
+    let split = |h: &'h str| match h.strip_prefix("*.") {
+        Some(suffix) => (true, suffix),
+        None => (false, h),
+    };
+    let listener = |h: &'h Hostname| match h {
+        Hostname::Exact(name) => (false, name.as_str()),
+        Hostname::Wildcard(suffix) => (true, suffix.as_str()),
+    };
+    // The hostnames of the routes of `kind`, those of the listeners for a route without any;
+    // `None` when one of those is a listener without hostname.
+    let hostnames = |kind: RouteKind| -> Option<Vec<(bool, &str)>> {
+        let mut all = Vec::new();
+        let mut listeners_taken = false;
+        for route in routes.iter().filter(|r| r.kind == kind) {
+            if route.hostnames.is_empty() {
+                if !std::mem::replace(&mut listeners_taken, true) {
+                    for h in listeners.clone() {
+                        all.push(listener(h?));
+                    }
+                }
+            } else {
+                all.extend(route.hostnames.iter().map(|h| split(h.as_str())));
+            }
+        }
+        Some(all)
+    };
+    let (Some(few), Some(many)) = (hostnames(few), hostnames(many)) else { return true };
+    // Of the few: exact names, wildcards' suffixes, and every suffix after a dot of either (a
+    // wildcard over them is any of those).
+    let (mut exact, mut wildcard, mut under) =
+        (HashMap::<&str, ()>::default(), HashMap::<&str, ()>::default(), HashMap::<&str, ()>::default());
+    for &(is_wildcard, name) in &few {
+        if is_wildcard { &mut wildcard } else { &mut exact }.insert(name, ());
+        for suffix in suffixes(name) {
+            under.insert(suffix, ());
+        }
+    }
+    many.iter().any(|&(is_wildcard, name)| {
+        // A wildcard of the few over `name` (over the wildcard `*.name` too).
+        let covered = suffixes(name).any(|s| wildcard.contains_key(s));
+        if is_wildcard {
+            // The same wildcard, a wider one, or a name of the few under `*.name`.
+            covered || wildcard.contains_key(name) || under.contains_key(name)
+        } else {
+            covered || exact.contains_key(name)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -303,16 +303,31 @@ fn object_name(route: &Route) -> String {
     format!("{} {}", route.kind, route.meta.key())
 }
 
+#[cfg(test)]
+thread_local! {
+    /// For the tests, on their own thread: check HTTPRoute/GRPCRoute conflicts, walking the
+    /// routes oldest first, whenever both kinds exist, even when [`claims::conflicts_possible`]
+    /// says none can occur, to compare the two. Not in other builds.
+    static CHECK_EVERY_CONFLICT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
+    #[cfg(test)]
+    let check_every_conflict = CHECK_EVERY_CONFLICT.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    let check_every_conflict = false;
     let index = index::Index::new(snapshot);
     let classes = gateways::our_classes(snapshot, settings);
     let gateways = gateways::our_gateways(snapshot, &classes, settings);
     let mut notes = gateways::unrendered_selection(snapshot, &classes, settings);
 
-    // Conflicts need both kinds; with one, indexing every hostname would be wasted work, and
-    // the routes can be taken in any order.
+    // Conflicts need both kinds, and hostnames of the two that can overlap; without, claiming
+    // every hostname would be wasted work, and the routes can be taken in any order.
     let both_kinds =
         [RouteKind::Http, RouteKind::Grpc].iter().all(|k| snapshot.routes.iter().any(|r| r.kind == *k));
+    let listener_hostnames = gateways.iter().flat_map(|g| g.listeners.iter().map(|l| l.hostname.as_ref()));
+    let both_kinds = both_kinds
+        && (check_every_conflict || claims::conflicts_possible(&snapshot.routes, listener_hostnames));
     let (routes, ages) = walk_order(&snapshot.routes, both_kinds);
 
     // Each route's namespace and name, the place of its status in identity order, and its

@@ -75,4 +75,5 @@ pub(super) fn parent_condition(t: &Translation, name: &str, type_: &str) -> crat
 }
 
 mod backends;
+mod conflicts;
 mod routing;
