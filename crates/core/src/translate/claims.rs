@@ -2,13 +2,12 @@
 //! that the younger of two routes of different kinds overlapping on a hostname can be refused
 //! without comparing every pair of routes.
 //!
-//! Claims are made for every hostname of every route once both kinds exist, so a claim is
-//! only written down (the hostname and the route, borrowed): the tables that answer a query
-//! are brought up to date when a route of the other kind asks, and the hostnames' labels
-//! reversed, which the queries of a wildcard (or of every host) need in order, only when such
-//! a query comes. With tens of thousands of HTTPRoutes and a few GRPCRoutes, most claims are
-//! never asked about (session 16: 10,000 routes and one GRPCRoute took 17.6–19.5 ms to
-//! translate, against 5.9–6.1 ms without the GRPCRoute, with a string index of every claim).
+//! Claims are made for every hostname of every route when a conflict is possible
+//! ([`conflicts_possible`]), so a claim makes no string: the tables borrow the hostname and
+//! the route, and the hostnames' labels reversed, which the queries of a wildcard (or of every
+//! host) need in order, are made only when such a query comes (session 16: 10,000 routes and
+//! one GRPCRoute took 17.6–19.5 ms to translate, against 5.9–6.1 ms without the GRPCRoute,
+//! with a string index of every claim).
 
 use std::collections::BTreeMap;
 
@@ -24,9 +23,6 @@ type Owner<'a> = &'a Route;
 /// claim of a hostname owns it.
 #[derive(Default)]
 struct KindIndex<'a> {
-    /// Every claim, in claim order; those from `indexed` on are not in the tables below yet.
-    log: Vec<(Option<&'a Hostname>, Owner<'a>)>,
-    indexed: usize,
     /// A route without hostname (every host), and who owns it.
     all: Option<Owner<'a>>,
     exact: HashMap<&'a str, Owner<'a>>,
@@ -68,16 +64,6 @@ fn suffixes(name: &str) -> impl Iterator<Item = &str> {
 }
 
 impl<'a> KindIndex<'a> {
-    /// The tables, brought up to date with every claim: done when a route of the other kind
-    /// asks, so claims nobody asks about cost a push.
-    fn index(&mut self) {
-        for i in self.indexed..self.log.len() {
-            let (host, owner) = self.log[i];
-            self.insert(host, owner);
-        }
-        self.indexed = self.log.len();
-    }
-
     fn insert(&mut self, host: Option<&'a Hostname>, owner: Owner<'a>) {
         let Some(host) = host else {
             self.all.get_or_insert(owner);
@@ -104,7 +90,6 @@ impl<'a> KindIndex<'a> {
 
     /// An owner of a hostname some request could match together with `host`, if any.
     fn overlapping(&mut self, host: Option<&Hostname>) -> Option<(Owner<'a>, String)> {
-        self.index();
         if let Some(owner) = self.all {
             return Some((owner, "every host".to_string()));
         }
@@ -145,7 +130,7 @@ impl<'a> KindIndex<'a> {
     }
 
     fn is_empty(&self) -> bool {
-        self.log.is_empty()
+        self.all.is_none() && self.exact.is_empty() && self.wildcard.is_empty()
     }
 }
 
@@ -165,7 +150,7 @@ impl<'a> Claims<'a> {
         host: Option<&'a Hostname>,
         owner: &'a Route,
     ) {
-        self.blocks.entry((block, kind)).or_default().log.push((host, owner));
+        self.blocks.entry((block, kind)).or_default().insert(host, owner);
     }
 
     /// Why `kind` may not serve `host` on `block`: a route of the other kind got there first.

@@ -279,15 +279,15 @@ fn oldest_first(routes: &[Route]) -> Vec<u32> {
 }
 
 /// The order [`translate`] takes `routes` in, each with its place oldest first
-/// ([`oldest_first`]). With both kinds of route, oldest first: an HTTPRoute/GRPCRoute conflict
-/// goes to the older route, so each route's outcome depends on the older ones'. With one kind,
-/// no outcome depends on another route's, and the candidates carry their route's place for the
-/// ties of precedence ([`order::Candidates::age`]): the routes are taken in the order they are
-/// stored, which is the order their data lies in memory when they were decoded as listed (a
-/// cluster's list, a file), where the order of age reads them at random.
-fn walk_order(routes: &[Route], both_kinds: bool) -> (Vec<&Route>, Vec<u32>) {
+/// ([`oldest_first`]). With `conflicts` (HTTPRoute/GRPCRoute conflicts possible), oldest
+/// first: a conflict goes to the older route, so each route's outcome depends on the older
+/// ones'. Without, no outcome depends on another route's, and the candidates carry their
+/// route's place for the ties of precedence ([`order::Candidates::age`]): the routes are taken
+/// in the order they are stored, which is the order their data lies in memory when they were
+/// decoded as listed (a cluster's list, a file), where the order of age reads them at random.
+fn walk_order(routes: &[Route], conflicts: bool) -> (Vec<&Route>, Vec<u32>) {
     let by_age = oldest_first(routes);
-    if both_kinds {
+    if conflicts {
         let walk = by_age.iter().map(|i| &routes[*i as usize]).collect();
         return (walk, (0..routes.len() as u32).collect());
     }
@@ -326,9 +326,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let both_kinds =
         [RouteKind::Http, RouteKind::Grpc].iter().all(|k| snapshot.routes.iter().any(|r| r.kind == *k));
     let listener_hostnames = gateways.iter().flat_map(|g| g.listeners.iter().map(|l| l.hostname.as_ref()));
-    let both_kinds = both_kinds
+    let conflicts = both_kinds
         && (check_every_conflict || claims::conflicts_possible(&snapshot.routes, listener_hostnames));
-    let (routes, ages) = walk_order(&snapshot.routes, both_kinds);
+    let (routes, ages) = walk_order(&snapshot.routes, conflicts);
 
     // Each route's namespace and name, the place of its status in identity order, and its
     // hostnames, each distinct one parsed once and borrowed by the attachments.
@@ -398,7 +398,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
 
         // HTTPRoute and GRPCRoute on the same listener hostname: the older route keeps it.
-        for outcome in outcomes.iter_mut().filter(|_| both_kinds) {
+        for outcome in outcomes.iter_mut().filter(|_| conflicts) {
             let Ok(attachments) = &outcome.result else { continue };
             let conflict = attachments.iter().find_map(|a| {
                 let block = listeners[outcome.gateway][a.listener].id;
@@ -435,7 +435,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                         }
                         // A route that renders no rule (a GRPCRoute without rules) serves
                         // nothing on its hostnames: it does not keep the other kind off them.
-                        for h in a.hostnames.iter().filter(|_| both_kinds && !out.matches.is_empty()) {
+                        for h in a.hostnames.iter().filter(|_| conflicts && !out.matches.is_empty()) {
                             claims.claim(listeners[outcome.gateway][a.listener].id, route.kind, *h, route);
                         }
                     }
@@ -542,11 +542,11 @@ mod oldest_first_tests {
             let key = |r: &&Route| (r.meta.created, r.meta.key(), r.kind);
             proptest::prop_assert_eq!(got.iter().map(key).collect::<Vec<_>>(), expected.iter().map(key).collect::<Vec<_>>());
 
-            // The walk: oldest first with both kinds, the stored order with one; each route
-            // with its place oldest first either way.
-            for both_kinds in [true, false] {
-                let (walk, ages) = super::walk_order(&routes, both_kinds);
-                if !both_kinds {
+            // The walk: oldest first with conflicts possible, the stored order without; each
+            // route with its place oldest first either way.
+            for conflicts in [true, false] {
+                let (walk, ages) = super::walk_order(&routes, conflicts);
+                if !conflicts {
                     proptest::prop_assert!(walk.iter().zip(&routes).all(|(w, r)| std::ptr::eq(*w, r)));
                 }
                 let mut by_age: Vec<(u32, &Route)> = ages.iter().copied().zip(walk).collect();
