@@ -10,8 +10,9 @@
 //! translate and drop, `BENCH_RUNS` times per size, for a profiler: no table),
 //! `BENCH_SHUFFLE=1` (the routes stored in a shuffled order, the same every run: see
 //! [`shuffled`]), `BENCH_SHUFFLE=list` (the routes made in the order a cluster lists them:
-//! see [`made_in_list_order`]), `BENCH_GRPC=1` (one GRPCRoute more, on a hostname of its
-//! own: see [`with_a_grpc_route`]).
+//! see [`made_in_list_order`]), `BENCH_GRPC=1|listener|conflict` (one GRPCRoute more, on a
+//! hostname of its own, on a listener of its own, or conflicting with 2,500 HTTPRoutes: see
+//! [`with_a_grpc_route`]).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -194,16 +195,29 @@ fn pin_allocator() {
     }
 }
 
-/// One GRPCRoute more, stored last but oldest, on a hostname of its own: with both kinds of
-/// route the translation first asks whether an HTTPRoute hostname can overlap a GRPCRoute's
-/// (conflicts, which the older route wins, would need the walk oldest first). None can here, so
+/// One GRPCRoute more, stored last, with both kinds of route: the translation first asks which
+/// routes have a hostname that a route of the other kind may serve too (conflicts, which the
+/// older route wins; only those routes are checked, walked oldest first after the others).
+/// `BENCH_GRPC=1`: the GRPCRoute is the oldest, on a hostname of its own; none may conflict, so
 /// this measures that question, and routes no longer stored oldest first, on the same routes.
-fn with_a_grpc_route(snapshot: &mut Snapshot) {
-    let route = grpc_route("team-0", "grpc")
-        .parent("infra", "gw")
-        .hostname("grpc.example.com")
-        .created(0)
-        .rule(rule().grpc(Some("pkg.Svc"), None).backend("svc-0", 8080));
+/// `listener`: the same without `hostnames`, attached by `sectionName` to a listener of its own
+/// (`grpc.example.com`, added to the Gateway), as gRPC services often are: it serves that
+/// listener's hostname only. `conflict`: the newest, on `api.example.com`, which a quarter of the
+/// HTTPRoutes serve: those 2,500 and the GRPCRoute are checked, oldest first, and the GRPCRoute
+/// is refused (`Conflicted`), so the rules are those of the HTTPRoutes alone.
+fn with_a_grpc_route(snapshot: &mut Snapshot, how: &str) {
+    let route = grpc_route("team-0", "grpc").rule(rule().grpc(Some("pkg.Svc"), None).backend("svc-0", 8080));
+    let route = match how {
+        "listener" => {
+            snapshot.gateways[0].listeners.push(listener("grpc").hostname("grpc.example.com").from_all());
+            route.parent_section("infra", "gw", "grpc").created(0)
+        }
+        "conflict" => {
+            route.parent("infra", "gw").hostname("api.example.com").created(snapshot.routes.len() as i64)
+        }
+        "1" => route.parent("infra", "gw").hostname("grpc.example.com").created(0),
+        _ => return,
+    };
     snapshot.routes.push(route);
 }
 
@@ -231,8 +245,8 @@ fn main() {
         if order == "1" {
             shuffled(&mut snapshot.routes);
         }
-        if std::env::var("BENCH_GRPC").is_ok_and(|v| v == "1") {
-            with_a_grpc_route(&mut snapshot);
+        if let Ok(how) = std::env::var("BENCH_GRPC") {
+            with_a_grpc_route(&mut snapshot, &how);
         }
         let runs = std::env::var("BENCH_RUNS")
             .ok()

@@ -166,7 +166,11 @@ impl<'g, 'a> Attacher<'g, 'a> {
 
 /// The place among `gateways` of the Gateway `parent_ref` (of `route`) names, if it names one
 /// of ours.
-fn parent_gateway(route: &Route, parent_ref: &ParentRef, gateways: &[GatewayView<'_>]) -> Option<usize> {
+pub(super) fn parent_gateway(
+    route: &Route,
+    parent_ref: &ParentRef,
+    gateways: &[GatewayView<'_>],
+) -> Option<usize> {
     let group = parent_ref.group.as_deref().unwrap_or(GATEWAY_GROUP);
     let kind = parent_ref.kind.as_deref().unwrap_or("Gateway");
     if group != GATEWAY_GROUP || kind != "Gateway" {
@@ -201,7 +205,7 @@ fn allowed(
 
 /// The listeners of `gateway` that `parent_ref` names (by `sectionName` and `port`), with
 /// their places.
-fn named<'p, 'g, 'l>(
+pub(super) fn named<'p, 'g, 'l>(
     parent_ref: &'p ParentRef,
     gateway: &'g GatewayView<'l>,
 ) -> impl Iterator<Item = (usize, &'g ListenerView<'l>)> + use<'p, 'g, 'l> {

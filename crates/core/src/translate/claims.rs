@@ -2,8 +2,8 @@
 //! that the younger of two routes of different kinds overlapping on a hostname can be refused
 //! without comparing every pair of routes.
 //!
-//! Claims are made for every hostname of every route when a conflict is possible
-//! ([`conflicts_possible`]), so a claim makes no string: the tables borrow the hostname and
+//! Claims are made for every hostname of every route that may conflict
+//! ([`may_conflict`]), so a claim makes no string: the tables borrow the hostname and
 //! the route, and the hostnames' labels reversed, which the queries of a wildcard (or of every
 //! host) need in order, are made only when such a query comes (session 16: 10,000 routes and
 //! one GRPCRoute took 17.6–19.5 ms to translate, against 5.9–6.1 ms without the GRPCRoute,
@@ -15,6 +15,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::hostname::Hostname;
 use crate::model::{Route, RouteKind};
+
+use super::attach;
+use super::gateways::GatewayView;
 
 /// A route that claims hostnames: named only in the message of a conflict.
 type Owner<'a> = &'a Route;
@@ -174,74 +177,132 @@ impl<'a> Claims<'a> {
     }
 }
 
-/// Whether an HTTPRoute and a GRPCRoute of `routes` could serve a common hostname, so that
-/// one could be refused for the other ([`Claims`]); `listeners` are the hostnames of the
-/// listeners routes may attach to (`None`: one without). When they cannot, no route's outcome
-/// depends on another's and the translation need not walk the routes oldest first.
+/// A hostname as this module reads it: (wildcard, the name or the wildcard's suffix); `None`:
+/// every host.
+type Written<'h> = Option<(bool, &'h str)>;
+
+/// The hostnames `route` may serve, as [`Written`]: its own, as written (as
+/// [`Hostname::parse`] takes a valid value), or, for a route without any, those of the
+/// listeners its parentRefs name (by Gateway, `sectionName` and `port`; a listener without
+/// hostname: every host). Attachment narrows these, never widens them. A value the parser would
+/// refuse rejects its route, which then claims nothing: what it is taken for here does not
+/// matter.
+fn written<'h>(route: &'h Route, gateways: &'h [GatewayView<'_>], out: &mut Vec<Written<'h>>) {
+    out.clear();
+    if !route.hostnames.is_empty() {
+        out.extend(route.hostnames.iter().map(|h| {
+            let h = h.as_str();
+            Some(h.strip_prefix("*.").map_or((false, h), |suffix| (true, suffix)))
+        }));
+        return;
+    }
+    for parent_ref in &route.parent_refs {
+        let Some(g) = attach::parent_gateway(route, parent_ref, gateways) else { continue };
+        out.extend(attach::named(parent_ref, &gateways[g]).map(|(_, l)| {
+            l.hostname.as_ref().map(|h| match h {
+                Hostname::Exact(name) => (false, name.as_str()),
+                Hostname::Wildcard(suffix) => (true, suffix.as_str()),
+            })
+        }));
+    }
+}
+
+/// Which of `routes` may serve a hostname that a route of the other kind (HTTPRoute or
+/// GRPCRoute) may serve too ([`written`]), pair by pair: every route that could be refused for,
+/// or could refuse, a route of the other kind ([`Claims`]) is among them (attachment only
+/// narrows what they may serve). The others' outcomes depend on no other route's, so the
+/// translation takes them as they are stored and claims nothing for them; only these are taken
+/// oldest first, after them, each checked against the older ones' claims.
 ///
-/// Judged on what the routes ask for, which their attachments narrow, never widen: a route's
-/// hostnames (as [`Hostname::parse`] would read them, which takes a valid value as written),
-/// or, for a route without any, every listener's. A value the parser would refuse rejects its
-/// route, which then claims nothing: what it is taken for here does not matter. A listener
-/// without hostname, taken by a route without one, could overlap anything: possible.
-pub(crate) fn conflicts_possible<'h>(
-    routes: &'h [Route],
-    listeners: impl Iterator<Item = Option<&'h Hostname>> + Clone,
-) -> bool {
+/// The smaller kind's hostnames are indexed (exact names, wildcards' suffixes, and every
+/// suffix after a dot of either, each with the routes that have it) and the larger kind's are
+/// looked up there; an entry found marks its routes, once.
+pub(crate) fn may_conflict(routes: &[Route], gateways: &[GatewayView<'_>]) -> Vec<bool> {
+    let mut flags = vec![false; routes.len()];
     let count = |kind: RouteKind| routes.iter().filter(|r| r.kind == kind).count();
-    let (few, many) = if count(RouteKind::Grpc) <= count(RouteKind::Http) {
-        (RouteKind::Grpc, RouteKind::Http)
-    } else {
-        (RouteKind::Http, RouteKind::Grpc)
-    };
-    // A hostname as written: (wildcard, name or suffix).
-    let split = |h: &'h str| match h.strip_prefix("*.") {
-        Some(suffix) => (true, suffix),
-        None => (false, h),
-    };
-    let listener = |h: &'h Hostname| match h {
-        Hostname::Exact(name) => (false, name.as_str()),
-        Hostname::Wildcard(suffix) => (true, suffix.as_str()),
-    };
-    // The hostnames of the routes of `kind`, those of the listeners for a route without any;
-    // `None` when one of those is a listener without hostname.
-    let hostnames = |kind: RouteKind| -> Option<Vec<(bool, &str)>> {
-        let mut all = Vec::new();
-        let mut listeners_taken = false;
-        for route in routes.iter().filter(|r| r.kind == kind) {
-            if route.hostnames.is_empty() {
-                if !std::mem::replace(&mut listeners_taken, true) {
-                    for h in listeners.clone() {
-                        all.push(listener(h?));
-                    }
-                }
-            } else {
-                all.extend(route.hostnames.iter().map(|h| split(h.as_str())));
+    let (http, grpc) = (count(RouteKind::Http), count(RouteKind::Grpc));
+    if http == 0 || grpc == 0 {
+        return flags;
+    }
+    let (few, many) =
+        if grpc <= http { (RouteKind::Grpc, RouteKind::Http) } else { (RouteKind::Http, RouteKind::Grpc) };
+    let of = |kind: RouteKind| routes.iter().enumerate().filter(move |(_, r)| r.kind == kind);
+    let mut hosts = Vec::new();
+
+    // The few: by exact name, by wildcard suffix, and under each suffix after a dot (a
+    // wildcard over them is any of those); those that may serve every host, and those that may
+    // serve some host (what one of the many serving every host overlaps).
+    type Index<'h> = HashMap<&'h str, Vec<u32>>;
+    let (mut exact, mut wildcard, mut under) = (Index::default(), Index::default(), Index::default());
+    let (mut few_every, mut few_some) = (Vec::new(), Vec::new());
+    for (i, route) in of(few) {
+        written(route, gateways, &mut hosts);
+        if !hosts.is_empty() {
+            few_some.push(i);
+        }
+        for host in &hosts {
+            let Some((is_wildcard, name)) = *host else {
+                few_every.push(i);
+                continue;
+            };
+            if is_wildcard { &mut wildcard } else { &mut exact }.entry(name).or_default().push(i as u32);
+            for suffix in suffixes(name) {
+                under.entry(suffix).or_default().push(i as u32);
             }
         }
-        Some(all)
-    };
-    let (Some(few), Some(many)) = (hostnames(few), hostnames(many)) else { return true };
-    // Of the few: exact names, wildcards' suffixes, and every suffix after a dot of either (a
-    // wildcard over them is any of those).
-    let (mut exact, mut wildcard, mut under) =
-        (HashMap::<&str, ()>::default(), HashMap::<&str, ()>::default(), HashMap::<&str, ()>::default());
-    for &(is_wildcard, name) in &few {
-        if is_wildcard { &mut wildcard } else { &mut exact }.insert(name, ());
-        for suffix in suffixes(name) {
-            under.insert(suffix, ());
-        }
     }
-    many.iter().any(|&(is_wildcard, name)| {
-        // A wildcard of the few over `name` (over the wildcard `*.name` too).
-        let covered = suffixes(name).any(|s| wildcard.contains_key(s));
-        if is_wildcard {
-            // The same wildcard, a wider one, or a name of the few under `*.name`.
-            covered || wildcard.contains_key(name) || under.contains_key(name)
-        } else {
-            covered || exact.contains_key(name)
+
+    // The many, each looked up; the few found are marked as their entries are found.
+    let mark = |entry: Option<&mut Vec<u32>>, flags: &mut Vec<bool>| match entry {
+        Some(routes) => {
+            for i in routes.drain(..) {
+                flags[i as usize] = true;
+            }
+            true
         }
-    })
+        None => false,
+    };
+    let (mut many_some, mut many_every) = (false, false);
+    for (i, route) in of(many) {
+        written(route, gateways, &mut hosts);
+        if hosts.is_empty() {
+            continue;
+        }
+        many_some = true;
+        // One of the few may serve every host: it overlaps this one.
+        let mut found = !few_every.is_empty();
+        for host in &hosts {
+            let Some((is_wildcard, name)) = *host else {
+                many_every = true;
+                found |= !few_some.is_empty();
+                continue;
+            };
+            // Wildcards of the few over `name` (over the wildcard `*.name` too), if any: the
+            // few are often a handful of exact names, and each look-up hashes a suffix.
+            if !wildcard.is_empty() {
+                for suffix in suffixes(name) {
+                    found |= mark(wildcard.get_mut(suffix), &mut flags);
+                }
+            }
+            if is_wildcard {
+                // The same wildcard, or names and narrower wildcards of the few under it.
+                found |= mark(wildcard.get_mut(name), &mut flags);
+                found |= mark(under.get_mut(name), &mut flags);
+            } else {
+                found |= mark(exact.get_mut(name), &mut flags);
+            }
+        }
+        flags[i] |= found;
+    }
+    // Serving every host, the few overlap each of the many that serves some; serving some,
+    // each of the many that serves every host.
+    if many_some {
+        few_every.iter().for_each(|i| flags[*i] = true);
+    }
+    if many_every {
+        few_some.iter().for_each(|i| flags[*i] = true);
+    }
+    flags
 }
 
 #[cfg(test)]

@@ -279,23 +279,31 @@ fn oldest_first(routes: &[Route]) -> Vec<u32> {
 }
 
 /// The order [`translate`] takes `routes` in, each with its place oldest first
-/// ([`oldest_first`]). With `conflicts` (HTTPRoute/GRPCRoute conflicts possible), oldest
-/// first: a conflict goes to the older route, so each route's outcome depends on the older
-/// ones'. Without, no outcome depends on another route's, and the candidates carry their
-/// route's place for the ties of precedence ([`order::Candidates::age`]): the routes are taken
-/// in the order they are stored, which is the order their data lies in memory when they were
-/// decoded as listed (a cluster's list, a file), where the order of age reads them at random.
-fn walk_order(routes: &[Route], conflicts: bool) -> (Vec<&Route>, Vec<u32>) {
+/// ([`oldest_first`]), and where in that order the routes that may conflict begin
+/// (`may_conflict`: [`claims::may_conflict`]). The others first, in the order they are stored:
+/// their outcomes depend on no other route's, and the candidates carry their route's place for
+/// the ties of precedence ([`order::Candidates::age`]); stored order is the order their data
+/// lies in memory when they were decoded as listed (a cluster's list, a file), where the order
+/// of age reads them at random. Then those that may conflict, oldest first: a conflict goes to
+/// the older route, so each one's outcome depends on the older ones'.
+fn walk_order<'r>(routes: &'r [Route], may_conflict: &[bool]) -> (Vec<&'r Route>, Vec<u32>, usize) {
     let by_age = oldest_first(routes);
-    if conflicts {
+    let checked_from = may_conflict.iter().filter(|m| !**m).count();
+    if checked_from == 0 {
+        // All of them oldest first: the walk's place is the age.
         let walk = by_age.iter().map(|i| &routes[*i as usize]).collect();
-        return (walk, (0..routes.len() as u32).collect());
+        return (walk, (0..routes.len() as u32).collect(), 0);
     }
     let mut ages = vec![0u32; routes.len()];
-    for (age, i) in by_age.into_iter().enumerate() {
-        ages[i as usize] = age as u32;
+    for (age, i) in by_age.iter().enumerate() {
+        ages[*i as usize] = age as u32;
     }
-    (routes.iter().collect(), ages)
+    if checked_from == routes.len() {
+        return (routes.iter().collect(), ages, checked_from);
+    }
+    let later = by_age.iter().map(|i| *i as usize).filter(|i| may_conflict[*i]);
+    let order: Vec<usize> = (0..routes.len()).filter(|i| !may_conflict[*i]).chain(later).collect();
+    (order.iter().map(|i| &routes[*i]).collect(), order.iter().map(|i| ages[*i]).collect(), checked_from)
 }
 
 /// `HTTPRoute ns/name`: how rejections and notes name a route.
@@ -305,9 +313,9 @@ fn object_name(route: &Route) -> String {
 
 #[cfg(test)]
 thread_local! {
-    /// For the tests, on their own thread: check HTTPRoute/GRPCRoute conflicts, walking the
-    /// routes oldest first, whenever both kinds exist, even when [`claims::conflicts_possible`]
-    /// says none can occur, to compare the two. Not in other builds.
+    /// For the tests, on their own thread: check every route for HTTPRoute/GRPCRoute conflicts,
+    /// walking them all oldest first, whenever both kinds exist, even those that
+    /// [`claims::may_conflict`] finds cannot conflict, to compare the two. Not in other builds.
     static CHECK_EVERY_CONFLICT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -321,14 +329,18 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let gateways = gateways::our_gateways(snapshot, &classes, settings);
     let mut notes = gateways::unrendered_selection(snapshot, &classes, settings);
 
-    // Conflicts need both kinds, and hostnames of the two that can overlap; without, claiming
-    // every hostname would be wasted work, and the routes can be taken in any order.
+    // Conflicts need both kinds, and hostnames of the two that can overlap: only the routes
+    // that have such hostnames claim theirs and are checked, walked oldest first after the
+    // others (claiming every hostname of every route would be wasted work).
     let both_kinds =
         [RouteKind::Http, RouteKind::Grpc].iter().all(|k| snapshot.routes.iter().any(|r| r.kind == *k));
-    let listener_hostnames = gateways.iter().flat_map(|g| g.listeners.iter().map(|l| l.hostname.as_ref()));
-    let conflicts = both_kinds
-        && (check_every_conflict || claims::conflicts_possible(&snapshot.routes, listener_hostnames));
-    let (routes, ages) = walk_order(&snapshot.routes, conflicts);
+    let may_conflict = if both_kinds && check_every_conflict {
+        vec![true; snapshot.routes.len()]
+    } else {
+        claims::may_conflict(&snapshot.routes, &gateways)
+    };
+    let (routes, ages, checked_from) = walk_order(&snapshot.routes, &may_conflict);
+    drop(may_conflict);
 
     // Each route's namespace and name, the place of its status in identity order, and its
     // hostnames, each distinct one parsed once and borrowed by the attachments.
@@ -360,9 +372,11 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     let status::Names { text: names_text, routes: names, namespaces } = names;
     let mut attacher = attach::Attacher::new(&gateways, &index, namespaces.len());
     let mut outcomes = attach::Outcomes::new();
-    for (((route, age), hostnames), status::RouteNames { name, group, place }) in
-        routes.into_iter().zip(ages).zip(parsed).zip(names)
+    for ((((walked, route), age), hostnames), status::RouteNames { name, group, place }) in
+        routes.into_iter().enumerate().zip(ages).zip(parsed).zip(names)
     {
+        // Whether this route may conflict: it is checked, and claims its hostnames.
+        let conflicts = walked >= checked_from;
         // Pushed one at a time, as in `add_rules`: `collect` reserves by the size hint first.
         let mut hostnames_ok: SmallVec<[&Hostname; 2]> = SmallVec::new();
         if let Ok(places) = hostnames {
@@ -514,6 +528,7 @@ mod oldest_first_tests {
             ),
             extremes in proptest::bool::ANY,
             sorted in proptest::bool::ANY,
+            may_conflict in proptest::collection::vec(proptest::bool::ANY, 40),
         ) {
             let routes: Vec<Route> = routes
                 .into_iter()
@@ -542,13 +557,18 @@ mod oldest_first_tests {
             let key = |r: &&Route| (r.meta.created, r.meta.key(), r.kind);
             proptest::prop_assert_eq!(got.iter().map(key).collect::<Vec<_>>(), expected.iter().map(key).collect::<Vec<_>>());
 
-            // The walk: oldest first with conflicts possible, the stored order without; each
-            // route with its place oldest first either way.
-            for conflicts in [true, false] {
-                let (walk, ages) = super::walk_order(&routes, conflicts);
-                if !conflicts {
-                    proptest::prop_assert!(walk.iter().zip(&routes).all(|(w, r)| std::ptr::eq(*w, r)));
-                }
+            // The walk: the routes that cannot conflict as stored, then those that may, oldest
+            // first; each route with its place oldest first. None, some or all may conflict.
+            let some: Vec<bool> = routes.iter().zip(&may_conflict).map(|(_, m)| *m).collect();
+            for may in [vec![false; routes.len()], some, vec![true; routes.len()]] {
+                let (walk, ages, checked_from) = super::walk_order(&routes, &may);
+                let stored: Vec<&Route> = routes.iter().zip(&may).filter(|(_, m)| !**m).map(|(r, _)| r).collect();
+                proptest::prop_assert_eq!(checked_from, stored.len());
+                proptest::prop_assert!(walk[..checked_from].iter().zip(&stored).all(|(w, r)| std::ptr::eq(*w, *r)));
+                let flagged = |r: &Route| may[routes.iter().position(|x| std::ptr::eq(x, r)).unwrap()];
+                let later: Vec<&&Route> = got.iter().filter(|r| flagged(r)).collect();
+                proptest::prop_assert_eq!(walk.len() - checked_from, later.len());
+                proptest::prop_assert!(walk[checked_from..].iter().zip(later).all(|(w, g)| std::ptr::eq(*w, *g)));
                 let mut by_age: Vec<(u32, &Route)> = ages.iter().copied().zip(walk).collect();
                 by_age.sort_by_key(|(age, _)| *age);
                 proptest::prop_assert!(by_age.iter().enumerate().all(|(i, (age, _))| *age == i as u32));

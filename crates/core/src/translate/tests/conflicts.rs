@@ -1,13 +1,13 @@
-//! When no HTTPRoute hostname can overlap a GRPCRoute's, the translation skips the conflict
-//! checks and walks the routes as stored ([`claims::conflicts_possible`]): it must give exactly
-//! what checking every conflict, oldest first, gives.
+//! The translation checks for HTTPRoute/GRPCRoute conflicts only the routes with a hostname a
+//! route of the other kind may serve too ([`claims::may_conflict`]), walking the others as
+//! stored: it must give exactly what checking every route, all oldest first, gives.
 
 use proptest::prelude::*;
 
 use super::*;
 use crate::hostname::Hostname;
-use crate::model::{Route, RouteKind};
-use crate::translate::claims::conflicts_possible;
+use crate::model::Route;
+use crate::translate::claims::may_conflict;
 
 /// Hostnames that overlap in every way: equal, under a wildcard, a wildcard under another,
 /// an apex beside its wildcard, and unrelated ones.
@@ -28,12 +28,20 @@ fn route_strategy() -> impl Strategy<Value = Route> {
         "[a-d]",
         prop::collection::vec(0usize..HOSTNAMES.len(), 0..3),
         prop::option::of(0i64..4),
-        any::<bool>(),
+        prop::collection::vec(0usize..5, 1..3),
     )
-        .prop_map(|(grpc, name, hostnames, created, section)| {
+        .prop_map(|(grpc, name, hostnames, created, parents)| {
             let mut route = if grpc { grpc_route("infra", &name) } else { http_route("infra", &name) };
-            route =
-                if section { route.parent_section("infra", "gw", "l0") } else { route.parent("infra", "gw") };
+            // The Gateway, one of its listeners (l9: none), or a Gateway not ours.
+            for p in parents {
+                route = match p {
+                    0 => route.parent("infra", "gw"),
+                    1 => route.parent_section("infra", "gw", "l0"),
+                    2 => route.parent_section("infra", "gw", "l1"),
+                    3 => route.parent_section("infra", "gw", "l9"),
+                    _ => route.parent("infra", "other"),
+                };
+            }
             for h in hostnames {
                 route = route.hostname(HOSTNAMES[h]);
             }
@@ -71,49 +79,59 @@ fn snapshot_strategy() -> impl Strategy<Value = Snapshot> {
         })
 }
 
-/// Pair by pair: an HTTPRoute hostname and a GRPCRoute hostname that overlap, a route without
-/// hostnames taking every listener's (any listener without one: every host).
-fn some_pair_overlaps(routes: &[Route], listeners: &[Option<Hostname>]) -> bool {
-    let of = |kind: RouteKind| -> Option<Vec<Hostname>> {
-        let mut all = Vec::new();
-        for r in routes.iter().filter(|r| r.kind == kind) {
-            if r.hostnames.is_empty() {
-                for l in listeners {
-                    all.push(l.clone()?);
-                }
-            } else {
-                all.extend(r.hostnames.iter().map(|h| Hostname::parse(h).unwrap()));
+/// The hostnames `route` may serve, `None` for every host: its own, or, without any, those of
+/// the listeners its parentRefs name (`l9` and the Gateway `other` name none).
+fn served(route: &Route, listeners: &[Option<Hostname>]) -> Vec<Option<Hostname>> {
+    if !route.hostnames.is_empty() {
+        return route.hostnames.iter().map(|h| Some(Hostname::parse(h).unwrap())).collect();
+    }
+    let mut all = Vec::new();
+    for p in route.parent_refs.iter().filter(|p| *p.name == *"gw") {
+        for (i, l) in listeners.iter().enumerate() {
+            if p.section_name.as_deref().is_none_or(|s| *s == format!("l{i}")) {
+                all.push(l.clone());
             }
         }
-        Some(all)
-    };
-    match (of(RouteKind::Http), of(RouteKind::Grpc)) {
-        (Some(http), Some(grpc)) => http.iter().any(|h| grpc.iter().any(|g| h.overlaps(g))),
-        (http, grpc) => {
-            // A listener without hostname is taken by a route without any: that route's kind
-            // overlaps any route of the other kind.
-            let kinds = |kind| routes.iter().any(|r: &Route| r.kind == kind);
-            (http.is_none() || grpc.is_none()) && kinds(RouteKind::Http) && kinds(RouteKind::Grpc)
-        }
     }
+    all
+}
+
+/// Pair by pair: whether `route` may serve a hostname a route of the other kind may serve.
+fn overlaps_the_other_kind(route: &Route, routes: &[Route], listeners: &[Option<Hostname>]) -> bool {
+    let mine = served(route, listeners);
+    routes.iter().filter(|r| r.kind != route.kind).any(|other| {
+        served(other, listeners).iter().any(|theirs| {
+            mine.iter().any(|h| match (h, theirs) {
+                (Some(a), Some(b)) => a.overlaps(b),
+                _ => true,
+            })
+        })
+    })
 }
 
 proptest! {
-    /// `conflicts_possible` is the pairwise answer, for every mix of exact names, wildcards,
-    /// apexes and routes without hostnames.
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// `may_conflict` is the pairwise answer, route by route, for every mix of exact names,
+    /// wildcards, apexes, routes without hostnames and listeners with and without one.
     #[test]
-    fn conflicts_are_possible_exactly_when_some_pair_overlaps(snapshot in snapshot_strategy()) {
+    fn a_route_may_conflict_exactly_when_it_overlaps_a_route_of_the_other_kind(snapshot in snapshot_strategy()) {
         let listeners: Vec<Option<Hostname>> =
             snapshot.gateways[0].listeners.iter().map(|l| l.hostname.as_deref().map(|h| Hostname::parse(h).unwrap())).collect();
-        let both = [RouteKind::Http, RouteKind::Grpc].iter().all(|k| snapshot.routes.iter().any(|r| r.kind == *k));
-        let got = conflicts_possible(&snapshot.routes, listeners.iter().map(Option::as_ref));
-        prop_assert_eq!(got && both, some_pair_overlaps(&snapshot.routes, &listeners) && both);
+        let settings = Settings::default();
+        let classes = gateways::our_classes(&snapshot, &settings);
+        let gateways = gateways::our_gateways(&snapshot, &classes, &settings);
+        let got = may_conflict(&snapshot.routes, &gateways);
+        let expected: Vec<bool> =
+            snapshot.routes.iter().map(|r| overlaps_the_other_kind(r, &snapshot.routes, &listeners)).collect();
+        prop_assert_eq!(got, expected);
     }
 
-    /// Skipping the conflict checks when none is possible changes nothing: the same rules,
-    /// statuses, rejections and notes as checking every one, oldest first.
+    /// Checking only the routes that may conflict, the others walked as stored, changes
+    /// nothing: the same rules, statuses, rejections and notes as checking every route, all
+    /// oldest first.
     #[test]
-    fn skipping_impossible_conflicts_changes_nothing(snapshot in snapshot_strategy()) {
+    fn checking_only_the_routes_that_may_conflict_changes_nothing(snapshot in snapshot_strategy()) {
         let settings = Settings::default();
         let chosen = translate(&snapshot, &settings);
         CHECK_EVERY_CONFLICT.with(|c| c.set(true));
