@@ -332,9 +332,10 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // Conflicts need both kinds, and hostnames of the two that can overlap: only the routes
     // that have such hostnames claim theirs and are checked, walked oldest first after the
     // others (claiming every hostname of every route would be wasted work).
+    // (The tests' switch first: outside tests it is `false`, and the kinds are not counted.)
     let both_kinds =
-        [RouteKind::Http, RouteKind::Grpc].iter().all(|k| snapshot.routes.iter().any(|r| r.kind == *k));
-    let may_conflict = if both_kinds && check_every_conflict {
+        || [RouteKind::Http, RouteKind::Grpc].iter().all(|k| snapshot.routes.iter().any(|r| r.kind == *k));
+    let may_conflict = if check_every_conflict && both_kinds() {
         vec![true; snapshot.routes.len()]
     } else {
         claims::may_conflict(&snapshot.routes, &gateways)
