@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::hostname::Hostname;
 use crate::ingress::{OriginRequest, RouteName, SharedText};
-use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule};
+use crate::model::{Filter, HttpMatch, Route, RouteKind, RouteMatch, RouteRule, Text};
 use crate::path::{grpc_path, http_path_append, PathRank};
 
 use super::backends::{self, Resolver, UnresolvedRef};
@@ -126,8 +126,14 @@ pub(crate) fn route_out<'a>(
 /// name, its first path), each load independent of the others: the cache misses of a route
 /// not read since the snapshot was made then overlap instead of coming one by one. Measured
 /// at 10,000 routes: `route_out` takes about 30% less time, for about 60 instructions a route.
+/// A string is read where its bytes are: its own last byte, which says whether it holds them
+/// inline (a name or path of at most 24 bytes, most of them), or the first byte of its heap
+/// buffer; not its length and start, which take a dozen instructions to decode.
 fn touch(route: &Route) {
-    let first_byte = |s: &str| s.as_bytes().first().map_or(0, |c| usize::from(*c));
+    let first_byte = |s: &Text| match s.is_heap_allocated() {
+        true => s.as_bytes().first().map_or(0, |c| usize::from(*c)),
+        false => 1,
+    };
     let mut sum = 0usize;
     for rule in &route.rules {
         sum = sum.wrapping_add(usize::from(rule.extras.is_some()));
