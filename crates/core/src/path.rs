@@ -96,7 +96,6 @@ fn push_regex_path(value: &str, out: &mut String) -> Result<(), PathError> {
         re2::check(value).map_err(|error| PathError::Regex { value: value.into(), error })?;
     }
     let start = out.len();
-    out.reserve(value.len() + 6);
     out.push_str("^(?:");
     out.push_str(value);
     out.push_str(")$");
@@ -214,7 +213,6 @@ fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(PathRank, u64)
         false if trimmed.is_empty() => return Some((PathRank::new(3, 0, 0), 0)),
         false => (2, trimmed, PathForm::Prefix),
     };
-    out.reserve(literal.len() + PREFIX_TAIL.len() + 1);
     out.push('^');
     // `^` + the value, escaped, + the tail: no `(` in the value without a backslash before it,
     // so no other form takes the path, and the literal between head and tail is the value.
