@@ -133,7 +133,9 @@ pub(crate) fn http_path_append(
         // read once.
         let value = m.value.as_str();
         push_regex_path(value, paths)?;
-        (PathRank::new(1, value.trim_end_matches('/').len(), 0), hash_of(PathForm::Regex, value.as_bytes()))
+        // The `/`s at the end counted as bytes: no character to decode from the end.
+        let trimmed = value.len() - value.bytes().rev().take_while(|&c| c == b'/').count();
+        (PathRank::new(1, trimmed, 0), hash_of(PathForm::Regex, value.as_bytes()))
     } else {
         match plain_literal_path(m, paths) {
             Some(ranked) => ranked,
@@ -206,7 +208,7 @@ fn plain_literal_path(m: &PathMatch, out: &mut String) -> Option<(PathRank, u64)
     }
     // Nothing to decode: the length that ranks is the value's, less a trailing `/` (one at
     // most: no `//`).
-    let trimmed = &value[..b.len() - usize::from(b[b.len() - 1] == b'/')];
+    let trimmed = value.strip_suffix('/').unwrap_or(value);
     let exact = m.kind == PathKind::Exact;
     let (class, literal, form) = match exact {
         true => (0, value, PathForm::Exact),
