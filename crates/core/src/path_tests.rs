@@ -225,6 +225,25 @@ proptest::proptest! {
         }
     }
 
+    /// The word-at-a-time check says yes exactly to the values of 4 bytes or more whose bytes
+    /// the byte loop finds to be letters, digits and `/` with no `//`, and its yes is then
+    /// what the byte loop gives: nothing but `/`s (if any) to see.
+    #[test]
+    fn simple_literals_are_what_the_byte_loop_finds(
+        bytes in proptest::collection::vec(proptest::sample::select(vec![
+            b'/', b'/', b'/', b'a', b'z', b'A', b'Z', b'0', b'9', b'_', b'.', b'-', b'~', b'%', b'@', b'`',
+            b'[', b'{', b':', b' ', 0, 0x7f, 0x80, 0xc3, 0xff,
+        ]), 0..40)
+    ) {
+        let simple = bytes.len() >= 4
+            && bytes.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'/')
+            && !bytes.windows(2).any(|w| w == b"//");
+        proptest::prop_assert_eq!(simple_literal(&bytes), simple, "{:?}", bytes);
+        if simple {
+            proptest::prop_assert_eq!(literal_classes(&bytes) | LITERAL_SLASH, LITERAL_SLASH);
+        }
+    }
+
     /// The one-pass path and rank of a literal are what the long way gives, errors included,
     /// appended after what the string held, which is left as it was without a path.
     #[test]

@@ -77,6 +77,10 @@ fn parser() -> ast::parse::Parser {
     ParserBuilder::new().octal(true).build()
 }
 
+#[path = "re2_class.rs"]
+mod class;
+use class::plain_class_end;
+
 /// Longest pattern [`plainly_valid`] looks at: far below every size limit of Go's parser.
 const PLAIN_MAX_LEN: usize = 4096;
 /// Deepest group nesting [`plainly_valid`] accepts (Go allows 1000, regex-syntax 250).
@@ -197,52 +201,6 @@ const PLAIN_LITERAL: [bool; 256] = {
     }
     table
 };
-
-/// The index after the `]` closing the bracketed class that starts at `b[start]`, when it is
-/// plain: characters and ordered ranges of them, `\d`-style classes and escaped punctuation,
-/// optionally negated; no `[` inside (POSIX classes, nesting), no `-` outside a range, no `&`
-/// or `~` (regex-syntax's set operations), not empty, not starting with `]`.
-fn plain_class_end(b: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    if b.get(i) == Some(&b'^') {
-        i += 1;
-    }
-    let first = i;
-    // A character of the class, for a range's ends: (value, index after it).
-    let plain_char = |i: usize| -> Option<(char, usize)> {
-        match *b.get(i)? {
-            b']' | b'[' | b'\\' | b'-' | b'&' | b'~' => None,
-            lead if lead.is_ascii() => Some((char::from(lead), i + 1)),
-            lead => {
-                let end = i + utf8_len(lead);
-                std::str::from_utf8(b.get(i..end)?).ok()?.chars().next().map(|c| (c, end))
-            }
-        }
-    };
-    loop {
-        match *b.get(i)? {
-            b']' if i > first => return Some(i + 1),
-            b'\\' => {
-                if !b.get(i + 1).is_some_and(|e| PLAIN_ESCAPES.contains(e)) || b.get(i + 2) == Some(&b'-') {
-                    return None;
-                }
-                i += 2;
-            }
-            _ => {
-                let (low, next) = plain_char(i)?;
-                if b.get(next) == Some(&b'-') {
-                    let (high, end) = plain_char(next + 1)?;
-                    if high < low || b.get(end) == Some(&b'-') {
-                        return None;
-                    }
-                    i = end;
-                } else {
-                    i = next;
-                }
-            }
-        }
-    }
-}
 
 /// Length of the UTF-8 sequence led by `lead` (the input is a `str`, so it is well formed).
 fn utf8_len(lead: u8) -> usize {

@@ -415,7 +415,7 @@ impl<'a> Resolver<'a> {
                 resolve(route, backend, self.index, self.settings),
             );
         }
-        let own_namespace = backend.namespace.as_ref().is_none_or(|n| *n == route.meta.namespace);
+        let own_namespace = backend.namespace.as_ref().is_none_or(|n| in_namespace_of(n, route));
         if let (true, Some(port)) = (own_namespace, backend.port) {
             let number = u64::from(scope.number) << 32 | u64::from(port as u32);
             let kind = route.kind as usize;
@@ -427,6 +427,15 @@ impl<'a> Resolver<'a> {
             }
             return answers[kind];
         }
+        self.cached_answer(route, backend)
+    }
+
+    /// [`Resolver::answer`] of a Service backendRef of another namespace or without a port,
+    /// found by every string it depends on. Out of line, as [`in_namespace_of`]: the only
+    /// uses of the route's namespace in [`Resolver::select`], which the compiler otherwise
+    /// decodes (a compact string) before the rules of every route.
+    #[inline(never)]
+    fn cached_answer(&mut self, route: &'a Route, backend: &'a BackendRef) -> Answer {
         let key = cache_key(route, backend);
         if let Some(answer) = self.cache.get(&key) {
             return *answer;
@@ -440,6 +449,12 @@ impl<'a> Resolver<'a> {
         self.cache.insert(key, answer);
         answer
     }
+}
+
+/// Whether `namespace` (a backendRef's) is `route`'s own.
+#[inline(never)]
+fn in_namespace_of(namespace: &str, route: &Route) -> bool {
+    namespace == route.meta.namespace
 }
 
 /// `resolved` as an [`Answer`], the origin (its URL added to `services`) or the reason kept in
