@@ -388,13 +388,18 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         let id = RouteName::shared(route.kind, &names_text, namespace, name);
         candidates.age(age);
         rules::route_out(route, &id, group, &mut resolver, &mut out, &mut candidates, &mut paths);
-        notes.append(&mut out.notes);
-        unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
-            object: object_name(route),
-            field: u.field.clone(),
-            reason: u.why.reason,
-            message: u.why.message.clone(),
-        }));
+        // Most routes have neither: nothing to reserve or move.
+        if !out.notes.is_empty() {
+            notes.append(&mut out.notes);
+        }
+        if !out.unresolved.is_empty() {
+            unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
+                object: object_name(route),
+                field: u.field.clone(),
+                reason: u.why.reason,
+                message: u.why.message.clone(),
+            }));
+        }
         let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
 
         // HTTPRoute and GRPCRoute on the same listener hostname: the older route keeps it.
@@ -417,6 +422,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         // The listeners this route attaches to, each once: several parentRefs (one with a
         // sectionName, one without) can reach the same listener, which still has one route.
+        // One parentRef (most routes) reaches each listener once: nothing to look up.
+        let one_parent = outcomes.len() == 1;
         let mut attached_to: SmallVec<[(usize, usize); 4]> = SmallVec::new();
         for outcome in &outcomes {
             match &outcome.result {
@@ -429,7 +436,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(attachments) if !all_rules_dropped => {
                     for a in attachments {
                         let listener = &gateways[outcome.gateway].listeners[a.listener];
-                        if !attached_to.contains(&(outcome.gateway, a.listener)) {
+                        if one_parent {
+                            listener.attached.set(listener.attached.get() + 1);
+                        } else if !attached_to.contains(&(outcome.gateway, a.listener)) {
                             attached_to.push((outcome.gateway, a.listener));
                             listener.attached.set(listener.attached.get() + 1);
                         }
