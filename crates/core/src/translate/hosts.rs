@@ -14,7 +14,7 @@ use crate::model::Route;
 #[derive(Default)]
 pub(crate) struct RouteHosts<'s> {
     /// Each hostname parsed, by its text as written.
-    places: FxHashMap<&'s str, u32>,
+    places: FxHashMap<Short<'s>, u32>,
     /// Each distinct hostname, in the order first met.
     pub parsed: Vec<Hostname>,
     /// Every route's hostnames as places in [`RouteHosts::parsed`], one route's after the
@@ -23,6 +23,41 @@ pub(crate) struct RouteHosts<'s> {
     /// The refused hostnames: the index of the first a route writes, and why.
     refused: Vec<(usize, String)>,
 }
+
+/// A text as a key of a table, compared without a call to `memcmp` when it has at most 32
+/// bytes, as namespaces and most hostnames do: a call cost more than the compare (a table's
+/// hit compares the key once). Hashes as the text.
+#[derive(Clone, Copy, Hash)]
+pub(crate) struct Short<'s>(pub &'s str);
+
+impl PartialEq for Short<'_> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        let n = a.len();
+        if n != b.len() {
+            return false;
+        }
+        // Loads that together cover the bytes, overlapping when fewer than their sum.
+        let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+        let half = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+        match n {
+            0 => true,
+            1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+            4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+            8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+            17..=32 => {
+                word(a, 0) == word(b, 0)
+                    && word(a, 8) == word(b, 8)
+                    && word(a, n - 16) == word(b, n - 16)
+                    && word(a, n - 8) == word(b, n - 8)
+            }
+            _ => a == b,
+        }
+    }
+}
+
+impl Eq for Short<'_> {}
 
 /// Where a route's hostnames are among [`RouteHosts`]' places (from, to), or the place of the
 /// first the schema refuses among its refusals ([`RouteHosts::refused`]).
@@ -51,7 +86,7 @@ impl<'s> RouteHosts<'s> {
     pub fn parse(&mut self, route: &'s Route) -> HostPlaces {
         let from = self.routes.len();
         for (i, h) in route.hostnames.iter().enumerate() {
-            let place = match self.places.entry(h.as_str()) {
+            let place = match self.places.entry(Short(h.as_str())) {
                 std::collections::hash_map::Entry::Occupied(known) => *known.get(),
                 std::collections::hash_map::Entry::Vacant(new) => match Hostname::parse(h) {
                     Ok(parsed) => {
@@ -231,6 +266,24 @@ mod tests {
     use crate::translate::order::HostIds;
 
     proptest::proptest! {
+        /// [`super::Short`] texts are equal exactly when the texts are: every length to past
+        /// the 32 bytes compared by loads, texts of one length differing in any one byte
+        /// (first, last, middle, where loads overlap) or in none.
+        #[test]
+        fn short_texts_compare_as_the_texts(
+            a in "[ab]{0,40}",
+            flip in proptest::option::of(0usize..40),
+        ) {
+            let mut b = a.clone().into_bytes();
+            if let Some(i) = flip.filter(|i| *i < b.len()) {
+                b[i] = if b[i] == b'a' { b'b' } else { b'a' };
+            }
+            let b = String::from_utf8(b).expect("ascii");
+            proptest::prop_assert_eq!(super::Short(&a) == super::Short(&b), a == b);
+            let shorter = &a[..a.len().saturating_sub(1)];
+            proptest::prop_assert_eq!(super::Short(&a) == super::Short(shorter), a == shorter);
+        }
+
         /// Each route's places name its hostnames as [`Hostname::parse`] parses them, or the
         /// first it refuses, as parsing each in turn does; a text met again is not parsed
         /// again.

@@ -454,7 +454,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         let slot = route_statuses.slot(place);
         status::route_status(slot, route, id, &mut outcomes, &out);
-        rejections.append(&mut out.rejections);
+        if !out.rejections.is_empty() {
+            rejections.append(&mut out.rejections);
+        }
         if accepted {
             add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, out.matches.start);
         } else {
