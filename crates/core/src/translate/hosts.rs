@@ -2,7 +2,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::hostname::Hostname;
+use crate::hostname::{short_eq, Hostname};
 use crate::ingress::SharedText;
 use crate::model::Route;
 
@@ -24,43 +24,23 @@ pub(crate) struct RouteHosts<'s> {
     refused: Vec<(usize, String)>,
 }
 
-/// A text as a key of a table, compared without a call to `memcmp` when it has at most 32
-/// bytes, as namespaces and most hostnames do: a call cost more than the compare (a table's
-/// hit compares the key once). Hashes as the text.
+/// A text as a key of a table, compared by [`short_eq`]: namespaces and most hostnames have at
+/// most 32 bytes (a table's hit compares the key once). Hashes as the text.
 #[derive(Clone, Copy, Hash)]
 pub(crate) struct Short<'s>(pub &'s str);
 
 impl PartialEq for Short<'_> {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
-        let n = a.len();
-        if n != b.len() {
-            return false;
-        }
-        // Loads that together cover the bytes, overlapping when fewer than their sum.
-        let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8 bytes"));
-        let half = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().expect("4 bytes"));
-        match n {
-            0 => true,
-            1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
-            4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
-            8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
-            17..=32 => {
-                word(a, 0) == word(b, 0)
-                    && word(a, 8) == word(b, 8)
-                    && word(a, n - 16) == word(b, n - 16)
-                    && word(a, n - 8) == word(b, n - 8)
-            }
-            _ => a == b,
-        }
+        short_eq(self.0.as_bytes(), other.0.as_bytes())
     }
 }
 
 impl Eq for Short<'_> {}
 
-/// Where a route's hostnames are among [`RouteHosts`]' places (from, to), or the place of the
-/// first the schema refuses among its refusals ([`RouteHosts::refused`]).
+/// Where a route's hostnames are among [`RouteHosts`]' places, and so in [`RouteHosts::all`]
+/// (from, to), or the place of the first the schema refuses among its refusals
+/// ([`RouteHosts::refused`]).
 ///
 /// Twelve bytes, no list of its own: the places are written once, at the end of one list, and
 /// not read back right away. (A `SmallVec` of them, moved into the caller's list, was read back
@@ -107,10 +87,11 @@ impl<'s> RouteHosts<'s> {
         Ok((from as u32, self.routes.len() as u32))
     }
 
-    /// The places in [`RouteHosts::parsed`] of the hostnames of a route [`RouteHosts::parse`]
-    /// took.
-    pub fn places(&self, (from, to): (u32, u32)) -> &[u32] {
-        &self.routes[from as usize..to as usize]
+    /// The hostnames of every route [`RouteHosts::parse`] took, one route's after the other's,
+    /// as references: a route's are the range of its places (`HostPlaces`), borrowed as they
+    /// are rather than gathered route by route.
+    pub fn all(&self) -> Vec<&Hostname> {
+        self.routes.iter().map(|p| &self.parsed[*p as usize]).collect()
     }
 
     /// The index of the first hostname a route wrote that [`RouteHosts::parse`] refused, and
@@ -303,6 +284,7 @@ mod tests {
                 .collect();
             let mut hosts = super::RouteHosts::default();
             let places: Vec<super::HostPlaces> = routes.iter().map(|r| hosts.parse(r)).collect();
+            let all = hosts.all();
             for (route, places) in routes.iter().zip(&places) {
                 let expected: Result<Vec<Hostname>, (usize, String)> = route
                     .hostnames
@@ -311,7 +293,7 @@ mod tests {
                     .map(|(i, h)| Hostname::parse(h).map_err(|e| (i, e.to_string())))
                     .collect();
                 let got = places
-                    .map(|p| hosts.places(p).iter().map(|p| hosts.parsed[*p as usize].clone()).collect::<Vec<_>>())
+                    .map(|(from, to)| all[from as usize..to as usize].iter().map(|h| (*h).clone()).collect::<Vec<_>>())
                     .map_err(|r| hosts.refused(r).clone());
                 proptest::prop_assert_eq!(got, expected);
             }

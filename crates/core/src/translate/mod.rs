@@ -359,18 +359,17 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
 
     let status::Names { text: names_text, routes: names, namespaces } = names;
     let mut attacher = attach::Attacher::new(&gateways, &index, namespaces.len());
+    // Every route's hostnames, each route's a range of them.
+    let route_hostnames = route_hosts.all();
     let mut outcomes = attach::Outcomes::new();
     for (((route, age), hostnames), status::RouteNames { name, group, place }) in
         routes.into_iter().zip(ages).zip(parsed).zip(names)
     {
-        // Pushed one at a time, as in `add_rules`: `collect` reserves by the size hint first.
-        let mut hostnames_ok: SmallVec<[&Hostname; 2]> = SmallVec::new();
-        if let Ok(places) = hostnames {
-            for p in route_hosts.places(places) {
-                hostnames_ok.push(&route_hosts.parsed[*p as usize]);
-            }
-        }
-        attacher.resolve(route, group, &hostnames_ok, &mut outcomes);
+        let hostnames_ok: &[&Hostname] = match hostnames {
+            Ok((from, to)) => &route_hostnames[from as usize..to as usize],
+            Err(_) => &[],
+        };
+        attacher.resolve(route, group, hostnames_ok, &mut outcomes);
         if outcomes.is_empty() {
             continue; // not ours
         }
