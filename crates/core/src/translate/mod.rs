@@ -354,6 +354,7 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // At most every listener's and every route's hostname, and "none": the table never grows.
     let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>() + route_hosts.parsed.len() + 1;
     let mut hosts = order::HostIds::with_capacity(most_hosts);
+    candidates.reserve_hosts(most_hosts);
     let listeners = listener_keys(&gateways, &mut hosts);
     hosts.add_routes(&route_hosts.parsed);
 
