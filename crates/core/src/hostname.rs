@@ -11,12 +11,18 @@
 
 use std::cmp::{Ordering, Reverse};
 
+use compact_str::CompactString;
+
 /// A validated hostname (lower case, no port, no IP).
+///
+/// The name is a [`CompactString`]: one of up to 24 bytes, as most are, is held inline, so
+/// parsing it allocates nothing (a translation parses every distinct route hostname, and
+/// frees it after; a `String` cost a `malloc` and a `free` each).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Hostname {
-    Exact(String),
+    Exact(CompactString),
     /// `*.suffix`, holding `suffix`.
-    Wildcard(String),
+    Wildcard(CompactString),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -43,11 +49,7 @@ impl Hostname {
             None => (false, value),
         };
         if value.len() <= 253 && plain_name(name) {
-            return Ok(if wildcard {
-                Hostname::Wildcard(name.to_string())
-            } else {
-                Hostname::Exact(name.to_string())
-            });
+            return Ok(if wildcard { Hostname::Wildcard(name.into()) } else { Hostname::Exact(name.into()) });
         }
         Hostname::parse_checked(value)
     }
@@ -78,7 +80,7 @@ impl Hostname {
         if !wildcard && numeric && name.parse::<std::net::Ipv4Addr>().is_ok() {
             return err(HostnameError::IpAddress);
         }
-        Ok(if wildcard { Hostname::Wildcard(name.to_string()) } else { Hostname::Exact(name.to_string()) })
+        Ok(if wildcard { Hostname::Wildcard(name.into()) } else { Hostname::Exact(name.into()) })
     }
 
     pub fn is_wildcard(&self) -> bool {
@@ -88,7 +90,7 @@ impl Hostname {
     /// The name as written in YAML (`*.example.com` for a wildcard).
     pub fn as_string(&self) -> String {
         match self {
-            Hostname::Exact(name) => name.clone(),
+            Hostname::Exact(name) => name.to_string(),
             Hostname::Wildcard(suffix) => format!("*.{suffix}"),
         }
     }
@@ -137,9 +139,9 @@ impl Hostname {
             Hostname::Exact(name) => name.as_str(),
             Hostname::Wildcard(suffix) => suffix.as_str(),
         };
-        let own = self.is_wildcard().then(|| Hostname::Wildcard(name.to_string()));
+        let own = self.is_wildcard().then(|| Hostname::Wildcard(name.into()));
         own.into_iter()
-            .chain(name.match_indices('.').map(move |(i, _)| Hostname::Wildcard(name[i + 1..].to_string())))
+            .chain(name.match_indices('.').map(move |(i, _)| Hostname::Wildcard(name[i + 1..].into())))
     }
 }
 
@@ -248,9 +250,37 @@ impl std::fmt::Display for Hostname {
 
 #[inline]
 fn is_subdomain(host: &str, suffix: &str) -> bool {
+    let (host, suffix) = (host.as_bytes(), suffix.as_bytes());
     host.len() > suffix.len() + 1
-        && host.ends_with(suffix)
-        && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+        && short_eq(&host[host.len() - suffix.len()..], suffix)
+        && host[host.len() - suffix.len() - 1] == b'.'
+}
+
+/// `a == b`, without a call to `memcmp` when they have at most 32 bytes, as most hostnames and
+/// namespaces do: for those a call costs more than the compare, which translation makes for
+/// every route (hostnames against listeners', keys of its tables). Loads that together cover
+/// the bytes, overlapping when there are fewer than their sum; longer ones as slices.
+#[inline]
+pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        17..=32 => {
+            word(a, 0) == word(b, 0)
+                && word(a, 8) == word(b, 8)
+                && word(a, n - 16) == word(b, n - 16)
+                && word(a, n - 8) == word(b, n - 8)
+        }
+        _ => a == b,
+    }
 }
 
 /// The hostname a route hostname takes on a listener, or `None` when they do not intersect.
@@ -270,11 +300,11 @@ fn is_subdomain(host: &str, suffix: &str) -> bool {
 pub fn intersect<'h>(listener: Option<&'h Hostname>, route: &'h Hostname) -> Option<&'h Hostname> {
     let Some(listener) = listener else { return Some(route) };
     match (listener, route) {
-        (Hostname::Exact(l), Hostname::Exact(r)) => (l == r).then_some(route),
+        (Hostname::Exact(l), Hostname::Exact(r)) => short_eq(l.as_bytes(), r.as_bytes()).then_some(route),
         (Hostname::Exact(l), Hostname::Wildcard(r)) => is_subdomain(l, r).then_some(listener),
         (Hostname::Wildcard(l), Hostname::Exact(r)) => is_subdomain(r, l).then_some(route),
         (Hostname::Wildcard(l), Hostname::Wildcard(r)) => {
-            if l == r || is_subdomain(r, l) {
+            if short_eq(l.as_bytes(), r.as_bytes()) || is_subdomain(r, l) {
                 Some(route)
             } else {
                 is_subdomain(l, r).then_some(listener)

@@ -14,6 +14,7 @@ use crate::hostname::{intersect, Hostname};
 use crate::model::{ParentRef, Route, RouteNamespaces, GATEWAY_GROUP};
 
 use super::gateways::{GatewayView, ListenerView};
+use super::hosts::Short;
 use super::index::Index;
 use super::Reason;
 
@@ -106,19 +107,20 @@ impl<'g, 'a> Attacher<'g, 'a> {
     {
         outcomes.clear();
         for (i, parent_ref) in route.parent_refs.iter().enumerate() {
-            let (reach, shared) = match self.known.iter().position(|k| *k.parent_ref == *parent_ref) {
-                Some(k) => (self.reach(k, route, group), Arc::clone(&self.known[k].parent_ref)),
-                None if self.known.len() < Self::KEPT => {
-                    let shared = Arc::new(parent_ref.clone());
-                    let reach = vec![Reach::Unknown; self.groups];
-                    self.known.push(Known { parent_ref: Arc::clone(&shared), reach });
-                    (self.reach(self.known.len() - 1, route, group), shared)
-                }
-                None => match parent_gateway(route, parent_ref, self.gateways) {
-                    Some(gateway) => (Reach::Each { gateway }, Arc::new(parent_ref.clone())),
-                    None => continue,
-                },
-            };
+            let (reach, shared) =
+                match self.known.iter().position(|k| same_parent_ref(&k.parent_ref, parent_ref)) {
+                    Some(k) => (self.reach(k, route, group), Arc::clone(&self.known[k].parent_ref)),
+                    None if self.known.len() < Self::KEPT => {
+                        let shared = Arc::new(parent_ref.clone());
+                        let reach = vec![Reach::Unknown; self.groups];
+                        self.known.push(Known { parent_ref: Arc::clone(&shared), reach });
+                        (self.reach(self.known.len() - 1, route, group), shared)
+                    }
+                    None => match parent_gateway(route, parent_ref, self.gateways) {
+                        Some(gateway) => (Reach::Each { gateway }, Arc::new(parent_ref.clone())),
+                        None => continue,
+                    },
+                };
             match reach {
                 Reach::NotOurs | Reach::Unknown => continue,
                 Reach::Listeners { gateway, allowed } => {
@@ -162,6 +164,18 @@ impl<'g, 'a> Attacher<'g, 'a> {
         known.reach[group as usize] = reach;
         reach
     }
+}
+
+/// `a == b`, with the Gateway's namespace and name (short texts) compared as [`Short`] ones:
+/// every route's parentRefs are compared with the kept ones ([`Attacher`]), each with texts
+/// of its own.
+fn same_parent_ref(a: &ParentRef, b: &ParentRef) -> bool {
+    a.port == b.port
+        && Short(&a.name) == Short(&b.name)
+        && a.namespace.as_deref().map(Short) == b.namespace.as_deref().map(Short)
+        && a.section_name == b.section_name
+        && a.group == b.group
+        && a.kind == b.kind
 }
 
 /// The place among `gateways` of the Gateway `parent_ref` (of `route`) names, if it names one

@@ -5,7 +5,7 @@ use crate::hostname::Hostname;
 use crate::model::{ParentRef, Route, Snapshot};
 use crate::translate::{gateways, index::Index, status, Settings};
 
-use super::{attach, parent_gateway, Attacher, ParentOutcome};
+use super::{attach, parent_gateway, same_parent_ref, Attacher, ParentOutcome};
 
 /// An outcome as text: the parentRef's place, the Gateway's, and each listener with the
 /// hostnames taken there, or the reason and message.
@@ -61,6 +61,39 @@ fn parent(
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// [`same_parent_ref`] says what `==` says, for parentRefs differing in any field: texts
+    /// of the same length and different ones, around the lengths its loads cover.
+    #[test]
+    fn same_parent_ref_is_equality(
+        refs in proptest::collection::vec(
+            (
+                proptest::option::of("(gateway\\.networking\\.k8s\\.io|g)"),
+                proptest::option::of("(Gateway|Service)"),
+                proptest::option::of("(a|b|infra|infrb|a-long-namespace-name|a-long-namespace-namf)"),
+                "(gw|gx|g|a-gateway-of-some-length-x|a-gateway-of-some-length-y)",
+                proptest::option::of("(l1|l2)"),
+                proptest::option::of(80i32..82),
+            ),
+            2..6,
+        ),
+    ) {
+        // Each made twice: equal parentRefs with texts of their own, as routes have.
+        let make = || -> Vec<ParentRef> {
+            refs.iter()
+                .map(|(group, kind, namespace, name, section, port)| ParentRef {
+                    group: group.as_deref().map(crate::model::name),
+                    ..parent(namespace.as_deref(), name, section.as_deref(), *port, kind.as_deref())
+                })
+                .collect()
+        };
+        let (first, again) = (make(), make());
+        for a in &first {
+            for b in first.iter().chain(&again) {
+                proptest::prop_assert_eq!(same_parent_ref(a, b), a == b);
+            }
+        }
+    }
 
     /// The outcomes a route gets from the [`Attacher`] (what a parentRef reaches kept per
     /// group, a route then only intersecting its hostnames) are those of the general path,

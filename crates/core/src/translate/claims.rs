@@ -105,7 +105,7 @@ impl<'a> KindIndex<'a> {
         let name = match host {
             Hostname::Exact(name) => {
                 if let Some(owner) = self.exact.get(name.as_str()) {
-                    return Some((*owner, name.clone()));
+                    return Some((*owner, name.to_string()));
                 }
                 name
             }

@@ -2,7 +2,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::hostname::Hostname;
+use crate::hostname::{short_eq, Hostname};
 use crate::ingress::SharedText;
 use crate::model::Route;
 
@@ -14,7 +14,7 @@ use crate::model::Route;
 #[derive(Default)]
 pub(crate) struct RouteHosts<'s> {
     /// Each hostname parsed, by its text as written.
-    places: FxHashMap<&'s str, u32>,
+    places: FxHashMap<Short<'s>, u32>,
     /// Each distinct hostname, in the order first met.
     pub parsed: Vec<Hostname>,
     /// Every route's hostnames as places in [`RouteHosts::parsed`], one route's after the
@@ -24,8 +24,23 @@ pub(crate) struct RouteHosts<'s> {
     refused: Vec<(usize, String)>,
 }
 
-/// Where a route's hostnames are among [`RouteHosts`]' places (from, to), or the place of the
-/// first the schema refuses among its refusals ([`RouteHosts::refused`]).
+/// A text as a key of a table, compared by [`short_eq`]: namespaces and most hostnames have at
+/// most 32 bytes (a table's hit compares the key once). Hashes as the text.
+#[derive(Clone, Copy, Hash)]
+pub(crate) struct Short<'s>(pub &'s str);
+
+impl PartialEq for Short<'_> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        short_eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for Short<'_> {}
+
+/// Where a route's hostnames are among [`RouteHosts`]' places, and so in [`RouteHosts::all`]
+/// (from, to), or the place of the first the schema refuses among its refusals
+/// ([`RouteHosts::refused`]).
 ///
 /// Twelve bytes, no list of its own: the places are written once, at the end of one list, and
 /// not read back right away. (A `SmallVec` of them, moved into the caller's list, was read back
@@ -51,7 +66,7 @@ impl<'s> RouteHosts<'s> {
     pub fn parse(&mut self, route: &'s Route) -> HostPlaces {
         let from = self.routes.len();
         for (i, h) in route.hostnames.iter().enumerate() {
-            let place = match self.places.entry(h.as_str()) {
+            let place = match self.places.entry(Short(h.as_str())) {
                 std::collections::hash_map::Entry::Occupied(known) => *known.get(),
                 std::collections::hash_map::Entry::Vacant(new) => match Hostname::parse(h) {
                     Ok(parsed) => {
@@ -72,10 +87,11 @@ impl<'s> RouteHosts<'s> {
         Ok((from as u32, self.routes.len() as u32))
     }
 
-    /// The places in [`RouteHosts::parsed`] of the hostnames of a route [`RouteHosts::parse`]
-    /// took.
-    pub fn places(&self, (from, to): (u32, u32)) -> &[u32] {
-        &self.routes[from as usize..to as usize]
+    /// The hostnames of every route [`RouteHosts::parse`] took, one route's after the other's,
+    /// as references: a route's are the range of its places (`HostPlaces`), borrowed as they
+    /// are rather than gathered route by route.
+    pub fn all(&self) -> Vec<&Hostname> {
+        self.routes.iter().map(|p| &self.parsed[*p as usize]).collect()
     }
 
     /// The index of the first hostname a route wrote that [`RouteHosts::parse`] refused, and
@@ -231,6 +247,24 @@ mod tests {
     use crate::translate::order::HostIds;
 
     proptest::proptest! {
+        /// [`super::Short`] texts are equal exactly when the texts are: every length to past
+        /// the 32 bytes compared by loads, texts of one length differing in any one byte
+        /// (first, last, middle, where loads overlap) or in none.
+        #[test]
+        fn short_texts_compare_as_the_texts(
+            a in "[ab]{0,40}",
+            flip in proptest::option::of(0usize..40),
+        ) {
+            let mut b = a.clone().into_bytes();
+            if let Some(i) = flip.filter(|i| *i < b.len()) {
+                b[i] = if b[i] == b'a' { b'b' } else { b'a' };
+            }
+            let b = String::from_utf8(b).expect("ascii");
+            proptest::prop_assert_eq!(super::Short(&a) == super::Short(&b), a == b);
+            let shorter = &a[..a.len().saturating_sub(1)];
+            proptest::prop_assert_eq!(super::Short(&a) == super::Short(shorter), a == shorter);
+        }
+
         /// Each route's places name its hostnames as [`Hostname::parse`] parses them, or the
         /// first it refuses, as parsing each in turn does; a text met again is not parsed
         /// again.
@@ -250,6 +284,7 @@ mod tests {
                 .collect();
             let mut hosts = super::RouteHosts::default();
             let places: Vec<super::HostPlaces> = routes.iter().map(|r| hosts.parse(r)).collect();
+            let all = hosts.all();
             for (route, places) in routes.iter().zip(&places) {
                 let expected: Result<Vec<Hostname>, (usize, String)> = route
                     .hostnames
@@ -258,7 +293,7 @@ mod tests {
                     .map(|(i, h)| Hostname::parse(h).map_err(|e| (i, e.to_string())))
                     .collect();
                 let got = places
-                    .map(|p| hosts.places(p).iter().map(|p| hosts.parsed[*p as usize].clone()).collect::<Vec<_>>())
+                    .map(|(from, to)| all[from as usize..to as usize].iter().map(|h| (*h).clone()).collect::<Vec<_>>())
                     .map_err(|r| hosts.refused(r).clone());
                 proptest::prop_assert_eq!(got, expected);
             }

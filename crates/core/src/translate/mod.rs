@@ -367,25 +367,25 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
     // At most every listener's and every route's hostname, and "none": the table never grows.
     let most_hosts = gateways.iter().map(|g| g.listeners.len()).sum::<usize>() + route_hosts.parsed.len() + 1;
     let mut hosts = order::HostIds::with_capacity(most_hosts);
+    candidates.reserve_hosts(most_hosts);
     let listeners = listener_keys(&gateways, &mut hosts);
     hosts.add_routes(&route_hosts.parsed);
 
     let status::Names { text: names_text, routes: names, namespaces } = names;
     let mut attacher = attach::Attacher::new(&gateways, &index, namespaces.len());
+    // Every route's hostnames, each route's a range of them.
+    let route_hostnames = route_hosts.all();
     let mut outcomes = attach::Outcomes::new();
     for ((((walked, route), age), hostnames), status::RouteNames { name, group, place }) in
         routes.into_iter().enumerate().zip(ages).zip(parsed).zip(names)
     {
         // Whether this route may conflict: it is checked, and claims its hostnames.
         let conflicts = walked >= checked_from;
-        // Pushed one at a time, as in `add_rules`: `collect` reserves by the size hint first.
-        let mut hostnames_ok: SmallVec<[&Hostname; 2]> = SmallVec::new();
-        if let Ok(places) = hostnames {
-            for p in route_hosts.places(places) {
-                hostnames_ok.push(&route_hosts.parsed[*p as usize]);
-            }
-        }
-        attacher.resolve(route, group, &hostnames_ok, &mut outcomes);
+        let hostnames_ok: &[&Hostname] = match hostnames {
+            Ok((from, to)) => &route_hostnames[from as usize..to as usize],
+            Err(_) => &[],
+        };
+        attacher.resolve(route, group, hostnames_ok, &mut outcomes);
         if outcomes.is_empty() {
             continue; // not ours
         }
@@ -403,13 +403,18 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         let id = RouteName::shared(route.kind, &names_text, namespace, name);
         candidates.age(age);
         rules::route_out(route, &id, group, &mut resolver, &mut out, &mut candidates, &mut paths);
-        notes.append(&mut out.notes);
-        unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
-            object: object_name(route),
-            field: u.field.clone(),
-            reason: u.why.reason,
-            message: u.why.message.clone(),
-        }));
+        // Most routes have neither: nothing to reserve or move.
+        if !out.notes.is_empty() {
+            notes.append(&mut out.notes);
+        }
+        if !out.unresolved.is_empty() {
+            unresolved_backends.extend(out.unresolved.iter().map(|u| Rejection {
+                object: object_name(route),
+                field: u.field.clone(),
+                reason: u.why.reason,
+                message: u.why.message.clone(),
+            }));
+        }
         let all_rules_dropped = !route.rules.is_empty() && out.rules_kept == 0;
 
         // HTTPRoute and GRPCRoute on the same listener hostname: the older route keeps it.
@@ -432,6 +437,8 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         // The listeners this route attaches to, each once: several parentRefs (one with a
         // sectionName, one without) can reach the same listener, which still has one route.
+        // One parentRef (most routes) reaches each listener once: nothing to look up.
+        let one_parent = outcomes.len() == 1;
         let mut attached_to: SmallVec<[(usize, usize); 4]> = SmallVec::new();
         for outcome in &outcomes {
             match &outcome.result {
@@ -444,7 +451,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                 Ok(attachments) if !all_rules_dropped => {
                     for a in attachments {
                         let listener = &gateways[outcome.gateway].listeners[a.listener];
-                        if !attached_to.contains(&(outcome.gateway, a.listener)) {
+                        if one_parent {
+                            listener.attached.set(listener.attached.get() + 1);
+                        } else if !attached_to.contains(&(outcome.gateway, a.listener)) {
                             attached_to.push((outcome.gateway, a.listener));
                             listener.attached.set(listener.attached.get() + 1);
                         }
@@ -460,7 +469,9 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
         }
         let slot = route_statuses.slot(place);
         status::route_status(slot, route, id, &mut outcomes, &out);
-        rejections.append(&mut out.rejections);
+        if !out.rejections.is_empty() {
+            rejections.append(&mut out.rejections);
+        }
         if accepted {
             add_rules(&mut candidates, &mut hosts, &listeners, &outcomes, out.matches.start);
         } else {

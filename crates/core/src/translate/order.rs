@@ -80,6 +80,8 @@ pub(crate) struct Candidates {
     ages: Vec<u32>,
     /// The place oldest first of the route whose rules are added now.
     age: u32,
+    /// What [`finish`] needs of the hostnames, gathered as the candidates are placed.
+    stats: push::HostStats,
 }
 
 impl Candidates {
@@ -91,6 +93,7 @@ impl Candidates {
             routes: Vec::new(),
             ages: Vec::new(),
             age: 0,
+            stats: push::HostStats::default(),
         }
     }
 
@@ -169,8 +172,8 @@ fn bits(max: u64) -> u32 {
 }
 
 /// The largest primary and secondary [`PathRank::parts`] of `rank`, and `max` so far: what
-/// [`Packing::new`] needs of the paths, gathered by [`finish`] in its one pass over the
-/// candidates in the order they were made.
+/// [`Packing::new`] needs of the paths, gathered as the candidates are placed
+/// ([`push::HostStats`]).
 fn max_parts(max: (u64, u64), rank: PathRank) -> (u64, u64) {
     let (_, primary, secondary) = rank.parts();
     (max.0.max(primary as u64), max.1.max(secondary as u64))
@@ -373,34 +376,16 @@ pub(crate) fn finish(
     mut paths: String,
     services: Services,
 ) -> (IngressRules, Vec<Shadowed>, bool) {
-    let Candidates { keys: candidates, listeners, origins, routes, ages, age: _ } = candidates;
+    let Candidates { keys: candidates, listeners, origins, routes, ages, age: _, stats } = candidates;
     let listener_rank = ranks(hosts, listeners.into_iter(), listener_cmp);
     // Every hostname ranked, used by a rule or not: the order among those used is the same.
     let host_rank = host_ranks(hosts);
 
     // Which hostnames have rules, and which occur (with a path) in more than one listener
     // block; how many rules with a path each hostname has (room for its runs' paths); and the
-    // longest paths (for the sort key). One pass in the order the candidates were made, which
-    // does not matter here.
-    let mut has_rules = vec![false; hosts.values.len()];
-    let mut shared = vec![false; hosts.values.len()];
-    let mut block_of: Vec<u32> = vec![u32::MAX; hosts.values.len()];
-    let mut with_path: Vec<u32> = vec![0; hosts.values.len()];
-    let mut longest = (0, 0);
-    for (c, _) in &candidates {
-        has_rules[c.host as usize] = true;
-        longest = max_parts(longest, c.rank);
-        if c.path_hash != 0 {
-            with_path[c.host as usize] += 1;
-            let block = &mut block_of[c.host as usize];
-            if *block == u32::MAX {
-                *block = c.listener;
-            } else if *block != c.listener {
-                shared[c.host as usize] = true;
-            }
-        }
-    }
-    drop(block_of);
+    // longest paths (for the sort key): gathered as the candidates were placed.
+    let push::HostStats { has_rules, mut shared, with_path, longest, .. } =
+        stats.for_hosts(hosts.values.len());
 
     // Keys are distinct (each holds its candidate's index), and candidates are made in an
     // order that does not depend on the input's: the same objects in any order give the same

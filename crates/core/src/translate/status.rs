@@ -15,6 +15,7 @@ use crate::status::{
 
 use super::attach::ParentOutcome;
 use super::gateways::GatewayView;
+use super::hosts::Short;
 use super::order::radix_pass;
 use super::rules::RouteOut;
 use super::{Reason, Settings};
@@ -122,7 +123,7 @@ pub(crate) fn route_status<'a>(
 pub(crate) fn names<'r, T>(routes: &[&'r Route], mut also: impl FnMut(&'r Route) -> T) -> (Names, Vec<T>) {
     // Each distinct (kind, namespace), in the order first seen, and where its namespace is in
     // the text.
-    let mut seen: FxHashMap<(RouteKind, &str), u32> = FxHashMap::default();
+    let mut seen: FxHashMap<(RouteKind, Short<'_>), u32> = FxHashMap::default();
     let mut groups: Vec<(RouteKind, &str)> = Vec::new();
     let mut namespaces: Vec<Range<u32>> = Vec::new();
     let mut keys: Vec<IdentityKey> = Vec::with_capacity(routes.len());
@@ -135,7 +136,7 @@ pub(crate) fn names<'r, T>(routes: &[&'r Route], mut also: impl FnMut(&'r Route)
             let at = chunk * READ_AHEAD + i;
             more.push(also(route));
             let namespace = route.meta.namespace.as_str();
-            let group = *seen.entry((route.kind, namespace)).or_insert_with(|| {
+            let group = *seen.entry((route.kind, Short(namespace))).or_insert_with(|| {
                 groups.push((route.kind, namespace));
                 namespaces.push(SharedText::append(&mut text, namespace));
                 groups.len() as u32 - 1
