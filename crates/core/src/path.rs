@@ -288,9 +288,10 @@ fn simple_literal(b: &[u8]) -> bool {
 #[inline(always)]
 fn simple_word(x: u64, pairs: u64) -> bool {
     // On bytes below 0x80 (the word is refused otherwise), no sum below carries out of its
-    // byte: a byte's high bit says whether it is at least `lo`, or above `hi`.
-    let at_least = |v: u64, lo: u8| v + BYTES * u64::from(0x80 - lo);
-    let above = |v: u64, hi: u8| v + BYTES * u64::from(0x7f - hi);
+    // byte: a byte's high bit says whether it is at least `lo`, or above `hi`. (With a byte
+    // from 0x80 the sum may carry out of the word: wrapping, as the word is refused anyway.)
+    let at_least = |v: u64, lo: u8| v.wrapping_add(BYTES * u64::from(0x80 - lo));
+    let above = |v: u64, hi: u8| v.wrapping_add(BYTES * u64::from(0x7f - hi));
     let digit_or_slash = at_least(x, b'/') & !above(x, b'9');
     let lower = x | (BYTES * 0x20);
     let letter = at_least(lower, b'a') & !above(lower, b'z');
