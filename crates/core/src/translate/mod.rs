@@ -469,8 +469,15 @@ pub fn translate(snapshot: &Snapshot, settings: &Settings) -> Translation {
                         }
                         // A route that renders no rule (a GRPCRoute without rules) serves
                         // nothing on its hostnames: it does not keep the other kind off them.
-                        for h in a.hostnames.iter().filter(|_| conflicts && !out.matches.is_empty()) {
-                            claims.claim(listeners[outcome.gateway][a.listener].id, route.kind, *h, route);
+                        if conflicts && !out.matches.is_empty() {
+                            for h in &a.hostnames {
+                                claims.claim(
+                                    listeners[outcome.gateway][a.listener].id,
+                                    route.kind,
+                                    *h,
+                                    route,
+                                );
+                            }
                         }
                     }
                 }
