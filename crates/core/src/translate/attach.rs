@@ -168,14 +168,16 @@ impl<'g, 'a> Attacher<'g, 'a> {
 
 /// `a == b`, with the Gateway's namespace and name (short texts) compared as [`Short`] ones:
 /// every route's parentRefs are compared with the kept ones ([`Attacher`]), each with texts
-/// of its own.
+/// of its own. Every field is named (no `..`): a field added to `ParentRef` does not compile
+/// until it is compared here too.
 fn same_parent_ref(a: &ParentRef, b: &ParentRef) -> bool {
-    a.port == b.port
-        && Short(&a.name) == Short(&b.name)
-        && a.namespace.as_deref().map(Short) == b.namespace.as_deref().map(Short)
-        && a.section_name == b.section_name
-        && a.group == b.group
-        && a.kind == b.kind
+    let ParentRef { group, kind, namespace, name, section_name, port } = a;
+    *port == b.port
+        && Short(name) == Short(&b.name)
+        && namespace.as_deref().map(Short) == b.namespace.as_deref().map(Short)
+        && *section_name == b.section_name
+        && *group == b.group
+        && *kind == b.kind
 }
 
 /// The place among `gateways` of the Gateway `parent_ref` (of `route`) names, if it names one

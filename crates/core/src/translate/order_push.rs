@@ -54,7 +54,11 @@ impl HostStats {
 
     #[cold]
     fn grow(&mut self, n: usize) {
-        let n = n.max(self.has_rules.len() * 2);
+        self.resize(n.max(self.has_rules.len() * 2));
+    }
+
+    /// Each list `n` long, what is added unset.
+    fn resize(&mut self, n: usize) {
         self.has_rules.resize(n, false);
         self.shared.resize(n, false);
         self.block_of.resize(n, u32::MAX);
@@ -70,10 +74,7 @@ impl HostStats {
 
     /// These, each list as long as `hosts` (the ids given).
     pub(super) fn for_hosts(mut self, hosts: usize) -> Self {
-        self.has_rules.resize(hosts, false);
-        self.shared.resize(hosts, false);
-        self.block_of.resize(hosts, u32::MAX);
-        self.with_path.resize(hosts, 0);
+        self.resize(hosts);
         self
     }
 }
